@@ -1,0 +1,52 @@
+"""Brian2 used as a library: its equation parser, unit checker and state updaters read our descriptions.
+
+Both backends and the validation build Brian2 objects from a description through these two functions, so
+that a model is turned into Brian2 terms in exactly one place.
+"""
+import brian2
+from brian2 import Equations, NeuronGroup, SpikeGeneratorGroup, Synapses, second
+
+from bridge.quantities import parse_quantity
+
+# Validation builds Brian2 objects only to check them; Brian2 need not warn that they were never run.
+brian2.BrianLogger.suppress_name("unused_brian_object")
+
+
+def namespace(parameters):
+    return {name: parse_quantity(text, name) for name, text in parameters.items()}
+
+
+def neuron_group(model, n, name, dt=None):
+    """A Brian2 NeuronGroup for a NeuronModel (not yet run)."""
+    kwargs = {"dt": dt * second} if dt is not None else {}
+    return NeuronGroup(n, model.equations, threshold=model.threshold or None, reset=model.reset or None,
+                       refractory=parse_quantity(model.refractory, "refractory") if model.refractory else False,
+                       method=model.method, namespace=namespace(model.parameters), name=name, **kwargs)
+
+
+def spike_source(n, name, indices=(), times=(), dt=None):
+    kwargs = {"dt": dt * second} if dt is not None else {}
+    return SpikeGeneratorGroup(n, list(indices), list(times) * second, name=name, **kwargs)
+
+
+def synapses(synapse_model, source, target, name, dt=None):
+    """Brian2 Synapses for a SynapseModel between two existing Brian2 groups (not yet connected)."""
+    kwargs = {"dt": dt * second} if dt is not None else {}
+    return Synapses(source, target, model=synapse_model.model, on_pre=synapse_model.on_pre or None,
+                    on_post=synapse_model.on_post or None, namespace=namespace(synapse_model.parameters),
+                    name=name, **kwargs)
+
+
+def equations(text):
+    return Equations(text)
+
+
+def run_checks(objects):
+    """Let Brian2 check units and names of `objects` by preparing a zero-length run on the numpy target."""
+    previous = brian2.prefs.codegen.target
+    brian2.prefs.codegen.target = "numpy"
+    try:
+        brian2.Network(*objects).run(0 * second)
+    finally:
+        brian2.prefs.codegen.target = previous
+

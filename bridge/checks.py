@@ -1,0 +1,129 @@
+"""Validation of descriptions with Brian2's own parser and unit checker; errors name the field."""
+import json
+from brian2 import DimensionMismatchError
+from brian2.core.base import BrianObjectException
+
+from bridge import brian_parse
+from bridge.errors import DescriptionError
+from bridge.quantities import parse_quantity
+
+_INTERNAL = {"lastspike", "not_refractory"}
+
+
+def _brian_message(err):
+    """The original error inside Brian2's wrapper: what a user needs, without Brian2's traceback hints."""
+    original = err.__cause__ or err.__context__ if isinstance(err, BrianObjectException) else err
+    original = original or err
+    return f"{type(original).__name__}: {original}".strip()
+
+
+def _field_of(err, fields):
+    """Which description field a Brian2 error is about, from the name of the failing Brian2 object."""
+    name = getattr(err, "_brian_objname", "")
+    for suffix, field_name in fields:
+        if suffix in name:
+            return field_name
+    return fields[-1][1]
+
+
+def _model_key(model):
+    return json.dumps([model.equations, model.threshold, model.reset, model.refractory,
+                       sorted(model.parameters.items()), model.method])
+
+
+_checked = set()  # keys of models and projections that passed, so that repeated checks cost nothing
+
+
+def _once(key, check, *args):
+    if key not in _checked:
+        check(*args)
+        _checked.add(key)
+
+
+def check_neuron_model(model):
+    _once(_model_key(model), _check_neuron_model, model)
+
+
+def _check_neuron_model(model):
+    try:
+        group = brian_parse.neuron_group(model, 1, "checked_neuron")
+    except (SyntaxError, ValueError, TypeError, KeyError, DimensionMismatchError) as err:
+        raise DescriptionError("NeuronModel.equations", _brian_message(err)) from None
+    try:
+        brian_parse.run_checks([group])
+    except BrianObjectException as err:
+        where = _field_of(err, (("thresholder", "threshold"), ("resetter", "reset"), ("", "equations")))
+        raise DescriptionError(f"NeuronModel.{where}", _brian_message(err)) from None
+
+
+def variable_dims(model):
+    """{variable name: Brian2 dimension} of a neuron model's declared variables."""
+    eqs = brian_parse.equations(model.equations)
+    return {name: eqs[name].dim for name in eqs.names}
+
+
+def check_initial_values(population):
+    dims = variable_dims(population.model)
+    for var, value in population.initial.items():
+        where = f"Population {population.name!r}.initial[{var!r}]"
+        if var not in dims:
+            raise DescriptionError(where, f"unknown variable {var!r}; the model declares {sorted(dims)}")
+        if isinstance(value, str) and parse_quantity(value, where).dim != dims[var]:
+            raise DescriptionError(where, f"{value!r} has units {parse_quantity(value, where).dim}; "
+                                          f"{var} needs {dims[var] or 'no units'}")
+
+
+def check_recordable(population, var, where):
+    dims = variable_dims(population.model)
+    if var not in dims:
+        raise DescriptionError(where, f"unknown variable {var!r}; population {population.name!r} has {sorted(dims)}")
+
+
+def check_current(current, population):
+    eqs = brian_parse.equations(population.model.equations)
+    where = f"CurrentInjection {current.name!r}.variable"
+    if current.variable not in eqs.parameter_names:
+        raise DescriptionError(where, f"{current.variable!r} is not a parameter of {population.name!r}'s model; "
+                                      f"injectable parameters: {sorted(eqs.parameter_names)}")
+
+
+def check_projection(proj, source, target):
+    """Synaptic code checked by Brian2 against the real source and target models."""
+    syn_eqs = brian_parse.equations(proj.synapse.model)
+    declared = set(syn_eqs.parameter_names)
+    where = f"Projection {proj.name!r}.values"
+    unknown = set(proj.values) - declared
+    if unknown:
+        raise DescriptionError(where, f"unknown synaptic variables {sorted(unknown)}; declared: {sorted(declared)}")
+    missing = declared - set(proj.values)
+    if missing:
+        raise DescriptionError(where, f"no values for synaptic variables {sorted(missing)}")
+    for name, value in proj.values.items():
+        if isinstance(value, str) and parse_quantity(value, f"{where}[{name!r}]").dim != syn_eqs[name].dim:
+            raise DescriptionError(f"{where}[{name!r}]", f"{value!r} does not have the units of {name} "
+                                                         f"({syn_eqs[name].dim or 'dimensionless'})")
+    _once(json.dumps([proj.synapse.model, proj.synapse.on_pre, proj.synapse.on_post,
+                                         sorted(proj.synapse.parameters.items()), _source_key(source),
+                                         _model_key(target.model)]), _check_projection, proj, source, target)
+
+
+def _source_key(source):
+    return _model_key(source.model) if hasattr(source, "model") else "spike source"
+
+
+def _check_projection(proj, source, target):
+    where = f"Projection {proj.name!r}.synapse"
+    if hasattr(source, "model"):
+        pre = brian_parse.neuron_group(source.model, 1, "checked_source")
+    else:
+        pre = brian_parse.spike_source(1, "checked_source")
+    post = brian_parse.neuron_group(target.model, 1, "checked_target")
+    try:
+        syn = brian_parse.synapses(proj.synapse, pre, post, "checked_synapses")
+        syn.connect(i=0, j=0)
+        brian_parse.run_checks([pre, post, syn])
+    except BrianObjectException as err:
+        part = _field_of(err, (("_pre", "on_pre"), ("_post", "on_post"), ("", "model")))
+        raise DescriptionError(f"{where}.{part}", _brian_message(err)) from None
+    except (SyntaxError, ValueError, TypeError, KeyError, DimensionMismatchError) as err:
+        raise DescriptionError(where, _brian_message(err)) from None

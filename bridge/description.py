@@ -1,0 +1,458 @@
+"""The description of a spiking model, written once and compiled by both backends.
+
+Validated dataclasses, JSON round trip through a registry keyed by type name. Quantities are strings in
+Brian2's notation ("10*ms"); arrays (weights, delays, spike times, current values) are SI floats.
+"""
+import json
+import math
+from dataclasses import dataclass, field, fields, is_dataclass
+
+import numpy as np
+
+from bridge import checks
+from bridge.errors import DescriptionError
+from bridge.quantities import parse_quantity, si_value
+
+REGISTRY = {}
+
+# Brian2's default schedule; the only order both backends execute (DESIGN.md §3).
+BRIAN_SCHEDULE = ("start", "groups", "thresholds", "synapses", "resets", "end")
+DELAY_ROUNDING = ("half_up", "exact_steps")
+DTYPES = ("float64", "float32")
+
+
+def register(cls):
+    REGISTRY[cls.__name__] = cls
+    return cls
+
+
+def _frozen(value):
+    """Lists and arrays become (nested) tuples so descriptions compare and round-trip by value."""
+    if isinstance(value, np.ndarray):
+        value = value.tolist()
+    if isinstance(value, (list, tuple)):
+        return tuple(_frozen(v) for v in value)
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def _set(obj, name, value):
+    object.__setattr__(obj, name, value)
+
+
+def _finite_array(values, field_name):
+    array = np.asarray(values, dtype=float)
+    if not np.all(np.isfinite(array)):
+        raise DescriptionError(field_name, "contains NaN or infinite values; all values must be finite")
+    return array
+
+
+@register
+@dataclass(frozen=True)
+class NeuronModel:
+    """A neuron model in Brian2 syntax: `equations` with units and flags, `threshold` condition, `reset`
+    statements, `refractory` period (a quantity, "" for none), named scalar `parameters`
+    (quantity strings) and the integration `method` (a Brian2 state updater: exact, euler, rk2, rk4, ...)."""
+    equations: str
+    threshold: str = ""
+    reset: str = ""
+    refractory: str = ""
+    parameters: dict = field(default_factory=dict)
+    method: str = "exact"
+
+    def __post_init__(self):
+        for name, text in self.parameters.items():
+            parse_quantity(text, f"NeuronModel.parameters[{name!r}]")
+        if self.refractory:
+            period = parse_quantity(self.refractory, "NeuronModel.refractory")
+            if float(np.asarray(period)) < 0:
+                raise DescriptionError("NeuronModel.refractory", f"{self.refractory!r} is negative; give >= 0*ms")
+        checks.check_neuron_model(self)
+
+
+@register
+@dataclass(frozen=True)
+class SynapseModel:
+    """Synaptic event code in Brian2 syntax: `model` declares per-synapse variables (e.g. "w : volt"),
+    `on_pre` / `on_post` run when a (delayed) presynaptic / a postsynaptic spike arrives."""
+    model: str = ""
+    on_pre: str = ""
+    on_post: str = ""
+    parameters: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        for name, text in self.parameters.items():
+            parse_quantity(text, f"SynapseModel.parameters[{name!r}]")
+
+
+@register
+@dataclass(frozen=True)
+class Population:
+    """`n` neurons of one model; `initial` maps variables to a quantity string or n SI values."""
+    name: str
+    model: NeuronModel
+    n: int
+    initial: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        _check_name(self.name, "Population.name")
+        _check_count(self.n, f"Population {self.name!r}.n")
+        _set(self, "initial", {k: _frozen(v) for k, v in self.initial.items()})
+        for var, value in self.initial.items():
+            where = f"Population {self.name!r}.initial[{var!r}]"
+            if isinstance(value, str):
+                parse_quantity(value, where)
+            elif len(_finite_array(value, where)) != self.n:
+                raise DescriptionError(where, f"has {len(value)} values; expected n = {self.n}")
+        checks.check_initial_values(self)
+
+
+@register
+@dataclass(frozen=True)
+class SpikeTrains:
+    """Explicit spike trains: spike k of neuron `indices[k]` at `times[k]` seconds."""
+    name: str
+    n: int
+    indices: tuple = ()
+    times: tuple = ()
+
+    def __post_init__(self):
+        _check_name(self.name, "SpikeTrains.name")
+        _check_count(self.n, f"SpikeTrains {self.name!r}.n")
+        _set(self, "indices", _frozen(self.indices))
+        _set(self, "times", _frozen(self.times))
+        if len(self.indices) != len(self.times):
+            raise DescriptionError(f"SpikeTrains {self.name!r}.times",
+                                   f"{len(self.times)} times for {len(self.indices)} indices; lengths must match")
+        times = _finite_array(self.times, f"SpikeTrains {self.name!r}.times")
+        if np.any(times < 0):
+            raise DescriptionError(f"SpikeTrains {self.name!r}.times", "negative spike time; times must be >= 0")
+        indices = np.asarray(self.indices, dtype=int)
+        if len(indices) and (indices.min() < 0 or indices.max() >= self.n):
+            raise DescriptionError(f"SpikeTrains {self.name!r}.indices", f"index out of range 0..{self.n - 1}")
+
+    def spike_steps(self, dt, n_steps):
+        """(indices, steps) with Brian2's SpikeGeneratorGroup rule: step = int((t + 1e-3*dt)/dt)."""
+        steps = ((np.asarray(self.times, dtype=float) + 1e-3 * dt) / dt).astype(np.int64)
+        indices = np.asarray(self.indices, dtype=np.int64)
+        if len(np.unique(indices * (n_steps + 1) + steps)) != len(steps):
+            raise DescriptionError(f"SpikeTrains {self.name!r}.times",
+                                   f"two spikes of one neuron fall in the same time step of dt = {dt} s")
+        keep = steps < n_steps
+        return indices[keep], steps[keep]
+
+
+@register
+@dataclass(frozen=True)
+class PoissonTrains:
+    """Independent Poisson trains at `rate`, drawn once per run from `seed` (one Bernoulli(rate*dt) per
+    step and neuron), so that both backends receive identical spikes."""
+    name: str
+    n: int
+    rate: str
+    seed: int = 0
+
+    def __post_init__(self):
+        _check_name(self.name, "PoissonTrains.name")
+        _check_count(self.n, f"PoissonTrains {self.name!r}.n")
+        rate = parse_quantity(self.rate, f"PoissonTrains {self.name!r}.rate")
+        if rate.dim != parse_quantity("1*Hz", "").dim or float(np.asarray(rate)) < 0:
+            raise DescriptionError(f"PoissonTrains {self.name!r}.rate", f"{self.rate!r} must be a rate >= 0*Hz")
+
+    def spike_steps(self, dt, n_steps):
+        p = si_value(self.rate, "rate") * dt
+        if p > 1:
+            raise DescriptionError(f"PoissonTrains {self.name!r}.rate", f"rate*dt = {p} > 1; lower the rate or dt")
+        steps, indices = np.nonzero(np.random.default_rng(self.seed).random((n_steps, self.n)) < p)
+        return indices.astype(np.int64), steps.astype(np.int64)
+
+
+@register
+@dataclass(frozen=True)
+class CurrentInjection:
+    """Sets the parameter `variable` of population `target` at the start of every step from `values`
+    (SI floats, shape (n_steps, n), or one row of n values held for the whole run)."""
+    name: str
+    target: str
+    variable: str
+    values: tuple
+
+    def __post_init__(self):
+        _check_name(self.name, "CurrentInjection.name")
+        _set(self, "values", _frozen(self.values))
+        values = _finite_array(self.values, f"CurrentInjection {self.name!r}.values")
+        if values.ndim != 2:
+            raise DescriptionError(f"CurrentInjection {self.name!r}.values", "must be a 2-D array (steps, neurons)")
+
+    def array(self, n_steps):
+        values = np.asarray(self.values, dtype=float)
+        return np.repeat(values, n_steps, axis=0) if len(values) == 1 else values[:n_steps]
+
+
+@register
+@dataclass(frozen=True)
+class Projection:
+    """Synapses from `source` to `target`. Sparse: synapse k joins `i[k]` -> `j[k]` and `values` hold one
+    SI value per synapse; dense (i and j empty): all pairs, `values` hold (n_source, n_target) matrices.
+    A quantity string gives every synapse the same value. `delays` (seconds, one per synapse or a scalar
+    quantity) apply to on_pre and may not exceed `max_delay`."""
+    name: str
+    source: str
+    target: str
+    synapse: SynapseModel
+    i: tuple = ()
+    j: tuple = ()
+    values: dict = field(default_factory=dict)
+    delays: object = "0*ms"
+    max_delay: str = "20*ms"
+
+    def __post_init__(self):
+        _check_name(self.name, "Projection.name")
+        for attr in ("i", "j", "delays"):
+            _set(self, attr, _frozen(getattr(self, attr)))
+        _set(self, "values", {k: _frozen(v) for k, v in self.values.items()})
+        if len(self.i) != len(self.j):
+            raise DescriptionError(f"Projection {self.name!r}.j", f"{len(self.j)} targets for {len(self.i)} sources")
+        max_delay = si_value(self.max_delay, f"Projection {self.name!r}.max_delay")
+        delays = self.delay_array(1)
+        where = f"Projection {self.name!r}.delays"
+        if np.any(delays < 0):
+            raise DescriptionError(where, f"negative delay {delays.min()} s; delays must lie in [0, max_delay]")
+        if np.any(delays > max_delay):
+            raise DescriptionError(where, f"delay {delays.max()} s exceeds max_delay = {self.max_delay}; "
+                                          "delays must lie in [0, max_delay]")
+
+    @property
+    def dense(self):
+        return len(self.i) == 0
+
+    def synapse_indices(self, n_source, n_target):
+        """(i, j) of every synapse; dense projections connect all pairs in row-major order."""
+        if self.dense:
+            i, j = np.divmod(np.arange(n_source * n_target), n_target)
+            return i, j
+        return np.asarray(self.i, dtype=np.int64), np.asarray(self.j, dtype=np.int64)
+
+    def value_array(self, name, n_synapses):
+        value = self.values[name]
+        if isinstance(value, str):
+            return np.full(n_synapses, si_value(value, f"Projection {self.name!r}.values[{name!r}]"))
+        return np.asarray(value, dtype=float).reshape(-1)
+
+    def delay_array(self, n_synapses):
+        where = f"Projection {self.name!r}.delays"
+        if isinstance(self.delays, str):
+            return np.full(n_synapses, si_value(self.delays, where))
+        return _finite_array(self.delays, where).reshape(-1)
+
+
+@register
+@dataclass(frozen=True)
+class Network:
+    """Populations of neurons, spike sources, current injections and projections between them."""
+    populations: tuple = ()
+    sources: tuple = ()
+    currents: tuple = ()
+    projections: tuple = ()
+
+    def __post_init__(self):
+        for attr in ("populations", "sources", "currents", "projections"):
+            _set(self, attr, tuple(getattr(self, attr)))
+        names = [x.name for x in self.populations + self.sources + self.currents + self.projections]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise DescriptionError("Network", f"duplicate names {duplicates}; every element needs its own name")
+        for current in self.currents:
+            checks.check_current(current, self._population(current.target, f"CurrentInjection {current.name!r}.target"))
+        for proj in self.projections:
+            self._check_projection(proj)
+
+    def _population(self, name, where, sources_allowed=False):
+        pool = self.populations + (self.sources if sources_allowed else ())
+        for element in pool:
+            if element.name == name:
+                return element
+        raise DescriptionError(where, f"unknown name {name!r}; known: {[p.name for p in pool]}")
+
+    def size(self, name):
+        return self._population(name, "name", sources_allowed=True).n
+
+    def _check_projection(self, proj):
+        source = self._population(proj.source, f"Projection {proj.name!r}.source", sources_allowed=True)
+        target = self._population(proj.target, f"Projection {proj.name!r}.target")
+        n_source, n_target = source.n, target.n
+        if not proj.dense:
+            for attr, n in (("i", n_source), ("j", n_target)):
+                idx = np.asarray(getattr(proj, attr), dtype=int)
+                if idx.min() < 0 or idx.max() >= n:
+                    raise DescriptionError(f"Projection {proj.name!r}.{attr}", f"index out of range 0..{n - 1}")
+        n_synapses = len(proj.i) if not proj.dense else n_source * n_target
+        expected = (n_synapses,) if not proj.dense else (n_source, n_target)
+        for name, value in proj.values.items():
+            where = f"Projection {proj.name!r}.values[{name!r}]"
+            if isinstance(value, str):
+                continue
+            shape = _finite_array(value, where).shape
+            if shape != expected:
+                raise DescriptionError(where, f"shape {shape}; expected {expected} "
+                                              f"({'n_source x n_target' if proj.dense else 'one per synapse'})")
+        if not isinstance(proj.delays, str):
+            shape = np.shape(proj.delays)
+            if shape != expected:
+                raise DescriptionError(f"Projection {proj.name!r}.delays", f"shape {shape}; expected {expected}")
+        checks.check_projection(proj, source, target)
+
+
+@register
+@dataclass(frozen=True)
+class Timing:
+    """The timing conventions, explicit (DESIGN.md §3), with Brian2's defaults.
+
+    dt: the shared time step. schedule: order within a step (only Brian2's default is executed).
+    delay_rounding: 'half_up' is Brian2's int(d/dt + 0.5); 'exact_steps' demands delays be whole steps.
+    Spike times go to step int((t + 1e-3*dt)/dt); refractoriness ends when
+    timestep(t - lastspike) >= timestep(refractory); state is recorded at the start of a step."""
+    dt: str = "0.1*ms"
+    schedule: tuple = BRIAN_SCHEDULE
+    delay_rounding: str = "half_up"
+
+    def __post_init__(self):
+        _set(self, "schedule", tuple(self.schedule))
+        dt = parse_quantity(self.dt, "Timing.dt")
+        if dt.dim != parse_quantity("1*ms", "").dim or float(np.asarray(dt)) <= 0:
+            raise DescriptionError("Timing.dt", f"{self.dt!r} must be a positive time")
+        if self.schedule != BRIAN_SCHEDULE:
+            raise DescriptionError("Timing.schedule", f"{self.schedule} is not supported; allowed: {BRIAN_SCHEDULE}")
+        if self.delay_rounding not in DELAY_ROUNDING:
+            raise DescriptionError("Timing.delay_rounding", f"{self.delay_rounding!r}; allowed: {DELAY_ROUNDING}")
+
+    @property
+    def dt_seconds(self):
+        return si_value(self.dt, "Timing.dt")
+
+    def delay_steps(self, delays, where="delays"):
+        """Delays (seconds) in whole steps by the declared rule."""
+        ratio = np.asarray(delays, dtype=np.float64) / self.dt_seconds
+        if self.delay_rounding == "exact_steps":
+            off = np.abs(ratio - np.round(ratio))
+            if np.any(off > 1e-9):
+                bad = np.asarray(delays)[np.argmax(off)]
+                raise DescriptionError(where, f"delay {bad} s is not a whole number of steps of dt = {self.dt} "
+                                              "under delay_rounding='exact_steps'")
+            return np.round(ratio).astype(np.int64)
+        return (ratio + 0.5).astype(np.int64)
+
+
+@register
+@dataclass(frozen=True)
+class RunSettings:
+    """How long to run, in which float type, and what to record ("population.variable")."""
+    duration: str
+    dtype: str = "float64"
+    record: tuple = ()
+    timing: Timing = field(default_factory=Timing)
+
+    def __post_init__(self):
+        _set(self, "record", tuple(self.record))
+        duration = parse_quantity(self.duration, "RunSettings.duration")
+        if duration.dim != parse_quantity("1*ms", "").dim or float(np.asarray(duration)) <= 0:
+            raise DescriptionError("RunSettings.duration", f"{self.duration!r} must be a positive time")
+        if self.dtype not in DTYPES:
+            raise DescriptionError("RunSettings.dtype", f"{self.dtype!r}; allowed: {DTYPES}")
+
+    @property
+    def n_steps(self):
+        return int(round(si_value(self.duration, "duration") / self.timing.dt_seconds))
+
+
+@register
+@dataclass(frozen=True)
+class Simulation:
+    """A network and how to run it: the unit a paired run feeds to both backends."""
+    network: Network
+    run: RunSettings
+
+    def __post_init__(self):
+        net = self.network
+        for proj in net.projections:
+            self.delay_steps(proj)
+        for key in self.run.record:
+            pop, _, var = key.partition(".")
+            population = net._population(pop, f"RunSettings.record[{key!r}]")
+            checks.check_recordable(population, var, f"RunSettings.record[{key!r}]")
+        for current in net.currents:
+            rows = len(current.values)
+            if rows not in (1,) and rows < self.run.n_steps:
+                raise DescriptionError(f"CurrentInjection {current.name!r}.values",
+                                       f"{rows} rows; need 1 or at least n_steps = {self.run.n_steps}")
+            if len(current.values[0]) != net.size(current.target):
+                raise DescriptionError(f"CurrentInjection {current.name!r}.values",
+                                       f"{len(current.values[0])} columns; expected {net.size(current.target)}")
+
+    @property
+    def dt(self):
+        return self.run.timing.dt_seconds
+
+    def synapses(self, proj):
+        """(i, j) of every synapse of a projection."""
+        return proj.synapse_indices(self.network.size(proj.source), self.network.size(proj.target))
+
+    def delay_steps(self, proj):
+        n = len(self.synapses(proj)[0])
+        return self.run.timing.delay_steps(proj.delay_array(n), f"Projection {proj.name!r}.delays")
+
+    def input_spikes(self):
+        """{source name: (indices, steps)}: the spike input both backends receive."""
+        return {s.name: s.spike_steps(self.dt, self.run.n_steps) for s in self.network.sources}
+
+    def to_json(self, **kwargs):
+        return to_json(self, **kwargs)
+
+
+def _check_name(name, where):
+    if not isinstance(name, str) or not name.isidentifier() or name.startswith("_"):
+        raise DescriptionError(where, f"{name!r} must be a Python identifier not starting with '_'")
+
+
+def _check_count(n, where):
+    if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+        raise DescriptionError(where, f"{n!r} must be an integer >= 1")
+
+
+def encode(obj):
+    if is_dataclass(obj):
+        return {"type": type(obj).__name__, **{f.name: encode(getattr(obj, f.name)) for f in fields(obj)}}
+    if isinstance(obj, (list, tuple)):
+        return [encode(v) for v in obj]
+    if isinstance(obj, dict):
+        return {k: encode(v) for k, v in obj.items()}
+    if isinstance(obj, float) and not math.isfinite(obj):
+        raise DescriptionError("value", f"{obj} cannot be written to JSON")
+    return obj
+
+
+def decode(data):
+    if isinstance(data, dict) and "type" in data:
+        kind = data["type"]
+        if kind not in REGISTRY:
+            raise DescriptionError("type", f"unknown type {kind!r}; known: {sorted(REGISTRY)}")
+        cls = REGISTRY[kind]
+        known = {f.name for f in fields(cls)}
+        unknown = set(data) - known - {"type"}
+        if unknown:
+            raise DescriptionError(kind, f"unknown fields {sorted(unknown)}; allowed: {sorted(known)}")
+        return cls(**{k: decode(v) for k, v in data.items() if k != "type"})
+    if isinstance(data, list):
+        return [decode(v) for v in data]
+    if isinstance(data, dict):
+        return {k: decode(v) for k, v in data.items()}
+    return data
+
+
+def to_json(obj, **kwargs):
+    return json.dumps(encode(obj), **kwargs)
+
+
+def from_json(text):
+    return decode(json.loads(text))

@@ -1,0 +1,110 @@
+"""The model library: each model written once, as data, plus a crosscheck scenario that drives it.
+
+Scenario: `n` neurons of the model, fed by seeded Poisson trains through random synapses with random
+per-synapse delays in [0, 20] ms and random weights; 1 s at dt = 0.1 ms by default.
+"""
+import math
+
+import numpy as np
+
+from bridge.description import (NeuronModel, Network, Population, PoissonTrains, Projection, RunSettings,
+                                Simulation, SynapseModel, Timing)
+
+
+def lif():
+    """Leaky integrate-and-fire, current-based, with an exponentially decaying synaptic current."""
+    return NeuronModel(
+        equations="""dv/dt = (E_L - v + R_m*I_syn)/tau_m : volt (unless refractory)
+                     dI_syn/dt = -I_syn/tau_syn : amp""",
+        threshold="v > V_th", reset="v = V_reset", refractory="2*ms",
+        parameters={"E_L": "-70*mV", "V_th": "-50*mV", "V_reset": "-65*mV", "R_m": "100*Mohm",
+                    "tau_m": "20*ms", "tau_syn": "5*ms"})
+
+
+def penalty(decay=0.9, threshold=1.0, penalty_threshold=1.5, step="0.1*ms"):
+    """Seed 002's refractory "penalty" neuron (SpikingNeuronLayerRNN). Per step of length `step` the inner
+    state decays by `decay` (dv/dt = log(decay)*v/step, integrated exactly), it fires when
+    v > threshold, and firing subtracts penalty_threshold/threshold * v (the seed's code:
+    inner -= gate * (penalty_threshold/threshold * inner)), leaving a negative, refractory-like state."""
+    return NeuronModel(
+        equations="dv/dt = log(decay)*v/step : 1",
+        threshold="v > threshold", reset="v = v - (penalty_threshold/threshold)*v",
+        parameters={"decay": repr(decay), "threshold": repr(threshold),
+                    "penalty_threshold": repr(penalty_threshold), "step": step})
+
+
+def coincidence(tau="1000*ms", gain="2000", tau_s="0.5*ms", tau_th="50*ms", v_th0="8"):
+    """Seed 003's coincidence neuron: two traces s_1 (reference input) and s_2 (plastic input) decay with
+    tau_s; their product drives v; the threshold v_th decays with tau_th and is reset to v_th0 when the
+    neuron fires (the seed resets it from the neuron's own spike). Integrated with rk4, as in the seed."""
+    return NeuronModel(
+        equations="""dv/dt = (-v + gain*s_1*s_2)/tau : 1
+                     ds_1/dt = -s_1/tau_s : 1
+                     ds_2/dt = -s_2/tau_s : 1
+                     dv_th/dt = -v_th/tau_th : 1""",
+        threshold="v >= v_th", reset="v = 0\nv_th = v_th0", method="rk4",
+        parameters={"tau": tau, "gain": gain, "tau_s": tau_s, "tau_th": tau_th, "v_th0": v_th0})
+
+
+def weighted_sum(theta="1"):
+    """Seed 001's weighted sum as a spiking unit: v accumulates w for each input spike (no leak) and
+    fires with subtractive reset, so v + theta*count is exactly sum_i w_i * (input count)_i."""
+    return NeuronModel(equations="v : 1", threshold="v > theta", reset="v -= theta", parameters={"theta": theta})
+
+
+def _random_projection(name, source, target, n_source, n_target, synapse, weight, p, rng, max_delay_ms=20.0):
+    connected = rng.random((n_source, n_target)) < p
+    i, j = np.nonzero(connected)
+    delays = np.round(rng.uniform(0, max_delay_ms, len(i)), 1) * 1e-3  # whole 0.1 ms steps
+    low, high = weight
+    return Projection(name, source, target, synapse, i=i, j=j, values={"w": rng.uniform(low, high, len(i))},
+                      delays=delays, max_delay=f"{max_delay_ms}*ms")
+
+
+def _scenario(population, inputs, projections, record, duration):
+    return Simulation(Network(populations=(population,), sources=tuple(inputs), projections=tuple(projections)),
+                      RunSettings(duration=duration, record=record, timing=Timing(dt="0.1*ms")))
+
+
+def lif_scenario(seed=0, n=20, n_inputs=100, rate="20*Hz", weight=(0.0, 0.4e-9), duration="1*second"):
+    rng = np.random.default_rng(seed)
+    synapse = SynapseModel(model="w : amp", on_pre="I_syn_post += w")
+    pop = Population("lif", lif(), n, initial={"v": rng.uniform(-70e-3, -55e-3, n)})
+    proj = _random_projection("input_to_lif", "poisson", "lif", n_inputs, n, synapse, weight, 0.5, rng)
+    return _scenario(pop, [PoissonTrains("poisson", n_inputs, rate, seed)], [proj], ("lif.v", "lif.I_syn"), duration)
+
+
+def penalty_scenario(seed=0, n=20, n_inputs=50, rate="30*Hz", duration="1*second"):
+    rng = np.random.default_rng(seed)
+    synapse = SynapseModel(model="w : 1", on_pre="v_post += w")
+    pop = Population("penalty", penalty(), n)
+    proj = _random_projection("input_to_penalty", "poisson", "penalty", n_inputs, n, synapse, (0.2, 0.6), 0.5, rng)
+    return _scenario(pop, [PoissonTrains("poisson", n_inputs, rate, seed)], [proj], ("penalty.v",), duration)
+
+
+def coincidence_scenario(seed=0, n=20, n_inputs=20, rate="40*Hz", duration="1*second"):
+    rng = np.random.default_rng(seed)
+    pop = Population("coincidence", coincidence(), n, initial={"v_th": "8"})
+    projections = [_random_projection(f"{trace}_input", f"input_{trace}", "coincidence", n_inputs, n,
+                                      SynapseModel(model="w : 1", on_pre=f"{trace}_post += w"), (0.5, 1.5), 0.5, rng)
+                   for trace in ("s_1", "s_2")]
+    sources = [PoissonTrains(f"input_{trace}", n_inputs, rate, seed + k) for k, trace in enumerate(("s_1", "s_2"))]
+    return _scenario(pop, sources, projections, ("coincidence.v", "coincidence.v_th"), duration)
+
+
+def weighted_sum_scenario(seed=0, n=10, n_inputs=30, rate="20*Hz", duration="1*second"):
+    rng = np.random.default_rng(seed)
+    synapse = SynapseModel(model="w : 1", on_pre="v_post += w")
+    pop = Population("weighted_sum", weighted_sum(), n)
+    proj = _random_projection("input_to_sum", "poisson", "weighted_sum", n_inputs, n, synapse, (-0.2, 0.6), 0.7, rng)
+    return _scenario(pop, [PoissonTrains("poisson", n_inputs, rate, seed)], [proj], ("weighted_sum.v",), duration)
+
+
+MODELS = {"lif": (lif, lif_scenario), "penalty": (penalty, penalty_scenario),
+          "coincidence": (coincidence, coincidence_scenario), "weighted_sum": (weighted_sum, weighted_sum_scenario)}
+
+
+def scenario(name, seed=0, **kwargs):
+    if name not in MODELS:
+        raise KeyError(f"unknown model {name!r}; library models: {sorted(MODELS)}")
+    return MODELS[name][1](seed=seed, **kwargs)

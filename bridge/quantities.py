@@ -1,0 +1,53 @@
+"""Quantities written as text ("10*ms", "-70*mV", "0.5") parsed without eval, using Brian2's unit table."""
+import ast
+import math
+import operator
+
+import numpy as np
+from brian2 import Quantity
+from brian2.core.namespace import DEFAULT_UNITS
+
+from bridge.errors import DescriptionError
+
+_BINARY = {ast.Mult: operator.mul, ast.Div: operator.truediv, ast.Pow: operator.pow,
+           ast.Add: operator.add, ast.Sub: operator.sub}
+
+
+def parse_quantity(text, field):
+    """Parse `text` into a Brian2 Quantity; errors name `field`."""
+    if isinstance(text, (int, float)) and not isinstance(text, bool):
+        value = Quantity(float(text))
+    elif isinstance(text, str):
+        try:
+            value = Quantity(_evaluate(ast.parse(text.strip(), mode="eval").body))
+        except (SyntaxError, ValueError, TypeError, KeyError) as err:
+            raise DescriptionError(field, f"cannot read quantity {text!r}: {err}") from None
+        except Exception as err:  # unit mismatch inside the expression, e.g. "1*ms + 1*mV"
+            raise DescriptionError(field, f"inconsistent units in {text!r}: {err}") from None
+    else:
+        raise DescriptionError(field, f"expected a number or a quantity string like '10*ms', got {text!r}")
+    if not np.all(np.isfinite(np.asarray(value))):
+        raise DescriptionError(field, f"{text!r} is not finite (NaN or infinite); give a finite value")
+    return value
+
+
+def _evaluate(node):
+    if isinstance(node, ast.Constant) and isinstance(node.value, (int, float)) and not isinstance(node.value, bool):
+        return float(node.value)
+    if isinstance(node, ast.Name):
+        if node.id in ("nan", "NaN"):
+            return math.nan
+        if node.id not in DEFAULT_UNITS:
+            raise KeyError(f"unknown unit {node.id!r}")
+        return DEFAULT_UNITS[node.id]
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
+        value = _evaluate(node.operand)
+        return -value if isinstance(node.op, ast.USub) else value
+    if isinstance(node, ast.BinOp) and type(node.op) in _BINARY:
+        return _BINARY[type(node.op)](_evaluate(node.left), _evaluate(node.right))
+    raise ValueError(f"only numbers, unit names and + - * / ** are allowed, not {ast.dump(node)[:40]}")
+
+
+def si_value(text, field):
+    """The SI value of a quantity string, as a float."""
+    return float(np.asarray(parse_quantity(text, field)))

@@ -1,0 +1,131 @@
+"""Brian2 abstract code (the statements its parser and state updaters produce) compiled for torch.
+
+Each statement `target op expression` becomes a compiled Python expression that is evaluated with tensors
+(batch, neurons) or Python floats; only arithmetic, comparisons and a fixed table of functions are allowed,
+so no user text is ever executed as arbitrary Python.
+"""
+import ast
+import math
+from dataclasses import dataclass
+
+import torch
+from brian2.core.namespace import DEFAULT_UNITS
+
+_OPS = {ast.Add: "+=", ast.Sub: "-=", ast.Mult: "*=", ast.Div: "/="}
+_ALLOWED = (ast.Expression, ast.BinOp, ast.UnaryOp, ast.Compare, ast.Call, ast.Name, ast.Load, ast.Constant,
+            ast.operator, ast.unaryop, ast.cmpop, ast.IfExp)
+
+
+@dataclass
+class Statement:
+    target: str
+    op: str          # '=', '+=', '-=', '*=', '/='
+    expression: object  # a compiled code object
+    names: frozenset  # identifiers the expression reads
+    text: str
+
+
+class _TensorLogic(ast.NodeTransformer):
+    """`a and b`, `a or b`, `not a` on boolean tensors become `a & b`, `a | b`, `~a`."""
+
+    def visit_BoolOp(self, node):
+        self.generic_visit(node)
+        op = ast.BitAnd() if isinstance(node.op, ast.And) else ast.BitOr()
+        result = node.values[0]
+        for value in node.values[1:]:
+            result = ast.BinOp(left=result, op=op, right=value)
+        return result
+
+    def visit_UnaryOp(self, node):
+        self.generic_visit(node)
+        if isinstance(node.op, ast.Not):
+            return ast.UnaryOp(op=ast.Invert(), operand=node.operand)
+        return node
+
+
+def compile_expression(text, where):
+    tree = ast.fix_missing_locations(_TensorLogic().visit(ast.parse(text.strip(), mode="eval")))
+    names = set()
+    for node in ast.walk(tree):
+        if not isinstance(node, _ALLOWED):
+            raise ValueError(f"{where}: {type(node).__name__} is not allowed in {text!r}")
+        if isinstance(node, ast.Call) and not (isinstance(node.func, ast.Name) and node.func.id in FUNCTION_NAMES):
+            raise ValueError(f"{where}: unknown function in {text!r}; known: {sorted(FUNCTION_NAMES)}")
+        if isinstance(node, ast.Name) and node.id not in FUNCTION_NAMES:
+            names.add(node.id)
+    return compile(tree, where, "eval"), frozenset(names)
+
+
+def compile_block(code, where):
+    """Brian2 abstract code (one statement per line) as a list of Statements."""
+    statements = []
+    for line in code.splitlines():
+        line = line.split("#")[0].strip()
+        if not line:
+            continue
+        node = ast.parse(line).body[0]
+        if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+            target, op, value = node.targets[0].id, "=", node.value
+        elif isinstance(node, ast.AugAssign) and isinstance(node.target, ast.Name) and type(node.op) in _OPS:
+            target, op, value = node.target.id, _OPS[type(node.op)], node.value
+        else:
+            raise ValueError(f"{where}: cannot execute {line!r}; statements are 'x = ...', 'x += ...', etc.")
+        expression, names = compile_expression(ast.unparse(value), where)
+        statements.append(Statement(target, op, expression, names, line))
+    return statements
+
+
+def apply_op(op, old, value):
+    if op == "=":
+        return value
+    if op == "+=":
+        return old + value
+    if op == "-=":
+        return old - value
+    if op == "*=":
+        return old * value
+    return old / value
+
+
+def unit_constants(names):
+    """SI values of the unit names among `names` (e.g. mV -> 0.001)."""
+    return {n: float(DEFAULT_UNITS[n]) for n in names if n in DEFAULT_UNITS}
+
+
+def _elementwise(torch_fn, math_fn):
+    return lambda x: torch_fn(x) if isinstance(x, torch.Tensor) else math_fn(x)
+
+
+def _timestep(x, dt):
+    """Brian2's timestep(x, dt) = int64((x + 1e-3*dt)/dt)."""
+    value = (x + 1e-3 * dt) / dt
+    return torch.trunc(value) if isinstance(value, torch.Tensor) else int(value)
+
+
+def _clip(x, low, high):
+    if isinstance(x, torch.Tensor):
+        return torch.clamp(x, low, high)
+    return min(max(x, low), high)
+
+
+_MATH = {name: _elementwise(getattr(torch, name), getattr(math, name))
+         for name in ("exp", "log", "log10", "sqrt", "sin", "cos", "tan", "sinh", "cosh", "tanh", "floor", "ceil")}
+_MATH.update(abs=_elementwise(torch.abs, abs), timestep=_timestep, clip=_clip,
+             sign=_elementwise(torch.sign, lambda x: float((x > 0) - (x < 0))),
+             arcsin=_elementwise(torch.asin, math.asin), arccos=_elementwise(torch.acos, math.acos),
+             arctan=_elementwise(torch.atan, math.atan))
+FUNCTION_NAMES = frozenset(_MATH) | {"int", "True", "False"}
+
+
+def functions(dtype):
+    """The function table for one float type; Brian2's int() turns booleans into 0/1 of that type."""
+    def to_int(x):
+        if isinstance(x, torch.Tensor):
+            return x.to(dtype) if x.dtype == torch.bool else torch.trunc(x)
+        return int(x)
+    return {"__builtins__": {}, **_MATH, "int": to_int}
+
+
+def evaluate(expression, function_table, scope):
+    """Evaluate a compiled expression with `scope` (variables and constants)."""
+    return eval(expression, function_table, scope)

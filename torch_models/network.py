@@ -1,0 +1,325 @@
+"""A Simulation compiled to a batched torch module that follows Brian2's schedule step by step.
+
+Per step (Brian2's default schedule): record state ('start'); set injected currents; state update with the
+refractory check ('groups', formulas from Brian2's own state updaters); thresholds and spike sources;
+synapses (each pre pathway pushes this step's spikes into a ring buffer at slot step + delay, then
+delivers the current slot; post pathways after); resets. Tensors are (batch, neurons) or (batch, synapses).
+"""
+import ast
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from bridge import brian_parse
+from bridge.errors import DescriptionError
+from bridge.quantities import si_value
+from bridge.record import Record
+from torch_models.codegen import apply_op, compile_block, compile_expression, evaluate, functions, unit_constants
+from torch_models.surrogate import fast_sigmoid_spike
+
+LASTSPIKE_NEVER = -1e4  # seconds: Brian2's initial lastspike
+
+
+def _constants(parameters, names):
+    """SI values of the named parameters and units an expression reads."""
+    values = {name: si_value(parameters[name], name) for name in names if name in parameters}
+    values.update(unit_constants(set(names) - set(values)))
+    return values
+
+
+def _names(statements):
+    return set().union(set(), *[s.names for s in statements])
+
+
+def _margin_expression(threshold):
+    """For a threshold `a > b` (or >=, <, <=): how far past it the neuron is, as expression text."""
+    node = ast.parse(threshold.strip(), mode="eval").body
+    if isinstance(node, ast.Compare) and len(node.ops) == 1:
+        left, right = ast.unparse(node.left), ast.unparse(node.comparators[0])
+        if isinstance(node.ops[0], (ast.Gt, ast.GtE)):
+            return f"({left}) - ({right})"
+        if isinstance(node.ops[0], (ast.Lt, ast.LtE)):
+            return f"({right}) - ({left})"
+    return None
+
+
+class GroupStep:
+    """One population: its state update, threshold and reset, compiled from Brian2's abstract code."""
+
+    def __init__(self, population, brian_group, dtype):
+        self.name, self.n, self.dtype, self.initial = population.name, population.n, dtype, population.initial
+        model = population.model
+        runners = [brian_group.state_updater]
+        if model.threshold:
+            runners += [brian_group.thresholder["spike"], brian_group.resetter["spike"]]
+        for runner in runners:
+            runner.update_abstract_code(run_namespace={})
+        where = f"population {self.name!r}"
+        blocks = [compile_block(r.abstract_code, where) for r in runners] + [[], []]
+        self.update, self.threshold, self.reset = blocks[:3]
+        margin = _margin_expression(model.threshold) if model.threshold else None
+        self.margin, margin_names = compile_expression(margin, where) if margin else (None, frozenset())
+        self.variables = {name: brian_group.variables[name] for name in brian_group.equations.names}
+        self.conditional = {n for n, v in self.variables.items() if v.conditional_write is not None}
+        self.constants = _constants(model.parameters, _names(self.update + self.threshold + self.reset) | margin_names)
+        self.functions = functions(dtype)
+
+    def initial_state(self, batch, device):
+        state = {}
+        for name, var in self.variables.items():
+            if var.dtype == bool:  # not_refractory
+                state[name] = torch.ones(batch, self.n, dtype=torch.bool, device=device)
+            elif name == "lastspike":
+                state[name] = torch.full((batch, self.n), LASTSPIKE_NEVER, dtype=torch.float64, device=device)
+            else:
+                dtype = torch.int64 if np.issubdtype(var.dtype, np.integer) else self.dtype
+                init = self.initial.get(name, 0.0)
+                init = si_value(init, name) if isinstance(init, str) else init
+                state[name] = torch.as_tensor(init, dtype=torch.float64).to(dtype).expand(batch, self.n).to(device)
+        return state
+
+    def _scope(self, state, t, dt):
+        index = torch.arange(self.n, device=state[next(iter(state))].device, dtype=self.dtype)
+        return {**self.constants, **state, "t": t, "dt": dt, "N": self.n, "i": index}
+
+    def integrate(self, state, t, dt):
+        scope = self._scope(state, t, dt)
+        for statement in self.update:
+            value = apply_op(statement.op, scope.get(statement.target),
+                             evaluate(statement.expression, self.functions, scope))
+            if statement.target in self.conditional:  # (unless refractory): held exactly while refractory
+                value = torch.where(scope["not_refractory"], value, scope[statement.target])
+            scope[statement.target] = value
+        return {name: scope[name] for name in state}
+
+    def threshold_crossings(self, state, t, dt, batch):
+        """(spikes as float with a surrogate gradient, margin past threshold); marks spiking neurons
+        refractory as Brian2's thresholder does."""
+        if not self.threshold:
+            zeros = torch.zeros(batch, self.n, dtype=self.dtype, device=state[next(iter(state))].device)
+            return zeros, zeros
+        scope = self._scope(state, t, dt)
+        condition = torch.as_tensor(evaluate(self.threshold[0].expression, self.functions, scope))
+        condition = condition.expand(batch, self.n)
+        margin = (evaluate(self.margin, self.functions, scope) if self.margin is not None
+                  else condition.to(self.dtype))
+        margin = torch.as_tensor(margin, dtype=self.dtype).expand(batch, self.n)
+        if "lastspike" in state:
+            state["lastspike"] = torch.where(condition, torch.full_like(state["lastspike"], t), state["lastspike"])
+            state["not_refractory"] = state["not_refractory"] & ~condition
+        return fast_sigmoid_spike(condition, margin), margin
+
+    def apply_reset(self, state, spiked, t, dt):
+        scope = self._scope(state, t, dt)
+        for statement in self.reset:
+            value = apply_op(statement.op, scope[statement.target],
+                             evaluate(statement.expression, self.functions, scope))
+            scope[statement.target] = torch.where(spiked, value, scope[statement.target])
+        return {name: scope[name] for name in state}
+
+
+class Pathway:
+    """One synaptic pathway ('pre' or 'post') of a projection: statements and where each name lives."""
+
+    def __init__(self, brian_synapses, role, parameters, where, dtype):
+        runner = getattr(brian_synapses, role)
+        runner.update_abstract_code(run_namespace={})
+        self.role = role
+        self.statements = compile_block(runner.abstract_code, f"{where}.on_{role}")
+        self.functions = functions(dtype)
+        self.location = {}  # name -> ('synapse' | 'source' | 'target', variable name in that owner)
+        names = _names(self.statements) | {s.target for s in self.statements}
+        for name in names & set(brian_synapses.variables):
+            var, index = brian_synapses.variables[name], brian_synapses.variables.indices[name]
+            if index == "_presynaptic_idx":
+                self.location[name] = ("source", _variable_name(var, brian_synapses.source))
+            elif index == "_postsynaptic_idx":
+                self.location[name] = ("target", _variable_name(var, brian_synapses.target))
+            elif index == "_idx" and getattr(var.owner, "name", None) == brian_synapses.name:
+                self.location[name] = ("synapse", name)
+        self.constants = _constants(parameters, names - set(self.location))
+
+
+def _variable_name(var, group):
+    return next(name for name, candidate in group.variables.items() if candidate is var)
+
+
+class ProjectionStep:
+    """A projection: per-synapse variables (learnable), integer delays and a ring buffer of spike counts."""
+
+    def __init__(self, proj, simulation, brian_groups, dtype):
+        self.name, self.source, self.target = proj.name, proj.source, proj.target
+        where = f"Projection {proj.name!r}.synapse"
+        syn_eqs = brian_parse.equations(proj.synapse.model)
+        if syn_eqs.diff_eq_names:
+            raise DescriptionError(f"{where}.model", "differential equations in synapses are not supported by "
+                                                     "the torch backend yet; keep synaptic state in the neurons")
+        brian_synapses = brian_parse.synapses(proj.synapse, brian_groups[proj.source], brian_groups[proj.target],
+                                              proj.name, simulation.dt)
+        i, j = simulation.synapses(proj)
+        brian_synapses.connect(i=i, j=j)
+        self.i, self.j = torch.as_tensor(i), torch.as_tensor(j)
+        self.delay_steps = torch.as_tensor(simulation.delay_steps(proj))
+        self.slots = int(self.delay_steps.max()) + 1 if len(i) else 1
+        self.initial_values = {name: torch.as_tensor(proj.value_array(name, len(i)), dtype=dtype)
+                               for name in syn_eqs.parameter_names}
+        self.pathways = {role: Pathway(brian_synapses, role, proj.synapse.parameters, where, dtype)
+                         for role in ("pre", "post") if getattr(proj.synapse, f"on_{role}")}
+
+    def push(self, buffer, source_spikes, step):
+        """Spikes emitted now enter the ring buffer at slot step + delay (emission-time delays)."""
+        batch, n_syn = source_spikes.shape[0], len(self.i)
+        slots = ((step + self.delay_steps) % self.slots).expand(batch, n_syn)
+        rows = torch.arange(batch, device=buffer.device)[:, None].expand(batch, n_syn)
+        columns = torch.arange(n_syn, device=buffer.device).expand(batch, n_syn)
+        buffer.index_put_((slots, rows, columns), source_spikes[:, self.i], accumulate=True)
+
+    def pop(self, buffer, step):
+        slot = step % self.slots
+        arrived = buffer[slot].clone()
+        buffer[slot] = 0
+        return arrived
+
+    def run_pathway(self, role, counts, syn_state, states, groups, t, dt):
+        """Run a pathway's statements for the synapses with counts > 0 (counts > 1 repeat += and -=)."""
+        pathway = self.pathways[role]
+        active = counts > 0
+        owners = {"source": (states.get(self.source), self.i, groups.get(self.source)),
+                  "target": (states[self.target], self.j, groups[self.target])}
+        temporaries = {}
+        for statement in pathway.statements:
+            scope = {**pathway.constants, "t": t, "dt": dt, **temporaries}
+            for name in statement.names:
+                if name in pathway.location:
+                    kind, var = pathway.location[name]
+                    scope[name] = syn_state[var] if kind == "synapse" else owners[kind][0][var][:, owners[kind][1]]
+            value = torch.broadcast_to(torch.as_tensor(evaluate(statement.expression, pathway.functions, scope),
+                                                       dtype=counts.dtype, device=counts.device), counts.shape)
+            kind, var = pathway.location.get(statement.target, ("temporary", statement.target))
+            if kind == "temporary":
+                temporaries[var] = apply_op(statement.op, temporaries.get(var), value)
+            elif kind == "synapse":
+                syn_state[var] = torch.where(active, apply_op(statement.op, syn_state[var], value), syn_state[var])
+            else:
+                state, index, group = owners[kind]
+                allowed = active & state["not_refractory"][:, index] if var in group.conditional else active
+                state[var] = _scatter(statement, state[var], index, value, counts, allowed)
+
+
+def _scatter(statement, old, index, value, counts, allowed):
+    """Apply a synaptic write `x_post op value` for every allowed synapse, in synapse order."""
+    if statement.op in ("+=", "-="):
+        increment = torch.where(allowed, value * counts, torch.zeros_like(value))
+        return old.index_add(1, index, increment if statement.op == "+=" else -increment)
+    if statement.op == "=":
+        rows, synapses = torch.nonzero(allowed, as_tuple=True)
+        return old.index_put((rows, index[synapses]), value[rows, synapses].to(old.dtype))
+    raise DescriptionError(statement.text, f"synaptic writes to neuron variables support =, += and -=, "
+                                           f"not {statement.op}")
+
+
+@dataclass
+class TorchRun:
+    """Outputs of one forward pass: tensors (batch, steps, neurons)."""
+    spikes: dict
+    traces: dict
+    margins: dict
+    dt: float
+
+    def record(self, batch_index=0):
+        """The common record of one batch element (SI units)."""
+        spikes = {}
+        for name, tensor in self.spikes.items():
+            steps, neurons = np.nonzero(tensor[batch_index].detach().cpu().numpy() > 0)
+            spikes[name] = (neurons.astype(np.int64), steps.astype(np.int64))
+        to_numpy = lambda d: {k: v[batch_index].detach().cpu().double().numpy() for k, v in d.items()}
+        n_steps = next(iter(self.spikes.values())).shape[1]
+        return Record("torch", self.dt, n_steps, spikes, to_numpy(self.traces), to_numpy(self.margins))
+
+
+class CompiledNetwork(nn.Module):
+    """The torch form of a Simulation. forward(inputs=None, batch_size=1) runs all steps and returns a
+    TorchRun; inputs maps spike-source names to (batch, steps, n) tensors (default: the description's)."""
+
+    def __init__(self, simulation, dtype=None, device=None):
+        super().__init__()
+        self.simulation = simulation
+        self.dtype = getattr(torch, dtype or simulation.run.dtype)
+        self.dt, self.n_steps = simulation.dt, simulation.run.n_steps
+        net = simulation.network
+        brian_groups = {p.name: brian_parse.neuron_group(p.model, p.n, p.name, self.dt) for p in net.populations}
+        brian_groups.update({s.name: brian_parse.spike_source(s.n, s.name, dt=self.dt) for s in net.sources})
+        self.groups = {p.name: GroupStep(p, brian_groups[p.name], self.dtype) for p in net.populations}
+        self.projections = [ProjectionStep(p, simulation, brian_groups, self.dtype)
+                            for p in sorted(net.projections, key=lambda p: p.name)]  # Brian2 sorts by name
+        self.synaptic = nn.ParameterDict({f"{p.name}__{name}": nn.Parameter(value)
+                                          for p in self.projections for name, value in p.initial_values.items()})
+        for name, (indices, steps) in simulation.input_spikes().items():
+            dense = torch.zeros(self.n_steps, net.size(name), dtype=self.dtype)
+            dense[torch.as_tensor(steps), torch.as_tensor(indices)] = 1
+            self.register_buffer(f"input_{name}", dense)
+        for current in net.currents:
+            self.register_buffer(f"current_{current.name}",
+                                 torch.as_tensor(current.array(self.n_steps), dtype=self.dtype))
+        for proj in self.projections:
+            self.register_buffer(f"i_{proj.name}", proj.i)
+        self.to(device)
+
+    def _device(self):
+        return next(iter(self.buffers()), torch.zeros(0)).device
+
+    def forward(self, inputs=None, batch_size=None, record=None):
+        net, device = self.simulation.network, self._device()
+        inputs = dict(inputs or {})
+        batch = batch_size or (next(iter(inputs.values())).shape[0] if inputs else 1)
+        for source in net.sources:
+            inputs.setdefault(source.name, getattr(self, f"input_{source.name}").expand(batch, -1, -1))
+        record = self.simulation.run.record if record is None else record
+        for proj in self.projections:
+            proj.i, proj.j, proj.delay_steps = (proj.i.to(device), proj.j.to(device), proj.delay_steps.to(device))
+        states = {name: group.initial_state(batch, device) for name, group in self.groups.items()}
+        syn_states = {p.name: {name: self.synaptic[f"{p.name}__{name}"] for name in p.initial_values}
+                      for p in self.projections}
+        buffers = {p.name: torch.zeros(p.slots, batch, len(p.i), dtype=self.dtype, device=device)
+                   for p in self.projections if "pre" in p.pathways}
+        spike_log = {name: [] for name in self.groups}
+        margin_log = {name: [] for name in self.groups}
+        trace_log = {key: [] for key in record}
+        for step in range(self.n_steps):
+            t = step * self.dt
+            for key in record:  # 'start': state as left by the previous step
+                population, variable = key.split(".")
+                trace_log[key].append(states[population][variable])
+            for current in net.currents:
+                values = getattr(self, f"current_{current.name}")[step]
+                states[current.target][current.variable] = values.expand(batch, -1)
+            for name, group in self.groups.items():
+                states[name] = group.integrate(states[name], t, self.dt)
+            spikes = {name: inputs[name][:, step] for name in inputs}
+            for name, group in self.groups.items():
+                spikes[name], margin = group.threshold_crossings(states[name], t, self.dt, batch)
+                spike_log[name].append(spikes[name])
+                margin_log[name].append(margin)
+            for role in ("pre", "post"):  # Brian2: pre pathways (order -1) before post pathways (order +1)
+                for proj in self.projections:
+                    if role not in proj.pathways:
+                        continue
+                    if role == "pre":
+                        proj.push(buffers[proj.name], spikes[proj.source], step)
+                        counts = proj.pop(buffers[proj.name], step)
+                    else:
+                        counts = spikes[proj.target][:, proj.j]
+                    proj.run_pathway(role, counts, syn_states[proj.name], states, self.groups, t, self.dt)
+            for name, group in self.groups.items():
+                states[name] = group.apply_reset(states[name], spikes[name] > 0, t, self.dt)
+        stack = lambda log: {k: torch.stack(v, dim=1) for k, v in log.items()}
+        return TorchRun(stack(spike_log), stack(trace_log), stack(margin_log), self.dt)
+
+
+def run(simulation, dtype=None, device=None):
+    """Run a Simulation once (batch 1, no gradients) and return the common Record."""
+    module = CompiledNetwork(simulation, dtype=dtype, device=device)
+    with torch.no_grad():
+        return module().record()
