@@ -66,7 +66,7 @@ def _scenario(population, inputs, projections, record, duration):
                       RunSettings(duration=duration, record=record, timing=Timing(dt="0.1*ms")))
 
 
-def lif_scenario(seed=0, n=20, n_inputs=100, rate="20*Hz", weight=(0.0, 0.4e-9), duration="1*second"):
+def lif_scenario(seed=0, n=40, n_inputs=100, rate="20*Hz", weight=(0.0, 0.1e-9), duration="1*second"):
     rng = np.random.default_rng(seed)
     synapse = SynapseModel(model="w : amp", on_pre="I_syn_post += w")
     pop = Population("lif", lif(), n, initial={"v": rng.uniform(-70e-3, -55e-3, n)})

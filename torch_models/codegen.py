@@ -51,6 +51,8 @@ def compile_expression(text, where):
             raise ValueError(f"{where}: {type(node).__name__} is not allowed in {text!r}")
         if isinstance(node, ast.Call) and not (isinstance(node.func, ast.Name) and node.func.id in FUNCTION_NAMES):
             raise ValueError(f"{where}: unknown function in {text!r}; known: {sorted(FUNCTION_NAMES)}")
+        if isinstance(node, ast.Name) and node.id.startswith("__") and node.id.endswith("__"):
+            raise ValueError(f"{where}: name {node.id!r} is not allowed in {text!r}")
         if isinstance(node, ast.Name) and node.id not in FUNCTION_NAMES:
             names.add(node.id)
     return compile(tree, where, "eval"), frozenset(names)
@@ -123,7 +125,8 @@ def functions(dtype):
         if isinstance(x, torch.Tensor):
             return x.to(dtype) if x.dtype == torch.bool else torch.trunc(x)
         return int(x)
-    return {"__builtins__": {}, **_MATH, "int": to_int}
+    # torch's C code may import lazily, which looks up __import__ in the calling frame's builtins
+    return {"__builtins__": {"__import__": __import__}, **_MATH, "int": to_int}
 
 
 def evaluate(expression, function_table, scope):

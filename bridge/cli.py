@@ -1,0 +1,66 @@
+"""Command line: `spikebridge models`, `spikebridge crosscheck MODEL_OR_JSON_FILE ...`."""
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from bridge import library
+from bridge.description import Simulation, from_json
+from bridge.errors import DescriptionError
+
+
+def _load(model_or_file, seed):
+    path = Path(model_or_file)
+    if path.suffix == ".json" or path.exists():
+        simulation = from_json(path.read_text())
+        if not isinstance(simulation, Simulation):
+            raise DescriptionError(str(path), f"holds a {type(simulation).__name__}; expected a Simulation")
+        return path.stem, simulation
+    return model_or_file, library.scenario(model_or_file, seed=seed)
+
+
+def models(args):
+    for name, (model, _) in library.MODELS.items():
+        print(f"{name:14s} {model.__doc__.strip().splitlines()[0]}")
+    return 0
+
+
+def crosscheck(args):
+    from bridge.paired import paired_run
+    from bridge.plots import crosscheck_figure
+
+    name, simulation = _load(args.model, args.seed)
+    out = Path(args.out or f"results/crosscheck_{name}")
+    out.mkdir(parents=True, exist_ok=True)
+    brian_record, torch_record, report = paired_run(simulation, target=args.target, dtype=args.dtype)
+    print(f"crosscheck {name}: Brian2 ({args.target}, float64) vs torch ({args.dtype}), "
+          f"{simulation.run.n_steps} steps of {simulation.dt * 1e3:g} ms")
+    print(report.text())
+    (out / "simulation.json").write_text(simulation.to_json(indent=1))
+    (out / "report.json").write_text(json.dumps(report.to_dict(), indent=1))
+    crosscheck_figure(brian_record, torch_record, report, out / "crosscheck.png", title=name)
+    print(f"wrote {out / 'report.json'} and {out / 'crosscheck.png'}")
+    return 0 if report.passed else 1
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="spikebridge", description="One spiking model, Brian2 and PyTorch.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("models", help="list the library models").set_defaults(func=models)
+    check = commands.add_parser("crosscheck", help="run a model in both backends and compare spike by spike")
+    check.add_argument("model", metavar="MODEL_OR_JSON_FILE", help="a library model name or a Simulation JSON file")
+    check.add_argument("--dtype", choices=("float64", "float32"), default="float64", help="torch float type")
+    check.add_argument("--seed", type=int, default=0, help="seed of a library model's scenario")
+    check.add_argument("--target", choices=("numpy", "cython"), default="numpy", help="Brian2 code target")
+    check.add_argument("--out", help="output folder (default results/crosscheck_NAME)")
+    check.set_defaults(func=crosscheck)
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except (DescriptionError, KeyError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,157 @@
+"""Spike-by-spike comparison of two Records, with the tolerance classes of DESIGN.md §5."""
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+from scipy.signal import lfilter
+
+TRACE_RTOL = 1e-9          # exact class: traces within this, relative to the trace's largest magnitude
+FLOAT32_MATCHED = 0.99     # float32 class: fraction of spikes matched within ±k steps
+NEAR_THRESHOLD_EPS = 1e3   # a crossing counts as "near threshold" within this many float eps of the state scale
+
+
+@dataclass
+class Divergence:
+    population: str
+    neuron: int
+    step: int
+    only_in: str             # the backend that spiked
+    margin: float | None     # torch's distance past threshold there (negative: below)
+    explanation: str
+
+
+@dataclass
+class Report:
+    tolerance_class: str     # "exact" or "float32"
+    k: int
+    counts: dict             # population -> {backend: spike count}
+    identical: bool
+    matched_fraction: dict   # population -> fraction of spikes matched within ±k steps
+    van_rossum: dict         # population -> mean van Rossum distance per neuron (tau 10 ms)
+    traces: dict             # "pop.var" -> {"max_abs": .., "max_rel": ..}
+    first_divergence: Divergence | None
+    divergences: list = field(default_factory=list)
+
+    @property
+    def passed(self):
+        if self.tolerance_class == "exact":
+            return self.identical and all(t["max_rel"] <= TRACE_RTOL for t in self.traces.values())
+        return all(f >= FLOAT32_MATCHED for f in self.matched_fraction.values()) and \
+            all(d.explanation != "unexplained" for d in self.divergences)
+
+    def to_dict(self):
+        return {**asdict(self), "passed": self.passed}
+
+    def text(self):
+        lines = [f"tolerance class: {self.tolerance_class}   identical spikes: {'yes' if self.identical else 'no'}"
+                 f"   passed: {'yes' if self.passed else 'NO'}"]
+        for pop, counts in self.counts.items():
+            lines.append(f"  {pop}: spikes {counts}, matched within ±{self.k} steps "
+                         f"{100 * self.matched_fraction[pop]:.2f} %, van Rossum distance {self.van_rossum[pop]:.3g}")
+        for key, t in self.traces.items():
+            lines.append(f"  {key}: max |Δ| {t['max_abs']:.3g} (SI), relative {t['max_rel']:.3g}")
+        if self.first_divergence:
+            d = self.first_divergence
+            lines.append(f"  first divergence: step {d.step}, {d.population}[{d.neuron}] spiked only in {d.only_in}; "
+                         f"torch margin past threshold {d.margin:.3g}: {d.explanation}")
+        if len(self.divergences) > 1:
+            kinds = {}
+            for d in self.divergences:
+                kinds[d.explanation.split(":")[0]] = kinds.get(d.explanation.split(":")[0], 0) + 1
+            lines.append(f"  {len(self.divergences)} unmatched spikes: " +
+                         ", ".join(f"{n} {kind}" for kind, n in kinds.items()))
+        return "\n".join(lines)
+
+
+def _match(a_steps, b_steps, k):
+    """Greedy one-to-one matching of two sorted step lists within ±k; returns unmatched of a and of b."""
+    ia = ib = 0
+    unmatched_a, unmatched_b = [], []
+    while ia < len(a_steps) and ib < len(b_steps):
+        if abs(a_steps[ia] - b_steps[ib]) <= k:
+            ia, ib = ia + 1, ib + 1
+        elif a_steps[ia] < b_steps[ib]:
+            unmatched_a.append(a_steps[ia])
+            ia += 1
+        else:
+            unmatched_b.append(b_steps[ib])
+            ib += 1
+    return unmatched_a + list(a_steps[ia:]), unmatched_b + list(b_steps[ib:])
+
+
+def van_rossum(record_a, record_b, population, n, tau=10e-3):
+    """Mean over neurons of the van Rossum distance sqrt(1/tau ∫ (f - g)^2 dt), exponential kernel tau."""
+    diff = np.zeros((record_a.n_steps, n))
+    for sign, record in ((1, record_a), (-1, record_b)):
+        neurons, steps = record.spikes[population]
+        np.add.at(diff, (steps, neurons), sign)
+    filtered = lfilter([1.0], [1.0, -np.exp(-record_a.dt / tau)], diff, axis=0)
+    return float(np.mean(np.sqrt(np.sum(filtered ** 2, axis=0) * record_a.dt / tau)))
+
+
+def _spike_steps(record, population, neuron):
+    neurons, steps = record.spikes[population]
+    return list(steps[neurons == neuron])
+
+
+def _unmatched(reference, candidate, population, n, k):
+    """(step, neuron, backend that spiked) of every spike without a partner within ±k steps."""
+    events = []
+    for neuron in range(n):
+        only_ref, only_cand = _match(_spike_steps(reference, population, neuron),
+                                     _spike_steps(candidate, population, neuron), k)
+        events += [(int(s), neuron, reference.backend) for s in only_ref]
+        events += [(int(s), neuron, candidate.backend) for s in only_cand]
+    return sorted(events)
+
+
+def _explain(events, population, margins, tolerance, network_first_step):
+    """Each divergence traced to a near-threshold crossing or to an earlier divergence that reaches it:
+    of the same neuron, or (when the population receives spikes from neurons) of the network."""
+    result, diverged = [], set()
+    for step, neuron, backend in events:
+        margin = float(margins[step, neuron]) if margins is not None else None
+        if margin is not None and abs(margin) <= tolerance:
+            explanation = f"near threshold: |margin| {abs(margin):.3g} <= {tolerance:.3g} (float rounding)"
+        elif neuron in diverged:
+            explanation = "downstream: this neuron diverged earlier"
+        elif network_first_step is not None and step > network_first_step:
+            explanation = f"downstream: its input neurons diverged earlier (step {network_first_step})"
+        else:
+            explanation = "unexplained"
+        result.append(Divergence(population, neuron, step, backend, margin, explanation))
+        diverged.add(neuron)
+    return result
+
+
+def compare(reference, candidate, sizes, tolerance_class="exact", k=1, eps=np.finfo(np.float64).eps,
+            neuron_driven=()):
+    """Compare `candidate` (torch, with threshold margins) to `reference` (Brian2). sizes: population -> n;
+    neuron_driven: populations that receive spikes from neurons (so a divergence can reach them).
+
+    Every spike that is not identical (k = 0) is a divergence and gets an explanation; the matched
+    fraction counts spikes with a partner within ±k steps."""
+    counts, matched, distances, divergences = {}, {}, {}, []
+    exact_events = {pop: _unmatched(reference, candidate, pop, n, 0) for pop, n in sizes.items()}
+    steps = [e[0] for pop in neuron_driven for e in exact_events.get(pop, [])] + \
+        [e[0] for pop in sizes for e in exact_events[pop]]
+    network_first_step = min(steps) if steps else None
+    for pop, n in sizes.items():
+        counts[pop] = {reference.backend: reference.count(pop), candidate.backend: candidate.count(pop)}
+        unmatched = _unmatched(reference, candidate, pop, n, k)
+        total = max(reference.count(pop), candidate.count(pop))
+        matched[pop] = (reference.count(pop) - sum(1 for e in unmatched if e[2] == reference.backend)) / total \
+            if total else 1.0
+        margins = candidate.margins.get(pop)
+        tolerance = NEAR_THRESHOLD_EPS * eps * (np.abs(margins).max() if margins is not None else 1.0)
+        divergences += _explain(exact_events[pop], pop, margins, tolerance,
+                                network_first_step if pop in neuron_driven else None)
+        distances[pop] = van_rossum(reference, candidate, pop, n)
+    identical = all(reference.spike_set(p) == candidate.spike_set(p) for p in sizes)
+    traces = {}
+    for key, ref in reference.traces.items():
+        delta = np.abs(ref - candidate.traces[key])
+        scale = np.abs(ref).max()
+        traces[key] = {"max_abs": float(delta.max()), "max_rel": float(delta.max() / scale) if scale else 0.0}
+    divergences.sort(key=lambda d: d.step)
+    return Report(tolerance_class, k, counts, identical, matched, distances, traces,
+                  divergences[0] if divergences else None, divergences)

@@ -1,0 +1,35 @@
+"""Pictures of a paired run: both rasters and a trace overlay."""
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+
+def crosscheck_figure(brian_record, torch_record, report, path, title=""):
+    populations = list(brian_record.spikes)
+    keys = list(brian_record.traces)
+    fig, axes = plt.subplots(len(populations) + len(keys[:1]), 1, figsize=(10, 2.6 * (len(populations) + 1)),
+                             sharex=True, squeeze=False)
+    axes = axes[:, 0]
+    to_ms = 1e3 * brian_record.dt
+    for ax, pop in zip(axes, populations):
+        for record, style in ((brian_record, dict(marker="|", s=40, color="tab:blue", label="Brian2")),
+                              (torch_record, dict(marker="x", s=8, color="tab:red", label="torch"))):
+            neurons, steps = record.spikes[pop]
+            ax.scatter(steps * to_ms, neurons, linewidths=0.8, **style)
+        ax.set_ylabel(f"{pop}\nneuron")
+        ax.legend(loc="upper right", fontsize=8)
+    if keys:
+        ax, key = axes[-1], keys[0]
+        time = np.arange(brian_record.n_steps) * to_ms
+        ax.plot(time, brian_record.traces[key][:, 0], color="tab:blue", lw=1.5, label="Brian2")
+        ax.plot(time, torch_record.traces[key][:, 0], color="tab:red", lw=0.8, ls="--", label="torch")
+        ax.set_ylabel(f"{key}[0] (SI)")
+        ax.legend(loc="upper right", fontsize=8)
+    axes[-1].set_xlabel("time (ms)")
+    verdict = "identical" if report.identical else f"not identical ({len(report.divergences)} unmatched)"
+    fig.suptitle(f"{title}  {report.tolerance_class} class: {verdict}")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
