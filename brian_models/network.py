@@ -32,9 +32,9 @@ def build(simulation):
         dim = group.variables[current.variable].dim
         values = TimedArray(brian2.Quantity(current.array(simulation.run.n_steps), dim=dim), dt=dt * second,
                             name=f"{current.name}_values")
-        objects[current.name] = group.run_regularly(f"{current.variable} = {current.name}_values(t, i)",
+        group.namespace[values.name] = values  # run_regularly resolves names in the group's namespace
+        objects[current.name] = group.run_regularly(f"{current.variable} = {values.name}(t, i)",
                                                     when="before_groups", name=current.name)
-        objects[current.name].namespace = {f"{current.name}_values": values}
     for proj in net.projections:
         syn = brian_parse.synapses(proj.synapse, objects[proj.source], objects[proj.target], proj.name, dt)
         i, j = simulation.synapses(proj)

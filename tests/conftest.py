@@ -1,0 +1,10 @@
+import brian2
+import pytest
+
+brian2.prefs.codegen.target = "numpy"
+
+
+@pytest.fixture(scope="session")
+def paired():
+    from bridge.paired import paired_run
+    return paired_run

@@ -1,0 +1,95 @@
+"""Paired runs of every library model: Brian2 and torch give identical spikes (float64, same dt)."""
+import json
+
+import numpy as np
+import pytest
+
+from bridge import library
+from bridge.cli import main
+from bridge.compare import FLOAT32_MATCHED, TRACE_RTOL
+
+
+def _check_scenario_inputs(simulation):
+    """The scenario is what the acceptance asks for: 1 s at 0.1 ms, random delays spanning 0-20 ms."""
+    assert simulation.run.n_steps == 10000 and simulation.dt == pytest.approx(1e-4)
+    for proj in simulation.network.projections:
+        steps = simulation.delay_steps(proj)
+        assert steps.min() <= 5 and steps.max() >= 190 and len(np.unique(steps)) > 50
+        weights = proj.value_array("w", len(steps))
+        assert np.std(weights) > 0
+
+
+@pytest.mark.parametrize("name", sorted(library.MODELS))
+def test_library_model_identical_on_numpy(name, paired):
+    simulation = library.scenario(name, seed=3)
+    _check_scenario_inputs(simulation)
+    brian_record, torch_record, report = paired(simulation, target="numpy")
+    pop = simulation.network.populations[0].name
+    assert brian_record.count(pop) >= 300
+    assert brian_record.spike_set(pop) == torch_record.spike_set(pop)
+    assert report.identical and report.first_divergence is None
+    for key, trace in brian_record.traces.items():
+        scale = np.abs(trace).max()
+        assert scale > 0
+        assert np.abs(trace - torch_record.traces[key]).max() <= TRACE_RTOL * scale, key
+    assert report.van_rossum[pop] == 0.0
+
+
+@pytest.mark.cython
+def test_coincidence_model_identical_on_cython(paired):
+    simulation = library.scenario("coincidence", seed=5)
+    brian_record, torch_record, report = paired(simulation, target="cython")
+    assert brian_record.count("coincidence") >= 300
+    assert report.identical and report.passed
+
+
+def test_float32_matches_and_explains_every_divergence(paired):
+    simulation = library.scenario("lif", seed=0)
+    _, torch_record, report = paired(simulation, dtype="float32")
+    assert report.tolerance_class == "float32"
+    assert report.matched_fraction["lif"] >= FLOAT32_MATCHED
+    assert report.divergences, "float32 is expected to differ somewhere in 1300 spikes"
+    first = report.first_divergence
+    assert first.explanation.startswith("near threshold")
+    assert abs(first.margin) < 1e-5  # volts: within float32 rounding of the threshold
+    assert all(d.explanation != "unexplained" for d in report.divergences)
+    assert report.passed
+
+
+def test_exact_class_names_the_first_divergence(paired):
+    """A deliberately different weight in one backend is found and located."""
+    from bridge.compare import compare
+    from torch_models.network import CompiledNetwork
+    import torch
+
+    simulation = library.scenario("lif", seed=1, duration="300*ms")
+    brian_record, _, _ = paired(simulation)
+    module = CompiledNetwork(simulation)
+    with torch.no_grad():
+        module.synaptic["input_to_lif__w"][0] += 1e-9  # a large extra current on one synapse
+        torch_record = module().record()
+    report = compare(brian_record, torch_record, {"lif": 40})
+    assert not report.identical and not report.passed
+    post = int(simulation.synapses(simulation.network.projections[0])[1][0])
+    assert report.first_divergence.neuron == post
+    assert report.first_divergence.explanation == "unexplained"
+
+
+def test_cli_crosschecks_a_hand_written_json_model(tmp_path, capsys):
+    code = main(["crosscheck", "examples/izhikevich.json", "--out", str(tmp_path)])
+    assert code == 0
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["identical"] is True and report["passed"] is True
+    assert report["counts"]["izh"]["brian2"] == report["counts"]["izh"]["torch"] >= 50
+    assert (tmp_path / "crosscheck.png").stat().st_size > 10_000
+    assert "identical spikes: yes" in capsys.readouterr().out
+
+
+def test_cli_exit_code_for_bad_input(tmp_path, capsys):
+    bad = json.loads(open("examples/izhikevich.json").read())
+    bad["network"]["projections"][0]["delays"] = "-1*ms"
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps(bad))
+    assert main(["crosscheck", str(path), "--out", str(tmp_path)]) == 2
+    assert "Projection 'drive_to_izh'.delays" in capsys.readouterr().err
+    assert main(["crosscheck", "no_such_model"]) == 2
