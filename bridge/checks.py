@@ -14,6 +14,8 @@ def _brian_message(err):
     """The original error inside Brian2's wrapper: what a user needs, without Brian2's traceback hints."""
     original = err.__cause__ or err.__context__ if isinstance(err, BrianObjectException) else err
     original = original or err
+    if isinstance(original, KeyError):  # Brian2 raises KeyError('v_post') or KeyError('The identifier ...')
+        return f"unknown identifier: {original.args[0]}"
     return f"{type(original).__name__}: {original}".strip()
 
 

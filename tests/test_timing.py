@@ -1,0 +1,53 @@
+"""The timing conventions of DESIGN.md §3, asserted as step numbers in both backends."""
+import numpy as np
+import pytest
+
+from bridge.description import (NeuronModel, Network, Population, Projection, RunSettings, Simulation, SpikeTrains,
+                                SynapseModel, Timing)
+
+# A non-leaky unit that fires when one input of weight 1.5 arrives; refractory 1 ms; v held while refractory.
+UNIT = NeuronModel("dv/dt = -v/tau : 1 (unless refractory)", threshold="v > 1", reset="v = 0",
+                   refractory="1*ms", parameters={"tau": "1*second"})
+
+
+def _run_both(paired, times, weights, delays, duration="8*ms", timing=Timing()):
+    source = SpikeTrains("inp", len(times), indices=list(range(len(times))), times=times)
+    proj = Projection("p", "inp", "unit", SynapseModel("w : 1", on_pre="v_post += w"), i=list(range(len(times))),
+                      j=[0] * len(times), values={"w": weights}, delays=delays)
+    simulation = Simulation(Network((Population("unit", UNIT, 1),), (source,), (), (proj,)),
+                            RunSettings(duration, record=("unit.v",), timing=timing))
+    brian_record, torch_record, report = paired(simulation)
+    assert report.identical
+    return list(brian_record.spikes["unit"][1]), brian_record.traces["unit.v"][:, 0], torch_record
+
+
+@pytest.mark.parametrize("delay, spike_step", [(0.0, 11), (0.3e-3, 14), (0.25e-3, 14), (0.15e-3, 12)])
+def test_input_at_step_n_with_delay_k_fires_target_at_n_plus_k_plus_1(paired, delay, spike_step):
+    """Delivery in the synapses slot of step n+k; the target integrates it at n+k+1 and spikes then.
+    0.25 ms is 2.5 steps -> 3 (half up); 0.15 ms is 1.4999.. steps -> 1, as in Brian2."""
+    steps, _, _ = _run_both(paired, [1.0e-3], [1.5], [delay])
+    assert steps == [spike_step]
+
+
+def test_spike_times_floor_with_epsilon(paired):
+    """SpikeGeneratorGroup's rule: 1.05 ms is step 10 and 1.0999 ms too (int((t + 1e-3*dt)/dt))."""
+    steps, _, _ = _run_both(paired, [1.05e-3], [1.5], [0.0])
+    assert steps == [11]
+
+
+def test_refractory_drops_synaptic_writes_and_holds_v(paired):
+    """Spike at 11 (input at 10); input at 15 falls in the 1 ms refractory period and is dropped;
+    input at 25 (after it) is seen by the start-of-step monitor at 26, then decays."""
+    steps, v, torch_record = _run_both(paired, [1.0e-3, 1.5e-3, 2.5e-3], [1.5, 0.6, 0.6], [0.0, 0.0, 0.0])
+    assert steps == [11]
+    assert v[12:26] == pytest.approx(np.zeros(14), abs=0)
+    assert v[26] == 0.6 and v[27] == pytest.approx(0.6 * np.exp(-1e-4), rel=1e-12)
+    assert torch_record.traces["unit.v"][27, 0] == pytest.approx(v[27], rel=1e-12)
+
+
+def test_refractory_period_sets_the_shortest_interval(paired):
+    """Synaptic input every step: refractoriness ends at the state update of step n + 10, but that step's
+    input is delivered after its threshold, so the unit fires every 11 steps."""
+    times = [k * 1e-4 for k in range(10, 60)]
+    steps, _, _ = _run_both(paired, times, [1.5] * len(times), [0.0] * len(times))
+    assert steps == [11, 22, 33, 44, 55]
