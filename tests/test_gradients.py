@@ -1,0 +1,34 @@
+"""The torch module is differentiable through delays and synaptic weights (subthreshold: v is linear in w)."""
+import numpy as np
+import torch
+
+from bridge import library
+from torch_models.network import CompiledNetwork
+
+
+def test_gradient_of_voltage_wrt_delayed_weights_matches_finite_differences():
+    simulation = library.scenario("lif", seed=4, n=5, weight=(0.0, 0.005e-9), duration="50*ms")
+    module = CompiledNetwork(simulation)
+    weights = module.synaptic["input_to_lif__w"]
+    run = module()
+    assert run.spikes["lif"].sum() == 0  # subthreshold, so the loss is smooth in w
+    loss = run.traces["lif.v"].sum()
+    loss.backward()
+    grad = weights.grad.clone()
+    projection = simulation.network.projections[0]
+    delays, (sources, _) = simulation.delay_steps(projection), simulation.synapses(projection)
+    indices, steps = simulation.input_spikes()["poisson"]
+    # a weight matters exactly when a spike of it arrives (step n + d), moves I_syn and then v (recorded at n + d + 2)
+    reaches = np.array([np.any(steps[indices == s] + d + 2 < simulation.run.n_steps) for s, d in zip(sources, delays)])
+    assert reaches.sum() > 20 and (~reaches).sum() > 20
+    assert np.array_equal(grad.numpy() != 0, reaches)
+    reaching = np.flatnonzero(reaches)
+    for k in reaching[np.argsort(delays[reaching])][[0, len(reaching) // 2, -1]]:  # short, medium, long delays
+        step = 1e-12
+        with torch.no_grad():
+            weights[k] += step
+            up = module().traces["lif.v"].sum()
+            weights[k] -= 2 * step
+            down = module().traces["lif.v"].sum()
+            weights[k] += step
+        assert torch.isclose(grad[k], (up - down) / (2 * step), rtol=1e-6)
