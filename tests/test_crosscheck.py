@@ -66,7 +66,7 @@ def test_exact_class_names_the_first_divergence(paired):
     brian_record, _, _ = paired(simulation)
     module = CompiledNetwork(simulation)
     with torch.no_grad():
-        module.synaptic["input_to_lif__w"][0] += 1e-9  # a large extra current on one synapse
+        module.synaptic("input_to_lif", "w")[0] += 1e-9  # a large extra current on one synapse
         torch_record = module().record()
     report = compare(brian_record, torch_record, {"lif": 40})
     assert not report.identical and not report.passed

@@ -9,7 +9,7 @@ from torch_models.network import CompiledNetwork
 def test_gradient_of_voltage_wrt_delayed_weights_matches_finite_differences():
     simulation = library.scenario("lif", seed=4, n=5, weight=(0.0, 0.005e-9), duration="50*ms")
     module = CompiledNetwork(simulation)
-    weights = module.synaptic["input_to_lif__w"]
+    weights = module.synaptic("input_to_lif", "w")
     run = module()
     assert run.spikes["lif"].sum() == 0  # subthreshold, so the loss is smooth in w
     loss = run.traces["lif.v"].sum()
@@ -32,3 +32,24 @@ def test_gradient_of_voltage_wrt_delayed_weights_matches_finite_differences():
             down = module().traces["lif.v"].sum()
             weights[k] += step
         assert torch.isclose(grad[k], (up - down) / (2 * step), rtol=1e-6)
+
+
+def test_batch_elements_equal_single_runs():
+    """Three different input trains in one batch give exactly what three separate runs give."""
+    from bridge.description import PoissonTrains
+
+    simulation = library.scenario("lif", seed=0, duration="200*ms")
+    n_steps, n = simulation.run.n_steps, simulation.network.sources[0].n
+    inputs = torch.zeros(3, n_steps, n, dtype=torch.float64)
+    for b in range(3):
+        indices, steps = PoissonTrains("poisson", n, "40*Hz", seed=10 + b).spike_steps(simulation.dt, n_steps)
+        inputs[b, steps, indices] = 1
+    module = CompiledNetwork(simulation)
+    with torch.no_grad():
+        batched = module({"poisson": inputs})
+        singles = [module({"poisson": inputs[b:b + 1]}) for b in range(3)]
+    counts = [int(s.spikes["lif"].sum()) for s in singles]
+    assert min(counts) > 20 and len(set(counts)) == 3
+    for b, single in enumerate(singles):
+        assert torch.equal(batched.spikes["lif"][b], single.spikes["lif"][0])
+        assert torch.equal(batched.traces["lif.v"][b], single.traces["lif.v"][0])

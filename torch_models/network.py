@@ -6,6 +6,7 @@ synapses (each pre pathway pushes this step's spikes into a ring buffer at slot 
 delivers the current slot; post pathways after); resets. Tensors are (batch, neurons) or (batch, synapses).
 """
 import ast
+import itertools
 from dataclasses import dataclass
 
 import numpy as np
@@ -146,10 +147,11 @@ def _variable_name(var, group):
     return next(name for name, candidate in group.variables.items() if candidate is var)
 
 
-class ProjectionStep:
+class ProjectionStep(nn.Module):
     """A projection: per-synapse variables (learnable), integer delays and a ring buffer of spike counts."""
 
     def __init__(self, proj, simulation, brian_groups, dtype):
+        super().__init__()
         self.name, self.source, self.target = proj.name, proj.source, proj.target
         where = f"Projection {proj.name!r}.synapse"
         syn_eqs = brian_parse.equations(proj.synapse.model)
@@ -160,11 +162,12 @@ class ProjectionStep:
                                               proj.name, simulation.dt)
         i, j = simulation.synapses(proj)
         brian_synapses.connect(i=i, j=j)
-        self.i, self.j = torch.as_tensor(i), torch.as_tensor(j)
-        self.delay_steps = torch.as_tensor(simulation.delay_steps(proj))
+        self.register_buffer("i", torch.as_tensor(i))
+        self.register_buffer("j", torch.as_tensor(j))
+        self.register_buffer("delay_steps", torch.as_tensor(simulation.delay_steps(proj)))
         self.slots = int(self.delay_steps.max()) + 1 if len(i) else 1
-        self.initial_values = {name: torch.as_tensor(proj.value_array(name, len(i)), dtype=dtype)
-                               for name in syn_eqs.parameter_names}
+        self.weights = nn.ParameterDict({name: torch.as_tensor(proj.value_array(name, len(i)), dtype=dtype)
+                                         for name in syn_eqs.parameter_names})
         self.pathways = {role: Pathway(brian_synapses, role, proj.synapse.parameters, where, dtype)
                          for role in ("pre", "post") if getattr(proj.synapse, f"on_{role}")}
 
@@ -252,10 +255,8 @@ class CompiledNetwork(nn.Module):
         brian_groups = {p.name: brian_parse.neuron_group(p.model, p.n, p.name, self.dt) for p in net.populations}
         brian_groups.update({s.name: brian_parse.spike_source(s.n, s.name, dt=self.dt) for s in net.sources})
         self.groups = {p.name: GroupStep(p, brian_groups[p.name], self.dtype) for p in net.populations}
-        self.projections = [ProjectionStep(p, simulation, brian_groups, self.dtype)
-                            for p in sorted(net.projections, key=lambda p: p.name)]  # Brian2 sorts by name
-        self.synaptic = nn.ParameterDict({f"{p.name}__{name}": nn.Parameter(value)
-                                          for p in self.projections for name, value in p.initial_values.items()})
+        self.projections = nn.ModuleList(ProjectionStep(p, simulation, brian_groups, self.dtype)
+                                         for p in sorted(net.projections, key=lambda p: p.name))  # Brian2's order
         for name, (indices, steps) in simulation.input_spikes().items():
             dense = torch.zeros(self.n_steps, net.size(name), dtype=self.dtype)
             dense[torch.as_tensor(steps), torch.as_tensor(indices)] = 1
@@ -263,12 +264,14 @@ class CompiledNetwork(nn.Module):
         for current in net.currents:
             self.register_buffer(f"current_{current.name}",
                                  torch.as_tensor(current.array(self.n_steps), dtype=self.dtype))
-        for proj in self.projections:
-            self.register_buffer(f"i_{proj.name}", proj.i)
         self.to(device)
 
+    def synaptic(self, projection, variable):
+        """The learnable per-synapse values of a projection's variable (e.g. its weights)."""
+        return next(p for p in self.projections if p.name == projection).weights[variable]
+
     def _device(self):
-        return next(iter(self.buffers()), torch.zeros(0)).device
+        return next(itertools.chain(self.parameters(), self.buffers()), torch.zeros(0)).device
 
     def forward(self, inputs=None, batch_size=None, record=None):
         net, device = self.simulation.network, self._device()
@@ -277,11 +280,8 @@ class CompiledNetwork(nn.Module):
         for source in net.sources:
             inputs.setdefault(source.name, getattr(self, f"input_{source.name}").expand(batch, -1, -1))
         record = self.simulation.run.record if record is None else record
-        for proj in self.projections:
-            proj.i, proj.j, proj.delay_steps = (proj.i.to(device), proj.j.to(device), proj.delay_steps.to(device))
         states = {name: group.initial_state(batch, device) for name, group in self.groups.items()}
-        syn_states = {p.name: {name: self.synaptic[f"{p.name}__{name}"] for name in p.initial_values}
-                      for p in self.projections}
+        syn_states = {p.name: dict(p.weights) for p in self.projections}
         buffers = {p.name: torch.zeros(p.slots, batch, len(p.i), dtype=self.dtype, device=device)
                    for p in self.projections if "pre" in p.pathways}
         spike_log = {name: [] for name in self.groups}
