@@ -32,7 +32,8 @@ def crosscheck(args):
     name, simulation = _load(args.model, args.seed)
     out = Path(args.out or f"results/crosscheck_{name}")
     out.mkdir(parents=True, exist_ok=True)
-    brian_record, torch_record, report = paired_run(simulation, target=args.target, dtype=args.dtype)
+    brian_record, torch_record, report = paired_run(simulation, target=args.target, dtype=args.dtype,
+                                                      progress=True)
     print(f"crosscheck {name}: Brian2 ({args.target}, float64) vs torch ({args.dtype}), "
           f"{simulation.run.n_steps} steps of {simulation.dt * 1e3:g} ms")
     print(report.text())
@@ -51,7 +52,7 @@ def main(argv=None):
     check.add_argument("model", metavar="MODEL_OR_JSON_FILE", help="a library model name or a Simulation JSON file")
     check.add_argument("--dtype", choices=("float64", "float32"), default="float64", help="torch float type")
     check.add_argument("--seed", type=int, default=0, help="seed of a library model's scenario")
-    check.add_argument("--target", choices=("numpy", "cython"), default="numpy", help="Brian2 code target")
+    check.add_argument("--target", choices=("numpy", "cython", "cpp_standalone"), default="numpy", help="Brian2 code target")
     check.add_argument("--out", help="output folder (default results/crosscheck_NAME)")
     check.set_defaults(func=crosscheck)
     args = parser.parse_args(argv)

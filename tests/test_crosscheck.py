@@ -43,6 +43,14 @@ def test_coincidence_model_identical_on_cython(paired):
     assert report.identical and report.passed
 
 
+@pytest.mark.cython
+def test_penalty_model_identical_on_cpp_standalone(paired):
+    simulation = library.scenario("penalty", seed=1)
+    brian_record, _, report = paired(simulation, target="cpp_standalone")
+    assert brian_record.count("penalty") >= 300
+    assert report.identical and report.passed
+
+
 def test_float32_matches_and_explains_every_divergence(paired):
     simulation = library.scenario("lif", seed=0)
     _, torch_record, report = paired(simulation, dtype="float32")

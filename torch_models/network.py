@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from torch import nn
+from tqdm import tqdm
 
 from bridge import brian_parse
 from bridge.errors import DescriptionError
@@ -273,7 +274,7 @@ class CompiledNetwork(nn.Module):
     def _device(self):
         return next(itertools.chain(self.parameters(), self.buffers()), torch.zeros(0)).device
 
-    def forward(self, inputs=None, batch_size=None, record=None):
+    def forward(self, inputs=None, batch_size=None, record=None, progress=False):
         net, device = self.simulation.network, self._device()
         inputs = dict(inputs or {})
         batch = batch_size or (next(iter(inputs.values())).shape[0] if inputs else 1)
@@ -287,7 +288,7 @@ class CompiledNetwork(nn.Module):
         spike_log = {name: [] for name in self.groups}
         margin_log = {name: [] for name in self.groups}
         trace_log = {key: [] for key in record}
-        for step in range(self.n_steps):
+        for step in tqdm(range(self.n_steps), desc="torch", unit="step", disable=not progress, mininterval=1):
             t = step * self.dt
             for key in record:  # 'start': state as left by the previous step
                 population, variable = key.split(".")
@@ -318,8 +319,8 @@ class CompiledNetwork(nn.Module):
         return TorchRun(stack(spike_log), stack(trace_log), stack(margin_log), self.dt)
 
 
-def run(simulation, dtype=None, device=None):
+def run(simulation, dtype=None, device=None, progress=False):
     """Run a Simulation once (batch 1, no gradients) and return the common Record."""
     module = CompiledNetwork(simulation, dtype=dtype, device=device)
     with torch.no_grad():
-        return module().record()
+        return module(progress=progress).record()
