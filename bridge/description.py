@@ -383,7 +383,7 @@ class Simulation:
             checks.check_recordable(population, var, f"RunSettings.record[{key!r}]")
         for current in net.currents:
             rows = len(current.values)
-            if rows not in (1,) and rows < self.run.n_steps:
+            if rows != 1 and rows < self.run.n_steps:
                 raise DescriptionError(f"CurrentInjection {current.name!r}.values",
                                        f"{rows} rows; need 1 or at least n_steps = {self.run.n_steps}")
             if len(current.values[0]) != net.size(current.target):

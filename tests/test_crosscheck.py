@@ -36,18 +36,11 @@ def test_library_model_identical_on_numpy(name, paired):
 
 
 @pytest.mark.cython
-def test_coincidence_model_identical_on_cython(paired):
-    simulation = library.scenario("coincidence", seed=5)
-    brian_record, torch_record, report = paired(simulation, target="cython")
-    assert brian_record.count("coincidence") >= 300
-    assert report.identical and report.passed
-
-
-@pytest.mark.cython
-def test_penalty_model_identical_on_cpp_standalone(paired):
-    simulation = library.scenario("penalty", seed=1)
-    brian_record, _, report = paired(simulation, target="cpp_standalone")
-    assert brian_record.count("penalty") >= 300
+@pytest.mark.parametrize("name, seed, target", [("coincidence", 5, "cython"), ("penalty", 1, "cpp_standalone")])
+def test_library_model_identical_on_compiled_targets(name, seed, target, paired):
+    simulation = library.scenario(name, seed=seed)
+    brian_record, _, report = paired(simulation, target=target)
+    assert brian_record.count(name) >= 300
     assert report.identical and report.passed
 
 
