@@ -1,4 +1,5 @@
 """Spike-by-spike comparison of two Records, with the tolerance classes of DESIGN.md §5."""
+from collections import Counter
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -51,12 +52,11 @@ class Report:
             lines.append(f"  {key}: max |Δ| {t['max_abs']:.3g} (SI), relative {t['max_rel']:.3g}")
         if self.first_divergence:
             d = self.first_divergence
+            margin = f"torch margin past threshold {d.margin:.3g}" if d.margin is not None else "no margin recorded"
             lines.append(f"  first divergence: step {d.step}, {d.population}[{d.neuron}] spiked only in {d.only_in}; "
-                         f"torch margin past threshold {d.margin:.3g}: {d.explanation}")
+                         f"{margin}: {d.explanation}")
         if len(self.divergences) > 1:
-            kinds = {}
-            for d in self.divergences:
-                kinds[d.explanation.split(":")[0]] = kinds.get(d.explanation.split(":")[0], 0) + 1
+            kinds = Counter(d.explanation.split(":")[0] for d in self.divergences)
             lines.append(f"  {len(self.divergences)} unmatched spikes: " +
                          ", ".join(f"{n} {kind}" for kind, n in kinds.items()))
         return "\n".join(lines)

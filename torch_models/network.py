@@ -32,7 +32,7 @@ def _constants(parameters, names):
 
 
 def _names(statements):
-    return set().union(set(), *[s.names for s in statements])
+    return set().union(*[s.names for s in statements])
 
 
 def _margin_expression(threshold):
@@ -67,6 +67,7 @@ class GroupStep:
         self.conditional = {n for n, v in self.variables.items() if v.conditional_write is not None}
         self.constants = _constants(model.parameters, _names(self.update + self.threshold + self.reset) | margin_names)
         self.functions = functions(dtype)
+        self.index = None  # the neuron index i, on the device of the state
 
     def initial_state(self, batch, device):
         state = {}
@@ -83,8 +84,10 @@ class GroupStep:
         return state
 
     def _scope(self, state, t, dt):
-        index = torch.arange(self.n, device=state[next(iter(state))].device, dtype=self.dtype)
-        return {**self.constants, **state, "t": t, "dt": dt, "N": self.n, "i": index}
+        device = state[next(iter(state))].device
+        if self.index is None or self.index.device != device:  # built once, not three times per step
+            self.index = torch.arange(self.n, device=device, dtype=self.dtype)
+        return {**self.constants, **state, "t": t, "dt": dt, "N": self.n, "i": self.index}
 
     def integrate(self, state, t, dt):
         scope = self._scope(state, t, dt)
@@ -167,6 +170,7 @@ class ProjectionStep(nn.Module):
         self.register_buffer("j", torch.as_tensor(j))
         self.register_buffer("delay_steps", torch.as_tensor(simulation.delay_steps(proj)))
         self.slots = int(self.delay_steps.max()) + 1 if len(i) else 1
+        self._grids = {}
         self.weights = nn.ParameterDict({name: torch.as_tensor(proj.value_array(name, len(i)), dtype=dtype)
                                          for name in syn_eqs.parameter_names})
         self.pathways = {role: Pathway(brian_synapses, role, proj.synapse.parameters, where, dtype)
@@ -176,8 +180,11 @@ class ProjectionStep(nn.Module):
         """Spikes emitted now enter the ring buffer at slot step + delay (emission-time delays)."""
         batch, n_syn = source_spikes.shape[0], len(self.i)
         slots = ((step + self.delay_steps) % self.slots).expand(batch, n_syn)
-        rows = torch.arange(batch, device=buffer.device)[:, None].expand(batch, n_syn)
-        columns = torch.arange(n_syn, device=buffer.device).expand(batch, n_syn)
+        key = (batch, buffer.device)
+        if key not in self._grids:  # (batch row, synapse column) of every entry, built once per batch size
+            self._grids[key] = (torch.arange(batch, device=buffer.device)[:, None].expand(batch, n_syn),
+                                torch.arange(n_syn, device=buffer.device).expand(batch, n_syn))
+        rows, columns = self._grids[key]
         buffer.index_put_((slots, rows, columns), source_spikes[:, self.i], accumulate=True)
 
     def pop(self, buffer, step):
