@@ -5,17 +5,21 @@ import tempfile
 import brian2
 import numpy as np
 from brian2 import Network, SpikeMonitor, StateMonitor, TimedArray, second
+from brian2.core.base import BrianObjectException
 
 from bridge import brian_parse
+from bridge.errors import DescriptionError
 from bridge.record import Record
+from brian_models import dynamic_delays
 
 TARGETS = ("numpy", "cython", "cpp_standalone")
 
 
-def build(simulation):
-    """Brian2 objects for a Simulation: {name: object} plus the monitors, ready to run."""
+def build(simulation, target="numpy"):
+    """Brian2 objects for a Simulation: ({name: object}, monitors, delay refreshers), ready to run. Each
+    delay refresher re-reads a 'between_runs' projection's delay variable; call them before each run()."""
     dt, net = simulation.dt, simulation.network
-    objects = {}
+    objects, refreshers = {}, []
     for pop in net.populations:
         group = brian_parse.neuron_group(pop.model, pop.n, pop.name, dt)
         for var, value in pop.initial.items():
@@ -45,6 +49,10 @@ def build(simulation):
         if proj.synapse.on_pre:
             # whole steps by the declared rule; Brian2 then rounds d/dt + 0.5 of an exact multiple: the same step
             syn.pre.delay = simulation.delay_steps(proj) * dt * second
+            if proj.delay_mode == "dynamic":
+                dynamic_delays.install(syn.pre, _delay_reader(proj, syn), simulation.delay_rule(proj), target)
+            elif proj.delay_mode == "between_runs":
+                refreshers.append(_delay_refresher(syn, _delay_reader(proj, syn), simulation.delay_rule(proj), dt))
         objects[proj.name] = syn
     monitors = {f"spikes_{p.name}": SpikeMonitor(objects[p.name], name=f"spikes_{p.name}") for p in net.populations}
     by_population = {}
@@ -54,22 +62,63 @@ def build(simulation):
     for population, variables in by_population.items():
         monitors[f"state_{population}"] = StateMonitor(objects[population], variables, record=True,
                                                        name=f"state_{population}")
-    return objects, monitors
+    return objects, monitors, refreshers
+
+
+def _delay_reader(proj, syn):
+    """A function: synapse indices -> the current values of the projection's delay variable (seconds)."""
+    var = proj.delay_variable
+    for suffix, group, index in (("_post", syn.target, "_postsynaptic_idx"), ("_pre", syn.source, "_presynaptic_idx")):
+        if var.endswith(suffix):
+            values, neuron_of = group.variables[var[:-len(suffix)]], syn.variables[index]
+            return lambda synapses: values.get_value()[neuron_of.get_value()[synapses]]
+    values = syn.variables[var]
+    return lambda synapses: values.get_value()[synapses]
+
+
+def _delay_refresher(syn, read_delays, rule, dt):
+    def refresh():
+        syn.pre.delay = rule.steps(read_delays(np.arange(len(syn)))) * dt * second
+    return refresh
+
+
+def check_target(simulation, target):
+    """Refuse what a target cannot honour, naming the alternatives."""
+    if target not in TARGETS:
+        raise ValueError(f"target {target!r}; allowed: {TARGETS}")
+    if target != "cpp_standalone":
+        return
+    for proj in simulation.network.projections:
+        if proj.delay_mode == "dynamic":
+            raise DescriptionError(f"Projection {proj.name!r}.delay_mode",
+                                   "'dynamic' delays need a per-step delay read that cpp_standalone's compiled queue "
+                                   "does not offer; run on target 'numpy' or 'cython', or declare 'between_runs' "
+                                   "(numpy, cython) or 'static' delays")
+    if simulation.run.segments > 1:
+        raise DescriptionError("RunSettings.segments", "cpp_standalone runs one segment here; use segments=1, or "
+                                                       "target 'numpy' or 'cython' for several")
 
 
 def run(simulation, target="numpy", build_dir=None):
     """Run a Simulation in Brian2 and return the common Record (float64, SI units)."""
-    if target not in TARGETS:
-        raise ValueError(f"target {target!r}; allowed: {TARGETS}")
+    check_target(simulation, target)
     if target == "cpp_standalone":
         brian2.set_device("cpp_standalone", directory=build_dir or tempfile.mkdtemp(prefix="spikebridge_"),
                           build_on_run=True)
     else:
         brian2.prefs.codegen.target = target
     try:
-        objects, monitors = build(simulation)
+        objects, monitors, refreshers = build(simulation, target)
         network = Network(*objects.values(), *monitors.values())
-        network.run(simulation.run.n_steps * simulation.dt * second)
+        for _ in range(simulation.run.segments):
+            for refresh in refreshers:
+                refresh()
+            try:
+                network.run(simulation.run.segment_steps * simulation.dt * second)
+            except BrianObjectException as err:  # e.g. a delay out of range, met by an EmissionTimeQueue
+                if isinstance(err.__cause__, DescriptionError):
+                    raise err.__cause__ from None
+                raise
         return _record(simulation, monitors)
     finally:
         if target == "cpp_standalone":

@@ -1,6 +1,6 @@
 """Validation of descriptions with Brian2's own parser and unit checker; errors name the field."""
 import json
-from brian2 import DimensionMismatchError
+from brian2 import DimensionMismatchError, second
 from brian2.core.base import BrianObjectException
 
 from bridge import brian_parse
@@ -129,3 +129,22 @@ def _check_projection(proj, source, target):
         raise DescriptionError(f"{where}.{part}", _brian_message(err)) from None
     except (SyntaxError, ValueError, TypeError, KeyError, DimensionMismatchError) as err:
         raise DescriptionError(where, _brian_message(err)) from None
+
+
+def check_delay_variable(proj, source, target):
+    """A delay variable must be a time: a synaptic variable, or `x_post` / `x_pre` of a neuron model."""
+    name, where = proj.delay_variable, f"Projection {proj.name!r}.delay_variable"
+    if name.endswith("_post") or name.endswith("_pre"):
+        var, _, side = name.rpartition("_")
+        owner = target if side == "post" else source
+        if not hasattr(owner, "model"):
+            raise DescriptionError(where, f"{name!r}: the source {owner.name!r} is a spike source without variables")
+        dims = variable_dims(owner.model)
+    else:
+        var, eqs = name, brian_parse.equations(proj.synapse.model)
+        dims = {n: eqs[n].dim for n in eqs.parameter_names}
+    if var not in dims:
+        raise DescriptionError(where, f"unknown variable {name!r}; give a synaptic variable {sorted(dims)} "
+                                      "or a neuron variable with suffix _post or _pre")
+    if dims[var] != second.dim:
+        raise DescriptionError(where, f"{name!r} has units {dims[var]}; a delay variable needs second")

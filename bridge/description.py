@@ -10,6 +10,7 @@ from dataclasses import dataclass, field, fields, is_dataclass
 import numpy as np
 
 from bridge import checks
+from bridge.delays import DELAY_MODES, DELAY_OVERFLOW, DelayRule, round_steps
 from bridge.errors import DescriptionError
 from bridge.quantities import parse_quantity, si_value
 
@@ -107,6 +108,12 @@ class Population:
                 raise DescriptionError(where, f"has {len(value)} values; expected n = {self.n}")
         checks.check_initial_values(self)
 
+    def initial_array(self, var):
+        """The initial value of `var` for each of the n neurons, in SI units (0 when not given)."""
+        value = self.initial.get(var, 0.0)
+        value = si_value(value, f"Population {self.name!r}.initial[{var!r}]") if isinstance(value, str) else value
+        return np.array(np.broadcast_to(np.asarray(value, dtype=float), (self.n,)))
+
 
 @register
 @dataclass(frozen=True)
@@ -195,8 +202,15 @@ class CurrentInjection:
 class Projection:
     """Synapses from `source` to `target`. Sparse: synapse k joins `i[k]` -> `j[k]` and `values` hold one
     SI value per synapse; dense (i and j empty): all pairs, `values` hold (n_source, n_target) matrices.
-    A quantity string gives every synapse the same value. `delays` (seconds, one per synapse or a scalar
-    quantity) apply to on_pre and may not exceed `max_delay`."""
+    A quantity string gives every synapse the same value.
+
+    Delays apply to on_pre. `delay_mode` 'static': `delays` (seconds, one per synapse or a scalar
+    quantity), within [0, max_delay]. 'between_runs' and 'dynamic': the delay of each synapse is the
+    variable `delay_variable` (of unit second): a synaptic variable of the model, or a neuron variable
+    `x_post` / `x_pre` of the target / source; event code may change it. 'between_runs' reads it at the start
+    of each run segment, 'dynamic' whenever a spike is emitted (spikes in flight keep their delay).
+    `delay_overflow` says what a delay outside [0, max_delay] does: 'error', 'clip' or 'wrap' (modulo
+    max_delay + dt), applied to the rounded steps (bridge/delays.py)."""
     name: str
     source: str
     target: str
@@ -206,6 +220,9 @@ class Projection:
     values: dict = field(default_factory=dict)
     delays: object = "0*ms"
     max_delay: str = "20*ms"
+    delay_mode: str = "static"
+    delay_variable: str = ""
+    delay_overflow: str = "error"
 
     def __post_init__(self):
         _check_name(self.name, "Projection.name")
@@ -214,7 +231,10 @@ class Projection:
         _set(self, "values", {k: _frozen(v) for k, v in self.values.items()})
         if len(self.i) != len(self.j):
             raise DescriptionError(f"Projection {self.name!r}.j", f"{len(self.j)} targets for {len(self.i)} sources")
+        self._check_delay_fields()
         max_delay = si_value(self.max_delay, f"Projection {self.name!r}.max_delay")
+        if max_delay < 0:
+            raise DescriptionError(f"Projection {self.name!r}.max_delay", f"{self.max_delay!r} must be >= 0*ms")
         delays = self.delay_array(1)
         where = f"Projection {self.name!r}.delays"
         if np.any(delays < 0):
@@ -222,6 +242,23 @@ class Projection:
         if np.any(delays > max_delay):
             raise DescriptionError(where, f"delay {delays.max()} s exceeds max_delay = {self.max_delay}; "
                                           "delays must lie in [0, max_delay]")
+
+    def _check_delay_fields(self):
+        where = f"Projection {self.name!r}"
+        if self.delay_mode not in DELAY_MODES:
+            raise DescriptionError(f"{where}.delay_mode", f"{self.delay_mode!r}; allowed: {DELAY_MODES}")
+        if self.delay_overflow not in DELAY_OVERFLOW:
+            raise DescriptionError(f"{where}.delay_overflow", f"{self.delay_overflow!r}; allowed: {DELAY_OVERFLOW}")
+        if self.delay_mode == "static" and self.delay_variable:
+            raise DescriptionError(f"{where}.delay_variable", "static delays come from `delays`; a delay variable "
+                                                              "needs delay_mode 'between_runs' or 'dynamic'")
+        if self.delay_mode != "static":
+            if not self.delay_variable:
+                raise DescriptionError(f"{where}.delay_variable", f"delay_mode {self.delay_mode!r} needs the name "
+                                                                  "of the variable that holds the delays")
+            if self.delays != "0*ms":
+                raise DescriptionError(f"{where}.delays", "with a delay variable, give the initial delays as the "
+                                                          "variable's initial values, not in `delays`")
 
     @property
     def dense(self):
@@ -302,6 +339,8 @@ class Network:
             if shape != expected:
                 raise DescriptionError(f"Projection {proj.name!r}.delays", f"shape {shape}; expected {expected}")
         checks.check_projection(proj, source, target)
+        if proj.delay_variable:
+            checks.check_delay_variable(proj, source, target)
 
 
 @register
@@ -334,24 +373,19 @@ class Timing:
     def delay_steps(self, delays, where="delays"):
         """Delays (seconds) in whole steps by the declared rule."""
         ratio = np.asarray(delays, dtype=np.float64) / self.dt_seconds
-        if self.delay_rounding == "exact_steps":
-            off = np.abs(ratio - np.round(ratio))
-            if np.any(off > 1e-9):
-                bad = np.asarray(delays)[np.argmax(off)]
-                raise DescriptionError(where, f"delay {bad} s is not a whole number of steps of dt = {self.dt} "
-                                              "under delay_rounding='exact_steps'")
-            return np.round(ratio).astype(np.int64)
-        return (ratio + 0.5).astype(np.int64)
+        return round_steps(ratio, self.delay_rounding, where).astype(np.int64)
 
 
 @register
 @dataclass(frozen=True)
 class RunSettings:
-    """How long to run, in which float type, and what to record ("population.variable")."""
+    """How long to run, in which float type, and what to record ("population.variable"). The run is made
+    of `segments` equal runs (Brian2 run() calls); 'between_runs' delays are read at the start of each."""
     duration: str
     dtype: str = "float64"
     record: tuple = ()
     timing: Timing = field(default_factory=Timing)
+    segments: int = 1
 
     def __post_init__(self):
         _set(self, "record", tuple(self.record))
@@ -360,10 +394,18 @@ class RunSettings:
             raise DescriptionError("RunSettings.duration", f"{self.duration!r} must be a positive time")
         if self.dtype not in DTYPES:
             raise DescriptionError("RunSettings.dtype", f"{self.dtype!r}; allowed: {DTYPES}")
+        _check_count(self.segments, "RunSettings.segments")
+        if self.n_steps % self.segments:
+            raise DescriptionError("RunSettings.segments", f"{self.segments} segments do not divide the run's "
+                                                           f"{self.n_steps} steps; give a divisor")
 
     @property
     def n_steps(self):
         return int(round(si_value(self.duration, "duration") / self.timing.dt_seconds))
+
+    @property
+    def segment_steps(self):
+        return self.n_steps // self.segments
 
 
 @register
@@ -398,9 +440,29 @@ class Simulation:
         """(i, j) of every synapse of a projection."""
         return proj.synapse_indices(self.network.size(proj.source), self.network.size(proj.target))
 
+    def delay_rule(self, proj):
+        """The projection's DelayRule: dt, max_delay in steps, rounding and overflow rules."""
+        timing, where = self.run.timing, f"Projection {proj.name!r}"
+        max_steps = int(timing.delay_steps(si_value(proj.max_delay, f"{where}.max_delay"), f"{where}.max_delay"))
+        field_name = "delay_variable" if proj.delay_variable else "delays"
+        return DelayRule(f"{where}.{field_name}", timing.dt_seconds, max_steps, timing.delay_rounding,
+                         proj.delay_overflow)
+
+    def initial_delays(self, proj):
+        """The delay (seconds) of every synapse at the start of the run: `delays`, or the delay variable's
+        initial values (of the synapses, or of their target / source neurons)."""
+        i, j = self.synapses(proj)
+        var = proj.delay_variable
+        if not var:
+            return proj.delay_array(len(i))
+        for suffix, end, index in (("_post", proj.target, j), ("_pre", proj.source, i)):
+            if var.endswith(suffix):
+                return self.network._population(end, "delay_variable").initial_array(var[:-len(suffix)])[index]
+        return proj.value_array(var, len(i))
+
     def delay_steps(self, proj):
-        n = len(self.synapses(proj)[0])
-        return self.run.timing.delay_steps(proj.delay_array(n), f"Projection {proj.name!r}.delays")
+        """Every synapse's delay in whole steps at the start of the run."""
+        return self.delay_rule(proj).steps(self.initial_delays(proj)).astype(np.int64)
 
     def input_spikes(self):
         """{source name: (indices, steps)}: the spike input both backends receive."""

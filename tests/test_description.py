@@ -97,7 +97,7 @@ def test_weight_matrix_of_wrong_shape():
 
 def test_delays_not_whole_steps_under_exact_rule():
     projection = _projection(delays=[0.0, 1.05e-3, 2e-3])
-    with pytest.raises(DescriptionError, match=r"delays: delay 0\.00105 s is not a whole number of steps.*exact_steps"):
+    with pytest.raises(DescriptionError, match=r"delays: delay of 10\.5 steps of dt is not a whole number.*exact_steps"):
         _simulation(projection, timing=Timing(delay_rounding="exact_steps"))
     # half_up as Brian2 computes it: 1.05e-3/1e-4 is 10.499999999999998 in float64, so 10 steps
     assert list(_simulation(projection).delay_steps(projection)) == [0, 10, 20]

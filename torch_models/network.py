@@ -51,7 +51,7 @@ class GroupStep:
     """One population: its state update, threshold and reset, compiled from Brian2's abstract code."""
 
     def __init__(self, population, brian_group, dtype):
-        self.name, self.n, self.dtype, self.initial = population.name, population.n, dtype, population.initial
+        self.name, self.n, self.dtype, self.population = population.name, population.n, dtype, population
         model = population.model
         runners = [brian_group.state_updater]
         if model.threshold:
@@ -78,9 +78,8 @@ class GroupStep:
                 state[name] = torch.full((batch, self.n), LASTSPIKE_NEVER, dtype=torch.float64, device=device)
             else:
                 dtype = torch.int64 if np.issubdtype(var.dtype, np.integer) else self.dtype
-                init = self.initial.get(name, 0.0)
-                init = si_value(init, name) if isinstance(init, str) else init
-                state[name] = torch.as_tensor(init, dtype=torch.float64).to(dtype).expand(batch, self.n).to(device)
+                init = torch.as_tensor(self.population.initial_array(name), dtype=torch.float64)
+                state[name] = init.to(dtype).expand(batch, self.n).to(device)
         return state
 
     def _scope(self, state, t, dt):
@@ -147,12 +146,25 @@ class Pathway:
         self.constants = _constants(parameters, names - set(self.location))
 
 
+def _delay_location(delay_variable):
+    """('target' | 'source' | 'synapse', variable name) of a projection's delay variable, or (None, None)."""
+    for suffix, kind in (("_post", "target"), ("_pre", "source")):
+        if delay_variable.endswith(suffix):
+            return kind, delay_variable[:-len(suffix)]
+    return ("synapse", delay_variable) if delay_variable else (None, None)
+
+
 def _variable_name(var, group):
     return next(name for name, candidate in group.variables.items() if candidate is var)
 
 
 class ProjectionStep(nn.Module):
-    """A projection: per-synapse variables (learnable), integer delays and a ring buffer of spike counts."""
+    """A projection: per-synapse variables (learnable), integer delays and a ring buffer of spike counts.
+
+    Delays in steps come from the projection's DelayRule (bridge/delays.py): fixed ('static'), re-read
+    from the delay variable at segment starts ('between_runs') or at every push ('dynamic'; then they may
+    differ per batch element). A spike enters slot step + delay when emitted, so later delay changes do not
+    move it (emission-time semantics)."""
 
     def __init__(self, proj, simulation, brian_groups, dtype):
         super().__init__()
@@ -169,17 +181,30 @@ class ProjectionStep(nn.Module):
         self.register_buffer("i", torch.as_tensor(i))
         self.register_buffer("j", torch.as_tensor(j))
         self.register_buffer("delay_steps", torch.as_tensor(simulation.delay_steps(proj)))
-        self.slots = int(self.delay_steps.max()) + 1 if len(i) else 1
+        self.delay_mode, self.rule = proj.delay_mode, simulation.delay_rule(proj)
+        self.delay_variable = _delay_location(proj.delay_variable)
+        static_slots = int(self.delay_steps.max()) + 1 if len(i) else 1
+        self.slots = static_slots if self.delay_mode == "static" else self.rule.slots
         self._grids = {}
         self.weights = nn.ParameterDict({name: torch.as_tensor(proj.value_array(name, len(i)), dtype=dtype)
                                          for name in syn_eqs.parameter_names})
         self.pathways = {role: Pathway(brian_synapses, role, proj.synapse.parameters, where, dtype)
                          for role in ("pre", "post") if getattr(proj.synapse, f"on_{role}")}
 
-    def push(self, buffer, source_spikes, step):
+    def delays_now(self, states, syn_state):
+        """Every synapse's delay in steps by the projection's rule, read from its delay variable now:
+        (batch, synapses) for neuron variables, (synapses,) or (batch, synapses) for synaptic ones."""
+        kind, var = self.delay_variable
+        if kind == "synapse":
+            values = syn_state[var]
+        else:
+            values = states[getattr(self, kind)][var][:, self.j if kind == "target" else self.i]
+        return self.rule.steps(values.detach()).long()
+
+    def push(self, buffer, source_spikes, step, delay_steps):
         """Spikes emitted now enter the ring buffer at slot step + delay (emission-time delays)."""
         batch, n_syn = source_spikes.shape[0], len(self.i)
-        slots = ((step + self.delay_steps) % self.slots).expand(batch, n_syn)
+        slots = ((step + delay_steps) % self.slots).expand(batch, n_syn)
         key = (batch, buffer.device)
         if key not in self._grids:  # (batch row, synapse column) of every entry, built once per batch size
             self._grids[key] = (torch.arange(batch, device=buffer.device)[:, None].expand(batch, n_syn),
@@ -192,6 +217,16 @@ class ProjectionStep(nn.Module):
         arrived = buffer[slot].clone()
         buffer[slot] = 0
         return arrived
+
+    def deliver(self, counts, syn_state, states, groups, t, dt):
+        """on_pre for the arrived spikes. Changing delays can bring two spikes of one synapse in one step;
+        they are delivered one after the other, as Brian2's queue delivers them."""
+        while True:
+            once = counts if self.delay_mode == "static" else counts.clamp(max=1)
+            self.run_pathway("pre", once, syn_state, states, groups, t, dt)
+            counts = counts - once
+            if self.delay_mode == "static" or not bool((counts > 0).any()):
+                return
 
     def run_pathway(self, role, counts, syn_state, states, groups, t, dt):
         """Run a pathway's statements for the synapses with counts > 0 (counts > 1 repeat += and -=)."""
@@ -295,8 +330,13 @@ class CompiledNetwork(nn.Module):
         spike_log = {name: [] for name in self.groups}
         margin_log = {name: [] for name in self.groups}
         trace_log = {key: [] for key in record}
+        delays = {p.name: p.delay_steps for p in self.projections}  # in force for 'static' and 'between_runs'
         for step in tqdm(range(self.n_steps), desc="torch", unit="step", disable=not progress, mininterval=1):
             t = step * self.dt
+            if step % self.simulation.run.segment_steps == 0:  # a new run segment: between_runs delays re-read
+                for proj in self.projections:
+                    if proj.delay_mode == "between_runs":
+                        delays[proj.name] = proj.delays_now(states, syn_states[proj.name])
             for key in record:  # 'start': state as left by the previous step
                 population, variable = key.split(".")
                 trace_log[key].append(states[population][variable])
@@ -312,14 +352,17 @@ class CompiledNetwork(nn.Module):
                 margin_log[name].append(margin)
             for role in ("pre", "post"):  # Brian2: pre pathways (order -1) before post pathways (order +1)
                 for proj in self.projections:
+                    syn_state = syn_states[proj.name]
                     if role not in proj.pathways:
                         continue
-                    if role == "pre":
-                        proj.push(buffers[proj.name], spikes[proj.source], step)
-                        counts = proj.pop(buffers[proj.name], step)
-                    else:
-                        counts = spikes[proj.target][:, proj.j]
-                    proj.run_pathway(role, counts, syn_states[proj.name], states, self.groups, t, self.dt)
+                    if role == "post":
+                        proj.run_pathway(role, spikes[proj.target][:, proj.j], syn_state, states, self.groups, t,
+                                         self.dt)
+                        continue
+                    emitted_with = (proj.delays_now(states, syn_state) if proj.delay_mode == "dynamic"
+                                    else delays[proj.name])
+                    proj.push(buffers[proj.name], spikes[proj.source], step, emitted_with)
+                    proj.deliver(proj.pop(buffers[proj.name], step), syn_state, states, self.groups, t, self.dt)
             for name, group in self.groups.items():
                 states[name] = group.apply_reset(states[name], spikes[name] > 0, t, self.dt)
         stack = lambda log: {k: torch.stack(v, dim=1) for k, v in log.items()}

@@ -1,0 +1,72 @@
+"""Delays that change during a run, on Brian2's runtime targets (numpy, cython).
+
+Brian2 converts delays to steps once per run() (SpikeQueue.prepare; brian2 issue #355). On the runtime
+targets both the push (`SynapticPathway.push_spikes`) and the delivery (`_queue.peek()` / `advance()` in the
+synapses template) call the pathway's queue object from Python, so a queue with the same four methods can
+take its place: this one reads each synapse's delay variable when a spike is *emitted* and keeps the arrival
+step with the spike, so spikes in flight keep their delay (emission-time semantics, as Brian2's own queue
+has between runs). Cost: a few vectorized numpy operations per step over the spikes in flight.
+cpp_standalone runs its own C++ queue and is refused (brian_models.network).
+
+When delays shrink, two spikes of one synapse can arrive in the same step. Brian2's cython target delivers
+both; its numpy target applies a write to a *synaptic* variable once per step (it assumes each synapse
+arrives once), so that case is refused there with an error instead of being lost.
+"""
+import numpy as np
+from brian2.parsing.statements import parse_statement
+
+from bridge.errors import DescriptionError
+
+
+class EmissionTimeQueue:
+    """Drop-in for a SynapticPathway's SpikeQueue: same interface (prepare, push, peek, advance)."""
+
+    def __init__(self, n_source, read_delays, rule, refuse_repeats=""):
+        self.n_source = n_source
+        self.read_delays = read_delays  # synapse indices -> their delays now (seconds)
+        self.rule = rule                # bridge.delays.DelayRule
+        self.refuse_repeats = refuse_repeats  # why two arrivals of one synapse in one step cannot be delivered
+        self.step = 0
+        self.in_flight = np.empty(0, dtype=np.int32)  # synapse of each spike on its way, in push order
+        self.arrival = np.empty(0, dtype=np.int64)    # its arrival step
+        self.first = self.synapses = None
+
+    def prepare(self, real_delays, dt, sources):
+        """Called by Brian2 at the start of every run(): index synapses by source (delays are read later)."""
+        order = np.argsort(sources, kind="stable").astype(np.int32)  # Brian2's order: by synapse index
+        self.synapses = order
+        self.first = np.searchsorted(sources[order], np.arange(self.n_source + 1))
+
+    def push(self, spikes):
+        starts, stops = self.first[spikes], self.first[spikes + 1]
+        counts = stops - starts
+        offsets = np.repeat(starts - np.cumsum(counts) + counts, counts) + np.arange(counts.sum())
+        synapses = self.synapses[offsets]
+        steps = self.rule.steps(self.read_delays(synapses)).astype(np.int64)
+        self.in_flight = np.concatenate([self.in_flight, synapses])
+        self.arrival = np.concatenate([self.arrival, self.step + steps])
+
+    def peek(self):
+        due = self.in_flight[self.arrival == self.step]
+        if self.refuse_repeats and len(np.unique(due)) < len(due):
+            raise DescriptionError(self.rule.where.rpartition(".")[0] + ".synapse.on_pre", self.refuse_repeats)
+        return due
+
+    def advance(self):
+        waiting = self.arrival != self.step
+        self.in_flight, self.arrival = self.in_flight[waiting], self.arrival[waiting]
+        self.step += 1
+
+
+def install(pathway, read_delays, rule, target):
+    """Replace a SynapticPathway's queue (before the run) by an EmissionTimeQueue."""
+    own = set(pathway.synapses.equations.names)
+    written = sorted({parse_statement(line)[0] for line in pathway.code.splitlines()
+                   if line.strip() and not line.strip().startswith("#")} & own)
+    refuse = (f"two spikes of one synapse arrive in the same step and on_pre writes the synaptic variables "
+              f"{written}, which Brian2's numpy target would apply once; use target 'cython' (or torch)"
+              if target == "numpy" and written else "")
+    queue = EmissionTimeQueue(len(pathway.source), read_delays, rule, refuse)
+    pathway.queue = queue
+    pathway.variables.add_object("_queue", queue)
+    return queue
