@@ -1,4 +1,5 @@
-"""Command line: `spikebridge models`, `spikebridge crosscheck MODEL_OR_JSON_FILE ...`."""
+"""Command line: `spikebridge models`, `spikebridge crosscheck MODEL_OR_JSON_FILE ...`, `spikebridge list`,
+`spikebridge run EXPERIMENT ...`."""
 import argparse
 import json
 import sys
@@ -44,6 +45,23 @@ def crosscheck(args):
     return 0 if report.passed else 1
 
 
+def list_experiments(args):
+    from experiments import EXPERIMENTS
+    for name, (_, text) in EXPERIMENTS.items():
+        print(f"{name:16s} {text}")
+    return 0
+
+
+def run_experiment(args):
+    import experiments
+    module = experiments.load(args.name)
+    out = args.out or f"results/{args.name.replace('-', '_')}"
+    results = module.run(out=out, seed=args.seed, quick=args.quick, device=args.device)
+    print(module.summary(results))
+    print(f"wrote {out}/results.json and PNGs")
+    return 0
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="spikebridge", description="One spiking model, Brian2 and PyTorch.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -55,6 +73,14 @@ def main(argv=None):
     check.add_argument("--target", choices=("numpy", "cython", "cpp_standalone"), default="numpy", help="Brian2 code target")
     check.add_argument("--out", help="output folder (default results/crosscheck_NAME)")
     check.set_defaults(func=crosscheck)
+    commands.add_parser("list", help="list the experiments").set_defaults(func=list_experiments)
+    experiment = commands.add_parser("run", help="run an experiment (results JSON and PNGs in --out)")
+    experiment.add_argument("name", metavar="EXPERIMENT", help="see `spikebridge list`")
+    experiment.add_argument("--out", help="output folder (default results/NAME)")
+    experiment.add_argument("--seed", type=int, default=0)
+    experiment.add_argument("--quick", action="store_true", help="a short version (used by the tests)")
+    experiment.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="torch device")
+    experiment.set_defaults(func=run_experiment)
     args = parser.parse_args(argv)
     try:
         return args.func(args)

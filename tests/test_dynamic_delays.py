@@ -32,7 +32,7 @@ def _circuit(input_steps, shifts, mode="dynamic", segments=1, overflow="error", 
 
 def _spike_steps(paired, simulation, target="numpy"):
     brian_record, torch_record, report = paired(simulation, target=target)
-    assert report.identical, report.summary()
+    assert report.identical, report.text()
     assert (brian_record.traces["unit.d"] == torch_record.traces["unit.d"]).all()
     return brian_record.spikes["unit"][1].tolist()
 

@@ -324,7 +324,7 @@ class CompiledNetwork(nn.Module):
             inputs.setdefault(source.name, getattr(self, f"input_{source.name}").expand(batch, -1, -1))
         record = self.simulation.run.record if record is None else record
         states = {name: group.initial_state(batch, device) for name, group in self.groups.items()}
-        syn_states = {p.name: dict(p.weights) for p in self.projections}
+        syn_states = {p.name: {**p.weights, "i": p.i, "j": p.j} for p in self.projections}  # i, j: synaptic code
         buffers = {p.name: torch.zeros(p.slots, batch, len(p.i), dtype=self.dtype, device=device)
                    for p in self.projections if "pre" in p.pathways}
         spike_log = {name: [] for name in self.groups}

@@ -1,0 +1,207 @@
+"""Experiment `delay-circuit`: seed 003's inhibitory delay-adjustment circuit with delays that change during
+the run, in Brian2 and torch.
+
+Demo: one pattern whose plastic copy leads the reference by a known offset, run in both backends under the
+seed's rule and under the fixed rule; are spikes and delay trajectories identical, which delay does the
+circuit learn, how long does it take. Sweep: random patterns and offsets (torch, batched), the success rate
+of each rule, with a few trials re-run in Brian2 to confirm identical delay trajectories.
+"""
+import json
+import time
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import brian2  # noqa: E402
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from tqdm import tqdm  # noqa: E402
+
+from bridge import delay_circuit as circuit  # noqa: E402
+from bridge.delay_circuit import CircuitParameters  # noqa: E402
+from bridge.paired import paired_run  # noqa: E402
+
+RULE_NAMES = ("seed", "yield_by_index")
+
+
+def demo(params, target="numpy", device=None):
+    """Both backends on one configuration: (result dict, brian_record, torch_record)."""
+    brian_record, torch_record, report = paired_run(circuit.simulation(params), target=target, device=device)
+    neurons, steps = brian_record.spikes["neurons"]
+    result = {"rule": params.rule, "offset_ms": params.offset, "pattern_ms": params.pattern().tolist(),
+              "spikes": brian_record.count("neurons"), "identical_spikes": report.identical,
+              "identical_delay_trajectories": bool(np.array_equal(brian_record.traces["neurons.d"],
+                                                                  torch_record.traces["neurons.d"])),
+              **circuit.outcome(neurons, steps, brian_record.traces["neurons.d"], params)}
+    return result, brian_record, torch_record
+
+
+def sweep_configurations(seed, trials, **common):
+    """Random patterns and offsets (whole ms within one period), seeded."""
+    rng = np.random.default_rng(seed)
+    base = CircuitParameters(**common)
+    return [CircuitParameters(**{**common, "pattern_seed": int(rng.integers(2**31)),
+                                 "offset": float(rng.integers(0, base.period))}) for _ in range(trials)]
+
+
+def sweep_torch(configurations, device=None, progress=True):
+    """All configurations in one torch batch (they differ only in their input spikes): outcomes."""
+    from torch_models.network import CompiledNetwork
+
+    simulations = [circuit.simulation(p) for p in configurations]
+    module = CompiledNetwork(simulations[0], dtype="float64", device=device)
+    inputs = {}
+    for source in ("plastic", "reference"):
+        dense = torch.zeros(len(simulations), module.n_steps, 1, dtype=torch.float64)
+        for b, simulation in enumerate(simulations):
+            indices, steps = simulation.input_spikes()[source]
+            dense[b, steps, indices] = 1
+        inputs[source] = dense.to(device)
+    with torch.no_grad():
+        out = module(inputs=inputs, record=["neurons.d"], progress=progress)
+    outcomes = []
+    for b, params in enumerate(configurations):
+        record = out.record(b)
+        neurons, steps = record.spikes["neurons"]
+        outcomes.append({"pattern_seed": params.pattern_seed, "offset_ms": params.offset,
+                         **circuit.outcome(neurons, steps, record.traces["neurons.d"], params)})
+    return outcomes, out
+
+
+def brian_agrees(params, torch_d_trace):
+    """Re-run one sweep trial in Brian2: is its delay trajectory identical to torch's?"""
+    from brian_models.network import run as run_brian
+    return bool(np.array_equal(run_brian(circuit.simulation(params)).traces["neurons.d"], torch_d_trace))
+
+
+def run(out="results/delay_circuit", seed=0, quick=False, device=None, n_neurons=2, trials=None,
+        repetitions=None, brian_checks=None, progress=True):
+    """The experiment; returns the results dict and writes results.json and PNGs into `out`."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    repetitions = repetitions or (20 if quick else 80)
+    trials = trials or (4 if quick else 24)
+    brian_checks = 1 if quick and brian_checks is None else (3 if brian_checks is None else brian_checks)
+    started = time.time()
+    results = {"experiment": "delay-circuit", "seed": seed, "quick": quick,
+               "parameters": {"n_neurons": n_neurons, "repetitions": repetitions, "trials": trials,
+                              "defaults": {k: v for k, v in vars(CircuitParameters()).items()}},
+               "versions": {"brian2": brian2.__version__, "torch": torch.__version__, "numpy": np.__version__},
+               "demo": {}, "sweep": {}}
+    records = {}
+    for rule in tqdm(RULE_NAMES, desc="demo", disable=not progress):
+        params = CircuitParameters(n_neurons=n_neurons, offset=5.0, pattern_seed=seed, rule=rule,
+                                   repetitions=repetitions)
+        results["demo"][rule], brian_record, torch_record = demo(params, device=device)
+        records[rule] = (params, brian_record, torch_record)
+    for rule in RULE_NAMES:
+        configurations = sweep_configurations(seed, trials, n_neurons=n_neurons, rule=rule, repetitions=repetitions)
+        outcomes, out_torch = sweep_torch(configurations, device=device, progress=progress)
+        checked = [brian_agrees(configurations[b], out_torch.record(b).traces["neurons.d"])
+                   for b in tqdm(range(min(brian_checks, trials)), desc=f"Brian2 check ({rule})",
+                                 disable=not progress)]
+        results["sweep"][rule] = {"success_rate": float(np.mean([o["success"] for o in outcomes])),
+                                  "settled_rate": float(np.mean([o["settled"] for o in outcomes])),
+                                  "brian2_identical_delay_trajectories": f"{sum(checked)}/{len(checked)}",
+                                  "trials": outcomes}
+    results["seconds"] = round(time.time() - started, 1)
+    (out / "results.json").write_text(json.dumps(results, indent=1))
+    _plot_delays(records, out / "delay_trajectories.png")
+    _plot_states(records, out / "v_and_thresholds.png")
+    _plot_rasters(records, out / "rasters.png")
+    _plot_sweep(results["sweep"], out / "sweep.png")
+    return results
+
+
+def summary(results):
+    lines = [f"delay-circuit ({'quick' if results['quick'] else 'full'}, seed {results['seed']}, "
+             f"{results['parameters']['n_neurons']} neurons, {results['parameters']['repetitions']} repetitions)"]
+    for rule, r in results["demo"].items():
+        lines.append(f"  demo, rule {rule:15s} spikes {r['spikes']:4d}  identical spikes {r['identical_spikes']}, "
+                     f"identical delay trajectories {r['identical_delay_trajectories']}")
+        lines.append(f"      aligning delay {r['aligning_delays_ms']} ms; learned {r['learned_delay_ms']} ms "
+                     f"(settled {r['settled']}, at {r['settle_time_ms']} ms); final delays {r['final_delays_ms']}")
+    for rule, r in results["sweep"].items():
+        lines.append(f"  sweep, rule {rule:15s} success {r['success_rate']:.0%} of {len(r['trials'])} "
+                     f"(settled {r['settled_rate']:.0%}); Brian2 re-runs identical {r['brian2_identical_delay_trajectories']}")
+    lines.append(f"  {results['seconds']} s")
+    return "\n".join(lines)
+
+
+def _time_ms(record):
+    return np.arange(record.n_steps) * record.dt * 1e3
+
+
+def _plot_delays(records, path):
+    fig, axes = plt.subplots(len(records), 1, figsize=(10, 3 * len(records)), sharex=True, squeeze=False)
+    for ax, (rule, (params, brian_record, torch_record)) in zip(axes[:, 0], records.items()):
+        for k in range(params.n_neurons):
+            for record, style in ((brian_record, dict(lw=2.5, alpha=0.5)), (torch_record, dict(lw=1, ls="--"))):
+                delays = circuit.delays_in_force(record.traces["neurons.d"], params)[:, k]
+                ax.plot(_time_ms(record), delays, color=f"C{k}", **style,
+                        label=f"neuron {k} ({'Brian2' if record is brian_record else 'torch'})")
+        for aligning in circuit.aligning_delays(params):
+            ax.axhline(aligning, color="k", lw=0.8, ls=":")
+        ax.set_ylabel("delay in force (ms)")
+        ax.set_title(f"rule {rule}: dotted = aligning delay")
+        ax.legend(fontsize=7, ncol=2, loc="upper right")
+    axes[-1, 0].set_xlabel("time (ms)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _plot_states(records, path):
+    fig, axes = plt.subplots(len(records), 1, figsize=(10, 3 * len(records)), sharex=True, squeeze=False)
+    for ax, (rule, (params, brian_record, _)) in zip(axes[:, 0], records.items()):
+        for k in range(params.n_neurons):
+            ax.plot(_time_ms(brian_record), brian_record.traces["neurons.v"][:, k], color=f"C{k}", lw=1,
+                    label=f"v, neuron {k}")
+            ax.plot(_time_ms(brian_record), brian_record.traces["neurons.v_th"][:, k], color=f"C{k}", lw=1, ls=":",
+                    label=f"threshold, neuron {k}")
+        ax.set_ylabel("v, v_th")
+        ax.set_title(f"rule {rule} (Brian2)")
+        ax.legend(fontsize=7, ncol=2, loc="upper right")
+    axes[-1, 0].set_xlabel("time (ms)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _plot_rasters(records, path):
+    fig, axes = plt.subplots(len(records), 1, figsize=(10, 2.5 * len(records)), sharex=True, squeeze=False)
+    for ax, (rule, (params, brian_record, torch_record)) in zip(axes[:, 0], records.items()):
+        ax.eventplot([params.plastic_times(), params.plastic_times() + params.offset], lineoffsets=[-2, -1],
+                     linelengths=0.8, colors=["tab:green", "tab:gray"])
+        for record, style in ((brian_record, dict(marker="|", s=80, color="tab:blue")),
+                              (torch_record, dict(marker="x", s=12, color="tab:red"))):
+            neurons, steps = record.spikes["neurons"]
+            ax.scatter(steps * record.dt * 1e3, neurons, label=record.backend, **style)
+        ax.set_yticks([-2, -1, *range(params.n_neurons)], ["plastic", "reference",
+                                                          *[f"neuron {k}" for k in range(params.n_neurons)]])
+        ax.set_title(f"rule {rule}")
+        ax.legend(fontsize=7, loc="upper right")
+    axes[-1, 0].set_xlabel("time (ms)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _plot_sweep(sweep, path):
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.5))
+    rules = list(sweep)
+    left.bar(rules, [100 * sweep[r]["success_rate"] for r in rules], color=["tab:gray", "tab:blue"])
+    left.axhline(95, color="k", ls=":", lw=0.8)
+    left.set_ylabel("success (% of trials)")
+    left.set_title("aligning delay learned (±1 step)")
+    for k, rule in enumerate(rules):
+        times = [t["settle_time_ms"] for t in sweep[rule]["trials"] if t["success"]]
+        right.hist(times, bins=15, alpha=0.6, color=f"C{7 if k == 0 else 0}", label=rule)
+    right.set_xlabel("settle time (ms)")
+    right.set_ylabel("trials")
+    right.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
