@@ -134,9 +134,22 @@ def _time_ms(record):
     return np.arange(record.n_steps) * record.dt * 1e3
 
 
+def _rule_axes(records, height):
+    """One row of axes per rule, sharing the time axis."""
+    fig, axes = plt.subplots(len(records), 1, figsize=(10, height * len(records)), sharex=True, squeeze=False)
+    return fig, zip(axes[:, 0], records.items()), axes[-1, 0]
+
+
+def _save(fig, last_axes, path):
+    last_axes.set_xlabel("time (ms)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 def _plot_delays(records, path):
-    fig, axes = plt.subplots(len(records), 1, figsize=(10, 3 * len(records)), sharex=True, squeeze=False)
-    for ax, (rule, (params, brian_record, torch_record)) in zip(axes[:, 0], records.items()):
+    fig, rows, last = _rule_axes(records, 3)
+    for ax, (rule, (params, brian_record, torch_record)) in rows:
         for k in range(params.n_neurons):
             for record, style in ((brian_record, dict(lw=2.5, alpha=0.5)), (torch_record, dict(lw=1, ls="--"))):
                 delays = circuit.delays_in_force(record.traces["neurons.d"], params)[:, k]
@@ -147,15 +160,12 @@ def _plot_delays(records, path):
         ax.set_ylabel("delay in force (ms)")
         ax.set_title(f"rule {rule}: dotted = aligning delay")
         ax.legend(fontsize=7, ncol=2, loc="upper right")
-    axes[-1, 0].set_xlabel("time (ms)")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _save(fig, last, path)
 
 
 def _plot_states(records, path):
-    fig, axes = plt.subplots(len(records), 1, figsize=(10, 3 * len(records)), sharex=True, squeeze=False)
-    for ax, (rule, (params, brian_record, _)) in zip(axes[:, 0], records.items()):
+    fig, rows, last = _rule_axes(records, 3)
+    for ax, (rule, (params, brian_record, _)) in rows:
         for k in range(params.n_neurons):
             ax.plot(_time_ms(brian_record), brian_record.traces["neurons.v"][:, k], color=f"C{k}", lw=1,
                     label=f"v, neuron {k}")
@@ -164,15 +174,12 @@ def _plot_states(records, path):
         ax.set_ylabel("v, v_th")
         ax.set_title(f"rule {rule} (Brian2)")
         ax.legend(fontsize=7, ncol=2, loc="upper right")
-    axes[-1, 0].set_xlabel("time (ms)")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _save(fig, last, path)
 
 
 def _plot_rasters(records, path):
-    fig, axes = plt.subplots(len(records), 1, figsize=(10, 2.5 * len(records)), sharex=True, squeeze=False)
-    for ax, (rule, (params, brian_record, torch_record)) in zip(axes[:, 0], records.items()):
+    fig, rows, last = _rule_axes(records, 2.5)
+    for ax, (rule, (params, brian_record, torch_record)) in rows:
         ax.eventplot([params.plastic_times(), params.plastic_times() + params.offset], lineoffsets=[-2, -1],
                      linelengths=0.8, colors=["tab:green", "tab:gray"])
         for record, style in ((brian_record, dict(marker="|", s=80, color="tab:blue")),
@@ -183,10 +190,7 @@ def _plot_rasters(records, path):
                                                           *[f"neuron {k}" for k in range(params.n_neurons)]])
         ax.set_title(f"rule {rule}")
         ax.legend(fontsize=7, loc="upper right")
-    axes[-1, 0].set_xlabel("time (ms)")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _save(fig, last, path)
 
 
 def _plot_sweep(sweep, path):
