@@ -9,11 +9,8 @@ from bridge import delay_circuit as circuit
 from bridge.delay_circuit import CircuitParameters
 
 
-def _crosscheck(paired, params):
-    brian_record, torch_record, report = paired(circuit.simulation(params))
-    assert report.identical, report.text()
-    assert np.array_equal(brian_record.traces["neurons.d"], torch_record.traces["neurons.d"])
-    return brian_record
+def _same_delay_trajectories(brian_record, torch_record):
+    return np.array_equal(brian_record.traces["neurons.d"], torch_record.traces["neurons.d"])
 
 
 def test_seed_pattern_and_aligning_delay():
@@ -29,7 +26,9 @@ def test_seed_default_circuit_is_identical_and_keeps_the_aligned_neuron(paired, 
     """The seed's setting: neuron 1 starts aligned (1 ms), neuron 0 at 0 ms. Both backends give the same
     spikes and delay trajectories; the circuit keeps firing with the aligned delay."""
     params = CircuitParameters(rule=rule)
-    record = _crosscheck(paired, params)
+    record, torch_record, report = paired(circuit.simulation(params))
+    assert report.identical, report.text()
+    assert _same_delay_trajectories(record, torch_record)
     neurons, steps = record.spikes["neurons"]
     result = circuit.outcome(neurons, steps, record.traces["neurons.d"], params)
     assert record.count("neurons") >= 30
@@ -42,7 +41,9 @@ def test_seed_default_circuit_is_identical_and_keeps_the_aligned_neuron(paired, 
 def test_random_circuits_are_identical_in_both_backends(paired, n_neurons, offset, pattern_seed, rule, threshold):
     params = CircuitParameters(n_neurons=n_neurons, offset=float(offset), pattern_seed=pattern_seed, rule=rule,
                                threshold=threshold, repetitions=12)
-    _crosscheck(paired, params)
+    brian_record, torch_record, report = paired(circuit.simulation(params))
+    assert report.identical, report.text()
+    assert _same_delay_trajectories(brian_record, torch_record)
 
 
 def test_outcome_of_a_known_trajectory():
