@@ -5,7 +5,7 @@ targets both the push (`SynapticPathway.push_spikes`) and the delivery (`_queue.
 synapses template) call the pathway's queue object from Python, so a queue with the same four methods can
 take its place: this one reads each synapse's delay variable when a spike is *emitted* and keeps the arrival
 step with the spike, so spikes in flight keep their delay (emission-time semantics, as Brian2's own queue
-has between runs). Cost: a few vectorized numpy operations per step over the spikes in flight.
+has between runs). Cost: a few vectorized numpy operations per step over the spikes emitted in it.
 cpp_standalone runs its own C++ queue and is refused (brian_models.network).
 
 When delays shrink, two spikes of one synapse can arrive in the same step. Brian2's cython target delivers
@@ -19,7 +19,11 @@ from bridge.errors import DescriptionError
 
 
 class EmissionTimeQueue:
-    """Drop-in for a SynapticPathway's SpikeQueue: same interface (prepare, push, peek, advance)."""
+    """Drop-in for a SynapticPathway's SpikeQueue: same interface (prepare, push, peek, advance).
+
+    A ring buffer of `rule.slots` rows, one per arrival step modulo the ring; row k holds `fill[k]` synapse
+    indices in push order. Emitting stores each spike in the row of its arrival step, so later delay changes
+    cannot touch it."""
 
     def __init__(self, n_source, read_delays, rule, refuse_repeats=""):
         self.n_source = n_source
@@ -27,8 +31,8 @@ class EmissionTimeQueue:
         self.rule = rule                # bridge.delays.DelayRule
         self.refuse_repeats = refuse_repeats  # why two arrivals of one synapse in one step cannot be delivered
         self.step = 0
-        self.in_flight = np.empty(0, dtype=np.int32)  # synapse of each spike on its way, in push order
-        self.arrival = np.empty(0, dtype=np.int64)    # its arrival step
+        self.rows = np.empty((rule.slots, 16), dtype=np.int32)
+        self.fill = np.zeros(rule.slots, dtype=np.int64)
         self.first = self.synapses = None
 
     def prepare(self, real_delays, dt, sources):
@@ -42,19 +46,31 @@ class EmissionTimeQueue:
         counts = stops - starts
         offsets = np.repeat(starts - np.cumsum(counts) + counts, counts) + np.arange(counts.sum())
         synapses = self.synapses[offsets]
-        steps = self.rule.steps(self.read_delays(synapses)).astype(np.int64)
-        self.in_flight = np.concatenate([self.in_flight, synapses])
-        self.arrival = np.concatenate([self.arrival, self.step + steps])
+        rows = (self.step + self.rule.steps(self.read_delays(synapses)).astype(np.int64)) % self.rule.slots
+        order = np.argsort(rows, kind="stable")
+        rows = rows[order]
+        added = np.bincount(rows, minlength=self.rule.slots)
+        group_start = np.cumsum(added) - added
+        columns = self.fill[rows] + np.arange(len(rows)) - group_start[rows]
+        self._reserve(int((self.fill + added).max()))
+        self.rows[rows, columns] = synapses[order]
+        self.fill += added
+
+    def _reserve(self, width):
+        if width > self.rows.shape[1]:
+            grown = np.empty((self.rule.slots, max(width, 2 * self.rows.shape[1])), dtype=np.int32)
+            grown[:, :self.rows.shape[1]] = self.rows
+            self.rows = grown
 
     def peek(self):
-        due = self.in_flight[self.arrival == self.step]
+        row = self.step % self.rule.slots
+        due = self.rows[row, :self.fill[row]]
         if self.refuse_repeats and len(np.unique(due)) < len(due):
             raise DescriptionError(self.rule.where.rpartition(".")[0] + ".synapse.on_pre", self.refuse_repeats)
         return due
 
     def advance(self):
-        waiting = self.arrival != self.step
-        self.in_flight, self.arrival = self.in_flight[waiting], self.arrival[waiting]
+        self.fill[self.step % self.rule.slots] = 0
         self.step += 1
 
 
