@@ -19,7 +19,7 @@ def namespace(parameters):
 def neuron_group(model, n, name, dt=None):
     """A Brian2 NeuronGroup for a NeuronModel (not yet run)."""
     kwargs = {"dt": dt * second} if dt is not None else {}
-    return NeuronGroup(n, model.equations, threshold=model.threshold or None, reset=model.reset or None,
+    return NeuronGroup(n, model.equations, threshold=model.threshold or None, reset=model.reset if model.threshold else None,
                        refractory=parse_quantity(model.refractory, "refractory") if model.refractory else False,
                        method=model.method, namespace=namespace(model.parameters), name=name, **kwargs)
 

@@ -33,6 +33,27 @@ def penalty(decay=0.9, threshold=1.0, penalty_threshold=1.5, step="0.1*ms"):
                     "penalty_threshold": repr(penalty_threshold), "step": step})
 
 
+def penalty_layer(decay=0.9, threshold=1.0, penalty_threshold=1.5, step="0.1*ms"):
+    """Seed 002's SpikingNeuronLayerRNN as its code computes it, with graded output: per step
+    v <- decay*v + I_in (Euler with dt = step makes this exact; I_in, the input summed by synapses in the
+    previous step, is used once), fire when v > threshold, then out = v - threshold (the seed's
+    relu(inner - threshold), sent on by synapses `I_in_post += w*out_pre`) and the penalty
+    v -= penalty_threshold/threshold * v. Needs dt = step."""
+    return NeuronModel(
+        equations="""dv/dt = ((decay - 1)*v + I_in)/step : 1
+                     dI_in/dt = -I_in/step : 1
+                     out : 1""",
+        threshold="v > threshold", reset="out = v - threshold\nv = v - (penalty_threshold/threshold)*v",
+        method="euler", parameters={"decay": repr(decay), "threshold": repr(threshold),
+                                    "penalty_threshold": repr(penalty_threshold), "step": step})
+
+
+def graded_input():
+    """An input unit whose value x (set each step by a CurrentInjection) is sent on by synapses
+    `I_in_post += w*x_pre` whenever it is not zero."""
+    return NeuronModel(equations="x : 1", threshold="x != 0")
+
+
 def coincidence(tau="1000*ms", gain="2000", tau_s="0.5*ms", tau_th="50*ms", v_th0="8"):
     """Seed 003's coincidence neuron: two traces s_1 (reference input) and s_2 (plastic input) decay with
     tau_s; their product drives v; the threshold v_th decays with tau_th and is reset to v_th0 when the

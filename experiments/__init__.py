@@ -3,8 +3,16 @@ run(out, seed, quick, device, ...) -> results dict (also written to OUT/results.
 summary(results) -> one screen of text."""
 import importlib
 
-EXPERIMENTS = {"delay-circuit": ("experiments.delay_circuit",
-                                 "seed 003's inhibitory delay-adjustment circuit, dynamic delays, both backends")}
+EXPERIMENTS = {"all-or-none": ("experiments.all_or_none",
+                               "seed 000's all-or-none law: the ReLU net's trained b_final, and LIF spike counts "
+                               "across the rheobase, both backends"),
+               "weighted-sum": ("experiments.weighted_sum",
+                                "seed 001's toes/record/fans predictions from spike counts summed by the "
+                                "weighted-sum neuron, both backends"),
+               "delay-circuit": ("experiments.delay_circuit",
+                                 "seed 003's inhibitory delay-adjustment circuit, dynamic delays, both backends"),
+               "spiking-net": ("experiments.spiking_net",
+                               "seed 002's SpikingNet (penalty neurons) trained in torch vs a ReLU net, re-run in Brian2")}
 
 
 def load(name):

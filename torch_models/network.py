@@ -55,7 +55,9 @@ class GroupStep:
         model = population.model
         runners = [brian_group.state_updater]
         if model.threshold:
-            runners += [brian_group.thresholder["spike"], brian_group.resetter["spike"]]
+            runners.append(brian_group.thresholder["spike"])
+        if model.threshold and model.reset:
+            runners.append(brian_group.resetter["spike"])
         for runner in runners:
             runner.update_abstract_code(run_namespace={})
         where = f"population {self.name!r}"
@@ -286,8 +288,9 @@ class TorchRun:
 
 
 class CompiledNetwork(nn.Module):
-    """The torch form of a Simulation. forward(inputs=None, batch_size=1) runs all steps and returns a
-    TorchRun; inputs maps spike-source names to (batch, steps, n) tensors (default: the description's)."""
+    """The torch form of a Simulation. forward(inputs=None, currents=None, batch_size=1) runs all steps and
+    returns a TorchRun; inputs maps spike-source names and currents maps CurrentInjection names to
+    (batch, steps, n) tensors (default: the description's, the same for every batch element)."""
 
     def __init__(self, simulation, dtype=None, device=None):
         super().__init__()
@@ -313,13 +316,26 @@ class CompiledNetwork(nn.Module):
         """The learnable per-synapse values of a projection's variable (e.g. its weights)."""
         return next(p for p in self.projections if p.name == projection).weights[variable]
 
+    def _check_given(self, given, sizes, field, batch):
+        for name, tensor in given.items():
+            if name not in sizes:
+                raise ValueError(f"forward({field}=...): unknown name {name!r}; allowed: {sorted(sizes)}")
+            if tuple(tensor.shape) != (batch, self.n_steps, sizes[name]):
+                raise ValueError(f"forward({field}=...)[{name!r}]: shape {tuple(tensor.shape)}; expected "
+                                 f"(batch, steps, n) = {(batch, self.n_steps, sizes[name])}")
+
     def _device(self):
         return next(itertools.chain(self.parameters(), self.buffers()), torch.zeros(0)).device
 
-    def forward(self, inputs=None, batch_size=None, record=None, progress=False):
+    def forward(self, inputs=None, currents=None, batch_size=None, record=None, progress=False):
         net, device = self.simulation.network, self._device()
-        inputs = dict(inputs or {})
-        batch = batch_size or (next(iter(inputs.values())).shape[0] if inputs else 1)
+        inputs, currents = dict(inputs or {}), dict(currents or {})
+        given = [*inputs.values(), *currents.values()]
+        batch = batch_size or (given[0].shape[0] if given else 1)
+        for current in net.currents:
+            currents.setdefault(current.name, getattr(self, f"current_{current.name}").expand(batch, -1, -1))
+        self._check_given(inputs, {src.name: src.n for src in net.sources}, "inputs", batch)
+        self._check_given(currents, {c.name: net.size(c.target) for c in net.currents}, "currents", batch)
         for source in net.sources:
             inputs.setdefault(source.name, getattr(self, f"input_{source.name}").expand(batch, -1, -1))
         record = self.simulation.run.record if record is None else record
@@ -341,8 +357,7 @@ class CompiledNetwork(nn.Module):
                 population, variable = key.split(".")
                 trace_log[key].append(states[population][variable])
             for current in net.currents:
-                values = getattr(self, f"current_{current.name}")[step]
-                states[current.target][current.variable] = values.expand(batch, -1)
+                states[current.target][current.variable] = currents[current.name][:, step]
             for name, group in self.groups.items():
                 states[name] = group.integrate(states[name], t, self.dt)
             spikes = {name: inputs[name][:, step] for name in inputs}
