@@ -2,11 +2,12 @@
 
 Per seed step k: x_k = image * flicker_k (uniform noise); hidden inner_k = 0.9 inner_{k-1} + W1 x_k + b1,
 graded output relu(inner_k - 1) and penalty inner_k -= 1.5 inner_k where it fired; the output layer does
-the same with W2 (hidden output of step k-1) + b2; logits = sum over the 128 steps of the output layer's
-(delayed) inner state. Here: pixels are `graded_input` units, both layers `penalty_layer` neurons, biases
+the same with W2 (hidden output of step k-1) + b2; logits = the output layer's (delayed) inner state
+averaged over the 128 steps (the seed's comment says "Sum on outputs", but its OutputDataToSpikingPerceptronLayer
+with average_output=False reduces with mean). Here: pixels are `graded_input` units, both layers `penalty_layer` neurons, biases
 synapses from a source that fires every step. The hidden layer's output reaches the output layer one step
 later (the seed's delayed output), so the output layer runs `LATENCY` steps behind the seed and the run is
-LATENCY steps longer; the sum of its recorded v over the run is the seed's logit sum.
+LATENCY steps longer; its recorded v summed over the run, divided by the seed's steps, is the seed's logits.
 """
 from dataclasses import dataclass
 
@@ -86,6 +87,6 @@ def simulation(weights, shape=NetShape(), stimulus_values=None):
                                            record=("hidden.v", "output.v"), timing=Timing(dt=step)))
 
 
-def logits(output_v):
-    """The seed's time-summed output states from a recorded output.v, (..., steps, n_classes)."""
-    return output_v.sum(-2)
+def logits(output_v, shape):
+    """The seed's time-averaged output states from a recorded output.v, (..., steps, n_classes)."""
+    return output_v.sum(-2) / shape.seed_steps

@@ -68,7 +68,7 @@ def load_digits(rng, test_fraction=0.2):
 
 
 class SpikingClassifier(nn.Module):
-    """The compiled bridge description with the seed's flickering input and time-summed logits."""
+    """The compiled bridge description with the seed's flickering input and time-averaged logits."""
 
     def __init__(self, weights, shape, dtype, device):
         super().__init__()
@@ -78,7 +78,7 @@ class SpikingClassifier(nn.Module):
 
     def forward(self, stimulus, record=("output.v",)):
         run = self.network(currents={"image": stimulus}, record=list(record))
-        return net.logits(run.traces["output.v"]), run
+        return net.logits(run.traces["output.v"], self.shape), run
 
     def weights(self):
         return {name: self.network.synaptic(name, "w").detach().cpu().double().numpy().reshape(
@@ -121,9 +121,9 @@ def run(out="results/spiking_net", seed=0, quick=False, device=None, mnist=None,
     rng = np.random.default_rng(seed)
     torch.manual_seed(seed)
     train_x, train_y, test_x, test_y = load_mnist(mnist) if mnist else load_digits(rng)
-    n_train = n_train or (256 if quick else len(train_y))
+    n_train = n_train or (640 if quick else len(train_y))
     n_test = n_test or (64 if quick else len(test_y))
-    epochs = epochs or (1 if quick else 3)
+    epochs = epochs or (2 if quick else 3)
     brian_samples = brian_samples or (3 if quick else 20)
     train_x, train_y, test_x, test_y = train_x[:n_train], train_y[:n_train], test_x[:n_test], test_y[:n_test]
     shape = net.NetShape(n_inputs=train_x.shape[1], n_classes=int(max(train_y.max(), test_y.max())) + 1)
@@ -151,7 +151,7 @@ def run(out="results/spiking_net", seed=0, quick=False, device=None, mnist=None,
     for b in tqdm(range(min(brian_samples, n_test)), desc="Brian2 re-run", disable=not progress):
         brian_record = run_brian(net.simulation(weights, shape, test_stimulus[b]))
         torch_record = runs[b // batch].record(b % batch)
-        agree.append(int(np.argmax(net.logits(brian_record.traces["output.v"]))) == int(predictions[b]))
+        agree.append(int(np.argmax(net.logits(brian_record.traces["output.v"], shape))) == int(predictions[b]))
         identical.append(_spikes_equal(brian_record, torch_record))
         example = example or (brian_record, int(test_y[b]))
     results = {

@@ -12,7 +12,8 @@ from experiments import spiking_net as experiment
 
 
 def seed_forward(x, w):
-    """The seed's SpikingNet.forward_through_time, transcribed with numpy (one sample): time-summed logits."""
+    """The seed's SpikingNet.forward_through_time, transcribed with numpy (one sample): logits averaged over
+    time (its output layer reduces with mean)."""
     inner1, outer1 = np.zeros(len(w["bias_hidden"])), np.zeros(len(w["bias_hidden"]))
     inner2, logits = np.zeros(len(w["bias_output"])), np.zeros(len(w["bias_output"]))
     for x_k in x:
@@ -23,7 +24,7 @@ def seed_forward(x, w):
         inner2 = delayed_outer1 @ w["hidden_output"] + w["bias_output"] + 0.9 * inner2
         inner2 = inner2 - (inner2 > 1.0) * 1.5 * inner2
         logits += delayed_inner2
-    return logits
+    return logits / len(x)
 
 
 def test_description_computes_the_seed_network_in_both_backends():
@@ -35,8 +36,8 @@ def test_description_computes_the_seed_network_in_both_backends():
     expected = seed_forward(stimulus[:shape.seed_steps], weights)
     assert report.identical
     assert brian.count("hidden") >= 50 and brian.count("output") >= 25
-    np.testing.assert_allclose(net.logits(brian.traces["output.v"]), expected, rtol=1e-12, atol=1e-12)
-    np.testing.assert_allclose(net.logits(torch_record.traces["output.v"]), expected, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(net.logits(brian.traces["output.v"], shape), expected, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(net.logits(torch_record.traces["output.v"], shape), expected, rtol=1e-12, atol=1e-12)
 
 
 def test_bad_weight_shape_is_named():
@@ -66,7 +67,7 @@ def test_quick_experiment_learns_and_brian2_agrees(tmp_path):
     results = experiment.run(out=tmp_path, quick=True, progress=False)
     saved = json.loads((tmp_path / "results.json").read_text())
     assert saved["brian2"] == {"samples": 3, "same_prediction": 1.0, "identical_spikes": "3/3"}
-    assert saved["test_accuracy"]["spiking_torch_float64"] >= 0.3  # chance: 0.1
-    assert saved["test_accuracy"]["relu"] >= 0.3
-    assert results["final_loss"]["spiking"] < 2.0  # ln 10 = 2.30 at chance
+    assert saved["test_accuracy"]["spiking_torch_float64"] >= 0.6  # chance: 0.1; seen 0.81
+    assert saved["test_accuracy"]["relu"] >= 0.6  # seen 0.84
+    assert results["final_loss"]["spiking"] < 1.0  # ln 10 = 2.30 at chance
     assert (tmp_path / "layers.png").stat().st_size > 10_000 and (tmp_path / "training.png").exists()
