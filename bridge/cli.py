@@ -1,6 +1,7 @@
 """Command line: `spikebridge models`, `spikebridge crosscheck MODEL_OR_JSON_FILE ...`, `spikebridge list`,
 `spikebridge run EXPERIMENT ...`."""
 import argparse
+import inspect
 import json
 import sys
 from pathlib import Path
@@ -56,7 +57,10 @@ def run_experiment(args):
     import experiments
     module = experiments.load(args.name)
     out = args.out or f"results/{args.name.replace('-', '_')}"
-    results = module.run(out=out, seed=args.seed, quick=args.quick, device=args.device)
+    extra = {"mnist": args.mnist} if args.mnist else {}
+    if extra and "mnist" not in inspect.signature(module.run).parameters:
+        raise ValueError(f"--mnist: experiment {args.name!r} takes no MNIST data (spiking-net does)")
+    results = module.run(out=out, seed=args.seed, quick=args.quick, device=args.device, **extra)
     print(module.summary(results))
     print(f"wrote {out}/results.json and PNGs")
     return 0
@@ -80,11 +84,12 @@ def main(argv=None):
     experiment.add_argument("--seed", type=int, default=0)
     experiment.add_argument("--quick", action="store_true", help="a short version (used by the tests)")
     experiment.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="torch device")
+    experiment.add_argument("--mnist", metavar="DIR", help="spiking-net only: MNIST IDX files instead of the embedded digits")
     experiment.set_defaults(func=run_experiment)
     args = parser.parse_args(argv)
     try:
         return args.func(args)
-    except (DescriptionError, KeyError) as err:
+    except (DescriptionError, KeyError, ValueError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
 

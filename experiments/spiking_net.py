@@ -121,8 +121,8 @@ def run(out="results/spiking_net", seed=0, quick=False, device=None, mnist=None,
     rng = np.random.default_rng(seed)
     torch.manual_seed(seed)
     train_x, train_y, test_x, test_y = load_mnist(mnist) if mnist else load_digits(rng)
-    n_train = n_train or (640 if quick else len(train_y))
-    n_test = n_test or (64 if quick else len(test_y))
+    n_train = min(n_train or (640 if quick else len(train_y)), len(train_y))
+    n_test = min(n_test or (64 if quick else len(test_y)), len(test_y))
     epochs = epochs or (2 if quick else 3)
     brian_samples = brian_samples or (3 if quick else 20)
     train_x, train_y, test_x, test_y = train_x[:n_train], train_y[:n_train], test_x[:n_test], test_y[:n_test]
