@@ -15,6 +15,21 @@ EXPERIMENTS = {"all-or-none": ("experiments.all_or_none",
                                "seed 002's SpikingNet (penalty neurons) trained in torch vs a ReLU net, re-run in Brian2")}
 
 
+def versions():
+    """The library versions an experiment's results.json records."""
+    import brian2
+    import numpy
+    import torch
+    return {"brian2": brian2.__version__, "torch": torch.__version__, "numpy": numpy.__version__}
+
+
+def save_figure(fig, path):
+    import matplotlib.pyplot as plt
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 def load(name):
     if name not in EXPERIMENTS:
         raise KeyError(f"unknown experiment {name!r}; known: {sorted(EXPERIMENTS)}")

@@ -15,7 +15,6 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import brian2  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
@@ -24,6 +23,7 @@ from bridge.description import Network, Population, RunSettings, Simulation  # n
 from bridge.library import lif  # noqa: E402
 from bridge.paired import paired_run  # noqa: E402
 from bridge.quantities import si_value  # noqa: E402
+from experiments import save_figure, versions  # noqa: E402
 
 WEIGHTS = {"w00": 1.70, "b00": -0.85, "w01": -40.8, "w10": 12.6, "b10": 0.00, "w11": 2.70}
 STIMULI, RESPONSES = (0.0, 0.5, 1.0), (0.0, 1.0, 0.0)
@@ -127,7 +127,7 @@ def run(out="results/all_or_none", seed=0, quick=False, device=None, progress=Tr
                               "lif": {"model": model.parameters, "refractory": model.refractory,
                                       "currents_nA": (currents * 1e9).tolist(), "duration": duration,
                                       "dt": "0.1*ms", "target": "numpy", "dtype": "float64"}},
-               "versions": {"brian2": brian2.__version__, "torch": torch.__version__, "numpy": np.__version__},
+               "versions": versions(),
                "relu": {"first_epoch_gradient": history["gradient"][0], "b_final": history["b_final"][-1],
                         "seed_first_epoch_gradient": SEED_FIRST_GRADIENT, "seed_b_final": SEED_B_FINAL,
                         "b_final_matches_seed": abs(history["b_final"][-1] - SEED_B_FINAL) <= 0.01,
@@ -171,9 +171,7 @@ def _plot_training(history, path):
     right.legend(fontsize=8)
     for ax in (left, right):
         ax.set_xlabel("epoch")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def _plot_relu_response(b_final, path):
@@ -186,9 +184,7 @@ def _plot_relu_response(b_final, path):
     ax.set_ylabel("response")
     ax.set_title("ReLU network response")
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def _plot_lif(currents, result, brian_record, torch_record, path):
@@ -214,6 +210,4 @@ def _plot_lif(currents, result, brian_record, torch_record, path):
     right.set_ylabel("v (mV); dotted: V_th")
     right.set_title("largest silent, smallest firing, largest current (first 200 ms)")
     right.legend(fontsize=7, ncol=3, loc="lower right")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path)

@@ -13,7 +13,6 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import brian2  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
@@ -22,6 +21,7 @@ from tqdm import tqdm  # noqa: E402
 from bridge import delay_circuit as circuit  # noqa: E402
 from bridge.delay_circuit import CircuitParameters  # noqa: E402
 from bridge.paired import paired_run  # noqa: E402
+from experiments import save_figure, versions  # noqa: E402
 
 RULE_NAMES = ("seed", "yield_by_index")
 
@@ -88,7 +88,7 @@ def run(out="results/delay_circuit", seed=0, quick=False, device=None, n_neurons
     results = {"experiment": "delay-circuit", "seed": seed, "quick": quick,
                "parameters": {"n_neurons": n_neurons, "repetitions": repetitions, "trials": trials,
                               "defaults": {k: v for k, v in vars(CircuitParameters()).items()}},
-               "versions": {"brian2": brian2.__version__, "torch": torch.__version__, "numpy": np.__version__},
+               "versions": versions(),
                "demo": {}, "sweep": {}}
     records = {}
     for rule in tqdm(RULE_NAMES, desc="demo", disable=not progress):
@@ -142,9 +142,7 @@ def _rule_axes(records, height):
 
 def _save(fig, last_axes, path):
     last_axes.set_xlabel("time (ms)")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def _plot_delays(records, path):
@@ -206,6 +204,4 @@ def _plot_sweep(sweep, path):
     right.set_xlabel("settle time (ms)")
     right.set_ylabel("trials")
     right.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path)

@@ -12,7 +12,6 @@ import json
 import time
 from pathlib import Path
 
-import brian2
 import matplotlib
 import numpy as np
 import torch
@@ -23,6 +22,7 @@ from bridge import spiking_net as net
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from experiments import save_figure, versions  # noqa: E402
 
 DIGITS = Path(__file__).parent / "data" / "digits.csv.gz"
 LEARNING_RATES = (0.1, 0.05, 0.01)
@@ -160,7 +160,7 @@ def run(out="results/spiking_net", seed=0, quick=False, device=None, mnist=None,
         "parameters": {"n_train": n_train, "n_test": n_test, "epochs": epochs, "batch": batch,
                        "learning_rates": LEARNING_RATES[:epochs], "momentum": 0.5, "shape": vars(shape),
                        "neuron": {"decay": 0.9, "threshold": 1.0, "penalty_threshold": 1.5}},
-        "versions": {"brian2": brian2.__version__, "torch": torch.__version__, "numpy": np.__version__},
+        "versions": versions(),
         "test_accuracy": {"spiking_torch_float64": float(np.mean(predictions == test_y)),
                           "relu": float(np.mean(relu_predictions == test_y))},
         "brian2": {"samples": len(agree), "same_prediction": float(np.mean(agree)),
@@ -198,9 +198,7 @@ def _plot_training(spiking_losses, relu_losses, results, path):
     right.set_ylabel("test accuracy (%)")
     right.set_title(f"Brian2 re-run: same prediction {results['brian2']['same_prediction']:.0%} "
                     f"of {results['brian2']['samples']}")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def _plot_layers(record, label, path):
@@ -217,6 +215,4 @@ def _plot_layers(record, label, path):
         axes[1, column].set_xlabel("time step")
         axes[1, column].set_ylabel("neuron")
         axes[1, column].set_title(f"output spikes, {layer} layer")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path)

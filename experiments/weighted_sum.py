@@ -13,16 +13,15 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import brian2  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
-import torch  # noqa: E402
 
 from bridge.description import (Network, Population, Projection, RunSettings, Simulation, SpikeTrains,  # noqa: E402
                                 SynapseModel, Timing)
 from bridge.library import weighted_sum  # noqa: E402
 from bridge.paired import paired_run  # noqa: E402
 from bridge.quantities import si_value  # noqa: E402
+from experiments import save_figure, versions  # noqa: E402
 
 INPUTS = {"toes": (8.5, 9.5, 9.9, 9.0), "record": (0.65, 0.8, 0.8, 0.9), "fans": (1.2, 1.3, 0.5, 1.0)}
 WEIGHTS = (0.1, 0.2, 0.0)
@@ -102,7 +101,7 @@ def run(out="results/weighted_sum", seed=0, quick=False, device=None, progress=T
                "parameters": {"inputs": inputs, "weights": weights, "scale": scale, "theta": theta,
                               "dt": f"{DT_MS:g}*ms", "n_steps": sim.run.n_steps, "target": "numpy",
                               "dtype": "float64"},
-               "versions": {"brian2": brian2.__version__, "torch": torch.__version__, "numpy": np.__version__},
+               "versions": versions(),
                "predictions": {k: v.tolist() for k, v in predicted.items()},
                "seed_predictions": seed_values,
                "match_seed_to_2_decimals": None if seed_values is None else
@@ -145,9 +144,7 @@ def _plot_predictions(results, path):
     ax.set_ylabel("prediction")
     ax.set_title("weighted sum per game")
     ax.legend(fontsize=8, loc="lower right")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def _plot_traces(brian_record, torch_record, theta, reference, path):
@@ -171,6 +168,4 @@ def _plot_traces(brian_record, torch_record, theta, reference, path):
     bottom.set_ylabel("v + theta x spikes so far")
     bottom.set_title("the running weighted sum; dotted: numpy's dot product")
     bottom.set_xlabel("time (ms)")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path)
