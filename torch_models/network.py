@@ -19,7 +19,7 @@ from bridge.errors import DescriptionError
 from bridge.quantities import si_value
 from bridge.record import Record
 from torch_models.codegen import apply_op, compile_block, compile_expression, evaluate, functions, unit_constants
-from torch_models.surrogate import fast_sigmoid_spike
+from torch_models.surrogate import superspike
 
 LASTSPIKE_NEVER = -1e4  # seconds: Brian2's initial lastspike
 
@@ -70,6 +70,7 @@ class GroupStep:
         self.constants = _constants(model.parameters, _names(self.update + self.threshold + self.reset) | margin_names)
         self.functions = functions(dtype)
         self.index = None  # the neuron index i, on the device of the state
+        self.surrogate = superspike  # spike function with a surrogate gradient (torch_models/surrogate.py)
 
     def initial_state(self, batch, device):
         state = {}
@@ -115,7 +116,7 @@ class GroupStep:
         if "lastspike" in state:
             state["lastspike"] = torch.where(condition, torch.full_like(state["lastspike"], t), state["lastspike"])
             state["not_refractory"] = state["not_refractory"] & ~condition
-        return fast_sigmoid_spike(condition, margin), margin
+        return self.surrogate(condition, margin), margin
 
     def apply_reset(self, state, spiked, t, dt):
         scope = self._scope(state, t, dt)

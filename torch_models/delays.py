@@ -1,0 +1,77 @@
+"""Learnable transmission delays for spike trains, vectorized over batch, time and channels.
+
+A delay of d steps turns a train x (batch, steps, channels) into y[t] = x[t - d] (zeros before the start).
+Mode 'integer': the forward pass uses whole steps, floor(d + 1/2) (Brian2's rounding), and the backward pass
+is straight-through: dy/dd = x[t - n - 1] - x[t - n], the slope of the linear interpolation at the rounded
+delay n (seed 003's rounded delays with a straight-through gradient). Mode 'fractional': d = n + f with
+n = floor(d) and y[t] = (1 - f) x[t - n] + f x[t - n - 1], exactly differentiable in d. Both are one formula,
+y = x[t - n] + f (x[t - n - 1] - x[t - n]), with f = d - d.detach() (value 0, gradient 1) for 'integer'.
+
+Delays live in [0, max_steps]; the forward pass clamps learned values into that range (gradient 0 outside).
+Per-synapse delays are per-channel delays on the synapses' copies of their source trains (x[..., i]).
+"""
+import torch
+from torch import nn
+
+MODES = ("integer", "fractional")
+
+
+def _check_steps(steps, max_steps, field):
+    if not torch.isfinite(steps).all():
+        raise ValueError(f"{field}: delays must be finite numbers of steps")
+    if steps.numel() and (steps.min() < 0 or steps.max() > max_steps):
+        raise ValueError(f"{field}: delays from {float(steps.min()):g} to {float(steps.max()):g} steps; "
+                         f"allowed: [0, {max_steps}] (max_steps)")
+
+
+def shift(x, steps, max_steps, mode="integer"):
+    """x (batch, time, channels) delayed by `steps` (channels,), a float tensor that may require grad."""
+    if x.dim() != 3 or x.shape[-1] != steps.shape[-1]:
+        raise ValueError(f"shift: input shape {tuple(x.shape)}; expected (batch, time, {steps.shape[-1]}) "
+                         "to match the delays")
+    if mode not in MODES:
+        raise ValueError(f"mode {mode!r}; allowed: {MODES}")
+    steps = steps.clamp(0, max_steps)
+    whole = torch.floor(steps + 0.5 if mode == "integer" else steps).detach()
+    fraction = steps - steps.detach() if mode == "integer" else steps - whole
+    batch, time, channels = x.shape
+    padded = torch.cat([x.new_zeros(batch, max_steps + 1, channels), x], dim=1)
+    at = (torch.arange(time, device=x.device)[:, None] - whole.long() + max_steps + 1).expand(batch, time, channels)
+    now = padded.gather(1, at)
+    before = padded.gather(1, at - 1)
+    return now + fraction * (before - now)
+
+
+class Delays(nn.Module):
+    """Learnable delays (in steps) of `channels` spike trains; forward(x (batch, time, channels))."""
+
+    def __init__(self, initial_steps, max_steps, mode="integer", learnable=True, dtype=torch.float64):
+        super().__init__()
+        if mode not in MODES:
+            raise ValueError(f"Delays.mode {mode!r}; allowed: {MODES}")
+        if int(max_steps) != max_steps or max_steps < 0:
+            raise ValueError(f"Delays.max_steps {max_steps!r}; allowed: a whole number >= 0")
+        steps = torch.as_tensor(initial_steps, dtype=dtype).reshape(-1)
+        _check_steps(steps, max_steps, "Delays.initial_steps")
+        self.max_steps, self.mode = int(max_steps), mode
+        self.steps = nn.Parameter(steps, requires_grad=learnable)
+
+    def forward(self, x):
+        return shift(x, self.steps, self.max_steps, self.mode)
+
+    def in_force(self):
+        """The delays the forward pass applies (whole steps for 'integer'), detached."""
+        steps = self.steps.detach().clamp(0, self.max_steps)
+        return torch.floor(steps + 0.5) if self.mode == "integer" else steps
+
+
+def exponential_filter(x, decay):
+    """y[t] = decay * y[t-1] + x[t] with y[-1] = 0, along dim 1 of x (batch, time, ...), as one matmul with
+    the lower-triangular matrix decay^(t - s) (linear dynamics integrated without a per-step loop)."""
+    time = x.shape[1]
+    lags = torch.arange(time, device=x.device)
+    lag = (lags[:, None] - lags[None, :]).to(x.dtype)
+    kernel = torch.where(lag >= 0, torch.as_tensor(decay, dtype=x.dtype, device=x.device) ** lag.clamp(min=0),
+                         torch.zeros((), dtype=x.dtype, device=x.device))
+    flat = x.reshape(x.shape[0], time, -1)
+    return torch.matmul(kernel, flat).reshape(x.shape)
