@@ -54,7 +54,8 @@ def build(simulation, target="numpy"):
             elif proj.delay_mode == "between_runs":
                 refreshers.append(_delay_refresher(syn, _delay_reader(proj, syn), simulation.delay_rule(proj), dt))
         objects[proj.name] = syn
-    monitors = {f"spikes_{p.name}": SpikeMonitor(objects[p.name], name=f"spikes_{p.name}") for p in net.populations}
+    monitors = {f"spikes_{p.name}": SpikeMonitor(objects[p.name], name=f"spikes_{p.name}")
+                for p in net.populations if p.model.threshold}
     by_population = {}
     for key in simulation.run.record:
         population, variable = key.split(".")
@@ -130,7 +131,10 @@ def _record(simulation, monitors):
     dt, n_steps = simulation.dt, simulation.run.n_steps
     spikes = {}
     for pop in simulation.network.populations:
-        monitor = monitors[f"spikes_{pop.name}"]
+        monitor = monitors.get(f"spikes_{pop.name}")
+        if monitor is None:  # no threshold, no spikes
+            spikes[pop.name] = (np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64))
+            continue
         steps = np.rint(np.asarray(monitor.t_) / dt).astype(np.int64)
         spikes[pop.name] = (np.asarray(monitor.i[:], dtype=np.int64), steps)
     traces = {}
