@@ -11,8 +11,14 @@ EXPERIMENTS = {"all-or-none": ("experiments.all_or_none",
                                 "weighted-sum neuron, both backends"),
                "delay-circuit": ("experiments.delay_circuit",
                                  "seed 003's inhibitory delay-adjustment circuit, dynamic delays, both backends"),
+               "delay-toy": ("experiments.delay_toy",
+                             "seed 003's spike-pattern alignment toy: per-class delays learned with the max-sum loss"),
                "spiking-net": ("experiments.spiking_net",
-                               "seed 002's SpikingNet (penalty neurons) trained in torch vs a ReLU net, re-run in Brian2")}
+                               "seed 002's SpikingNet (penalty neurons) trained in torch vs a ReLU net, re-run in Brian2"),
+               "ipd-delays": ("experiments.ipd_delays",
+                              "seed 003's delay-only IPD classifier (36 classes), learned delays vs the ideal observer"),
+               "ipd-cotrain": ("experiments.ipd_cotrain",
+                               "IPD localisation with delays and weights learned together in torch, re-run in Brian2")}
 
 
 def versions():
