@@ -33,6 +33,7 @@ from experiments import save_figure, versions  # noqa: E402
 from torch_models.layered import LayeredNetwork  # noqa: E402
 
 MAX_DELAY_STEPS = 25
+TAU = {"hidden": "5*ms", "output": "5*ms"}
 SETTINGS = {  # name: (task, hidden neurons)
     "12_classes": (ipd.IPDTask(n_classes=12), 100),
     "36_classes": (ipd.IPDTask(n_classes=36), 100),
@@ -47,8 +48,8 @@ def initial_description(task, n_hidden, rng):
     weights = {"ears_hidden": rng.normal(0, 0.1, (n_inputs, n_hidden)),
                "hidden_output": rng.normal(0, 1 / np.sqrt(n_hidden), (n_hidden, task.n_classes))}
     axonal = rng.integers(0, MAX_DELAY_STEPS + 1, n_inputs) * task.dt
-    return ipd.classifier(task, weights, np.repeat(axonal[:, None], n_hidden, 1), n_hidden,
-                          max_delay=f"{MAX_DELAY_STEPS * task.dt}*second")
+    return ipd.classifier(task, weights, np.repeat(axonal[:, None], n_hidden, 1), n_hidden, tau_hidden=TAU["hidden"],
+                          tau_output=TAU["output"], max_delay=f"{MAX_DELAY_STEPS * task.dt}*second")
 
 
 def torch_module(simulation, dtype, device):
