@@ -111,19 +111,26 @@ def ideal_observer(task, spikes, n_phases=360, chunk=512):
     return np.concatenate(predicted)
 
 
-def classifier(task, weights, delays, n_hidden, tau_hidden="5*ms", tau_output="5*ms", max_delay="25*ms",
-               dt=None):
-    """The IPD classifier: the ears' fibres ('ears', 2*fibres) reach `n_hidden` LIF neurons (v jumps by w,
-    decays with tau_hidden, fires above 1, resets to 0) through weights and delays (seconds, shape
-    (2*fibres, n_hidden)); hidden spikes reach one leaky integrator per class (no threshold). The class
-    is the largest time-averaged output v (`logits`). dt defaults to the task's."""
+def classifier(task, weights, delays, n_hidden, tau_hidden="5*ms", tau_output="5*ms", tau_synapse=None,
+               max_delay="25*ms", dt=None):
+    """The IPD classifier: the ears' fibres ('ears', 2*fibres) reach `n_hidden` LIF neurons (leak tau_hidden,
+    fire above 1, reset to 0) through weights and delays (seconds, shape (2*fibres, n_hidden)); a spike makes
+    v jump by w, or, with tau_synapse, a synaptic current I jump by w (dI/dt = -I/tau_synapse, driving v);
+    hidden spikes reach one leaky integrator per class (no threshold). The class is the largest
+    time-averaged output v (`logits`). dt defaults to the task's."""
     jump = SynapseModel(model="w : 1", on_pre="v_post += w")
-    hidden = NeuronModel("dv/dt = -v/tau : 1", threshold="v > 1", reset="v = 0", parameters={"tau": tau_hidden})
+    if tau_synapse is None:
+        hidden = NeuronModel("dv/dt = -v/tau : 1", threshold="v > 1", reset="v = 0", parameters={"tau": tau_hidden})
+        to_hidden = jump
+    else:
+        hidden = NeuronModel("dv/dt = (I - v)/tau : 1\ndI/dt = -I/tau_s : 1", threshold="v > 1", reset="v = 0",
+                             parameters={"tau": tau_hidden, "tau_s": tau_synapse})
+        to_hidden = SynapseModel(model="w : 1", on_pre="I_post += w")
     output = NeuronModel("dv/dt = -v/tau : 1", parameters={"tau": tau_output})
     network = Network(
         populations=(Population("hidden", hidden, n_hidden), Population("output", output, task.n_classes)),
         sources=(SpikeTrains("ears", 2 * task.fibres),),
-        projections=(Projection("ears_hidden", "ears", "hidden", jump, values={"w": weights["ears_hidden"]},
+        projections=(Projection("ears_hidden", "ears", "hidden", to_hidden, values={"w": weights["ears_hidden"]},
                                 delays=delays, max_delay=max_delay),
                      Projection("hidden_output", "hidden", "output", jump, values={"w": weights["hidden_output"]})))
     step = f"{dt or task.dt}*second"

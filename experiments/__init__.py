@@ -1,6 +1,7 @@
 """Scripted experiments: `spikebridge list`, `spikebridge run NAME`. Each is an importable module with
 run(out, seed, quick, device, ...) -> results dict (also written to OUT/results.json with PNGs) and
 summary(results) -> one screen of text."""
+import contextlib
 import importlib
 
 EXPERIMENTS = {"all-or-none": ("experiments.all_or_none",
@@ -27,6 +28,18 @@ def versions():
     import numpy
     import torch
     return {"brian2": brian2.__version__, "torch": torch.__version__, "numpy": numpy.__version__}
+
+
+@contextlib.contextmanager
+def one_thread():
+    """torch on one thread inside the block: small tensors gain nothing from more, and contend for the cores."""
+    import torch
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
 
 
 def save_figure(fig, path):

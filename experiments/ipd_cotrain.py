@@ -29,27 +29,29 @@ from bridge import batch as batching  # noqa: E402
 from bridge import ipd  # noqa: E402
 from bridge.description import RunSettings, Timing, from_json  # noqa: E402
 from brian_models import network as brian_network  # noqa: E402
-from experiments import save_figure, versions  # noqa: E402
+from experiments import one_thread, save_figure, versions  # noqa: E402
 from torch_models.layered import LayeredNetwork  # noqa: E402
 
 MAX_DELAY_STEPS = 25
-TAU = {"hidden": "5*ms", "output": "5*ms"}
+TAU = {"hidden": "5*ms", "output": "5*ms", "synapse": None}
+INITIAL_WEIGHT_SD = 0.1  # fibre -> hidden
 SETTINGS = {  # name: (task, hidden neurons)
     "12_classes": (ipd.IPDTask(n_classes=12), 100),
     "36_classes": (ipd.IPDTask(n_classes=36), 100),
 }
-FULL = dict(batches=1500, batch_size=128, n_test=2048, n_brian=2048, n_brian_fine=512)
-QUICK = dict(batches=60, batch_size=128, n_test=256, n_brian=64, n_brian_fine=32)
-LEARNING_RATES = {"weights": 3e-3, "delays": 0.1}  # Adam; delays in steps per update
+FULL = dict(batches=1000, batch_size=256, n_test=2048, n_brian=2048, n_brian_fine=1024)
+QUICK = dict(batches=80, batch_size=128, n_test=256, n_brian=64, n_brian_fine=32)
+LEARNING_RATES = {"weights": 5e-3, "delays": 0.15}  # Adam; delays in steps per update
 
 
 def initial_description(task, n_hidden, rng):
     n_inputs = 2 * task.fibres
-    weights = {"ears_hidden": rng.normal(0, 0.1, (n_inputs, n_hidden)),
+    weights = {"ears_hidden": rng.normal(0, INITIAL_WEIGHT_SD, (n_inputs, n_hidden)),
                "hidden_output": rng.normal(0, 1 / np.sqrt(n_hidden), (n_hidden, task.n_classes))}
     axonal = rng.integers(0, MAX_DELAY_STEPS + 1, n_inputs) * task.dt
     return ipd.classifier(task, weights, np.repeat(axonal[:, None], n_hidden, 1), n_hidden, tau_hidden=TAU["hidden"],
-                          tau_output=TAU["output"], max_delay=f"{MAX_DELAY_STEPS * task.dt}*second")
+                          tau_output=TAU["output"], tau_synapse=TAU["synapse"],
+                          max_delay=f"{MAX_DELAY_STEPS * task.dt}*second")
 
 
 def torch_module(simulation, dtype, device):
@@ -152,7 +154,8 @@ def run(out, seed=0, quick=False, device="cpu", progress=True, settings=None):
     for name in names:
         task, n_hidden = SETTINGS[name]
         started = time.time()
-        module, initial_delays, losses = train(task, n_hidden, sizes, seed, device, progress)
+        with one_thread():
+            module, initial_delays, losses = train(task, n_hidden, sizes, seed, device, progress)
         test = task.draw(sizes["n_test"], np.random.default_rng([seed, 1]))  # independent of training
         metrics, predicted = evaluate(task, module, test, out, name, sizes, device)
         learned = module.projections["ears_hidden"].delays.in_force().cpu().numpy()

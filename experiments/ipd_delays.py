@@ -32,7 +32,7 @@ import torch  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
 from bridge.ipd import IPDTask, errors, ideal_observer  # noqa: E402
-from experiments import save_figure, versions  # noqa: E402
+from experiments import one_thread, save_figure, versions  # noqa: E402
 from torch_models.delays import Delays, exponential_filter, shift  # noqa: E402
 
 SEED_REPORTED = {"accuracy": 0.118, "mae_degrees": 19.1, "frequency_hz": 20.0}  # COMOB notebook, 20 Hz
@@ -169,14 +169,10 @@ def run(out="results/ipd_delays", seed=0, quick=False, device="cpu", progress=Tr
     sizes = QUICK if quick else FULL
     device = device or "cpu"
     started = time.time()
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # small tensors: more threads only contend for the shared cores
-    try:
+    with one_thread():
         settings = {name: evaluate_setting(name, seed, key, sizes, device, progress,
                                            [("fractional", "max-sum")] if name == "50Hz" and not quick else [])
                     for key, name in enumerate(SETTINGS) if name in sizes["settings"]}
-    finally:
-        torch.set_num_threads(threads)
     main = settings["50Hz"]["runs"][0]
     results = {"experiment": "ipd-delays", "seed": seed, "quick": quick, "device": str(device),
                "parameters": {"sizes": sizes, "training": TRAINING, "dtype": "float32", "optimizer": "Adam",

@@ -11,6 +11,7 @@ Delays live in [0, max_steps]; the forward pass clamps learned values into that 
 Per-synapse delays are per-channel delays on the synapses' copies of their source trains (x[..., i]).
 """
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 MODES = ("integer", "fractional")
@@ -35,11 +36,17 @@ def shift(x, steps, max_steps, mode="integer"):
     whole = torch.floor(steps + 0.5 if mode == "integer" else steps).detach()
     fraction = steps - steps.detach() if mode == "integer" else steps - whole
     batch, time, channels = x.shape
-    padded = torch.cat([x.new_zeros(batch, max_steps + 1, channels), x], dim=1)
-    at = (torch.arange(time, device=x.device)[:, None] - whole.long() + max_steps + 1).expand(batch, time, channels)
-    now = padded.gather(1, at)
-    before = padded.gather(1, at - 1)
-    return now + fraction * (before - now)
+    dtype = torch.promote_types(x.dtype, steps.dtype)  # the result's, as for x + steps
+    # x[t - n - 1] and x[t - n] (zeros before the start) for t = 0 .. time - 1: rows t = -1 .. time - 1 of x
+    # delayed by n, gathered by one index_select along the flattened (time, channel) axis of x after max_steps + 1
+    # zero steps. An input that is one train expanded along channels (and needs no gradient) is read once.
+    source = x[..., :1] if x.stride(-1) == 0 and not x.requires_grad else x
+    width = source.shape[-1]
+    padded = F.pad(source.to(dtype), (0, 0, max_steps + 1, 0)).reshape(batch, -1)
+    rows = torch.arange(-1, time, device=x.device)[:, None] - whole.long() + max_steps + 1
+    at = rows * width + torch.arange(width, device=x.device).expand(channels)
+    delayed = padded.index_select(1, at.reshape(-1)).reshape(batch, time + 1, channels)
+    return torch.lerp(delayed[:, 1:], delayed[:, :-1], fraction.to(dtype))  # x[t-n] + fraction (x[t-n-1] - x[t-n])
 
 
 class Delays(nn.Module):

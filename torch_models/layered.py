@@ -103,7 +103,7 @@ class LayeredProjection(nn.Module):
         """Every synapse's delay in force, in seconds (one per synapse, the description's layout)."""
         steps = self.delays.in_force()
         steps = steps[self.i] if self.axonal else steps
-        return (steps * dt).cpu().numpy()
+        return steps.cpu().double().numpy() * dt
 
 
 class LayeredNetwork(nn.Module):
