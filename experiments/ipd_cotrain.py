@@ -36,8 +36,8 @@ MAX_DELAY_STEPS = 25
 TAU = {"hidden": "5*ms", "output": "5*ms", "synapse": None}
 INITIAL_WEIGHT_SD = 0.1  # fibre -> hidden
 SETTINGS = {  # name: (task, hidden neurons)
-    "12_classes": (ipd.IPDTask(n_classes=12), 100),
-    "36_classes": (ipd.IPDTask(n_classes=36), 100),
+    "12_classes": (ipd.IPDTask(n_classes=12), 200),
+    "36_classes": (ipd.IPDTask(n_classes=36), 200),
 }
 FULL = dict(batches=1000, batch_size=256, n_test=2048, n_brian=2048, n_brian_fine=1024)
 QUICK = dict(batches=80, batch_size=128, n_test=256, n_brian=64, n_brian_fine=32)
@@ -91,7 +91,7 @@ def train(task, n_hidden, sizes, seed, device, progress):
     return module, initial_delays, losses
 
 
-def brian_predictions(simulation, spikes, dt=None, chunk=128):
+def brian_predictions(simulation, spikes, dt=None, chunk=64):
     """Brian2's classes for many samples: independent copies of the network in one run per chunk."""
     if dt is not None:
         timing = Timing(dt=f"{dt}*second")

@@ -26,7 +26,7 @@ def small_classifier(seed, per_source_delays=False, n_hidden=5):
 
 
 def test_lif_scenario_equals_the_step_by_step_module():
-    simulation = library.scenario("lif", seed=1, duration="200*ms")  # refractory LIF, current synapses
+    simulation = library.scenario("lif", seed=1, duration="100*ms")  # refractory LIF, current synapses
     with torch.no_grad():
         step_by_step, layered = CompiledNetwork(simulation)(batch_size=2), LayeredNetwork(simulation)(batch_size=2)
     assert step_by_step.spikes["lif"].sum() > 20
