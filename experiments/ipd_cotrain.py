@@ -13,6 +13,7 @@ Validation: the trained description (weights and delays) is written to network.j
 test set is run in Brian2 (numpy target; many samples at once as independent copies, bridge/batch.py) at
 the same dt and at dt/10, classified from Brian2's output, and compared with torch (float64).
 """
+import dataclasses
 import json
 import time
 from pathlib import Path
@@ -27,7 +28,7 @@ from tqdm import tqdm  # noqa: E402
 
 from bridge import batch as batching  # noqa: E402
 from bridge import ipd  # noqa: E402
-from bridge.description import RunSettings, Timing, from_json  # noqa: E402
+from bridge.description import Timing, from_json  # noqa: E402
 from brian_models import network as brian_network  # noqa: E402
 from experiments import one_thread, save_figure, versions  # noqa: E402
 from torch_models.layered import LayeredNetwork  # noqa: E402
@@ -94,9 +95,8 @@ def train(task, n_hidden, sizes, seed, device, progress):
 def brian_predictions(simulation, spikes, dt=None, chunk=64):
     """Brian2's classes for many samples: independent copies of the network in one run per chunk."""
     if dt is not None:
-        timing = Timing(dt=f"{dt}*second")
-        simulation = type(simulation)(simulation.network, RunSettings(simulation.run.duration, record=("output.v",),
-                                                                      timing=timing))
+        simulation = dataclasses.replace(simulation, run=dataclasses.replace(simulation.run,
+                                                                             timing=Timing(dt=f"{dt}*second")))
     classes = []
     for k in range(0, len(spikes), chunk):
         part = spikes[k:k + chunk]
@@ -128,16 +128,15 @@ def evaluate(task, module, test, out, name, sizes, device):
     started = time.time()
     brian_same = brian_predictions(loaded, spikes[:n])
     brian_fine = brian_predictions(loaded, spikes[:n_fine], dt=task.dt / 10)
-    accuracy = lambda predicted, k=None: float(np.mean(predicted == labels[:k or len(predicted)]))
+    accuracy = lambda predicted: float(np.mean(predicted == labels[:len(predicted)]))
+    against_torch = lambda brian: {"samples": len(brian), "accuracy": accuracy(brian),
+                                   "torch_accuracy_same_samples": accuracy(torch64[:len(brian)]),
+                                   "identical_predictions": float(np.mean(brian == torch64[:len(brian)]))}
     return {"torch": {"accuracy": accuracy(torch64), **ipd.errors(task, torch64, ipds),
                       "float32_accuracy": accuracy(torch32),
                       "float32_same_predictions": float(np.mean(torch32 == torch64))},
-            "brian2_same_dt": {"samples": n, "accuracy": accuracy(brian_same),
-                               "torch_accuracy_same_samples": accuracy(torch64[:n]),
-                               "identical_predictions": float(np.mean(brian_same == torch64[:n]))},
-            "brian2_fine_dt": {"samples": n_fine, "dt": task.dt / 10, "accuracy": accuracy(brian_fine),
-                               "torch_accuracy_same_samples": accuracy(torch64[:n_fine]),
-                               "identical_predictions": float(np.mean(brian_fine == torch64[:n_fine]))},
+            "brian2_same_dt": against_torch(brian_same),
+            "brian2_fine_dt": {**against_torch(brian_fine), "dt": task.dt / 10},
             "brian2_seconds": time.time() - started, "network_file": path.name}, torch64
 
 
@@ -148,6 +147,7 @@ def run(out, seed=0, quick=False, device="cpu", progress=True, settings=None):
     names = settings or (["12_classes"] if quick else list(SETTINGS))
     results = {"experiment": "ipd-cotrain", "seed": seed, "quick": quick, "versions": versions(),
                "parameters": {"sizes": sizes, "learning_rates": LEARNING_RATES, "max_delay_steps": MAX_DELAY_STEPS,
+                              "tau": TAU, "initial_weight_sd": INITIAL_WEIGHT_SD,
                               "settings": {n: {"task": SETTINGS[n][0].__dict__, "hidden": SETTINGS[n][1]}
                                            for n in names}},
                "published": {"dcls_12_classes": {"accuracy": 0.882, "mae_continuous": 4.2}}}

@@ -15,14 +15,16 @@ from torch_models.network import CompiledNetwork
 TASK = ipd.IPDTask(n_classes=4, fibres=6, duration=0.05)
 
 
-def small_classifier(seed, per_source_delays=False, n_hidden=5):
+def small_classifier(seed, per_source_delays=False, n_hidden=5, tau_synapse=None):
     rng = np.random.default_rng(seed)
     n_in = 2 * TASK.fibres
     weights = {"ears_hidden": rng.normal(0.25, 0.2, (n_in, n_hidden)),
                "hidden_output": rng.normal(0, 1, (n_hidden, TASK.n_classes))}
     steps = rng.integers(0, 9, n_in)[:, None].repeat(n_hidden, 1) if per_source_delays else \
         rng.integers(0, 9, (n_in, n_hidden))
-    return ipd.classifier(TASK, weights, steps * TASK.dt, n_hidden, max_delay="8*ms")
+    scale = 1 if tau_synapse is None else 3  # a current synapse gives a smaller peak v per spike
+    weights["ears_hidden"] *= scale
+    return ipd.classifier(TASK, weights, steps * TASK.dt, n_hidden, tau_synapse=tau_synapse, max_delay="8*ms")
 
 
 def test_lif_scenario_equals_the_step_by_step_module():
@@ -36,9 +38,9 @@ def test_lif_scenario_equals_the_step_by_step_module():
         assert torch.allclose(step_by_step.traces[key], layered.traces[key], rtol=0, atol=1e-12 * scale)
 
 
-@pytest.mark.parametrize("axonal", [False, True])
-def test_two_layers_equal_compiled_network_and_brian2(axonal):
-    simulation = small_classifier(seed=2, per_source_delays=axonal)
+@pytest.mark.parametrize("axonal, tau_synapse", [(False, None), (True, None), (True, "2*ms")])
+def test_two_layers_equal_compiled_network_and_brian2(axonal, tau_synapse):
+    simulation = small_classifier(seed=2, per_source_delays=axonal, tau_synapse=tau_synapse)
     spikes, _, _ = TASK.draw(4, np.random.default_rng(5))
     inputs = {"ears": torch.as_tensor(spikes, dtype=torch.float64)}
     kinds = {"ears_hidden": "axonal"} if axonal else {}
