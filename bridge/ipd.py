@@ -5,7 +5,9 @@ nerve fibres firing Poisson spikes (Bernoulli per step) at rate_max * (0.5 (1 + 
 theta = 2 pi f t + phi (+ alpha for the second ear), phi a random starting phase per sample. Classes are
 `n_classes` equal bins over [-90, 90) degrees. IPDs are drawn uniformly over the range ('continuous', COMOB)
 or set to the bin midpoints ('discrete', as seed 003's delay-only task uses one value per class).
-Inputs are (samples, steps, 2 * fibres): ear 0's fibres first.
+Inputs are (samples, steps, 2 * fibres): ear 0's fibres first. Also here: both MAE conventions (`errors`),
+the Bayes-optimal classifier for discrete tasks (`ideal_observer`) and the spiking classifier's description
+(`classifier`, trained in torch_models.layered and re-run in Brian2 by experiments/ipd_cotrain.py).
 """
 from dataclasses import dataclass
 
