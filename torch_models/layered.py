@@ -21,7 +21,7 @@ from torch import nn
 from bridge import brian_parse
 from bridge.errors import DescriptionError
 from torch_models.delays import Delays, exponential_filter
-from torch_models.network import GroupStep, TorchRun
+from torch_models.network import GroupStep, TorchRun, check_given, module_device, register_input_spikes
 from torch_models.surrogate import SURROGATES
 
 DELAY_KINDS = ("synapse", "axonal")
@@ -140,10 +140,7 @@ class LayeredNetwork(nn.Module):
                                                                     p.name in learned)
                                           for p in net.projections})
         self.decays = {name: self._linear_decay(group) for name, group in self.groups.items()}
-        for name, (indices, steps) in simulation.input_spikes().items():
-            dense = torch.zeros(self.n_steps, net.size(name), dtype=self.dtype)
-            dense[torch.as_tensor(steps), torch.as_tensor(indices)] = 1
-            self.register_buffer(f"input_{name}", dense)
+        register_input_spikes(self, simulation)
         self.to(device)
 
     def _linear_decay(self, group):
@@ -159,18 +156,12 @@ class LayeredNetwork(nn.Module):
         return float(decay) if all(torch.equal(x, expected) for x in a) else None
 
     def forward(self, inputs=None, batch_size=None, record=None):
-        net, device = self.simulation.network, self._device()
+        net, device = self.simulation.network, module_device(self)
         inputs = dict(inputs or {})
         batch = batch_size or (next(iter(inputs.values())).shape[0] if inputs else 1)
+        check_given(inputs, {source.name: source.n for source in net.sources}, "inputs", batch, self.n_steps)
         for source in net.sources:
-            given = inputs.setdefault(source.name, getattr(self, f"input_{source.name}").expand(batch, -1, -1))
-            if tuple(given.shape) != (batch, self.n_steps, source.n):
-                raise ValueError(f"forward(inputs=...)[{source.name!r}]: shape {tuple(given.shape)}; expected "
-                                 f"(batch, steps, n) = {(batch, self.n_steps, source.n)}")
-        unknown = set(inputs) - {s.name for s in net.sources}
-        if unknown:
-            raise ValueError(f"forward(inputs=...): unknown names {sorted(unknown)}; allowed: "
-                             f"{sorted(s.name for s in net.sources)}")
+            inputs.setdefault(source.name, getattr(self, f"input_{source.name}").expand(batch, -1, -1))
         record = self.simulation.run.record if record is None else record
         spikes, traces, margins = {k: v.to(device, self.dtype) for k, v in inputs.items()}, {}, {}
         for name in self.order:
@@ -183,9 +174,6 @@ class LayeredNetwork(nn.Module):
             spikes[name], margins[name], history = self._run_population(name, drive, batch, device)
             traces.update({key: history[key.split(".")[1]] for key in record if key.split(".")[0] == name})
         return TorchRun({n: spikes[n] for n in self.order}, traces, margins, self.dt)
-
-    def _device(self):
-        return next(iter(self.buffers()), torch.zeros(0)).device
 
     def _run_population(self, name, drive, batch, device):
         """(spikes, margins, {variable: values at the start of each step}) of one population."""

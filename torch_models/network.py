@@ -269,6 +269,28 @@ def _scatter(statement, old, index, value, counts, allowed):
                                            f"not {statement.op}")
 
 
+def register_input_spikes(module, simulation):
+    """Each spike source's input from the description as a dense (steps, n) buffer `input_NAME` of module."""
+    for name, (indices, steps) in simulation.input_spikes().items():
+        dense = torch.zeros(simulation.run.n_steps, simulation.network.size(name), dtype=module.dtype)
+        dense[torch.as_tensor(steps), torch.as_tensor(indices)] = 1
+        module.register_buffer(f"input_{name}", dense)
+
+
+def check_given(given, sizes, field, batch, n_steps):
+    """forward()'s tensors by name: known names, shapes (batch, steps, n)."""
+    for name, tensor in given.items():
+        if name not in sizes:
+            raise ValueError(f"forward({field}=...): unknown name {name!r}; allowed: {sorted(sizes)}")
+        if tuple(tensor.shape) != (batch, n_steps, sizes[name]):
+            raise ValueError(f"forward({field}=...)[{name!r}]: shape {tuple(tensor.shape)}; expected "
+                             f"(batch, steps, n) = {(batch, n_steps, sizes[name])}")
+
+
+def module_device(module):
+    return next(itertools.chain(module.parameters(), module.buffers()), torch.zeros(0)).device
+
+
 @dataclass
 class TorchRun:
     """Outputs of one forward pass: tensors (batch, steps, neurons)."""
@@ -304,10 +326,7 @@ class CompiledNetwork(nn.Module):
         self.groups = {p.name: GroupStep(p, brian_groups[p.name], self.dtype) for p in net.populations}
         self.projections = nn.ModuleList(ProjectionStep(p, simulation, brian_groups, self.dtype)
                                          for p in sorted(net.projections, key=lambda p: p.name))  # Brian2's order
-        for name, (indices, steps) in simulation.input_spikes().items():
-            dense = torch.zeros(self.n_steps, net.size(name), dtype=self.dtype)
-            dense[torch.as_tensor(steps), torch.as_tensor(indices)] = 1
-            self.register_buffer(f"input_{name}", dense)
+        register_input_spikes(self, simulation)
         for current in net.currents:
             self.register_buffer(f"current_{current.name}",
                                  torch.as_tensor(current.array(self.n_steps), dtype=self.dtype))
@@ -317,26 +336,15 @@ class CompiledNetwork(nn.Module):
         """The learnable per-synapse values of a projection's variable (e.g. its weights)."""
         return next(p for p in self.projections if p.name == projection).weights[variable]
 
-    def _check_given(self, given, sizes, field, batch):
-        for name, tensor in given.items():
-            if name not in sizes:
-                raise ValueError(f"forward({field}=...): unknown name {name!r}; allowed: {sorted(sizes)}")
-            if tuple(tensor.shape) != (batch, self.n_steps, sizes[name]):
-                raise ValueError(f"forward({field}=...)[{name!r}]: shape {tuple(tensor.shape)}; expected "
-                                 f"(batch, steps, n) = {(batch, self.n_steps, sizes[name])}")
-
-    def _device(self):
-        return next(itertools.chain(self.parameters(), self.buffers()), torch.zeros(0)).device
-
     def forward(self, inputs=None, currents=None, batch_size=None, record=None, progress=False):
-        net, device = self.simulation.network, self._device()
+        net, device = self.simulation.network, module_device(self)
         inputs, currents = dict(inputs or {}), dict(currents or {})
         given = [*inputs.values(), *currents.values()]
         batch = batch_size or (given[0].shape[0] if given else 1)
         for current in net.currents:
             currents.setdefault(current.name, getattr(self, f"current_{current.name}").expand(batch, -1, -1))
-        self._check_given(inputs, {src.name: src.n for src in net.sources}, "inputs", batch)
-        self._check_given(currents, {c.name: net.size(c.target) for c in net.currents}, "currents", batch)
+        check_given(inputs, {src.name: src.n for src in net.sources}, "inputs", batch, self.n_steps)
+        check_given(currents, {c.name: net.size(c.target) for c in net.currents}, "currents", batch, self.n_steps)
         for source in net.sources:
             inputs.setdefault(source.name, getattr(self, f"input_{source.name}").expand(batch, -1, -1))
         record = self.simulation.run.record if record is None else record
