@@ -20,7 +20,7 @@ _ALLOWED = (ast.Expression, ast.BinOp, ast.UnaryOp, ast.Compare, ast.Call, ast.N
 class Statement:
     target: str
     op: str          # '=', '+=', '-=', '*=', '/='
-    expression: object  # a compiled code object
+    evaluate: object  # function of a scope dict (names -> tensors or floats) -> the expression's value
     names: frozenset  # identifiers the expression reads
     text: str
 
@@ -43,7 +43,9 @@ class _TensorLogic(ast.NodeTransformer):
         return node
 
 
-def compile_expression(text, where):
+def compile_expression(text, where, function_table):
+    """(function of a scope dict, the names it reads) for an expression. The function is built once, as a
+    Python lambda over those names (no eval per call, so torch.compile can trace it)."""
     tree = ast.fix_missing_locations(_TensorLogic().visit(ast.parse(text.strip(), mode="eval")))
     names = set()
     for node in ast.walk(tree):
@@ -55,10 +57,15 @@ def compile_expression(text, where):
             raise ValueError(f"{where}: name {node.id!r} is not allowed in {text!r}")
         if isinstance(node, ast.Name) and node.id not in FUNCTION_NAMES:
             names.add(node.id)
-    return compile(tree, where, "eval"), frozenset(names)
+    ordered = sorted(names)
+    arguments = ast.arguments(posonlyargs=[], args=[ast.arg(name) for name in ordered], kwonlyargs=[],
+                              kw_defaults=[], defaults=[])
+    code = ast.fix_missing_locations(ast.Expression(ast.Lambda(arguments, tree.body)))
+    function = eval(compile(code, where, "eval"), function_table)  # validated text; makes the lambda once
+    return (lambda scope: function(*[scope[name] for name in ordered])), frozenset(names)
 
 
-def compile_block(code, where):
+def compile_block(code, where, function_table):
     """Brian2 abstract code (one statement per line) as a list of Statements."""
     statements = []
     for line in code.splitlines():
@@ -72,8 +79,8 @@ def compile_block(code, where):
             target, op, value = node.target.id, _OPS[type(node.op)], node.value
         else:
             raise ValueError(f"{where}: cannot execute {line!r}; statements are 'x = ...', 'x += ...', etc.")
-        expression, names = compile_expression(ast.unparse(value), where)
-        statements.append(Statement(target, op, expression, names, line))
+        evaluate, names = compile_expression(ast.unparse(value), where, function_table)
+        statements.append(Statement(target, op, evaluate, names, line))
     return statements
 
 
@@ -127,8 +134,3 @@ def functions(dtype):
         return int(x)
     # torch's C code may import lazily, which looks up __import__ in the calling frame's builtins
     return {"__builtins__": {"__import__": __import__}, **_MATH, "int": to_int}
-
-
-def evaluate(expression, function_table, scope):
-    """Evaluate a compiled expression with `scope` (variables and constants)."""
-    return eval(expression, function_table, scope)

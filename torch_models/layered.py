@@ -87,6 +87,11 @@ class LayeredProjection(nn.Module):
         self.delays = Delays(steps, simulation.delay_rule(proj).max_steps, delay_mode, learn_delays, dtype)
 
     def forward(self, spikes):
+        if not self.delays.steps.requires_grad and not self.delays.steps.any():  # no delay layer needed
+            if self.dense:
+                return spikes @ self.weight.view(self.n_source, self.n_target)
+            return spikes.new_zeros(*spikes.shape[:2], self.n_target).index_add(2, self.j,
+                                                                                spikes[..., self.i] * self.weight)
         if self.axonal:
             delayed = self.delays(spikes)
             if self.dense:

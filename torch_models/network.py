@@ -18,7 +18,7 @@ from bridge import brian_parse
 from bridge.errors import DescriptionError
 from bridge.quantities import si_value
 from bridge.record import Record
-from torch_models.codegen import apply_op, compile_block, compile_expression, evaluate, functions, unit_constants
+from torch_models.codegen import apply_op, compile_block, compile_expression, functions, unit_constants
 from torch_models.surrogate import superspike
 
 LASTSPIKE_NEVER = -1e4  # seconds: Brian2's initial lastspike
@@ -60,15 +60,14 @@ class GroupStep:
             runners.append(brian_group.resetter["spike"])
         for runner in runners:
             runner.update_abstract_code(run_namespace={})
-        where = f"population {self.name!r}"
-        blocks = [compile_block(r.abstract_code, where) for r in runners] + [[], []]
+        where, table = f"population {self.name!r}", functions(dtype)
+        blocks = [compile_block(r.abstract_code, where, table) for r in runners] + [[], []]
         self.update, self.threshold, self.reset = blocks[:3]
         margin = _margin_expression(model.threshold) if model.threshold else None
-        self.margin, margin_names = compile_expression(margin, where) if margin else (None, frozenset())
+        self.margin, margin_names = compile_expression(margin, where, table) if margin else (None, frozenset())
         self.variables = {name: brian_group.variables[name] for name in brian_group.equations.names}
         self.conditional = {n for n, v in self.variables.items() if v.conditional_write is not None}
         self.constants = _constants(model.parameters, _names(self.update + self.threshold + self.reset) | margin_names)
-        self.functions = functions(dtype)
         self.index = None  # the neuron index i, on the device of the state
         self.surrogate = superspike  # spike function with a surrogate gradient (torch_models/surrogate.py)
 
@@ -94,8 +93,7 @@ class GroupStep:
     def integrate(self, state, t, dt):
         scope = self._scope(state, t, dt)
         for statement in self.update:
-            value = apply_op(statement.op, scope.get(statement.target),
-                             evaluate(statement.expression, self.functions, scope))
+            value = apply_op(statement.op, scope.get(statement.target), statement.evaluate(scope))
             if statement.target in self.conditional:  # (unless refractory): held exactly while refractory
                 value = torch.where(scope["not_refractory"], value, scope[statement.target])
             scope[statement.target] = value
@@ -108,10 +106,9 @@ class GroupStep:
             zeros = torch.zeros(batch, self.n, dtype=self.dtype, device=state[next(iter(state))].device)
             return zeros, zeros
         scope = self._scope(state, t, dt)
-        condition = torch.as_tensor(evaluate(self.threshold[0].expression, self.functions, scope))
+        condition = torch.as_tensor(self.threshold[0].evaluate(scope))
         condition = condition.expand(batch, self.n)
-        margin = (evaluate(self.margin, self.functions, scope) if self.margin is not None
-                  else condition.to(self.dtype))
+        margin = self.margin(scope) if self.margin is not None else condition.to(self.dtype)
         margin = torch.as_tensor(margin, dtype=self.dtype).expand(batch, self.n)
         if "lastspike" in state:
             state["lastspike"] = torch.where(condition, torch.full_like(state["lastspike"], t), state["lastspike"])
@@ -121,8 +118,7 @@ class GroupStep:
     def apply_reset(self, state, spiked, t, dt):
         scope = self._scope(state, t, dt)
         for statement in self.reset:
-            value = apply_op(statement.op, scope[statement.target],
-                             evaluate(statement.expression, self.functions, scope))
+            value = apply_op(statement.op, scope[statement.target], statement.evaluate(scope))
             scope[statement.target] = torch.where(spiked, value, scope[statement.target])
         return {name: scope[name] for name in state}
 
@@ -134,8 +130,7 @@ class Pathway:
         runner = getattr(brian_synapses, role)
         runner.update_abstract_code(run_namespace={})
         self.role = role
-        self.statements = compile_block(runner.abstract_code, f"{where}.on_{role}")
-        self.functions = functions(dtype)
+        self.statements = compile_block(runner.abstract_code, f"{where}.on_{role}", functions(dtype))
         self.location = {}  # name -> ('synapse' | 'source' | 'target', variable name in that owner)
         names = _names(self.statements) | {s.target for s in self.statements}
         for name in names & set(brian_synapses.variables):
@@ -244,7 +239,7 @@ class ProjectionStep(nn.Module):
                 if name in pathway.location:
                     kind, var = pathway.location[name]
                     scope[name] = syn_state[var] if kind == "synapse" else owners[kind][0][var][:, owners[kind][1]]
-            value = torch.broadcast_to(torch.as_tensor(evaluate(statement.expression, pathway.functions, scope),
+            value = torch.broadcast_to(torch.as_tensor(statement.evaluate(scope),
                                                        dtype=counts.dtype, device=counts.device), counts.shape)
             kind, var = pathway.location.get(statement.target, ("temporary", statement.target))
             if kind == "temporary":
