@@ -8,7 +8,7 @@ import math
 import numpy as np
 
 from bridge.description import (NeuronModel, Network, Population, PoissonTrains, Projection, RunSettings,
-                                Simulation, SynapseModel, Timing)
+                                Simulation, SpikeTrains, SynapseModel, Timing)
 
 
 def lif():
@@ -19,6 +19,29 @@ def lif():
         threshold="v > V_th", reset="v = V_reset", refractory="2*ms",
         parameters={"E_L": "-70*mV", "V_th": "-50*mV", "V_reset": "-65*mV", "R_m": "100*Mohm",
                     "tau_m": "20*ms", "tau_syn": "5*ms"})
+
+
+def lif_euler(tau_mem="10*ms", tau_syn="5*ms", v_th="1", v_reset="0", v_leak="0"):
+    """Current-based LIF in dimensionless units, integrated with forward Euler: the neuron of Norse's LIFCell
+    (its defaults), used by the performance benchmark. Synapses add to I."""
+    return NeuronModel(
+        equations="""dv/dt = (v_leak - v + I)/tau_mem : 1
+                     dI/dt = -I/tau_syn : 1""",
+        threshold="v > v_th", reset="v = v_reset", method="euler",
+        parameters={"tau_mem": tau_mem, "tau_syn": tau_syn, "v_th": v_th, "v_reset": v_reset, "v_leak": v_leak})
+
+
+def feedforward(weights, neuron, duration, dt="1*ms", record=()):
+    """Dense layers without delays: source 'input' -> 'layer_1' -> ... -> 'layer_k', weights[k-1] of shape
+    (n_source, n_target) for projection 'to_layer_k', whose spikes add w to the target's I."""
+    synapse = SynapseModel(model="w : 1", on_pre="I_post += w")
+    names = ["input"] + [f"layer_{k}" for k in range(1, len(weights) + 1)]
+    network = Network(
+        populations=tuple(Population(name, neuron, w.shape[1]) for name, w in zip(names[1:], weights)),
+        sources=(SpikeTrains("input", weights[0].shape[0]),),
+        projections=tuple(Projection(f"to_{target}", source, target, synapse, values={"w": w})
+                          for source, target, w in zip(names, names[1:], weights)))
+    return Simulation(network, RunSettings(duration=duration, record=tuple(record), timing=Timing(dt=dt)))
 
 
 def penalty(decay=0.9, threshold=1.0, penalty_threshold=1.5, step="0.1*ms"):

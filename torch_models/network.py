@@ -72,6 +72,7 @@ class GroupStep:
         self.surrogate = superspike  # spike function with a surrogate gradient (torch_models/surrogate.py)
 
     def initial_state(self, batch, device):
+        self.index = torch.arange(self.n, device=device, dtype=self.dtype)  # the neuron index i
         state = {}
         for name, var in self.variables.items():
             if var.dtype == bool:  # not_refractory
