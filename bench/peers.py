@@ -3,7 +3,9 @@
 The network: Linear 700 -> 256 + LIF, Linear 256 -> 20 + LIF, 100 steps of 1 ms, batch 32, Bernoulli(0.05)
 input spikes, cross-entropy on the summed output spikes, Adam. Built in one process as
 - spikebridge: the description bridge.library.feedforward with Norse's LIF neuron (library.lif_euler),
-  compiled by torch_models.layered.LayeredNetwork, eager and with compile=True (torch.compile);
+  compiled by torch_models.layered.LayeredNetwork: input spikes event by event, each LIF layer as one affine
+  scan with a hand-written backward pass (torch_models/scan.py), eager and with compile=True (the scan's
+  chunks of 10 steps through torch.compile);
 - Norse 1.1: SequentialState(Linear, LIF, Linear, LIF) on time-first tensors;
 - snnTorch 1.0: Linear then Synaptic (the same current-based LIF) per time step, as its tutorials write it;
   also Leaky (a simpler neuron, for reference).
@@ -17,7 +19,8 @@ input of the step after a spike, so it is compared with the threshold out of rea
 Reported: median time per training step of each (float32; rounds interleaved so that machine noise hits all
 alike) and the ratios; inference throughput (no grad) in neuron-steps per second; the same network and input
 in Brian2 (numpy, cython, cpp_standalone; spikes checked against spikebridge); spikebridge's training step
-for 256/1024/4096 hidden neurons x 100/200/400 steps with the fitted growth exponents.
+for 256/1024/4096 hidden neurons x 100/200/400 steps (eager and compiled, next to Norse and snnTorch) with
+the fitted growth exponents.
 
 Peers are benchmark-only: pip install --no-deps snntorch norse nir nirtorch && pip install h5py
 Run: python bench/peers.py [--threads 2] [--rounds 15] [--out bench/results/peers]
@@ -217,12 +220,12 @@ def _spike_set(spikes):
 
 
 def scaling(rounds, sizes=(256, 1024, 4096), durations=(100, 200, 400)):
-    """Training-step time of spikebridge (eager: compiling costs minutes per shape), Norse and snnTorch for
-    every size x duration, and the fitted exponents of time ~ steps^a (per size) and ~ hidden^b (per duration)."""
+    """Training-step time of spikebridge (eager and compiled), Norse and snnTorch for every size x duration,
+    and the fitted exponents of time ~ steps^a (per size) and ~ hidden^b (per duration)."""
     table = {}
-    for n_hidden in sizes:
+    for n_hidden in tqdm(sizes, desc="scaling"):
         for n_steps in durations:
-            built = models(weights(n_hidden), n_steps, compiled=False)
+            built = models(weights(n_hidden), n_steps)
             del built["snntorch_leaky"]
             measured = compare(built, n_steps, rounds, progress=False)
             table[f"{n_hidden}x{n_steps}"] = {name: m["train_step_s"] for name, m in measured.items()}
@@ -243,7 +246,7 @@ def plot(results, path):
                                                              f"{results['threads']} threads")
     if "scaling" in results:
         s = results["scaling"]
-        for name, style in zip(s["exponents"], ("-", "--", ":")):
+        for name, style in zip(s["exponents"], ("-", "-.", "--", ":")):
             for n_hidden, color in zip(s["sizes"], ("C0", "C1", "C2")):
                 axes[1].plot(s["durations"], [s["train_step_s"][f"{n_hidden}x{t}"][name] for t in s["durations"]],
                              style, color=color, marker="o", label=f"{name}, {n_hidden} hidden")

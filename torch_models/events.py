@@ -2,13 +2,11 @@
 from the spikes alone, as Brian2's synapses do.
 
 Input spike trains are sparse (a few percent of entries), so summing the weight rows of the events that
-occurred does a few percent of a dense matmul's work, forward and backward (the weight gradient is the
-transposed event matrix times the incoming gradient, a sparse CSR product). The spikes must not need a
-gradient (source trains); spikes of populations keep the dense product, which carries their surrogate
+occurred does a few percent of a dense matmul's work, forward and backward (the weight gradient of a source
+sums the incoming gradient over the steps where it fired: one embedding_bag with the events sorted by
+source). The spikes must not need a gradient (source trains); spikes of populations keep the dense product, which carries their surrogate
 gradient. Events with a value other than 1 (several spikes of one source in a step) are weighted by it.
 """
-import warnings
-
 import torch
 import torch.nn.functional as F
 
@@ -31,14 +29,11 @@ class _EventProduct(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad):
         rows, sources, counts = ctx.saved_tensors
-        order, n_source = torch.argsort(sources, stable=True), ctx.n_source
-        starts = torch.zeros(n_source + 1, dtype=torch.int64, device=grad.device)
-        starts[1:] = torch.cumsum(torch.bincount(sources, minlength=n_source), 0)
-        with warnings.catch_warnings():  # torch marks its CSR layout "beta"; this product is tested
-            warnings.filterwarnings("ignore", "Sparse CSR tensor support is in beta")
-            transposed = torch.sparse_csr_tensor(starts, rows[order], counts[order], (n_source, ctx.n_rows),
-                                                 check_invariants=False)  # valid by construction
-        return None, transposed @ grad.reshape(ctx.n_rows, -1)
+        order = torch.sort(sources.int(), stable=True).indices  # the same events, by source
+        per_source = torch.bincount(sources, minlength=ctx.n_source)
+        summed = F.embedding_bag(rows[order], grad.reshape(ctx.n_rows, -1), torch.cumsum(per_source, 0) - per_source,
+                                 mode="sum", per_sample_weights=counts[order])
+        return None, summed
 
 
 def event_product(spikes, weight):

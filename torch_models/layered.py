@@ -2,9 +2,11 @@
 
 Each population's synaptic input is computed for all steps at once: the source spikes (batch, steps, n)
 are delayed by the delay layer (torch_models/delays.py; learnable, per synapse or per source neuron) and
-summed with the weights. Then the population's own dynamics run, Brian2's abstract code step by step
-(integrate, threshold, input arrives, reset: Brian2's schedule, as CompiledNetwork), or, for a
-population without threshold whose update is linear in its one state variable, as one linear filter.
+summed with the weights (sparse source spikes event by event, torch_models/events.py). Then the
+population's own dynamics run, Brian2's abstract code step by step (integrate, threshold, input arrives,
+reset: Brian2's schedule, as CompiledNetwork): as one autograd node with a hand-written backward pass when
+they are affine between spikes (torch_models/scan.py), through autograd otherwise; a population without
+threshold whose update is linear in its one state variable runs as one linear filter.
 
 Requires: no recurrent loops between populations, no current injections, static delays, and synapses whose
 on_pre is one `x_post += w` with w a synaptic parameter. With integer delays the result equals
@@ -13,7 +15,6 @@ delays back into a description for Brian2.
 """
 import ast
 import dataclasses
-import warnings
 
 import numpy as np
 import torch
@@ -23,6 +24,7 @@ from bridge import brian_parse
 from bridge.errors import DescriptionError
 from torch_models.delays import Delays, exponential_filter
 from torch_models.events import event_product
+from torch_models.scan import AffineScan, schedule
 from torch_models.network import GroupStep, TorchRun, check_given, module_device, register_input_spikes
 from torch_models.surrogate import SURROGATES
 
@@ -114,10 +116,10 @@ class LayeredNetwork(nn.Module):
     """forward(inputs=None, batch_size=None) -> TorchRun, as CompiledNetwork's. `delays` maps projection names
     to 'synapse' (default) or 'axonal' (one learnable delay per source neuron); `delay_mode` 'integer' or
     'fractional'; `learn_delays` True, False or the names of the projections whose delays learn; `surrogate`
-    one of torch_models.surrogate.SURROGATES. `compile=True` runs each population's steps through
-    torch.compile (one fused kernel forward and one backward instead of ~10 small ops per step; the same
-    numbers as eager; it costs a compilation per population and input shape, and falls back to eager with
-    a warning where compiling fails)."""
+    one of torch_models.surrogate.SURROGATES. Populations whose dynamics are affine between spikes run as one
+    autograd node with a hand-written backward pass (torch_models/scan.py); `compile=True` puts their chunks
+    of steps through torch.compile (fused kernels instead of ~15 small operations per step; the same numbers;
+    a compilation per population and input shape)."""
 
     def __init__(self, simulation, dtype=None, device=None, delays=None, delay_mode="integer",
                  learn_delays=True, surrogate="superspike", compile=False):
@@ -147,7 +149,10 @@ class LayeredNetwork(nn.Module):
                                                                     p.name in learned)
                                           for p in net.projections})
         self.decays = {name: self._linear_decay(group) for name, group in self.groups.items()}
-        self.compiled = {name: torch.compile(self._steps, dynamic=False) for name in self.groups} if compile else {}
+        self.scans = {name: AffineScan.of(group, self.dt) for name, group in self.groups.items()}
+        if compile:
+            for scan in filter(None, self.scans.values()):
+                scan.compile()
         register_input_spikes(self, simulation)
         self.to(device)
 
@@ -179,12 +184,13 @@ class LayeredNetwork(nn.Module):
                     layer = self.projections[proj.name]
                     current = layer(spikes[proj.source])
                     drive[layer.variable] = drive[layer.variable] + current if layer.variable in drive else current
-            spikes[name], margins[name], history = self._run_population(name, drive, batch, device)
-            traces.update({key: history[key.split(".")[1]] for key in record if key.split(".")[0] == name})
+            keep = {key.split(".")[1]: key for key in record if key.split(".")[0] == name}
+            spikes[name], margins[name], history = self._run_population(name, drive, batch, device, keep)
+            traces.update({key: history[var] for var, key in keep.items()})
         return TorchRun({n: spikes[n] for n in self.order}, traces, margins, self.dt)
 
-    def _run_population(self, name, drive, batch, device):
-        """(spikes, margins, {variable: values at the start of each step}) of one population."""
+    def _run_population(self, name, drive, batch, device, keep):
+        """(spikes, margins, {variable in keep: values at the start of each step}) of one population."""
         group = self.groups[name]
         state = group.initial_state(batch, device)
         if self.decays[name] is not None:
@@ -194,31 +200,16 @@ class LayeredNetwork(nn.Module):
                 batch, self.n_steps, group.n)
             zeros = torch.zeros(batch, self.n_steps, group.n, dtype=self.dtype, device=device)
             return zeros, zeros, {var: torch.cat([initial, after[:, :-1]], dim=1)}
-        if name in self.compiled:
-            try:
-                return self.compiled[name](group, state, drive, batch)
-            except Exception as error:  # no C++ compiler, an unsupported operation...: run eagerly
-                warnings.warn(f"LayeredNetwork: torch.compile failed for population {name!r}, running it "
-                              f"eagerly ({type(error).__name__}: {error})")
-                del self.compiled[name]
-        return self._steps(group, state, drive, batch)
+        if self.scans[name] is not None:
+            return self.scans[name](state, drive, batch, self.n_steps, self.dt, keep)
+        return self._steps(group, state, drive, batch, keep)
 
-    def _steps(self, group, state, drive, batch):
-        """Brian2's schedule step by step: (spikes, margins, {variable: values at the start of each step})."""
-        spikes, margins, history = [], [], {var: [] for var in state}
-        per_step = {var: current.unbind(1) for var, current in drive.items()}  # one backward node, not one per step
-        for step in range(self.n_steps):
-            t = step * self.dt
-            for var in state:
-                history[var].append(state[var])
-            state = group.integrate(state, t, self.dt)
-            spiked, margin = group.threshold_crossings(state, t, self.dt, batch)
-            for var, currents in per_step.items():
-                arrived = currents[step]
-                if var in group.conditional:  # (unless refractory): input is lost while refractory
-                    arrived = torch.where(state["not_refractory"], arrived, torch.zeros_like(arrived))
-                state[var] = state[var] + arrived
-            state = group.apply_reset(state, spiked > 0, t, self.dt)
+    def _steps(self, group, state, drive, batch, keep):
+        """Brian2's schedule step by step, in autograd: as _run_population."""
+        spikes, margins, history = [], [], {var: [] for var in keep}
+        for before, spiked, margin in schedule(group, state, drive, batch, self.n_steps, self.dt):
+            for var in keep:
+                history[var].append(before[var])
             spikes.append(spiked)
             margins.append(margin)
         stack = lambda values: torch.stack(values, dim=1)

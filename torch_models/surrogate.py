@@ -1,26 +1,45 @@
 """Spikes with an exact Heaviside forward pass and a surrogate derivative backward.
 
-Each function takes the spike condition (bool) and the margin past threshold (float); the forward value is
-exactly the condition, the gradient flows through d/dmargin of a smooth function."""
+A surrogate takes the spike condition (bool) and the margin past threshold (float); the forward value is
+exactly the condition, the backward pass multiplies the incoming gradient by `derivative(margin)`, the
+derivative of a smooth step. The derivative is a plain function of the margin, so torch_models/scan.py can
+fuse it into its own backward pass."""
 import torch
 
 
-def superspike(condition, margin, slope=25.0):
-    """SuperSpike (Zenke & Ganguli 2018): derivative 1/(1 + slope*|margin|)^2."""
-    spikes = condition.to(margin.dtype)
-    if not margin.requires_grad:
-        return spikes
-    soft = margin / (1 + slope * margin.abs())  # its derivative is the SuperSpike surrogate
-    return spikes + (soft - soft.detach())
+class _Spike(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, condition, margin, derivative):
+        ctx.save_for_backward(margin)
+        ctx.derivative = derivative
+        return condition.to(margin.dtype)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (margin,) = ctx.saved_tensors
+        return None, grad * ctx.derivative(margin), None
 
 
-def sigmoid_spike(condition, margin, beta=5.0):
-    """Seed 003's surrogate: derivative beta*sigmoid(beta*margin)*(1 - sigmoid(beta*margin))."""
-    spikes = condition.to(margin.dtype)
-    if not margin.requires_grad:
-        return spikes
+class Surrogate:
+    def __init__(self, derivative):
+        self.derivative = derivative
+
+    def __call__(self, condition, margin):
+        if not margin.requires_grad:
+            return condition.to(margin.dtype)
+        return _Spike.apply(condition, margin, self.derivative)
+
+
+def superspike_derivative(margin, slope=25.0):
+    """SuperSpike (Zenke & Ganguli 2018): 1/(1 + slope*|margin|)^2."""
+    return (1 + slope * margin.abs()) ** -2
+
+
+def sigmoid_derivative(margin, beta=5.0):
+    """Seed 003's surrogate: beta*sigmoid(beta*margin)*(1 - sigmoid(beta*margin))."""
     soft = torch.sigmoid(beta * margin)
-    return spikes + (soft - soft.detach())
+    return beta * soft * (1 - soft)
 
 
+superspike, sigmoid_spike = Surrogate(superspike_derivative), Surrogate(sigmoid_derivative)
 SURROGATES = {"superspike": superspike, "sigmoid": sigmoid_spike}

@@ -1,0 +1,140 @@
+"""The layered torch module's fast paths give the step-by-step numbers: event-driven input products (equal to
+the dense product, to CompiledNetwork and to Brian2), affine populations as one scan with a hand-written
+backward pass (equal to autograd through the eager loop) and its torch.compile'd chunks (bitwise equal)."""
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+
+from bridge import batch, library
+from brian_models import network as brian_network
+from torch_models.events import event_product
+from torch_models.layered import LayeredNetwork
+from torch_models.network import CompiledNetwork
+
+SIZES = (40, 12, 3)
+
+
+def feedforward(n_steps=30, seed=0):
+    rng = np.random.default_rng(seed)
+    weights = [rng.normal(1.4 / np.sqrt(n), 4 / np.sqrt(n), (n, m)) for n, m in zip(SIZES, SIZES[1:])]
+    return library.feedforward(weights, library.lif_euler(), f"{n_steps}*ms", record=("layer_1.v", "layer_2.I"))
+
+
+def input_spikes(n_steps=30, batch_size=3, seed=1):
+    generator = torch.Generator().manual_seed(seed)
+    return (torch.rand(batch_size, n_steps, SIZES[0], generator=generator) < 0.1).double()
+
+
+def test_event_product_equals_the_dense_product():
+    spikes = input_spikes(batch_size=4)
+    spikes[0, 0, :5] = 2  # two spikes of a source in one step count twice
+    spikes[1] = 0  # a sample without events
+    weight = torch.randn(SIZES[0], 7, dtype=torch.float64, generator=torch.Generator().manual_seed(2),
+                         requires_grad=True)
+    grad = torch.randn(4, 30, 7, dtype=torch.float64, generator=torch.Generator().manual_seed(3))
+    dense = spikes @ weight
+    (dense_grad,) = torch.autograd.grad(dense, weight, grad)
+    events = event_product(spikes, weight)
+    (events_grad,) = torch.autograd.grad(events, weight, grad)
+    assert dense.abs().max() > 1 and torch.equal(events[1], torch.zeros(30, 7, dtype=torch.float64))
+    assert torch.allclose(events, dense, rtol=0, atol=1e-12)
+    assert torch.allclose(events_grad, dense_grad, rtol=0, atol=1e-12)
+
+
+def test_event_product_refuses_spikes_with_gradient_and_shape_mismatch():
+    weight = torch.zeros(SIZES[0], 2)
+    with pytest.raises(ValueError, match="dense product"):
+        event_product(torch.zeros(1, 3, SIZES[0], requires_grad=True), weight)
+    with pytest.raises(ValueError, match="41 sources"):
+        event_product(torch.zeros(1, 3, 41), weight)
+
+
+def test_feedforward_equals_step_by_step_module_and_brian2():
+    simulation, spikes = feedforward(), input_spikes()
+    with torch.no_grad():
+        layered = LayeredNetwork(simulation, learn_delays=False)({"input": spikes})
+        step_by_step = CompiledNetwork(simulation)({"input": spikes})
+    assert layered.spikes["layer_1"].sum() > 20 and layered.spikes["layer_2"].sum() > 5
+    for name in ("layer_1", "layer_2"):
+        assert torch.equal(layered.spikes[name], step_by_step.spikes[name])
+    for key in simulation.run.record:
+        assert torch.allclose(layered.traces[key], step_by_step.traces[key], rtol=0, atol=1e-12)
+    record = brian_network.run(batch.replicate(simulation, {"input": spikes.numpy().astype(bool)}))
+    for name, n in (("layer_1", SIZES[1]), ("layer_2", SIZES[2])):
+        copy, step, neuron = np.nonzero(layered.spikes[name].numpy())
+        assert record.spike_set(name) == set(zip((copy * n + neuron).tolist(), step.tolist()))
+
+
+def eager_and_scanned(simulation, **options):
+    eager, scanned = (LayeredNetwork(simulation, learn_delays=False, **options) for _ in range(2))
+    eager.scans = dict.fromkeys(eager.scans)  # every population through autograd, step by step
+    return eager, scanned
+
+
+def run_with_gradients(module, spikes):
+    """A run and the gradients of a loss that reads spikes, a recorded trace and the margins."""
+    run = module({"input": spikes})
+    loss = (run.spikes["layer_2"].sum(1).logsumexp(-1).sum() + run.traces["layer_1.v"].square().mean()
+            + run.traces["layer_2.I"].mean() + run.margins["layer_1"].square().mean())
+    return run, torch.autograd.grad(loss, [p for p in module.parameters() if p.requires_grad])
+
+
+def assert_same_run(run, other, simulation):
+    for name in ("layer_1", "layer_2"):
+        assert torch.equal(run.spikes[name], other.spikes[name])
+        assert torch.equal(run.margins[name], other.margins[name])
+    for key in simulation.run.record:
+        assert torch.equal(run.traces[key], other.traces[key])
+
+
+def test_which_populations_run_as_one_affine_scan():
+    lif = LayeredNetwork(feedforward(), learn_delays=False)
+    scan = lif.scans["layer_1"]
+    assert set(lif.scans) == {"layer_1", "layer_2"} and all(lif.scans.values())
+    order = [scan.variables.index(var) for var in ("v", "I")]  # Euler at dt 1 ms, tau_mem 10 ms, tau_syn 5 ms
+    assert np.allclose(np.array(scan.update)[np.ix_(order, order)], [[0.9, 0.1], [0, 0.8]], rtol=0, atol=1e-15)
+    assert np.array(scan.reset)[np.ix_(order, order)].tolist() == [[0, 0], [0, 1]]  # v = v_reset
+    assert np.array(scan.margin)[order].tolist() == [1, 0]
+    lif = library.lif_euler()
+    refractory = dataclasses.replace(lif, refractory="2*ms")
+    quadratic = dataclasses.replace(lif, equations=lif.equations.replace("+ I)", "+ I + v**2)"))
+    for neuron in (refractory, quadratic):
+        assert LayeredNetwork(library.feedforward([np.ones((3, 2))], neuron, "5*ms")).scans == {"layer_1": None}
+
+
+def test_affine_scan_equals_autograd_through_the_eager_loop():
+    """37 steps (not a multiple of the chunk): the same numbers bitwise, gradients to rounding (float64)."""
+    simulation, spikes = feedforward(n_steps=37), input_spikes(n_steps=37)
+    eager, scanned = eager_and_scanned(simulation)
+    (eager_run, eager_grads), (run, grads) = (run_with_gradients(m, spikes) for m in (eager, scanned))
+    assert run.spikes["layer_1"].sum() > 20 and run.spikes["layer_2"].sum() > 5
+    assert_same_run(run, eager_run, simulation)
+    for g, h in zip(grads, eager_grads):
+        assert h.abs().max() > 1e-3 and torch.allclose(g, h, rtol=1e-12, atol=1e-12 * h.abs().max())
+
+
+def test_compiled_scan_equals_eager_bitwise_with_gradients():
+    simulation, spikes = feedforward(), input_spikes()
+    eager, compiled = eager_and_scanned(simulation, compile=True)
+    eager.scans = LayeredNetwork(simulation, learn_delays=False).scans
+    (eager_run, eager_grads), (run, grads) = (run_with_gradients(m, spikes) for m in (eager, compiled))
+    assert all(scan.chunks["forward"] != scan._forward_chunk for scan in compiled.scans.values())  # no fallback
+    assert_same_run(run, eager_run, simulation)
+    assert all(torch.allclose(g, h, rtol=1e-13, atol=0) for g, h in zip(grads, eager_grads))
+
+
+def test_a_failing_compilation_falls_back_to_eager_with_a_warning():
+    simulation, spikes = feedforward(), input_spikes()
+    module = LayeredNetwork(simulation, learn_delays=False, compile=True)
+
+    def broken(*args):
+        raise RuntimeError("no C++ compiler")
+    for scan in module.scans.values():
+        scan.chunks["forward"] = broken
+    with torch.no_grad(), pytest.warns(UserWarning, match="running it eagerly.*no C\\+\\+ compiler"):
+        run = module({"input": spikes})
+    assert all(scan.chunks["forward"] == scan._forward_chunk for scan in module.scans.values())
+    with torch.no_grad():
+        assert_same_run(run, LayeredNetwork(simulation, learn_delays=False)({"input": spikes}), simulation)

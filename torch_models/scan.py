@@ -1,0 +1,230 @@
+"""A population whose dynamics are affine between spikes, run over all steps as one autograd node.
+
+When a population's state update, threshold margin and reset are affine in its state variables, with the
+same coefficients for every neuron and step (LIF neurons with any of Brian2's integrators, for example), the
+backward pass needs only three small Jacobians: A (k x k) of the update, M (k) of the margin, R (k x k) of the
+reset. The forward pass executes Brian2's abstract code exactly as the eager loop does (same statements, same
+order: bitwise the same numbers) without building a graph. The backward pass is the adjoint recursion, a few
+(batch, n) operations per variable and step, with the zero entries of A, M and R skipped:
+
+    dL/dw_t = where(spiked_t, lambda_{t+1} R, lambda_{t+1})      w_t: state after integration and input
+    dL/dinput_t = dL/dw_t (driven variables)
+    dL/du_t = dL/dw_t + M (dL/dspike_t * surrogate'(margin_t) + dL/dmargin_t)
+    lambda_t = dL/du_t A + dL/dhistory_t                           lambda_t = dL/dx_t, x_t: state at step start
+
+It equals autograd through the eager loop up to float rounding (the gradient of the reset condition is not
+propagated, as in the eager loop, where the reset takes the spike condition as a boolean). Both passes run in
+chunks of CHUNK_STEPS steps, which torch.compile can fuse into a few kernels each.
+"""
+import warnings
+
+import numpy as np
+import torch
+
+PROBE_SCALES = (1.0, 1e3)
+CHUNK_STEPS = 10  # steps per call of a chunk function: what torch.compile unrolls and fuses
+
+
+def _tolerance(dtype):
+    return 1e-4 if dtype == torch.float32 else 1e-10
+
+
+def _jacobian(function, variables, n, dtype):
+    """The Jacobian (outputs x variables) of `function` (dict of (probes, n) tensors -> list of (probes, n)
+    tensors) when it is affine with the same coefficients for all n neurons; None otherwise."""
+    k = len(variables)
+    generator = torch.Generator().manual_seed(0)
+    points = [torch.zeros(k, dtype=dtype), *torch.eye(k, dtype=dtype)]
+    points += [scale * torch.randn(k, generator=generator, dtype=dtype) for scale in PROBE_SCALES for _ in range(2)]
+    probes = torch.stack(points)  # (probes, k)
+    outputs = torch.stack([torch.as_tensor(out, dtype=dtype).expand(len(points), n) for out in
+                           function({v: probes[:, [a]].expand(len(points), n) for a, v in enumerate(variables)})],
+                          dim=-1)  # (probes, n, outputs)
+    offset, unit = outputs[0], outputs[1:k + 1] - outputs[0]
+    jacobian = unit.permute(1, 2, 0)  # (n, outputs, k)
+    if not torch.allclose(jacobian, jacobian[:1].expand_as(jacobian), rtol=_tolerance(dtype), atol=0):
+        return None
+    predicted = offset + torch.einsum("pk,nok->pno", probes[k + 1:], jacobian)
+    scale = 1 + outputs[k + 1:].abs()
+    if not ((predicted - outputs[k + 1:]).abs() <= _tolerance(dtype) * scale).all():
+        return None
+    return jacobian[0]
+
+
+def step(group, state, arrived, t, dt, batch):
+    """One step of Brian2's schedule for a population (GroupStep): integrate, threshold, the input `arrived`
+    {variable: (batch, n)} arrives, reset. Returns (state, spikes, margin)."""
+    state = group.integrate(state, t, dt)
+    spiked, margin = group.threshold_crossings(state, t, dt, batch)
+    for var, current in arrived.items():
+        if var in group.conditional:  # (unless refractory): input is lost while refractory
+            current = torch.where(state["not_refractory"], current, torch.zeros_like(current))
+        state[var] = state[var] + current
+    return group.apply_reset(state, spiked > 0, t, dt), spiked, margin
+
+
+def schedule(group, state, drive, batch, n_steps, dt):
+    """Brian2's schedule for one population fed `drive` {variable: (batch, steps, n)}: yields (state at the
+    start of the step, spikes, margin) for each step."""
+    per_step = {var: current.unbind(1) for var, current in drive.items()}  # one backward node, not one per step
+    for n in range(n_steps):
+        before = state
+        state, spiked, margin = step(group, state, {var: c[n] for var, c in per_step.items()}, n * dt, dt, batch)
+        yield before, spiked, margin
+
+
+def _combine(vectors, matrix):
+    """[sum_i vectors[i] * matrix[i][j] for each j], skipping zero terms: the row vector `vectors` (a list of
+    tensors) times a small matrix of floats. A column that is a unit vector returns that tensor itself."""
+    combined = []
+    for j in range(len(matrix[0])):
+        terms = [(x, matrix[i][j]) for i, x in enumerate(vectors) if matrix[i][j] != 0]
+        if len(terms) == 1 and terms[0][1] == 1:
+            combined.append(terms[0][0])
+            continue
+        total = torch.zeros_like(vectors[0]) if not terms else terms[0][0] * terms[0][1]
+        for x, factor in terms[1:]:
+            total = torch.add(total, x, alpha=factor)
+        combined.append(total)
+    return combined
+
+
+class AffineScan:
+    """The Jacobians of a population (GroupStep) whose update, margin and reset are affine; `of` returns
+    None for any other population (refractoriness, a nonlinear update, a threshold without margin).
+    Calling it runs the population (forward and backward) in chunks of CHUNK_STEPS steps; `compile()` puts
+    the chunk functions through torch.compile (the same numbers; a compilation of a few seconds per chunk
+    function and input shape; eager again, with a warning, where compiling fails)."""
+
+    def __init__(self, group, update, margin, reset):
+        self.group, self.variables = group, tuple(group.variables)
+        self.update, self.margin, self.reset = update, margin, reset
+        code = group.update + group.threshold + group.reset
+        self.reads_time = "t" in set().union(*[s.names for s in code]) | group.margin_names
+        self.chunks = {"forward": self._forward_chunk, "backward": self._backward_chunk}
+
+    @classmethod
+    def of(cls, group, dt):
+        variables = tuple(group.variables)
+        if (not group.threshold or group.margin is None or group.conditional
+                or not all(np.issubdtype(group.variables[v].dtype, np.floating) for v in variables)):
+            return None
+        n, dtype = group.n, group.dtype
+        jacobians = []
+        for t in (0.0, 3 * dt):
+            probes = {
+                "update": lambda s: list(group.integrate(s, t, dt).values()),
+                "margin": lambda s: [group.margin(group._scope(s, t, dt))],
+                "reset": lambda s: list(group.apply_reset(s, torch.ones_like(s[variables[0]], dtype=torch.bool),
+                                                          t, dt).values())}
+            jacobians.append({name: _jacobian(f, variables, n, dtype) for name, f in probes.items()})
+        first, second = jacobians
+        if any(first[name] is None or second[name] is None or not torch.equal(first[name], second[name])
+               for name in first):
+            return None
+        return cls(group, first["update"].tolist(), first["margin"][0].tolist(), first["reset"].tolist())
+
+    def compile(self):
+        if self.reads_time:  # its chunks would be compiled again for every start time
+            warnings.warn(f"AffineScan: population {self.group.name!r} reads t; it runs eagerly")
+            return
+        # Every compiled population adds entries to torch's cache of these two functions; past its limit
+        # (8 by default) torch would quietly run them eagerly.
+        torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, 64)
+        self.chunks = {name: torch.compile(function, dynamic=False) for name, function in self.chunks.items()}
+
+    def run_chunk(self, name, *args):
+        try:
+            return self.chunks[name](*args)
+        except Exception as error:  # a compiled chunk: no C++ compiler, an unsupported operation...
+            eager = getattr(self, f"_{name}_chunk")
+            if self.chunks[name] == eager:
+                raise
+            warnings.warn(f"AffineScan: torch.compile failed for population {self.group.name!r}, running it "
+                          f"eagerly ({type(error).__name__}: {error})")
+            self.chunks[name] = eager
+            return eager(*args)
+
+    def __call__(self, state, drive, batch, n_steps, dt, keep):
+        """(spikes, margins, {variable in keep: values at the start of each step}), each (batch, steps, n)."""
+        kept = tuple(var for var in self.variables if var in keep)
+        outputs = _Scan.apply(self, state, batch, n_steps, dt, kept, tuple(drive), *drive.values())
+        return outputs[0], outputs[1], dict(zip(kept, outputs[2:]))
+
+    def _forward_chunk(self, state, drives, t, dt, batch, kept):
+        """CHUNK_STEPS steps from `state` with drives {variable: (steps, batch, n)}: (state, spikes, margins,
+        [values of each kept variable at the start of each step]), time first."""
+        spikes, margins, history = [], [], {var: [] for var in kept}
+        for n in range(CHUNK_STEPS):
+            for var in kept:
+                history[var].append(state[var])
+            state, spiked, margin = step(self.group, state, {var: d[n] for var, d in drives.items()},
+                                         t + n * dt, dt, batch)
+            spikes.append(spiked)
+            margins.append(margin)
+        stack = lambda values: torch.stack(values)
+        return state, stack(spikes), stack(margins), [stack(history[var]) for var in kept]
+
+    def _backward_chunk(self, adjoint, margins, fired, grad_spikes, grad_margins, grad_history, driven):
+        """The adjoint recursion over CHUNK_STEPS steps, last first: (adjoint at the chunk's first step,
+        gradients of the driven variables' inputs (driven, steps, batch, n))."""
+        grad_u = 0  # dL/dmargin in all: through the spikes' surrogate, and directly
+        if grad_spikes is not None:
+            grad_u = grad_spikes * self.group.surrogate.derivative(margins)
+        if grad_margins is not None:
+            grad_u = grad_u + grad_margins
+        grad_w = [None] * CHUNK_STEPS
+        for n in reversed(range(CHUNK_STEPS)):
+            reset = _combine(adjoint, self.reset)
+            w = [a if r is a else torch.where(fired[n], r, a) for a, r in zip(adjoint, reset)]
+            grad_w[n] = torch.stack([w[a] for a in driven])
+            u = [x if m == 0 else x + m * grad_u[n] for x, m in zip(w, self.margin)]
+            adjoint = _combine(u, self.update)
+            for a, g in grad_history.items():
+                adjoint[a] = adjoint[a] + g[n]
+        return adjoint, torch.stack(grad_w, dim=1)
+
+
+def _padded(x, steps):
+    """x (steps', ...) time first, zero-padded at the end to `steps`."""
+    return torch.cat([x, x.new_zeros(steps - len(x), *x.shape[1:])]) if len(x) < steps else x
+
+
+class _Scan(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, scan, state, batch, n_steps, dt, kept, driven, *drives):
+        padded = -(-n_steps // CHUNK_STEPS) * CHUNK_STEPS  # the steps past n_steps are discarded
+        drives = {var: _padded(d.transpose(0, 1), padded) for var, d in zip(driven, drives)}
+        outputs = []
+        for start in range(0, padded, CHUNK_STEPS):
+            chunk = {var: d[start:start + CHUNK_STEPS] for var, d in drives.items()}
+            t = start * dt if scan.reads_time else 0.0  # a chunk that does not read t is compiled once
+            state, spikes, margins, history = scan.run_chunk("forward", state, chunk, t, dt, batch, kept)
+            outputs.append((spikes, margins, *history))
+        spikes, margins, *history = (torch.cat(x)[:n_steps] for x in zip(*outputs))
+        ctx.scan, ctx.driven, ctx.kept = scan, driven, kept
+        ctx.save_for_backward(spikes, margins)
+        ctx.set_materialize_grads(False)
+        return tuple(x.transpose(0, 1) for x in (spikes, margins, *history))
+
+    @staticmethod
+    def backward(ctx, grad_spikes, grad_margins, *grad_history):
+        scan, (spikes, margins) = ctx.scan, ctx.saved_tensors
+        n_steps = len(margins)
+        padded = -(-n_steps // CHUNK_STEPS) * CHUNK_STEPS
+        pad = lambda x: _padded(x, padded)
+        time_first = lambda g: None if g is None else pad(g.transpose(0, 1))
+        margins, fired = pad(margins), pad(spikes > 0)
+        grad_spikes, grad_margins = time_first(grad_spikes), time_first(grad_margins)
+        history = {scan.variables.index(var): time_first(g) for var, g in zip(ctx.kept, grad_history)
+                   if g is not None}
+        driven = [scan.variables.index(var) for var in ctx.driven]
+        adjoint, grad_w = [torch.zeros_like(margins[0]) for _ in scan.variables], []
+        for start in reversed(range(0, padded, CHUNK_STEPS)):
+            window = slice(start, start + CHUNK_STEPS)
+            part = lambda x: None if x is None else x[window]
+            adjoint, grad = scan.run_chunk("backward", adjoint, margins[window], fired[window], part(grad_spikes),
+                                           part(grad_margins), {a: g[window] for a, g in history.items()}, driven)
+            grad_w.append(grad)
+        grad_w = torch.cat(grad_w[::-1], dim=1)[:, :n_steps]
+        return (None,) * 7 + tuple(grad_w.transpose(1, 2))
