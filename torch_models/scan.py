@@ -75,14 +75,11 @@ def schedule(group, state, drive, batch, n_steps, dt):
 
 def _combine(vectors, matrix):
     """[sum_i vectors[i] * matrix[i][j] for each j], skipping zero terms: the row vector `vectors` (a list of
-    tensors) times a small matrix of floats. A column that is a unit vector returns that tensor itself."""
+    tensors) times a small matrix of floats. A unit column gives that tensor itself, a zero column None."""
     combined = []
     for j in range(len(matrix[0])):
         terms = [(x, matrix[i][j]) for i, x in enumerate(vectors) if matrix[i][j] != 0]
-        if len(terms) == 1 and terms[0][1] == 1:
-            combined.append(terms[0][0])
-            continue
-        total = torch.zeros_like(vectors[0]) if not terms else terms[0][0] * terms[0][1]
+        total = None if not terms else terms[0][0] if terms[0][1] == 1 else terms[0][0] * terms[0][1]
         for x, factor in terms[1:]:
             total = torch.add(total, x, alpha=factor)
         combined.append(total)
@@ -175,14 +172,14 @@ class AffineScan:
             grad_u = grad_u + grad_margins
         grad_w = [None] * CHUNK_STEPS
         for n in reversed(range(CHUNK_STEPS)):
-            reset = _combine(adjoint, self.reset)
-            w = [a if r is a else torch.where(fired[n], r, a) for a, r in zip(adjoint, reset)]
-            grad_w[n] = torch.stack([w[a] for a in driven])
-            u = [x if m == 0 else x + m * grad_u[n] for x, m in zip(w, self.margin)]
-            adjoint = _combine(u, self.update)
+            w = [a.masked_fill(fired[n], 0) if r is None else a if r is a else torch.where(fired[n], r, a)
+                 for a, r in zip(adjoint, _combine(adjoint, self.reset))]
+            grad_w[n] = [w[a] for a in driven]
+            u = [x if m == 0 else torch.add(x, grad_u[n], alpha=m) for x, m in zip(w, self.margin)]
+            adjoint = [torch.zeros_like(x) if a is None else a for x, a in zip(u, _combine(u, self.update))]
             for a, g in grad_history.items():
                 adjoint[a] = adjoint[a] + g[n]
-        return adjoint, torch.stack(grad_w, dim=1)
+        return adjoint, torch.stack([torch.stack(steps) for steps in zip(*grad_w)])
 
 
 def _padded(x, steps):
