@@ -22,7 +22,7 @@ in Brian2 (numpy, cython, cpp_standalone; spikes checked against spikebridge); s
 for 256/1024/4096 hidden neurons x 100/200/400 steps (eager and compiled, next to Norse and snnTorch) with
 the fitted growth exponents.
 
-Peers are benchmark-only: pip install --no-deps snntorch norse nir nirtorch && pip install h5py
+Peers are benchmark-only: pip install --no-deps -r bench/requirements-peers.txt
 Run: python bench/peers.py [--threads 2] [--rounds 15] [--out bench/results/peers]
 """
 import argparse

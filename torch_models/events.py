@@ -31,8 +31,9 @@ class _EventProduct(torch.autograd.Function):
         rows, sources, counts = ctx.saved_tensors
         order = torch.sort(sources.int(), stable=True).indices  # the same events, by source
         per_source = torch.bincount(sources, minlength=ctx.n_source)
-        summed = F.embedding_bag(rows[order], grad.reshape(ctx.n_rows, -1), torch.cumsum(per_source, 0) - per_source,
-                                 mode="sum", per_sample_weights=counts[order])
+        grad = grad.reshape(ctx.n_rows, -1).contiguous()  # an expanded gradient would be read slowly
+        summed = F.embedding_bag(rows[order], grad, torch.cumsum(per_source, 0) - per_source, mode="sum",
+                                 per_sample_weights=counts[order])
         return None, summed
 
 
