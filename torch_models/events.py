@@ -4,8 +4,9 @@ from the spikes alone, as Brian2's synapses do.
 Input spike trains are sparse (a few percent of entries), so summing the weight rows of the events that
 occurred does a few percent of a dense matmul's work, forward and backward (the weight gradient of a source
 sums the incoming gradient over the steps where it fired: one embedding_bag with the events sorted by
-source). The spikes must not need a gradient (source trains); spikes of populations keep the dense product, which carries their surrogate
-gradient. Events with a value other than 1 (several spikes of one source in a step) are weighted by it.
+source). The spikes must not need a gradient (source trains); spikes of populations keep the dense product,
+which carries their surrogate gradient. Events with a value other than 1 (several spikes of one source in a
+step) are weighted by it.
 """
 import torch
 import torch.nn.functional as F

@@ -24,8 +24,8 @@ from bridge import brian_parse
 from bridge.errors import DescriptionError
 from torch_models.delays import Delays, exponential_filter
 from torch_models.events import event_product
-from torch_models.scan import AffineScan, schedule
 from torch_models.network import GroupStep, TorchRun, check_given, module_device, register_input_spikes
+from torch_models.scan import AffineScan, schedule
 from torch_models.surrogate import SURROGATES
 
 DELAY_KINDS = ("synapse", "axonal")

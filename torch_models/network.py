@@ -67,7 +67,8 @@ class GroupStep:
         self.margin, self.margin_names = compile_expression(margin, where, table) if margin else (None, frozenset())
         self.variables = {name: brian_group.variables[name] for name in brian_group.equations.names}
         self.conditional = {n for n, v in self.variables.items() if v.conditional_write is not None}
-        self.constants = _constants(model.parameters, _names(self.update + self.threshold + self.reset) | self.margin_names)
+        self.constants = _constants(model.parameters,
+                                    _names(self.update + self.threshold + self.reset) | self.margin_names)
         self.index = None  # the neuron index i, on the device of the state
         self.surrogate = superspike  # spike function with a surrogate gradient (torch_models/surrogate.py)
 
