@@ -199,7 +199,7 @@ class _Scan(torch.autograd.Function):
             state, spikes, margins, history = scan.run_chunk("forward", state, chunk, t, dt, batch, kept)
             outputs.append((spikes, margins, *history))
         spikes, margins, *history = (torch.cat(x)[:n_steps] for x in zip(*outputs))
-        ctx.scan, ctx.driven, ctx.kept = scan, driven, kept
+        ctx.scan, ctx.driven, ctx.kept, ctx.padded = scan, driven, kept, padded
         ctx.save_for_backward(spikes, margins)
         ctx.set_materialize_grads(False)
         return tuple(x.transpose(0, 1) for x in (spikes, margins, *history))
@@ -207,8 +207,7 @@ class _Scan(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_spikes, grad_margins, *grad_history):
         scan, (spikes, margins) = ctx.scan, ctx.saved_tensors
-        n_steps = len(margins)
-        padded = -(-n_steps // CHUNK_STEPS) * CHUNK_STEPS
+        n_steps, padded = len(margins), ctx.padded
         pad = lambda x: _padded(x, padded)
         time_first = lambda g: None if g is None else pad(g.transpose(0, 1))
         margins, fired = pad(margins), pad(spikes > 0)
