@@ -67,8 +67,8 @@ def test_feedforward_equals_step_by_step_module_and_brian2():
         assert record.spike_set(name) == set(zip((copy * n + neuron).tolist(), step.tolist()))
 
 
-def eager_and_scanned(simulation, **options):
-    eager, scanned = (LayeredNetwork(simulation, learn_delays=False, **options) for _ in range(2))
+def eager_and_scanned(simulation):
+    eager, scanned = (LayeredNetwork(simulation, learn_delays=False) for _ in range(2))
     eager.scans = dict.fromkeys(eager.scans)  # every population through autograd, step by step
     return eager, scanned
 
@@ -118,8 +118,7 @@ def test_affine_scan_equals_autograd_through_the_eager_loop():
 @pytest.mark.cython
 def test_compiled_scan_equals_eager_bitwise_with_gradients():
     simulation, spikes = feedforward(), input_spikes()
-    eager, compiled = eager_and_scanned(simulation, compile=True)
-    eager.scans = LayeredNetwork(simulation, learn_delays=False).scans
+    eager, compiled = (LayeredNetwork(simulation, learn_delays=False, compile=flag) for flag in (False, True))
     (eager_run, eager_grads), (run, grads) = (run_with_gradients(m, spikes) for m in (eager, compiled))
     assert all(scan.chunks["forward"] != scan._forward_chunk for scan in compiled.scans.values())  # no fallback
     assert_same_run(run, eager_run, simulation)
