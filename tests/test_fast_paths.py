@@ -16,10 +16,11 @@ from torch_models.network import CompiledNetwork
 SIZES = (40, 12, 3)
 
 
-def feedforward(n_steps=30, seed=0):
+def feedforward(n_steps=30, seed=0, neuron=None):
     rng = np.random.default_rng(seed)
     weights = [rng.normal(1.4 / np.sqrt(n), 4 / np.sqrt(n), (n, m)) for n, m in zip(SIZES, SIZES[1:])]
-    return library.feedforward(weights, library.lif_euler(), f"{n_steps}*ms", record=("layer_1.v", "layer_2.I"))
+    return library.feedforward(weights, neuron or library.lif_euler(), f"{n_steps}*ms",
+                               record=("layer_1.v", "layer_2.I"))
 
 
 def input_spikes(n_steps=30, batch_size=3, seed=1):
@@ -70,6 +71,7 @@ def test_feedforward_equals_step_by_step_module_and_brian2():
 def eager_and_scanned(simulation):
     eager, scanned = (LayeredNetwork(simulation, learn_delays=False) for _ in range(2))
     eager.scans = dict.fromkeys(eager.scans)  # every population through autograd, step by step
+    assert all(scanned.scans.values())
     return eager, scanned
 
 
@@ -104,9 +106,12 @@ def test_which_populations_run_as_one_affine_scan():
         assert LayeredNetwork(library.feedforward([np.ones((3, 2))], neuron, "5*ms")).scans == {"layer_1": None}
 
 
-def test_affine_scan_equals_autograd_through_the_eager_loop():
-    """37 steps (not a multiple of the chunk): the same numbers bitwise, gradients to rounding (float64)."""
-    simulation, spikes = feedforward(n_steps=37), input_spikes(n_steps=37)
+@pytest.mark.parametrize("reset", ["v = v_reset", "v -= 0.8*v_th\nI *= 0.5"])
+def test_affine_scan_equals_autograd_through_the_eager_loop(reset):
+    """37 steps (not a multiple of the chunk): the same numbers bitwise, gradients to rounding (float64); a
+    reset to a constant, and one that moves both variables (a reset Jacobian without zero rows)."""
+    neuron = dataclasses.replace(library.lif_euler(), reset=reset)
+    simulation, spikes = feedforward(n_steps=37, neuron=neuron), input_spikes(n_steps=37)
     eager, scanned = eager_and_scanned(simulation)
     (eager_run, eager_grads), (run, grads) = (run_with_gradients(m, spikes) for m in (eager, scanned))
     assert run.spikes["layer_1"].sum() > 20 and run.spikes["layer_2"].sum() > 5
