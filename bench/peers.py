@@ -23,7 +23,8 @@ for 256/1024/4096 hidden neurons x 100/200/400 steps (eager and compiled, next t
 the fitted growth exponents.
 
 Peers are benchmark-only: pip install --no-deps -r bench/requirements-peers.txt
-Run: python bench/peers.py [--threads 2] [--rounds 15] [--out bench/results/peers]
+Run: python bench/peers.py [--threads 2] [--rounds 15] [--device cpu|cuda] [--out bench/results/peers]
+(the float64 agreement and Brian2 always run on the CPU; --device moves the timed training and inference)
 """
 import argparse
 import json
@@ -141,12 +142,12 @@ def agreement():
         torch.set_default_dtype(torch.float32)
 
 
-def models(w, n_steps, compiled=True):
+def models(w, n_steps, device, compiled=True):
     built = {"spikebridge": Spikebridge(w, n_steps, "float32"), "norse": Norse(w),
              "snntorch_synaptic": SnnTorch(w, "synaptic"), "snntorch_leaky": SnnTorch(w, "leaky")}
     if compiled:
         built["spikebridge_compiled"] = Spikebridge(w, n_steps, "float32", compile=True)
-    return built
+    return {name: model.to(device) for name, model in built.items()}
 
 
 def training_step(model):
@@ -164,16 +165,20 @@ def training_step(model):
 def timed(function, *args):
     started = time.perf_counter()
     function(*args)
+    if torch.cuda.is_initialized():  # kernels run asynchronously: wait for them
+        torch.cuda.synchronize()
     return time.perf_counter() - started
 
 
-def compare(built, n_steps, rounds, progress=True):
+def compare(built, n_steps, rounds, device, progress=True):
     """Median seconds per training step and per inference pass of each model, rounds interleaved; the first
-    call of each (warm-up, compilation) is timed apart."""
+    training and inference call of each (warm-up, compilation) are timed apart."""
     x, labels = inputs(n_steps)
-    x = x.float()
+    x, labels = x.float().to(device), labels.to(device)
     steps = {name: training_step(model) for name, model in built.items()}
     first = {name: timed(step, x, labels) for name, step in steps.items()}
+    with torch.no_grad():  # compiled code is compiled again for inputs that need no gradient
+        first_inference = {name: timed(model, x) for name, model in built.items()}
     train, infer = {name: [] for name in built}, {name: [] for name in built}
     for _ in tqdm(range(rounds), desc=f"{n_steps} steps, {len(built)} models", disable=not progress):
         for name, model in built.items():
@@ -181,7 +186,8 @@ def compare(built, n_steps, rounds, progress=True):
             with torch.no_grad():
                 infer[name].append(timed(model, x))
     neuron_steps = x.shape[0] * n_steps * (N_OUTPUT + next(iter(built.values()))(x)[0].shape[-1])
-    return {name: {"first_step_s": first[name], "train_step_s": float(np.median(train[name])),
+    return {name: {"first_step_s": first[name], "first_inference_s": first_inference[name],
+                   "train_step_s": float(np.median(train[name])),
                    "train_step_quartiles_s": np.percentile(train[name], [25, 75]).tolist(),
                    "inference_s": float(np.median(infer[name])),
                    "inference_neuron_steps_per_s": neuron_steps / float(np.median(infer[name]))}
@@ -219,15 +225,15 @@ def _spike_set(spikes):
     return set(zip((copy * spikes.shape[2] + neuron).tolist(), step.tolist()))
 
 
-def scaling(rounds, sizes=(256, 1024, 4096), durations=(100, 200, 400)):
+def scaling(rounds, device, sizes=(256, 1024, 4096), durations=(100, 200, 400)):
     """Training-step time of spikebridge (eager and compiled), Norse and snnTorch for every size x duration,
     and the fitted exponents of time ~ steps^a (per size) and ~ hidden^b (per duration)."""
     table = {}
     for n_hidden in tqdm(sizes, desc="scaling"):
         for n_steps in durations:
-            built = models(weights(n_hidden), n_steps)
+            built = models(weights(n_hidden), n_steps, device)
             del built["snntorch_leaky"]
-            measured = compare(built, n_steps, rounds, progress=False)
+            measured = compare(built, n_steps, rounds, device, progress=False)
             table[f"{n_hidden}x{n_steps}"] = {name: m["train_step_s"] for name, m in measured.items()}
     names = list(next(iter(table.values())))
     slope = lambda xs, ys: float(np.polyfit(np.log(xs), np.log(ys), 1)[0])
@@ -243,7 +249,7 @@ def plot(results, path):
     names = list(main)
     axes[0].barh(names, [main[n]["train_step_s"] * 1e3 for n in names], color="0.4")
     axes[0].set(xlabel="ms per training step (median)", title=f"700-256-20, {N_STEPS} steps, batch {BATCH}, "
-                                                             f"{results['threads']} threads")
+                                                             f"{results['device']}, {results['threads']} threads")
     if "scaling" in results:
         s = results["scaling"]
         for name, style in zip(s["exponents"], ("-", "-.", "--", ":")):
@@ -265,19 +271,22 @@ def main():
     parser.add_argument("--scaling-rounds", type=int, default=3)
     parser.add_argument("--brian-copies", type=int, default=4)
     parser.add_argument("--skip", nargs="*", default=[], choices=["compile", "brian", "scaling"])
+    parser.add_argument("--device", default="cpu", help="torch device of the training benchmarks, e.g. cuda")
     parser.add_argument("--out", default="bench/results/peers")
     args = parser.parse_args()
+    device = torch.device(args.device)
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    results = {"date": time.strftime("%Y-%m-%d"), "threads": args.threads, "versions": {
+    results = {"date": time.strftime("%Y-%m-%d"), "threads": args.threads, "device": (
+        torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"), "versions": {
         **versions(), "norse": norse.__version__ if hasattr(norse, "__version__") else "1.1",
         "snntorch": snntorch.__version__}, "agreement_float64": agreement()}
-    results["network_256"] = compare(models(weights(N_HIDDEN), N_STEPS, compiled="compile" not in args.skip),
-                                     N_STEPS, args.rounds)
+    results["network_256"] = compare(models(weights(N_HIDDEN), N_STEPS, device, compiled="compile" not in args.skip),
+                                     N_STEPS, args.rounds, device)
     if "brian" not in args.skip:
         results["brian2"] = brian(args.brian_copies)
     if "scaling" not in args.skip:
-        results["scaling"] = scaling(args.scaling_rounds)
+        results["scaling"] = scaling(args.scaling_rounds, device)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "results.json").write_text(json.dumps(results, indent=1))
@@ -288,7 +297,8 @@ def main():
 def summary(results):
     main, agree = results["network_256"], results["agreement_float64"]
     ours = [n for n in main if n.startswith("spikebridge")]
-    lines = [f"agreement (float64): Norse hidden/output spikes identical (shifted 1/2 steps): "
+    lines = [f"device {results['device']}, {results['threads']} threads",
+             f"agreement (float64): Norse hidden/output spikes identical (shifted 1/2 steps): "
              f"{agree['norse_hidden_identical_one_step_later']}/{agree['norse_output_identical_two_steps_later']}; "
              f"snnTorch Synaptic subthreshold v max difference {agree['snntorch_hidden_v_max_difference']:.1e}",
              f"{'model':22s} {'train ms':>9s} {'first ms':>10s} {'infer ms':>9s} {'neuron-steps/s':>15s}"]
