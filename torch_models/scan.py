@@ -1,9 +1,9 @@
 """A population whose dynamics are affine between spikes, run over all steps as one autograd node.
 
 When a population's state update, threshold margin and reset are affine in its state variables, with the
-same coefficients for every neuron and step (LIF neurons with any of Brian2's integrators, for example), the
-backward pass needs only three small Jacobians: A (k x k) of the update, M (k) of the margin, R (k x k) of the
-reset. The forward pass executes Brian2's abstract code exactly as the eager loop does (same statements, same
+same coefficients for every neuron and step (LIF neurons without a refractory period, with any of Brian2's
+integrators, for example), the backward pass needs only three small Jacobians: A (k x k) of the update,
+M (k) of the margin, R (k x k) of the reset. The forward pass executes Brian2's abstract code exactly as the eager loop does (same statements, same
 order: bitwise the same numbers) without building a graph. The backward pass is the adjoint recursion, a few
 (batch, n) operations per variable and step, with the zero entries of A, M and R skipped:
 
@@ -90,8 +90,8 @@ class AffineScan:
     """The Jacobians of a population (GroupStep) whose update, margin and reset are affine; `of` returns
     None for any other population (refractoriness, a nonlinear update, a threshold without margin).
     Calling it runs the population (forward and backward) in chunks of CHUNK_STEPS steps; `compile()` puts
-    the chunk functions through torch.compile (the same numbers; a compilation of a few seconds per chunk
-    function and input shape; eager again, with a warning, where compiling fails)."""
+    the chunk functions through torch.compile (the same numbers; a compilation of each chunk function per
+    input shape, ~10 s with an empty cache; eager again, with a warning, where compiling fails)."""
 
     def __init__(self, group, update, margin, reset):
         self.group, self.variables = group, tuple(group.variables)
