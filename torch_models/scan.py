@@ -3,9 +3,10 @@
 When a population's state update, threshold margin and reset are affine in its state variables, with the
 same coefficients for every neuron and step (LIF neurons without a refractory period, with any of Brian2's
 integrators, for example), the backward pass needs only three small Jacobians: A (k x k) of the update,
-M (k) of the margin, R (k x k) of the reset. The forward pass executes Brian2's abstract code exactly as the eager loop does (same statements, same
-order: bitwise the same numbers) without building a graph. The backward pass is the adjoint recursion, a few
-(batch, n) operations per variable and step, with the zero entries of A, M and R skipped:
+M (k) of the margin, R (k x k) of the reset. The forward pass executes Brian2's abstract code exactly as
+the eager loop does (same statements, same order: bitwise the same numbers) without building a graph. The
+backward pass is the adjoint recursion, a few (batch, n) operations per variable and step, with the zero
+entries of A, M and R skipped:
 
     dL/dw_t = where(spiked_t, lambda_{t+1} R, lambda_{t+1})      w_t: state after integration and input
     dL/dinput_t = dL/dw_t (driven variables)
