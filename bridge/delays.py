@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from bridge.errors import DescriptionError
 
 DELAY_MODES = ("static", "between_runs", "dynamic")
-DELAY_OVERFLOW = ("error", "clip", "wrap")
+DELAY_OVERFLOW = ("error", "clip", "wrap", "reflect")
 OFF_GRID = 1e-9  # steps: 'exact_steps' tolerates this much floating-point error
 
 
@@ -54,10 +54,12 @@ class DelayRule:
             return steps.clip(0, self.max_steps)
         if self.overflow == "wrap":
             return steps % self.slots
+        if self.overflow == "reflect":  # a triangle wave: 0 .. max_steps .. 0 .., one step at a time
+            return self.max_steps - abs(steps % max(2 * self.max_steps, 1) - self.max_steps)
         outside = (steps < 0) | (steps > self.max_steps)
         if outside.any():
             bad = float(delays.reshape(-1)[outside.reshape(-1).nonzero()[0][0]])
             raise DelayRangeError(self.where, f"delay {bad * 1e3:g} ms is outside [0, {self.max_steps * self.dt * 1e3:g}"
                                               " ms] (max_delay); keep delays in range or declare "
-                                              "delay_overflow 'clip' or 'wrap'")
+                                              "delay_overflow 'clip', 'wrap' or 'reflect'")
         return steps

@@ -1,10 +1,11 @@
 """Experiment `delay-circuit`: seed 003's inhibitory delay-adjustment circuit with delays that change during
 the run, in Brian2 and torch.
 
-Demo: one pattern whose plastic copy leads the reference by a known offset, run in both backends under the
-seed's rule and under the fixed rule; are spikes and delay trajectories identical, which delay does the
+Demo: one pattern whose plastic copy leads the reference by a known offset, run in both backends as the seed
+wrote the circuit and as changed here; are spikes and delay trajectories identical, which delay does the
 circuit learn, how long does it take. Sweep: random patterns and offsets (torch, batched), the success rate
-of each rule, with a few trials re-run in Brian2 to confirm identical delay trajectories.
+of the seed's circuit, of each change added in turn, and of the one-period wrap of earlier versions, with a
+few trials of each re-run in Brian2 to confirm identical delay trajectories.
 """
 import json
 import time
@@ -23,14 +24,20 @@ from bridge.delay_circuit import CircuitParameters  # noqa: E402
 from bridge.paired import paired_run  # noqa: E402
 from experiments import save_figure, versions  # noqa: E402
 
-RULE_NAMES = ("seed", "yield_by_index")
+# The seed's circuit, the changes of bridge/delay_circuit.py added one at a time, and the one-period wrap.
+VARIANTS = {"seed": circuit.SEED_CIRCUIT,
+            "+ yield_by_index": {**circuit.SEED_CIRCUIT, "rule": "yield_by_index"},
+            "+ reflect": {"rule": "yield_by_index", "delay_range": "reflect", "initial_delays": "consecutive"},
+            "+ spread (default)": {},
+            "default, wrap": {"delay_range": "wrap"}}
+DEMO_VARIANTS = ("seed", "+ spread (default)")
 
 
 def demo(params, target="numpy", device=None):
     """Both backends on one configuration: (result dict, brian_record, torch_record)."""
     brian_record, torch_record, report = paired_run(circuit.simulation(params), target=target, device=device)
     neurons, steps = brian_record.spikes["neurons"]
-    result = {"rule": params.rule, "offset_ms": params.offset, "pattern_ms": params.pattern().tolist(),
+    result = {"offset_ms": params.offset, "pattern_ms": params.pattern().tolist(),
               "spikes": brian_record.count("neurons"), "identical_spikes": report.identical,
               "identical_delay_trajectories": bool(np.array_equal(brian_record.traces["neurons.d"],
                                                                   torch_record.traces["neurons.d"])),
@@ -82,27 +89,26 @@ def run(out="results/delay_circuit", seed=0, quick=False, device=None, n_neurons
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     repetitions = repetitions or (20 if quick else 80)
-    trials = trials or (4 if quick else 24)
-    brian_checks = 1 if quick and brian_checks is None else (3 if brian_checks is None else brian_checks)
+    trials = trials or (4 if quick else 100)
+    brian_checks = (1 if quick else 2) if brian_checks is None else brian_checks
     started = time.time()
     results = {"experiment": "delay-circuit", "seed": seed, "quick": quick,
                "parameters": {"n_neurons": n_neurons, "repetitions": repetitions, "trials": trials,
-                              "defaults": {k: v for k, v in vars(CircuitParameters()).items()}},
-               "versions": versions(),
-               "demo": {}, "sweep": {}}
+                              "defaults": vars(CircuitParameters()), "variants": VARIANTS},
+               "versions": versions(), "demo": {}, "sweep": {}}
     records = {}
-    for rule in tqdm(RULE_NAMES, desc="demo", disable=not progress):
-        params = CircuitParameters(n_neurons=n_neurons, offset=5.0, pattern_seed=seed, rule=rule,
-                                   repetitions=repetitions)
-        results["demo"][rule], brian_record, torch_record = demo(params, device=device)
-        records[rule] = (params, brian_record, torch_record)
-    for rule in RULE_NAMES:
-        configurations = sweep_configurations(seed, trials, n_neurons=n_neurons, rule=rule, repetitions=repetitions)
+    for name in tqdm(DEMO_VARIANTS, desc="demo", disable=not progress):
+        params = CircuitParameters(n_neurons=n_neurons, offset=5.0, pattern_seed=seed, repetitions=repetitions,
+                                   **VARIANTS[name])
+        results["demo"][name], brian_record, torch_record = demo(params, device=device)
+        records[name] = (params, brian_record, torch_record)
+    for name, variant in VARIANTS.items():
+        configurations = sweep_configurations(seed, trials, n_neurons=n_neurons, repetitions=repetitions, **variant)
         outcomes, out_torch = sweep_torch(configurations, device=device, progress=progress)
         checked = [brian_agrees(configurations[b], out_torch.record(b).traces["neurons.d"])
-                   for b in tqdm(range(min(brian_checks, trials)), desc=f"Brian2 check ({rule})",
+                   for b in tqdm(range(min(brian_checks, trials)), desc=f"Brian2 check ({name})",
                                  disable=not progress)]
-        results["sweep"][rule] = {"success_rate": float(np.mean([o["success"] for o in outcomes])),
+        results["sweep"][name] = {"success_rate": float(np.mean([o["success"] for o in outcomes])),
                                   "settled_rate": float(np.mean([o["settled"] for o in outcomes])),
                                   "brian2_identical_delay_trajectories": f"{sum(checked)}/{len(checked)}",
                                   "trials": outcomes}
@@ -118,13 +124,13 @@ def run(out="results/delay_circuit", seed=0, quick=False, device=None, n_neurons
 def summary(results):
     lines = [f"delay-circuit ({'quick' if results['quick'] else 'full'}, seed {results['seed']}, "
              f"{results['parameters']['n_neurons']} neurons, {results['parameters']['repetitions']} repetitions)"]
-    for rule, r in results["demo"].items():
-        lines.append(f"  demo, rule {rule:15s} spikes {r['spikes']:4d}  identical spikes {r['identical_spikes']}, "
+    for name, r in results["demo"].items():
+        lines.append(f"  demo, {name:20s} spikes {r['spikes']:4d}  identical spikes {r['identical_spikes']}, "
                      f"identical delay trajectories {r['identical_delay_trajectories']}")
         lines.append(f"      aligning delay {r['aligning_delays_ms']} ms; learned {r['learned_delay_ms']} ms "
                      f"(settled {r['settled']}, at {r['settle_time_ms']} ms); final delays {r['final_delays_ms']}")
-    for rule, r in results["sweep"].items():
-        lines.append(f"  sweep, rule {rule:15s} success {r['success_rate']:.0%} of {len(r['trials'])} "
+    for name, r in results["sweep"].items():
+        lines.append(f"  sweep, {name:20s} success {r['success_rate']:.0%} of {len(r['trials'])} "
                      f"(settled {r['settled_rate']:.0%}); Brian2 re-runs identical {r['brian2_identical_delay_trajectories']}")
     lines.append(f"  {results['seconds']} s")
     return "\n".join(lines)
@@ -134,8 +140,8 @@ def _time_ms(record):
     return np.arange(record.n_steps) * record.dt * 1e3
 
 
-def _rule_axes(records, height):
-    """One row of axes per rule, sharing the time axis."""
+def _variant_axes(records, height):
+    """One row of axes per variant, sharing the time axis."""
     fig, axes = plt.subplots(len(records), 1, figsize=(10, height * len(records)), sharex=True, squeeze=False)
     return fig, zip(axes[:, 0], records.items()), axes[-1, 0]
 
@@ -146,38 +152,40 @@ def _save(fig, last_axes, path):
 
 
 def _plot_delays(records, path):
-    fig, rows, last = _rule_axes(records, 3)
-    for ax, (rule, (params, brian_record, torch_record)) in rows:
+    fig, rows, last = _variant_axes(records, 3)
+    for ax, (name, (params, brian_record, torch_record)) in rows:
         for k in range(params.n_neurons):
             for record, style in ((brian_record, dict(lw=2.5, alpha=0.5)), (torch_record, dict(lw=1, ls="--"))):
                 delays = circuit.delays_in_force(record.traces["neurons.d"], params)[:, k]
                 ax.plot(_time_ms(record), delays, color=f"C{k}", **style,
                         label=f"neuron {k} ({'Brian2' if record is brian_record else 'torch'})")
+        top = max(ax.get_ylim()[1], params.period)
         for aligning in circuit.aligning_delays(params):
-            ax.axhline(aligning, color="k", lw=0.8, ls=":")
+            for equivalent in np.arange(aligning, top, params.period):
+                ax.axhline(equivalent, color="k", lw=0.8, ls=":")
         ax.set_ylabel("delay in force (ms)")
-        ax.set_title(f"rule {rule}: dotted = aligning delay")
+        ax.set_title(f"{name}: dotted = aligning delay (and whole periods more)")
         ax.legend(fontsize=7, ncol=2, loc="upper right")
     _save(fig, last, path)
 
 
 def _plot_states(records, path):
-    fig, rows, last = _rule_axes(records, 3)
-    for ax, (rule, (params, brian_record, _)) in rows:
+    fig, rows, last = _variant_axes(records, 3)
+    for ax, (name, (params, brian_record, _)) in rows:
         for k in range(params.n_neurons):
             ax.plot(_time_ms(brian_record), brian_record.traces["neurons.v"][:, k], color=f"C{k}", lw=1,
                     label=f"v, neuron {k}")
             ax.plot(_time_ms(brian_record), brian_record.traces["neurons.v_th"][:, k], color=f"C{k}", lw=1, ls=":",
                     label=f"threshold, neuron {k}")
         ax.set_ylabel("v, v_th")
-        ax.set_title(f"rule {rule} (Brian2)")
+        ax.set_title(f"{name} (Brian2)")
         ax.legend(fontsize=7, ncol=2, loc="upper right")
     _save(fig, last, path)
 
 
 def _plot_rasters(records, path):
-    fig, rows, last = _rule_axes(records, 2.5)
-    for ax, (rule, (params, brian_record, torch_record)) in rows:
+    fig, rows, last = _variant_axes(records, 2.5)
+    for ax, (name, (params, brian_record, torch_record)) in rows:
         ax.eventplot([params.plastic_times(), params.plastic_times() + params.offset], lineoffsets=[-2, -1],
                      linelengths=0.8, colors=["tab:green", "tab:gray"])
         for record, style in ((brian_record, dict(marker="|", s=80, color="tab:blue")),
@@ -186,21 +194,22 @@ def _plot_rasters(records, path):
             ax.scatter(steps * record.dt * 1e3, neurons, label=record.backend, **style)
         ax.set_yticks([-2, -1, *range(params.n_neurons)], ["plastic", "reference",
                                                           *[f"neuron {k}" for k in range(params.n_neurons)]])
-        ax.set_title(f"rule {rule}")
+        ax.set_title(name)
         ax.legend(fontsize=7, loc="upper right")
     _save(fig, last, path)
 
 
 def _plot_sweep(sweep, path):
-    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.5))
-    rules = list(sweep)
-    left.bar(rules, [100 * sweep[r]["success_rate"] for r in rules], color=["tab:gray", "tab:blue"])
-    left.axhline(95, color="k", ls=":", lw=0.8)
-    left.set_ylabel("success (% of trials)")
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 3.8))
+    names = list(sweep)
+    left.barh(names, [100 * sweep[n]["success_rate"] for n in names], color="tab:blue")
+    left.axvline(95, color="k", ls=":", lw=0.8)
+    left.invert_yaxis()
+    left.set_xlabel("success (% of trials)")
     left.set_title("aligning delay learned (±1 step)")
-    for k, rule in enumerate(rules):
-        times = [t["settle_time_ms"] for t in sweep[rule]["trials"] if t["success"]]
-        right.hist(times, bins=15, alpha=0.6, color=f"C{7 if k == 0 else 0}", label=rule)
+    for name in DEMO_VARIANTS:
+        times = [t["settle_time_ms"] for t in sweep[name]["trials"] if t["success"]]
+        right.hist(times, bins=15, alpha=0.6, label=name)
     right.set_xlabel("settle time (ms)")
     right.set_ylabel("trials")
     right.legend(fontsize=8)

@@ -2,9 +2,11 @@
 step numbers in both backends (dt = 0.1 ms: 1 ms is 10 steps)."""
 import dataclasses
 
+import numpy as np
 import pytest
+import torch
 
-from bridge.delays import DelayRangeError
+from bridge.delays import DelayRangeError, DelayRule
 from bridge.description import (NeuronModel, Network, Population, Projection, RunSettings, Simulation, SpikeTrains,
                                 SynapseModel)
 from bridge.errors import DescriptionError
@@ -65,13 +67,23 @@ def test_a_synapse_changing_its_own_delay(paired):
     assert _spike_steps(paired, simulation) == [21, 31, 51]
 
 
-@pytest.mark.parametrize("overflow, spikes", [("clip", [41, 61]), ("wrap", [20, 82])])
+@pytest.mark.parametrize("overflow, spikes", [("clip", [41, 61]), ("wrap", [20, 82]), ("reflect", [51])])
 def test_overflow_rules(paired, overflow, spikes):
     """max_delay 5 ms (50 steps, 51 slots). d = 2 ms, then +4 ms at step 5: 6 ms = 60 steps.
-    clip: 50 steps; wrap: 60 mod 51 = 9 steps (input at 10). Then -7 ms at step 30: -1 ms; clip: 0 steps;
-    wrap: -10 mod 51 = 41 steps (input at 40)."""
+    clip: 50 steps; wrap: 60 mod 51 = 9 steps; reflect: 50 - 10 = 40 steps (input at 10). Then -7 ms at
+    step 30: -1 ms; clip: 0 steps; wrap: -10 mod 51 = 41 steps; reflect: 10 steps (input at 40). Under
+    reflect both inputs arrive at step 50: one spike."""
     simulation = _circuit([10, 40], {5: 4e-3, 30: -7e-3}, overflow=overflow, duration="9*ms")
     assert _spike_steps(paired, simulation) == spikes
+
+
+def test_reflect_is_a_triangle_wave_in_numpy_and_torch():
+    """Delays fold back at both ends of [0, max_steps], one step at a time, identically on both array types."""
+    rule = DelayRule("p", 1e-4, 3, overflow="reflect")
+    steps = np.arange(-4, 9) * 1e-4
+    expected = [2, 3, 2, 1, 0, 1, 2, 3, 2, 1, 0, 1, 2]
+    assert rule.steps(steps).tolist() == expected
+    assert rule.steps(torch.tensor(steps)).tolist() == expected
 
 
 def test_two_spikes_of_one_synapse_arriving_in_one_step_are_both_delivered(paired):
