@@ -77,15 +77,29 @@ def sweep_torch(configurations, device=None, progress=True):
     return outcomes, out
 
 
+def success_rates(seeds, trials, n_neurons=2, variant=None, progress=False):
+    """The success rate of one variant (VARIANTS, default: the default circuit) in sweeps of `trials` random
+    configurations for each sweep seed, and the outcomes of the failed trials."""
+    rates, failures = [], []
+    for seed in tqdm(seeds, desc="sweeps", disable=not progress):
+        configurations = sweep_configurations(seed, trials, n_neurons=n_neurons, **VARIANTS.get(variant, {}))
+        outcomes, _ = sweep_torch(configurations, progress=False)
+        rates.append(float(np.mean([o["success"] for o in outcomes])))
+        failures += [{"pattern_ms": p.pattern().tolist(), **o} for p, o in zip(configurations, outcomes)
+                     if not o["success"]]
+    return rates, failures
+
+
 def brian_agrees(params, torch_d_trace):
     """Re-run one sweep trial in Brian2: is its delay trajectory identical to torch's?"""
     from brian_models.network import run as run_brian
     return bool(np.array_equal(run_brian(circuit.simulation(params)).traces["neurons.d"], torch_d_trace))
 
 
-def run(out="results/delay_circuit", seed=0, quick=False, device=None, n_neurons=2, trials=None,
+def run(out="results/delay_circuit", seed=0, quick=False, device=None, n_neurons=2, more_neurons=4, trials=None,
         repetitions=None, brian_checks=None, progress=True):
-    """The experiment; returns the results dict and writes results.json and PNGs into `out`."""
+    """The experiment; returns the results dict and writes results.json and PNGs into `out`. The sweep runs
+    every variant with `n_neurons`, and the default circuit once more with `more_neurons`."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     repetitions = repetitions or (20 if quick else 80)
@@ -102,8 +116,10 @@ def run(out="results/delay_circuit", seed=0, quick=False, device=None, n_neurons
                                    **VARIANTS[name])
         results["demo"][name], brian_record, torch_record = demo(params, device=device)
         records[name] = (params, brian_record, torch_record)
-    for name, variant in VARIANTS.items():
-        configurations = sweep_configurations(seed, trials, n_neurons=n_neurons, repetitions=repetitions, **variant)
+    sweeps = [(name, n_neurons, variant) for name, variant in VARIANTS.items()]
+    sweeps.append((f"default, {more_neurons} neurons", more_neurons, {}))
+    for name, neurons, variant in sweeps:
+        configurations = sweep_configurations(seed, trials, n_neurons=neurons, repetitions=repetitions, **variant)
         outcomes, out_torch = sweep_torch(configurations, device=device, progress=progress)
         checked = [brian_agrees(configurations[b], out_torch.record(b).traces["neurons.d"])
                    for b in tqdm(range(min(brian_checks, trials)), desc=f"Brian2 check ({name})",

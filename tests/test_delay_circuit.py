@@ -102,7 +102,7 @@ def test_experiment_quick_mode(tmp_path):
     assert list(results["demo"]) == list(delay_circuit.DEMO_VARIANTS)
     for name, demo in results["demo"].items():
         assert demo["identical_spikes"] and demo["identical_delay_trajectories"], name
-    assert list(results["sweep"]) == list(delay_circuit.VARIANTS)
+    assert list(results["sweep"]) == [*delay_circuit.VARIANTS, "default, 4 neurons"]
     for name, sweep in results["sweep"].items():
         assert sweep["brian2_identical_delay_trajectories"] == "1/1", name
         assert len(sweep["trials"]) == 4
