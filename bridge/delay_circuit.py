@@ -153,7 +153,8 @@ def simulation(params=CircuitParameters()):
 
 
 def delays_in_force(d_trace, params):
-    """The delay (ms) each neuron's plastic input has at every step: its variable d by the wrap rule."""
+    """The delay (ms) each neuron's plastic input has at every step: its variable d by the plastic
+    projection's overflow rule."""
     rule = DelayRule("plastic_input", params.dt * 1e-3, round(params.max_delay / params.dt), overflow=params.overflow)
     return rule.steps(np.asarray(d_trace)) * params.dt
 

@@ -209,8 +209,8 @@ class Projection:
     variable `delay_variable` (of unit second): a synaptic variable of the model, or a neuron variable
     `x_post` / `x_pre` of the target / source; event code may change it. 'between_runs' reads it at the start
     of each run segment, 'dynamic' whenever a spike is emitted (spikes in flight keep their delay).
-    `delay_overflow` says what a delay outside [0, max_delay] does: 'error', 'clip' or 'wrap' (modulo
-    max_delay + dt), applied to the rounded steps (bridge/delays.py)."""
+    `delay_overflow` says what a delay outside [0, max_delay] does: 'error', 'clip', 'wrap' (modulo
+    max_delay + dt) or 'reflect' (folded back at both ends), applied to the rounded steps (bridge/delays.py)."""
     name: str
     source: str
     target: str
