@@ -5,13 +5,17 @@ targets both the push (`SynapticPathway.push_spikes`) and the delivery (`_queue.
 synapses template) call the pathway's queue object from Python, so a queue with the same four methods can
 take its place: this one reads each synapse's delay variable when a spike is *emitted* and keeps the arrival
 step with the spike, so spikes in flight keep their delay (emission-time semantics, as Brian2's own queue
-has between runs). Cost: a few vectorized numpy operations per step over the spikes emitted in it.
+has between runs). Cost per step with spikes: reading the delays and the delay rule (bridge/delays.py) in numpy,
+and gathering the spiking sources' synapses and filing them by arrival step: numpy on the numpy target, two
+small Cython functions on the cython target (compiled once through Brian2's Cython extension cache).
 cpp_standalone runs its own C++ queue and is refused (brian_models.network).
 
 When delays shrink, two spikes of one synapse can arrive in the same step. Brian2's cython target delivers
 both; its numpy target applies a write to a *synaptic* variable once per step (it assumes each synapse
 arrives once), so that case is refused there with an error instead of being lost.
 """
+import functools
+
 import numpy as np
 from brian2.parsing.statements import parse_statement
 
@@ -42,17 +46,24 @@ class EmissionTimeQueue:
         self.first = np.searchsorted(sources[order], np.arange(self.n_source + 1))
 
     def push(self, spikes):
-        # a slice per spiking source: faster than one vectorized gather up to ~50 sources per step
-        synapses = np.concatenate([self.synapses[start:stop] for start, stop in
-                                   zip(self.first[spikes].tolist(), self.first[spikes + 1].tolist())])
+        synapses = self._gather(spikes)
         rows = (self.step + self.rule.steps(self.read_delays(synapses)).astype(np.int64)) % self.rule.slots
+        self._reserve(int(self.fill.max()) + len(rows))
+        self._file(rows, synapses)
+
+    def _gather(self, spikes):
+        """The synapses of the spiking sources, in Brian2's order (a slice per source: faster than one
+        vectorized gather up to ~50 sources per step)."""
+        return np.concatenate([self.synapses[start:stop] for start, stop in
+                               zip(self.first[spikes].tolist(), self.first[spikes + 1].tolist())])
+
+    def _file(self, rows, synapses):
+        """Append each synapse to the row of its arrival step, in push order."""
         order = np.argsort(rows, kind="stable")
         rows = rows[order]
         added = np.bincount(rows, minlength=self.rule.slots)
         group_start = np.cumsum(added) - added
-        columns = self.fill[rows] + np.arange(len(rows)) - group_start[rows]
-        self._reserve(int((self.fill + added).max()))
-        self.rows[rows, columns] = synapses[order]
+        self.rows[rows, self.fill[rows] + np.arange(len(rows)) - group_start[rows]] = synapses[order]
         self.fill += added
 
     def _reserve(self, width):
@@ -73,6 +84,49 @@ class EmissionTimeQueue:
         self.step += 1
 
 
+class CompiledEmissionTimeQueue(EmissionTimeQueue):
+    """The same queue with `_gather` and `_file` compiled, for the cython target."""
+
+    def _gather(self, spikes):
+        return _compiled().gather(self.synapses, self.first, spikes)
+
+    def _file(self, rows, synapses):
+        _compiled().file(self.rows, self.fill, synapses, rows)
+
+
+_CYTHON = """
+#cython: language_level=3, boundscheck=False, wraparound=False
+import numpy as np
+
+def gather(const int[::1] synapses, const long[::1] first, const int[::1] spikes):
+    cdef Py_ssize_t n = 0, k, s
+    for k in range(spikes.shape[0]):
+        n += first[spikes[k] + 1] - first[spikes[k]]
+    out = np.empty(n, dtype=np.int32)
+    cdef int[::1] gathered = out
+    n = 0
+    for k in range(spikes.shape[0]):
+        for s in range(first[spikes[k]], first[spikes[k] + 1]):
+            gathered[n] = synapses[s]
+            n += 1
+    return out
+
+def file(int[:, ::1] rows, long[::1] fill, const int[::1] synapses, const long[::1] arrival_rows):
+    cdef Py_ssize_t k, r
+    for k in range(synapses.shape[0]):
+        r = arrival_rows[k]
+        rows[r, fill[r]] = synapses[k]
+        fill[r] += 1
+"""
+
+
+@functools.cache
+def _compiled():
+    from brian2.codegen.runtime.cython_rt.extension_manager import cython_extension_manager
+    return cython_extension_manager.create_extension(_CYTHON, include_dirs=[np.get_include()],
+                                                     owner_name="spikebridge EmissionTimeQueue")
+
+
 def install(pathway, read_delays, rule, target):
     """Replace a SynapticPathway's queue (before the run) by an EmissionTimeQueue."""
     own = set(pathway.synapses.equations.names)
@@ -81,7 +135,8 @@ def install(pathway, read_delays, rule, target):
     refuse = (f"two spikes of one synapse arrive in the same step and on_pre writes the synaptic variables "
               f"{written}, which Brian2's numpy target would apply once; use target 'cython' (or torch)"
               if target == "numpy" and written else "")
-    queue = EmissionTimeQueue(len(pathway.source), read_delays, rule, refuse)
+    queue = (CompiledEmissionTimeQueue if target == "cython" else EmissionTimeQueue)(len(pathway.source), read_delays,
+                                                                                      rule, refuse)
     pathway.queue = queue
     pathway.variables.add_object("_queue", queue)
     return queue

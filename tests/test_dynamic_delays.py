@@ -155,3 +155,29 @@ def _replace_drive(**changes):
     network = _circuit([10], {12: 1e-3}).network
     drive = dataclasses.replace(network.projections[1], **changes)
     return Network(network.populations, network.sources, (), (network.projections[0], drive))
+
+
+@pytest.mark.cython
+def test_compiled_queue_delivers_as_the_numpy_queue():
+    """Both queues fed the same pushes while delays keep changing (some past max_delay, wrapped): the same
+    synapses due, in the same order, at every step."""
+    from brian_models.dynamic_delays import CompiledEmissionTimeQueue, EmissionTimeQueue
+    rng = np.random.default_rng(0)
+    sources, delays = rng.integers(0, 50, 2000), rng.uniform(0, 3e-3, 2000)
+    rule = DelayRule("p", 1e-4, 20, overflow="wrap")
+    queues = [kind(50, lambda synapses: delays[synapses], rule) for kind in (EmissionTimeQueue, CompiledEmissionTimeQueue)]
+    for queue in queues:
+        queue.prepare(None, 1e-4, sources)
+    delivered = 0
+    for _ in range(200):
+        spikes = np.flatnonzero(rng.random(50) < 0.2).astype(np.int32)
+        delays[rng.integers(0, 2000, 50)] = rng.uniform(0, 3e-3, 50)
+        for queue in queues:
+            if len(spikes):
+                queue.push(spikes)
+        due, compiled_due = (queue.peek().tolist() for queue in queues)
+        assert due == compiled_due
+        delivered += len(due)
+        for queue in queues:
+            queue.advance()
+    assert delivered > 10000
