@@ -10,11 +10,13 @@ Three implementations of the same step, fed the same batches and the same initia
   seed           a transcription of seed 003's code (class Seed003 below: DelayLayer, DelayUpdate, snn_sl and
                  the body of the training loop), the reference being timed.
   ours (delay)   torch_models.delays: exponential_filter on the two ear trains of each sample (the seed filters
-                 its 72 per-class copies; filtering commutes with shifting, see `Ours`), then shift (integer
-                 mode, max_steps = 2*MAX_DELAY) of the second ear's trace per class, (batch, time, 36 classes):
-                 the fixed ear delayed by MAX_DELAY, the learned ear by MAX_DELAY - d_seed; sums of products;
-                 vectorized max-sum loss; SGD.
-  ours (advance) the same calls, with time reversed around shift, so that its delays act as the seed's
+                 its 72 per-class copies; filtering commutes with shifting, see `Ours`), then lagged_products
+                 (integer mode, max_steps = 2*MAX_DELAY): for each class the sum over time of the fixed ear's
+                 trace times the second ear's trace shifted by the class's delay, with shift's values and
+                 straight-through gradient, from the correlation at every lag (no per-class copies); the
+                 fixed ear delayed by MAX_DELAY, the learned ear by MAX_DELAY - d_seed; vectorized max-sum
+                 loss; SGD.
+  ours (advance) the same calls, with time reversed around the shift, so that its delays act as the seed's
                  advances: the fixed ear advanced by MAX_DELAY, the learned one by MAX_DELAY + d_seed.
 The forward passes (so the first loss) agree in all three. The two conventions differ in the straight-through
 gradient (see `Ours`): only 'advance' reproduces the seed's gradients, hence its losses at later steps too.
@@ -43,7 +45,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from torch_models.delays import exponential_filter, shift
+from torch_models.delays import exponential_filter, lagged_products
 
 dtype = torch.float
 # Losses the seed's notebook printed for its epochs 1-10 (one batch each) with np.random.seed(0): the transcription
@@ -301,7 +303,8 @@ class Seed003:
 # OURS: the same step with torch_models.delays.
 # ------------------------------------------------------------------------------------------------------------
 class Ours:
-    """One training step of the seed's problem with exponential_filter + shift + a vectorized max-sum loss.
+    """One training step of the seed's problem with exponential_filter + lagged_products (shift's delayed trace,
+    summed against the fixed ear) + a vectorized max-sum loss.
 
     The seed advances the second ear by d in [-M, M] (output[t] = input[t + d], M = MAX_DELAY) and keeps the
     first ear as is; ours delays (y[s] = x[s - d'], d' in [0, max_steps]). With max_steps = 2M:
@@ -362,13 +365,14 @@ class Ours:
         alpha = float(np.exp(-1 / self.TAU))
         if self.convention == "delay":  # ours' step s = t + M
             traces = exponential_filter(F.pad(trains, (0, 0, 0, 0, 0, M)), alpha)[0]  # (duration + M, batch, ears)
-            shifted = shift(traces[:, :, 1].T[..., None].expand(-1, -1, classes), self.steps, 2 * M)
+            learned = traces[:, :, 1].T
             fixed = F.pad(traces[:window, :, 0], (0, 0, M, 1)).T  # ear 0 delayed by M, 0 outside the window
         else:  # reversed time r = duration + 2M - 1 - t: the window is its last `window` steps
             traces = exponential_filter(F.pad(trains, (0, 0, 0, 0, M, M)), alpha)[0]  # (duration + 2M, batch, ears)
-            shifted = shift(traces[:, :, 1].T.flip(1)[..., None].expand(-1, -1, classes), self.steps, 2 * M)
+            learned = traces[:, :, 1].T.flip(1)
             fixed = F.pad(traces[M:M + window, :, 0], (0, 0, 0, 2 * M + 1)).T.flip(1)  # ear 0 advanced by M
-        output = torch.matmul(fixed.contiguous()[:, None], shifted)[:, 0]  # (batch, classes): sums over the window
+        # (batch, classes): sums over the window of ear 0's trace times ear 1's trace shifted by each class's delay
+        output = lagged_products(fixed, learned, self.steps, 2 * M)
         # max-sum loss: the seed's MAX_SUM[c] is the batch maximum of the last sample of class c in the batch
         target = targets.argmax(1)
         max_sum = output.detach().amax(1)

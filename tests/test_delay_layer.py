@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from torch_models.delays import Delays, exponential_filter, shift
+from torch_models.delays import Delays, exponential_filter, lagged_products, shift
 
 
 def trains(seed=0, batch=3, time=30, channels=4):
@@ -68,7 +68,26 @@ def test_exponential_filter_equals_the_recursion():
     (lambda: Delays([1], max_steps=8, mode="gaussian"), r"Delays.mode 'gaussian'; allowed"),
     (lambda: Delays([1], max_steps=2.5), "Delays.max_steps"),
     (lambda: Delays([1, 2], max_steps=8)(torch.zeros(2, 5, 3)), r"expected \(batch, time, 2\)"),
+    (lambda: lagged_products(torch.zeros(2, 5), torch.zeros(2, 6), torch.zeros(3), 4),
+     r"lagged_products: a \(2, 5\) and x \(2, 6\); expected both \(batch, time\)"),
 ])
 def test_bad_input_is_refused_with_the_field_named(make, message):
     with pytest.raises(ValueError, match=message):
         make()
+
+
+@pytest.mark.parametrize("mode", ["integer", "fractional"])
+def test_lagged_products_equal_shift_then_sum(mode):
+    """Sums of products with a delayed train, from the correlation at every lag: values and gradients (a, x
+    and the delays) equal to shift followed by the sum, float64."""
+    generator = torch.Generator().manual_seed(0)
+    a, x = (torch.rand(3, 30, generator=generator, dtype=torch.float64, requires_grad=True) for _ in range(2))
+    steps = torch.tensor([0.0, 0.4, 2.5, 7.49, 9.0, 11.2], dtype=torch.float64, requires_grad=True)
+    reference = (a[..., None] * shift(x[..., None].expand(-1, -1, 6), steps, 9, mode)).sum(1)
+    result = lagged_products(a, x, steps, 9, mode)
+    weights = torch.rand(result.shape, generator=generator, dtype=torch.float64)
+    gradients = [torch.autograd.grad((value * weights).sum(), (a, x, steps)) for value in (reference, result)]
+    assert torch.allclose(result, reference, rtol=0, atol=1e-12)
+    for expected, got in zip(*gradients):
+        assert torch.allclose(got, expected, rtol=0, atol=1e-12)
+    assert gradients[0][2].abs().max() > 0.1  # the delays' gradient is not trivially zero

@@ -25,16 +25,21 @@ def _check_steps(steps, max_steps, field):
                          f"allowed: [0, {max_steps}] (max_steps)")
 
 
+def _split(steps, max_steps, mode):
+    """Delays clamped to [0, max_steps] as whole steps n (detached) and the fraction f of the module's formula."""
+    if mode not in MODES:
+        raise ValueError(f"mode {mode!r}; allowed: {MODES}")
+    steps = steps.clamp(0, max_steps)
+    whole = torch.floor(steps + 0.5 if mode == "integer" else steps).detach()
+    return whole, (steps - steps.detach() if mode == "integer" else steps - whole)
+
+
 def shift(x, steps, max_steps, mode="integer"):
     """x (batch, time, channels) delayed by `steps` (channels,), a float tensor that may require grad."""
     if x.dim() != 3 or x.shape[-1] != steps.shape[-1]:
         raise ValueError(f"shift: input shape {tuple(x.shape)}; expected (batch, time, {steps.shape[-1]}) "
                          "to match the delays")
-    if mode not in MODES:
-        raise ValueError(f"mode {mode!r}; allowed: {MODES}")
-    steps = steps.clamp(0, max_steps)
-    whole = torch.floor(steps + 0.5 if mode == "integer" else steps).detach()
-    fraction = steps - steps.detach() if mode == "integer" else steps - whole
+    whole, fraction = _split(steps, max_steps, mode)
     batch, time, channels = x.shape
     dtype = torch.promote_types(x.dtype, steps.dtype)  # the result's, as for x + steps
     # x[t - n - 1] and x[t - n] (zeros before the start) for t = 0 .. time - 1: rows t = -1 .. time - 1 of x
@@ -47,6 +52,22 @@ def shift(x, steps, max_steps, mode="integer"):
     at = rows * width + torch.arange(width, device=x.device).expand(channels)
     delayed = padded.index_select(1, at.reshape(-1)).reshape(batch, time + 1, channels)
     return torch.lerp(delayed[:, 1:], delayed[:, :-1], fraction.to(dtype))  # x[t-n] + fraction (x[t-n-1] - x[t-n])
+
+
+def lagged_products(a, x, steps, max_steps, mode="integer"):
+    """sum_t a[b, t] * shift(x[..., None] expanded to the channels, steps, max_steps, mode)[b, t, c]: the sums
+    of products of a (batch, time) with one train x (batch, time) delayed by each channel's steps (channels,),
+    value and gradients as shift's. Computed from the correlation of a and x at every lag 0 .. max_steps + 1
+    (one grouped convolution), without the delayed copies."""
+    if a.shape != x.shape or x.dim() != 2:
+        raise ValueError(f"lagged_products: a {tuple(a.shape)} and x {tuple(x.shape)}; expected both (batch, time)")
+    whole, fraction = _split(steps, max_steps, mode)
+    dtype = torch.promote_types(torch.promote_types(a.dtype, x.dtype), steps.dtype)
+    # output j of the cross-correlation: sum_t a[t] x[t - (max_steps + 1 - j)], i.e. lag max_steps + 1 - j
+    padded = F.pad(x.to(dtype), (max_steps + 1, 0))[None]  # (1, batch, max_steps + 1 + time)
+    correlation = F.conv1d(padded, a.to(dtype)[:, None], groups=len(a))[0].flip(1)  # (batch, lag 0 .. max_steps + 1)
+    lag = whole.long()
+    return torch.lerp(correlation[:, lag], correlation[:, lag + 1], fraction.to(dtype))
 
 
 class Delays(nn.Module):
