@@ -27,7 +27,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from bridge.delays import DelayRule
 from bridge.description import (Network, Population, Projection, RunSettings, Simulation, SpikeTrains, SynapseModel,
                                 Timing)
 from bridge.library import coincidence
@@ -155,8 +154,9 @@ def simulation(params=CircuitParameters()):
 def delays_in_force(d_trace, params):
     """The delay (ms) each neuron's plastic input has at every step: its variable d by the plastic
     projection's overflow rule."""
-    rule = DelayRule("plastic_input", params.dt * 1e-3, round(params.max_delay / params.dt), overflow=params.overflow)
-    return rule.steps(np.asarray(d_trace)) * params.dt
+    circuit = simulation(params)
+    plastic = next(proj for proj in circuit.network.projections if proj.name == "plastic_input")
+    return circuit.delay_rule(plastic).steps(np.asarray(d_trace)) * params.dt
 
 
 def aligning_delays(params):
@@ -185,11 +185,12 @@ def outcome(neurons, steps, d_trace, params, final_fraction=0.2):
     one delay step of an aligning delay."""
     delays = delays_in_force(d_trace, params)
     n_steps, step = len(delays), params.delay_step
-    after = np.minimum(steps + 1, n_steps - 1)
-    won = delays[after, neurons] == delays[steps, neurons]
-    win_steps, win_delays = steps[won], delays[steps, neurons][won] % params.period
+    fired_with = delays[steps, neurons]
+    won = delays[np.minimum(steps + 1, n_steps - 1), neurons] == fired_with
+    win_steps, win_delays = steps[won], fired_with[won] % params.period
     late = win_delays[win_steps >= (1 - final_fraction) * n_steps]
-    result = {"aligning_delays_ms": aligning_delays(params).tolist(), "final_delays_ms": delays[-1].round(6).tolist(),
+    aligning = aligning_delays(params)
+    result = {"aligning_delays_ms": aligning.tolist(), "final_delays_ms": delays[-1].round(6).tolist(),
               "wins": int(won.sum()), "settled": False, "learned_delay_ms": None, "error_ms": None,
               "settle_time_ms": None, "success": False}
     if len(late) == 0:
@@ -199,7 +200,7 @@ def outcome(neurons, steps, d_trace, params, final_fraction=0.2):
     near = _circle_distance(win_delays, [learned], params.period) <= step + 1e-9
     settled = bool(np.all(near[len(win_delays) - len(late):]))
     first = np.nonzero(~near)[0][-1] + 1 if not np.all(near) else 0
-    error = float(_circle_distance(learned, aligning_delays(params), params.period))
+    error = float(_circle_distance(learned, aligning, params.period))
     result.update(learned_delay_ms=float(learned), error_ms=round(error, 6), settled=settled,
                   settle_time_ms=round(float(win_steps[first] * params.dt), 6) if settled else None,
                   success=settled and error <= step + 1e-9)
