@@ -58,9 +58,8 @@ def test_the_seed_circuit_locks_two_neurons_in_step_and_the_changed_one_does_not
     circuit the two neurons come to share a delay, tie and move together to the end; the changed circuit
     learns 1 ms."""
     from experiments.delay_circuit import sweep_torch
-    seed_params, params = (CircuitParameters(pattern_seed=1440696408, **variant) for variant in (circuit.SEED_CIRCUIT, {}))
-    (seed_outcome, outcome), _ = zip(*(sweep_torch([p], progress=False) for p in (seed_params, params)))
-    seed_outcome, outcome = seed_outcome[0], outcome[0]
+    seed_outcome, outcome = (sweep_torch([CircuitParameters(pattern_seed=1440696408, **variant)], progress=False)[0][0]
+                             for variant in (circuit.SEED_CIRCUIT, {}))
     assert seed_outcome["final_delays_ms"][0] == seed_outcome["final_delays_ms"][1] and not seed_outcome["success"]
     assert outcome["success"] and outcome["learned_delay_ms"] == 1.0
 
