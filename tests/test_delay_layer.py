@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from torch_models.delays import Delays, exponential_filter, lagged_products, shift
+from torch_models.delays import Delays, delayed_weighted_sum, exponential_filter, lagged_products, shift
 
 
 def trains(seed=0, batch=3, time=30, channels=4):
@@ -70,6 +70,8 @@ def test_exponential_filter_equals_the_recursion():
     (lambda: Delays([1, 2], max_steps=8)(torch.zeros(2, 5, 3)), r"expected \(batch, time, 2\)"),
     (lambda: lagged_products(torch.zeros(2, 5), torch.zeros(2, 6), torch.zeros(3), 4),
      r"lagged_products: a \(2, 5\) and x \(2, 6\); expected both \(batch, time\)"),
+    (lambda: delayed_weighted_sum(torch.zeros(2, 5, 3), torch.zeros(3, 4), torch.zeros(4, 3), 4),
+     r"delayed_weighted_sum: x \(2, 5, 3\), weight \(3, 4\), steps \(4, 3\); expected"),
 ])
 def test_bad_input_is_refused_with_the_field_named(make, message):
     with pytest.raises(ValueError, match=message):
@@ -91,3 +93,23 @@ def test_lagged_products_equal_shift_then_sum(mode):
     for expected, got in zip(*gradients):
         assert torch.allclose(got, expected, rtol=0, atol=1e-12)
     assert gradients[0][2].abs().max() > 0.1  # the delays' gradient is not trivially zero
+
+
+@pytest.mark.parametrize("mode", ["integer", "fractional"])
+def test_delayed_weighted_sum_equals_per_synapse_shift_then_sum(mode):
+    """A dense projection with one delay per synapse as one convolution: values and gradients (weights and
+    delays) equal to shifting every synapse's copy of its source train and summing, float64."""
+    generator = torch.Generator().manual_seed(0)
+    x = trains(5, channels=5)
+    weight = torch.randn(5, 4, generator=generator, dtype=torch.float64, requires_grad=True)
+    steps = torch.tensor([[0.0, 0.4, 2.5, 7.49], [9.0, 11.2, 12.0, 3.3], [1.0, 5.5, 0.2, 6.6],
+                          [10.4, 2.0, 4.7, 8.0], [0.6, 11.9, 3.5, 1.5]], dtype=torch.float64, requires_grad=True)
+    copies = x[..., None].expand(-1, -1, 5, 4).reshape(3, 30, 20)
+    reference = (shift(copies, steps.reshape(-1), 12, mode).reshape(3, 30, 5, 4) * weight).sum(2)
+    result = delayed_weighted_sum(x, weight, steps, 12, mode)
+    weights = torch.rand(result.shape, generator=generator, dtype=torch.float64)
+    gradients = [torch.autograd.grad((value * weights).sum(), (weight, steps)) for value in (reference, result)]
+    assert torch.allclose(result, reference, rtol=0, atol=1e-12)
+    for expected, got in zip(*gradients):
+        assert torch.allclose(got, expected, rtol=0, atol=1e-12)
+    assert gradients[0][1].abs().max() > 0.1

@@ -70,6 +70,24 @@ def lagged_products(a, x, steps, max_steps, mode="integer"):
     return torch.lerp(correlation[:, lag], correlation[:, lag + 1], fraction.to(dtype))
 
 
+def delayed_weighted_sum(x, weight, steps, max_steps, mode="integer"):
+    """sum_i weight[i, j] * shift(x, steps)[b, t, (i, j)]: the input to n_target neurons from n_source trains x
+    (batch, time, n_source) through a dense projection with one delay per synapse, weight and steps
+    (n_source, n_target); value and gradients as shift's. One convolution whose kernel holds each synapse's
+    weight at its delay (split between two neighbouring lags by the fraction, as DCLS with a triangle of
+    width one step), without the per-synapse copies of the trains."""
+    if x.dim() != 3 or weight.dim() != 2 or x.shape[-1] != weight.shape[0] or steps.shape != weight.shape:
+        raise ValueError(f"delayed_weighted_sum: x {tuple(x.shape)}, weight {tuple(weight.shape)}, steps "
+                         f"{tuple(steps.shape)}; expected (batch, time, n_source), (n_source, n_target) twice")
+    whole, fraction = _split(steps, max_steps, mode)
+    dtype = torch.promote_types(torch.promote_types(x.dtype, weight.dtype), steps.dtype)
+    lags = F.one_hot(whole.long(), max_steps + 2).to(dtype)  # (n_source, n_target, lag)
+    at_lag = torch.lerp(lags, lags.roll(1, -1), fraction.to(dtype)[..., None])  # (1 - f) at n, f at n + 1
+    kernel = (weight.to(dtype)[..., None] * at_lag).permute(1, 0, 2).flip(-1)  # conv1d correlates: lag reversed
+    padded = F.pad(x.to(dtype).transpose(1, 2), (max_steps + 1, 0))  # (batch, n_source, max_steps + 1 + time)
+    return F.conv1d(padded, kernel).transpose(1, 2)
+
+
 class Delays(nn.Module):
     """Learnable delays (in steps) of `channels` spike trains; forward(x (batch, time, channels))."""
 

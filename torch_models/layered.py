@@ -2,7 +2,8 @@
 
 Each population's synaptic input is computed for all steps at once: the source spikes (batch, steps, n)
 are delayed by the delay layer (torch_models/delays.py; learnable, per synapse or per source neuron) and
-summed with the weights (sparse source spikes event by event, torch_models/events.py). Then the
+summed with the weights (sparse source spikes event by event, torch_models/events.py; a dense projection
+with per-synapse delays as one convolution, delays.delayed_weighted_sum). Then the
 population's own dynamics run, Brian2's abstract code step by step (integrate, threshold, input arrives,
 reset: Brian2's schedule, as CompiledNetwork): as one autograd node with a hand-written backward pass when
 they are affine between spikes (torch_models/scan.py), through autograd otherwise; a population without
@@ -22,7 +23,7 @@ from torch import nn
 
 from bridge import brian_parse
 from bridge.errors import DescriptionError
-from torch_models.delays import Delays, exponential_filter
+from torch_models.delays import Delays, delayed_weighted_sum, exponential_filter
 from torch_models.events import event_product
 from torch_models.network import GroupStep, TorchRun, check_given, module_device, register_input_spikes
 from torch_models.scan import AffineScan, schedule
@@ -98,6 +99,10 @@ class LayeredProjection(nn.Module):
                 weight = self.weight.view(self.n_source, self.n_target)
                 return delayed @ weight if delayed.requires_grad else event_product(delayed, weight)
             delayed = delayed[..., self.i]
+        elif self.dense:
+            return delayed_weighted_sum(spikes, self.weight.view(self.n_source, self.n_target),
+                                        self.delays.steps.view(self.n_source, self.n_target),
+                                        self.delays.max_steps, self.delays.mode)
         else:
             delayed = self.delays(spikes[..., self.i])
         weighted = delayed * self.weight
