@@ -3,10 +3,10 @@ trained network re-run in Brian2.
 
 Task (COMOB quick-start setting, no phase delays in the input): a 20 Hz tone, 100 ms, dt 1 ms, 100 Poisson
 fibres per ear (600 Hz max, envelope power 2), IPD uniform over [-90, 90) degrees, 12 classes of 15 degrees
-(and 36 of 5 degrees). Network (bridge/ipd.py, one description): every fibre has a learnable axonal delay
-(0..25 ms, whole steps: rounded forward, straight-through backward) and learnable weights onto LIF hidden
-neurons; hidden spikes reach one leaky integrator per class; the class is the largest time-averaged
-output. Trained in torch (LayeredNetwork) with Adam, separate learning rates for weights and delays, fresh
+(and 36 of 5 degrees). Network (bridge/ipd.py, one description): every synapse from a fibre to a LIF hidden
+neuron has a learnable delay (0..25 ms, whole steps: rounded forward, straight-through backward; as DCLS,
+one per synapse) and a learnable weight; hidden spikes reach one leaky integrator per class; the class is the
+largest time-averaged output. Trained in torch (LayeredNetwork) with Adam, separate learning rates for weights and delays, fresh
 stimuli every batch, learning rates annealed to 0 (cosine); tested on an independently drawn test set.
 
 Validation: the trained description (weights and delays) is written to network.json, loaded back, and the
@@ -37,8 +37,8 @@ MAX_DELAY_STEPS = 25
 TAU = {"hidden": "5*ms", "output": "5*ms", "synapse": None}
 INITIAL_WEIGHT_SD = 0.1  # fibre -> hidden
 SETTINGS = {  # name: (task, hidden neurons)
-    "12_classes": (ipd.IPDTask(n_classes=12), 200),
-    "36_classes": (ipd.IPDTask(n_classes=36), 200),
+    "12_classes": (ipd.IPDTask(n_classes=12), 100),
+    "36_classes": (ipd.IPDTask(n_classes=36), 100),
 }
 FULL = dict(batches=1000, batch_size=256, n_test=2048, n_brian=2048, n_brian_fine=1024)
 QUICK = dict(batches=80, batch_size=128, n_test=256, n_brian=64, n_brian_fine=32)
@@ -49,15 +49,14 @@ def initial_description(task, n_hidden, rng):
     n_inputs = 2 * task.fibres
     weights = {"ears_hidden": rng.normal(0, INITIAL_WEIGHT_SD, (n_inputs, n_hidden)),
                "hidden_output": rng.normal(0, 1 / np.sqrt(n_hidden), (n_hidden, task.n_classes))}
-    axonal = rng.integers(0, MAX_DELAY_STEPS + 1, n_inputs) * task.dt
-    return ipd.classifier(task, weights, np.repeat(axonal[:, None], n_hidden, 1), n_hidden, tau_hidden=TAU["hidden"],
+    delays = rng.integers(0, MAX_DELAY_STEPS + 1, (n_inputs, n_hidden)) * task.dt
+    return ipd.classifier(task, weights, delays, n_hidden, tau_hidden=TAU["hidden"],
                           tau_output=TAU["output"], tau_synapse=TAU["synapse"],
                           max_delay=f"{MAX_DELAY_STEPS * task.dt}*second")
 
 
 def torch_module(simulation, dtype, device):
-    return LayeredNetwork(simulation, dtype=dtype, device=device, delays={"ears_hidden": "axonal",
-                                                                         "hidden_output": "axonal"},
+    return LayeredNetwork(simulation, dtype=dtype, device=device, delays={"hidden_output": "axonal"},
                           learn_delays=["ears_hidden"])
 
 
@@ -158,9 +157,11 @@ def run(out, seed=0, quick=False, device="cpu", progress=True, settings=None):
             module, initial_delays, losses = train(task, n_hidden, sizes, seed, device, progress)
         test = task.draw(sizes["n_test"], np.random.default_rng([seed, 1]))  # independent of training
         metrics, predicted = evaluate(task, module, test, out, name, sizes, device)
-        learned = module.projections["ears_hidden"].delays.in_force().cpu().numpy()
+        shape = (2 * task.fibres, n_hidden)  # one delay per fibre -> hidden synapse
+        learned = module.projections["ears_hidden"].delays.in_force().cpu().numpy().reshape(shape)
         results[name] = {**metrics, "losses": losses, "train_seconds": time.time() - started,
-                         "delays_initial_steps": initial_delays.tolist(), "delays_learned_steps": learned.tolist()}
+                         "delays_initial_steps": initial_delays.reshape(shape).astype(int).tolist(),
+                         "delays_learned_steps": learned.astype(int).tolist()}
         plot(task, name, results[name], test, predicted, out)
     (out / "results.json").write_text(json.dumps(results, indent=1))
     return results
@@ -174,11 +175,12 @@ def plot(task, name, result, test, predicted, out):
     axes[0].plot(np.convolve(losses, np.ones(20) / 20, mode="valid"), color="k")
     axes[0].set(xlabel="batch", ylabel="cross-entropy", title="training loss")
     before, after = np.asarray(result["delays_initial_steps"]), np.asarray(result["delays_learned_steps"])
-    half = len(before) // 2
-    for ear, part in (("ear 0", slice(0, half)), ("ear 1", slice(half, None))):
-        axes[1].scatter(before[part], after[part], s=6, label=ear)
-    axes[1].set(xlabel="initial delay (steps)", ylabel="learned delay (steps)", title="axonal delays")
-    axes[1].legend()
+    bins, half = np.arange(-0.5, MAX_DELAY_STEPS + 1), len(before) // 2  # rows: ear 0's fibres, then ear 1's
+    axes[1].hist(before[:half].ravel(), bins=bins, histtype="step", color="k", label="initial, ear 0")
+    axes[1].hist([after[:half].ravel(), after[half:].ravel()], bins=bins, histtype="step",
+                 label=["learned, ear 0", "learned, ear 1"])
+    axes[1].set(xlabel="delay (steps)", ylabel="synapses", title="fibre -> hidden delays")
+    axes[1].legend(fontsize=7)
     confusion = np.zeros((task.n_classes, task.n_classes))
     np.add.at(confusion, (labels, predicted), 1)
     axes[2].imshow(confusion / confusion.sum(1, keepdims=True), cmap="Greys", origin="lower")
