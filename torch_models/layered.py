@@ -26,7 +26,7 @@ from bridge.errors import DescriptionError
 from torch_models.delays import Delays, delayed_weighted_sum, exponential_filter
 from torch_models.events import event_product
 from torch_models.network import GroupStep, TorchRun, check_given, module_device, register_input_spikes
-from torch_models.scan import AffineScan, schedule
+from torch_models.scan import AffineScan, linear_decay, schedule
 from torch_models.surrogate import SURROGATES
 
 DELAY_KINDS = ("synapse", "axonal")
@@ -153,25 +153,13 @@ class LayeredNetwork(nn.Module):
                                                                     delays.get(p.name, "synapse"), delay_mode,
                                                                     p.name in learned)
                                           for p in net.projections})
-        self.decays = {name: self._linear_decay(group) for name, group in self.groups.items()}
+        self.decays = {name: linear_decay(group, self.dt) for name, group in self.groups.items()}
         self.scans = {name: AffineScan.of(group, self.dt) for name, group in self.groups.items()}
         if compile:
             for scan in filter(None, self.scans.values()):
                 scan.compile()
         register_input_spikes(self, simulation)
         self.to(device)
-
-    def _linear_decay(self, group):
-        """For a population without threshold whose update is v <- a*v (one state variable, a the same for
-        every neuron and step): a. Otherwise None (the population runs step by step)."""
-        if group.threshold or len(group.variables) != 1 or group.population.initial:
-            return None
-        (name,) = group.variables
-        probe = {name: torch.tensor([[0.0], [1.0], [2.0]], dtype=self.dtype).expand(3, group.n)}
-        a = [group.integrate(probe, t, self.dt)[name] for t in (0.0, self.dt)]
-        decay = a[0][1, 0]
-        expected = torch.stack([torch.zeros_like(decay), decay, 2 * decay])[:, None].expand(3, group.n)
-        return float(decay) if all(torch.equal(x, expected) for x in a) else None
 
     def forward(self, inputs=None, batch_size=None, record=None):
         net, device = self.simulation.network, module_device(self)

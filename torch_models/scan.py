@@ -87,6 +87,20 @@ def _combine(vectors, matrix):
     return combined
 
 
+def linear_decay(group, dt):
+    """a, for a population without threshold whose update is v <- a*v (one state variable, no initial values
+    of its own, a the same for every neuron and step, no offset); None otherwise (it runs step by step)."""
+    if group.threshold or len(group.variables) != 1 or group.population.initial:
+        return None
+    (var,) = variables = tuple(group.variables)
+    update = lambda t: lambda state: list(group.integrate(state, t, dt).values())
+    first, second = (_jacobian(update(t), variables, group.n, group.dtype) for t in (0.0, 3 * dt))
+    at_zero = group.integrate({var: torch.zeros(1, group.n, dtype=group.dtype)}, 0.0, dt)[var]
+    if first is None or second is None or not torch.equal(first, second) or torch.as_tensor(at_zero).any():
+        return None
+    return float(first[0, 0])
+
+
 class AffineScan:
     """The Jacobians of a population (GroupStep) whose update, margin and reset are affine; `of` returns
     None for any other population (refractoriness, a nonlinear update, a threshold without margin).
