@@ -4,10 +4,11 @@ trained network re-run in Brian2.
 Task (COMOB quick-start setting, no phase delays in the input): a 20 Hz tone, 100 ms, dt 1 ms, 100 Poisson
 fibres per ear (600 Hz max, envelope power 2), IPD uniform over [-90, 90) degrees, 12 classes of 15 degrees
 (and 36 of 5 degrees). Network (bridge/ipd.py, one description): every synapse from a fibre to a LIF hidden
-neuron has a learnable delay (0..25 ms, whole steps: rounded forward, straight-through backward; as DCLS,
-one per synapse) and a learnable weight; hidden spikes reach one leaky integrator per class; the class is the
-largest time-averaged output. Trained in torch (LayeredNetwork) with Adam, separate learning rates for weights and delays, fresh
-stimuli every batch, learning rates annealed to 0 (cosine); tested on an independently drawn test set.
+neuron has a learnable delay (0..25 ms, whole steps: rounded forward, straight-through backward; one per
+synapse, as DCLS) and a learnable weight; hidden spikes reach one leaky integrator per class; the class is
+the largest time-averaged output. Trained in torch (LayeredNetwork) with Adam, separate learning rates for
+weights and delays, fresh stimuli every batch, learning rates annealed to 0 (cosine); tested on an
+independently drawn test set.
 
 Validation: the trained description (weights and delays) is written to network.json, loaded back, and the
 test set is run in Brian2 (numpy target; many samples at once as independent copies, bridge/batch.py) at
