@@ -12,9 +12,9 @@ def test_quick_cotraining_learns_and_brian2_agrees(tmp_path):
     results = ipd_cotrain.run(out=tmp_path, quick=True, progress=False)
     result = results["12_classes"]
     chance = 1 / 12
-    # quick mode gives 63 % / 6.9 deg; the same training with every delay 0 and fixed: 36 % / 32 deg
+    # quick mode gives 63.3 % / 6.9 deg; the same training with every delay 0 and fixed: 35.5 % / 32.0 deg
     assert result["torch"]["accuracy"] >= 6 * chance
-    assert result["torch"]["mae_continuous"] < 10
+    assert result["torch"]["mae_continuous"] < 9
     assert np.mean(result["losses"][-10:]) < 0.75 * np.mean(result["losses"][:10])
     moved = np.asarray(result["delays_learned_steps"]) != np.asarray(result["delays_initial_steps"])
     assert moved.mean() > 0.5  # the delays learn, not only the weights
