@@ -19,7 +19,7 @@ from torch_models.delays import delayed_weighted_sum, shift
 
 
 def by_copies(x, weight, steps, max_steps):
-    batch, time_steps, n_source = x.shape
+    batch, time_steps, _ = x.shape
     copies = x[..., None].expand(-1, -1, -1, weight.shape[1]).reshape(batch, time_steps, -1)
     delayed = shift(copies, steps.reshape(-1), max_steps).view(batch, time_steps, *weight.shape)
     return (delayed * weight).sum(2)
