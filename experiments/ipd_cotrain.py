@@ -57,8 +57,7 @@ def initial_description(task, n_hidden, rng):
 
 
 def torch_module(simulation, dtype, device):
-    return LayeredNetwork(simulation, dtype=dtype, device=device, delays={"hidden_output": "axonal"},
-                          learn_delays=["ears_hidden"])
+    return LayeredNetwork(simulation, dtype=dtype, device=device, learn_delays=["ears_hidden"])
 
 
 def predict(module, spikes, device, chunk=512):
