@@ -1,5 +1,4 @@
-"""A Simulation compiled to Brian2 objects, run on the numpy, cython or cpp_standalone target."""
-import os
+"""A Simulation (lowered to its Plan) compiled to Brian2 objects, run on the numpy, cython or cpp_standalone target."""
 import tempfile
 
 import brian2
@@ -9,56 +8,49 @@ from brian2.core.base import BrianObjectException
 
 from bridge import brian_parse
 from bridge.errors import DescriptionError
+from bridge.plan import lower
 from bridge.record import Record
 from brian_models import dynamic_delays
 
 TARGETS = ("numpy", "cython", "cpp_standalone")
 
 
-def build(simulation, target="numpy"):
-    """Brian2 objects for a Simulation: ({name: object}, monitors, delay refreshers), ready to run. Each
-    delay refresher re-reads a 'between_runs' projection's delay variable; call them before each run()."""
-    dt, net = simulation.dt, simulation.network
-    objects, refreshers = {}, []
-    for pop in net.populations:
-        group = brian_parse.neuron_group(pop.model, pop.n, pop.name, dt)
-        for var, value in pop.initial.items():
-            dim = group.variables[var].dim
-            group.variables[var].set_value(brian_parse.parse_quantity(value, var) if isinstance(value, str)
-                                           else brian2.Quantity(np.asarray(value), dim=dim))
+def build(plan, target="numpy"):
+    """Brian2 objects for a Plan (bridge/plan.py): ({name: object}, monitors, delay refreshers), ready to run.
+    Each delay refresher re-reads a 'between_runs' projection's delay variable; call them before each run()."""
+    dt, objects, refreshers = plan.dt, {}, []
+    for pop in plan.populations.values():
+        group = brian_parse.neuron_group(pop.model, pop.n, pop.name, dt, pop.namespace)
+        for var, values in pop.initial.items():
+            group.variables[var].set_value(brian2.Quantity(values, dim=group.variables[var].dim))
         objects[pop.name] = group
-    inputs = simulation.input_spikes()
-    for source in net.sources:
-        indices, steps = inputs[source.name]
-        objects[source.name] = brian_parse.spike_source(source.n, source.name, indices, steps * dt, dt)
-    for current in net.currents:
+    for source in plan.sources.values():
+        objects[source.name] = brian_parse.spike_source(source.n, source.name, source.indices, source.steps * dt, dt)
+    for current in plan.currents.values():
         group = objects[current.target]
         dim = group.variables[current.variable].dim
-        values = TimedArray(brian2.Quantity(current.array(simulation.run.n_steps), dim=dim), dt=dt * second,
-                            name=f"{current.name}_values")
+        values = TimedArray(brian2.Quantity(current.values, dim=dim), dt=dt * second, name=f"{current.name}_values")
         group.namespace[values.name] = values  # run_regularly resolves names in the group's namespace
         objects[current.name] = group.run_regularly(f"{current.variable} = {values.name}(t, i)",
                                                     when="before_groups", name=current.name)
-    for proj in net.projections:
-        syn = brian_parse.synapses(proj.synapse, objects[proj.source], objects[proj.target], proj.name, dt)
-        i, j = simulation.synapses(proj)
-        syn.connect(i=i, j=j)
-        for name in proj.values:
-            syn.variables[name].set_value(brian2.Quantity(proj.value_array(name, len(i)),
-                                                          dim=syn.variables[name].dim))
+    for proj in plan.projections.values():
+        syn = brian_parse.synapses(proj.synapse, objects[proj.source], objects[proj.target], proj.name, dt,
+                                   proj.namespace)
+        syn.connect(i=proj.i, j=proj.j)
+        for name, values in proj.values.items():
+            syn.variables[name].set_value(brian2.Quantity(values, dim=syn.variables[name].dim))
         if proj.synapse.on_pre:
             # whole steps by the declared rule; Brian2 then rounds d/dt + 0.5 of an exact multiple: the same step
-            syn.pre.delay = simulation.delay_steps(proj) * dt * second
+            syn.pre.delay = proj.delay_steps * dt * second
             if proj.delay_mode == "dynamic":
-                dynamic_delays.install(syn.pre, _delay_reader(proj, syn), simulation.delay_rule(proj), target)
+                dynamic_delays.install(syn.pre, _delay_reader(proj, syn), proj.rule, target)
             elif proj.delay_mode == "between_runs":
-                refreshers.append(_delay_refresher(syn, _delay_reader(proj, syn), simulation.delay_rule(proj), dt))
+                refreshers.append(_delay_refresher(syn, _delay_reader(proj, syn), proj.rule, dt))
         objects[proj.name] = syn
     monitors = {f"spikes_{p.name}": SpikeMonitor(objects[p.name], name=f"spikes_{p.name}")
-                for p in net.populations if p.model.threshold}
+                for p in plan.populations.values() if p.model.threshold}
     by_population = {}
-    for key in simulation.run.record:
-        population, variable = key.split(".")
+    for population, variable in plan.records.values():
         by_population.setdefault(population, []).append(variable)
     for population, variables in by_population.items():
         monitors[f"state_{population}"] = StateMonitor(objects[population], variables, record=True,
@@ -68,13 +60,13 @@ def build(simulation, target="numpy"):
 
 def _delay_reader(proj, syn):
     """A function: synapse indices -> the current values of the projection's delay variable (seconds)."""
-    var = proj.delay_variable
-    for suffix, group, index in (("_post", syn.target, "_postsynaptic_idx"), ("_pre", syn.source, "_presynaptic_idx")):
-        if var.endswith(suffix):
-            values, neuron_of = group.variables[var[:-len(suffix)]], syn.variables[index]
-            return lambda synapses: values.get_value()[neuron_of.get_value()[synapses]]
-    values = syn.variables[var]
-    return lambda synapses: values.get_value()[synapses]
+    side, var = proj.delay_owner
+    if side == "synapse":
+        values = syn.variables[var]
+        return lambda synapses: values.get_value()[synapses]
+    group, index = (syn.target, "_postsynaptic_idx") if side == "target" else (syn.source, "_presynaptic_idx")
+    values, neuron_of = group.variables[var], syn.variables[index]
+    return lambda synapses: values.get_value()[neuron_of.get_value()[synapses]]
 
 
 def _delay_refresher(syn, read_delays, rule, dt):
@@ -83,54 +75,55 @@ def _delay_refresher(syn, read_delays, rule, dt):
     return refresh
 
 
-def check_target(simulation, target):
+def check_target(plan, target):
     """Refuse what a target cannot honour, naming the alternatives."""
     if target not in TARGETS:
         raise ValueError(f"target {target!r}; allowed: {TARGETS}")
     if target != "cpp_standalone":
         return
-    for proj in simulation.network.projections:
+    for proj in plan.projections.values():
         if proj.delay_mode == "dynamic":
             raise DescriptionError(f"Projection {proj.name!r}.delay_mode",
                                    "'dynamic' delays need a per-step delay read that cpp_standalone's compiled queue "
                                    "does not offer; run on target 'numpy' or 'cython', or declare 'between_runs' "
                                    "(numpy, cython) or 'static' delays")
-    if simulation.run.segments > 1:
+    if plan.segment_steps < plan.n_steps:
         raise DescriptionError("RunSettings.segments", "cpp_standalone runs one segment here; use segments=1, or "
                                                        "target 'numpy' or 'cython' for several")
 
 
 def run(simulation, target="numpy", build_dir=None):
-    """Run a Simulation in Brian2 and return the common Record (float64, SI units)."""
-    check_target(simulation, target)
+    """Run a Simulation (or its Plan) in Brian2 and return the common Record (float64, SI units)."""
+    plan = lower(simulation)
+    check_target(plan, target)
     if target == "cpp_standalone":
         brian2.set_device("cpp_standalone", directory=build_dir or tempfile.mkdtemp(prefix="spikebridge_"),
                           build_on_run=True)
     else:
         brian2.prefs.codegen.target = target
     try:
-        objects, monitors, refreshers = build(simulation, target)
+        objects, monitors, refreshers = build(plan, target)
         network = Network(*objects.values(), *monitors.values())
-        for _ in range(simulation.run.segments):
+        for _ in plan.segment_starts:
             for refresh in refreshers:
                 refresh()
             try:
-                network.run(simulation.run.segment_steps * simulation.dt * second)
+                network.run(plan.segment_steps * plan.dt * second)
             except BrianObjectException as err:  # e.g. a delay out of range, met by an EmissionTimeQueue
                 if isinstance(err.__cause__, DescriptionError):
                     raise err.__cause__ from None
                 raise
-        return _record(simulation, monitors)
+        return _record(plan, monitors)
     finally:
         if target == "cpp_standalone":
             brian2.device.reinit()
             brian2.set_device("runtime")
 
 
-def _record(simulation, monitors):
-    dt, n_steps = simulation.dt, simulation.run.n_steps
+def _record(plan, monitors):
+    dt, n_steps = plan.dt, plan.n_steps
     spikes = {}
-    for pop in simulation.network.populations:
+    for pop in plan.populations.values():
         monitor = monitors.get(f"spikes_{pop.name}")
         if monitor is None:  # no threshold, no spikes
             spikes[pop.name] = (np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64))
@@ -138,7 +131,7 @@ def _record(simulation, monitors):
         steps = np.rint(np.asarray(monitor.t_) / dt).astype(np.int64)
         spikes[pop.name] = (np.asarray(monitor.i[:], dtype=np.int64), steps)
     traces = {}
-    for key in simulation.run.record:
-        population, variable = key.split(".")
-        traces[key] = np.asarray(getattr(monitors[f"state_{population}"], variable + "_")).T.astype(np.float64)
+    for key, (population, variable) in plan.records.items():
+        monitor = monitors[f"state_{population}"]
+        traces[key] = np.asarray(getattr(monitor, variable + "_")).T.astype(np.float64)
     return Record("brian2", dt, n_steps, spikes, traces)

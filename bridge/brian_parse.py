@@ -6,22 +6,20 @@ that a model is turned into Brian2 terms in exactly one place.
 import brian2
 from brian2 import Equations, NeuronGroup, SpikeGeneratorGroup, Synapses, second
 
+from bridge import plan
 from bridge.quantities import parse_quantity
 
 # Validation builds Brian2 objects only to check them; Brian2 need not warn that they were never run.
 brian2.BrianLogger.suppress_name("unused_brian_object")
 
 
-def namespace(parameters):
-    return {name: parse_quantity(text, name) for name, text in parameters.items()}
-
-
-def neuron_group(model, n, name, dt=None):
-    """A Brian2 NeuronGroup for a NeuronModel (not yet run)."""
+def neuron_group(model, n, name, dt=None, namespace=None):
+    """A Brian2 NeuronGroup for a NeuronModel (not yet run); `namespace`: its parameters as parsed by the plan."""
     kwargs = {"dt": dt * second} if dt is not None else {}
     return NeuronGroup(n, model.equations, threshold=model.threshold or None, reset=model.reset if model.threshold else None,
                        refractory=parse_quantity(model.refractory, "refractory") if model.refractory else False,
-                       method=model.method, namespace=namespace(model.parameters), name=name, **kwargs)
+                       method=model.method, namespace=namespace or plan.namespace(model.parameters), name=name,
+                       **kwargs)
 
 
 def spike_source(n, name, indices=(), times=(), dt=None):
@@ -29,11 +27,12 @@ def spike_source(n, name, indices=(), times=(), dt=None):
     return SpikeGeneratorGroup(n, list(indices), list(times) * second, name=name, **kwargs)
 
 
-def synapses(synapse_model, source, target, name, dt=None):
+def synapses(synapse_model, source, target, name, dt=None, namespace=None):
     """Brian2 Synapses for a SynapseModel between two existing Brian2 groups (not yet connected)."""
     kwargs = {"dt": dt * second} if dt is not None else {}
     return Synapses(source, target, model=synapse_model.model, on_pre=synapse_model.on_pre or None,
-                    on_post=synapse_model.on_post or None, namespace=namespace(synapse_model.parameters),
+                    on_post=synapse_model.on_post or None,
+                    namespace=namespace or plan.namespace(synapse_model.parameters),
                     name=name, **kwargs)
 
 

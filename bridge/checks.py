@@ -3,7 +3,7 @@ import json
 from brian2 import DimensionMismatchError, second
 from brian2.core.base import BrianObjectException
 
-from bridge import brian_parse
+from bridge import brian_parse, plan
 from bridge.errors import DescriptionError
 from bridge.quantities import parse_quantity
 
@@ -125,7 +125,7 @@ def _check_projection(proj, source, target):
         syn.connect(i=0, j=0)
         brian_parse.run_checks([pre, post, syn])
     except BrianObjectException as err:
-        part = _field_of(err, (("_pre", "on_pre"), ("_post", "on_post"), ("", "model")))
+        part = _field_of(err, (("synapses_pre", "on_pre"), ("synapses_post", "on_post"), ("", "model")))
         raise DescriptionError(f"{where}.{part}", _brian_message(err)) from None
     except (SyntaxError, ValueError, TypeError, KeyError, DimensionMismatchError) as err:
         raise DescriptionError(where, _brian_message(err)) from None
@@ -134,14 +134,14 @@ def _check_projection(proj, source, target):
 def check_delay_variable(proj, source, target):
     """A delay variable must be a time: a synaptic variable, or `x_post` / `x_pre` of a neuron model."""
     name, where = proj.delay_variable, f"Projection {proj.name!r}.delay_variable"
-    if name.endswith("_post") or name.endswith("_pre"):
-        var, _, side = name.rpartition("_")
-        owner = target if side == "post" else source
+    side, var = plan.delay_owner(name)
+    if side != "synapse":
+        owner = target if side == "target" else source
         if not hasattr(owner, "model"):
             raise DescriptionError(where, f"{name!r}: the source {owner.name!r} is a spike source without variables")
         dims = variable_dims(owner.model)
     else:
-        var, eqs = name, brian_parse.equations(proj.synapse.model)
+        eqs = brian_parse.equations(proj.synapse.model)
         dims = {n: eqs[n].dim for n in eqs.parameter_names}
     if var not in dims:
         raise DescriptionError(where, f"unknown variable {name!r}; give a synaptic variable {sorted(dims)} "

@@ -1,9 +1,11 @@
 """Command line: `spikebridge models`, `spikebridge crosscheck MODEL_OR_JSON_FILE ...`, `spikebridge list`,
 `spikebridge run EXPERIMENT ...`."""
 import argparse
+import importlib
 import inspect
 import json
 import sys
+from importlib.metadata import entry_points
 from pathlib import Path
 
 from bridge import library
@@ -46,16 +48,26 @@ def crosscheck(args):
     return 0 if report.passed else 1
 
 
+def experiments():
+    """{name: (module path, one line)} of every installed experiment: each entry point of the group
+    'spikebridge.experiments' names such a registry (this project's: experiments.EXPERIMENTS)."""
+    registry = {}
+    for entry in entry_points(group="spikebridge.experiments"):
+        registry.update(entry.load())
+    return registry
+
+
 def list_experiments(args):
-    from experiments import EXPERIMENTS
-    for name, (_, text) in EXPERIMENTS.items():
+    for name, (_, text) in experiments().items():
         print(f"{name:16s} {text}")
     return 0
 
 
 def run_experiment(args):
-    import experiments
-    module = experiments.load(args.name)
+    registry = experiments()
+    if args.name not in registry:
+        raise KeyError(f"unknown experiment {args.name!r}; known: {sorted(registry)}")
+    module = importlib.import_module(registry[args.name][0])
     out = args.out or f"results/{args.name.replace('-', '_')}"
     extra = {"mnist": args.mnist} if args.mnist else {}
     if extra and "mnist" not in inspect.signature(module.run).parameters:

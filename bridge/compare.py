@@ -1,4 +1,10 @@
-"""Spike-by-spike comparison of two Records, with the tolerance classes of DESIGN.md §5."""
+"""Spike-by-spike comparison of two Records in a tolerance class.
+
+- exact (float64, same dt, deterministic input): identical (neuron, step) spike sets, and every recorded trace
+  within TRACE_RTOL of the trace's largest magnitude.
+- float32: at least FLOAT32_MATCHED of the spikes matched within ±k steps, and every divergence explained by a
+  threshold crossing closer than NEAR_THRESHOLD_EPS float eps (or as following from an earlier divergence).
+The report names the first divergence: step, neuron, how far torch's state was from threshold."""
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 

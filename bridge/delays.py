@@ -2,7 +2,7 @@
 leave [0, max_delay] during a run. The functions take numpy arrays or torch tensors alike (operators and
 methods both types share), so that both backends apply literally the same arithmetic.
 
-Delay modes (DESIGN.md §4): 'static' (fixed), 'between_runs' (read from the delay variable at the start of
+Delay modes: 'static' (fixed), 'between_runs' (read from the delay variable at the start of
 each run segment, Brian2's native behaviour), 'dynamic' (read from the delay variable whenever a spike is
 emitted; spikes in flight keep the delay they were emitted with).
 """

@@ -9,14 +9,14 @@ from dataclasses import dataclass, field, fields, is_dataclass
 
 import numpy as np
 
-from bridge import checks
-from bridge.delays import DELAY_MODES, DELAY_OVERFLOW, DelayRule, round_steps
+from bridge import checks, plan
+from bridge.delays import DELAY_MODES, DELAY_OVERFLOW, round_steps
 from bridge.errors import DescriptionError
 from bridge.quantities import parse_quantity, si_value
 
 REGISTRY = {}
 
-# Brian2's default schedule; the only order both backends execute (DESIGN.md §3).
+# Brian2's default schedule; the only order both backends execute (see Timing).
 BRIAN_SCHEDULE = ("start", "groups", "thresholds", "synapses", "resets", "end")
 DELAY_ROUNDING = ("half_up", "exact_steps")
 DTYPES = ("float64", "float32")
@@ -31,7 +31,7 @@ def _frozen(value):
     """Lists and arrays become (nested) tuples so descriptions compare and round-trip by value."""
     if isinstance(value, np.ndarray):
         value = value.tolist()
-    if isinstance(value, (list, tuple)):
+    if isinstance(value, (list, tuple, range)):
         return tuple(_frozen(v) for v in value)
     if isinstance(value, np.generic):
         return value.item()
@@ -264,13 +264,6 @@ class Projection:
     def dense(self):
         return len(self.i) == 0
 
-    def synapse_indices(self, n_source, n_target):
-        """(i, j) of every synapse; dense projections connect all pairs in row-major order."""
-        if self.dense:
-            i, j = np.divmod(np.arange(n_source * n_target), n_target)
-            return i, j
-        return np.asarray(self.i, dtype=np.int64), np.asarray(self.j, dtype=np.int64)
-
     def value_array(self, name, n_synapses):
         value = self.values[name]
         if isinstance(value, str):
@@ -346,9 +339,12 @@ class Network:
 @register
 @dataclass(frozen=True)
 class Timing:
-    """The timing conventions, explicit (DESIGN.md §3), with Brian2's defaults.
+    """The timing conventions, explicit, with Brian2's defaults.
 
-    dt: the shared time step. schedule: order within a step (only Brian2's default is executed).
+    dt: the shared time step. schedule: order within a step (only Brian2's default is executed): record
+    state ('start'), state update with the refractory check ('groups'), thresholds, synapses (each pathway
+    pushes this step's spikes, then delivers the current slot; pre pathways before post), resets ('resets').
+    A spike emitted at step n with a delay of k steps is delivered in the synapses slot of step n + k.
     delay_rounding: 'half_up' is Brian2's int(d/dt + 0.5); 'exact_steps' demands delays be whole steps.
     Spike times go to step int((t + 1e-3*dt)/dt); refractoriness ends when
     timestep(t - lastspike) >= timestep(refractory); state is recorded at the start of a step."""
@@ -417,10 +413,12 @@ class Simulation:
 
     def __post_init__(self):
         net = self.network
-        for proj in net.projections:
-            self.delay_steps(proj)
+        populations = {p.name: p for p in net.populations}
+        for proj in net.projections:  # delays in range under the declared rules
+            i, j = plan.synapses(proj, net.size(proj.source), net.size(proj.target))
+            plan.initial_delay_steps(self, proj, i, j, populations)
         for key in self.run.record:
-            pop, _, var = key.partition(".")
+            pop, var = plan.record_key(key)
             population = net._population(pop, f"RunSettings.record[{key!r}]")
             checks.check_recordable(population, var, f"RunSettings.record[{key!r}]")
         for current in net.currents:
@@ -435,38 +433,6 @@ class Simulation:
     @property
     def dt(self):
         return self.run.timing.dt_seconds
-
-    def synapses(self, proj):
-        """(i, j) of every synapse of a projection."""
-        return proj.synapse_indices(self.network.size(proj.source), self.network.size(proj.target))
-
-    def delay_rule(self, proj):
-        """The projection's DelayRule: dt, max_delay in steps, rounding and overflow rules."""
-        timing, where = self.run.timing, f"Projection {proj.name!r}"
-        max_steps = int(timing.delay_steps(si_value(proj.max_delay, f"{where}.max_delay"), f"{where}.max_delay"))
-        field_name = "delay_variable" if proj.delay_variable else "delays"
-        return DelayRule(f"{where}.{field_name}", timing.dt_seconds, max_steps, timing.delay_rounding,
-                         proj.delay_overflow)
-
-    def initial_delays(self, proj):
-        """The delay (seconds) of every synapse at the start of the run: `delays`, or the delay variable's
-        initial values (of the synapses, or of their target / source neurons)."""
-        i, j = self.synapses(proj)
-        var = proj.delay_variable
-        if not var:
-            return proj.delay_array(len(i))
-        for suffix, end, index in (("_post", proj.target, j), ("_pre", proj.source, i)):
-            if var.endswith(suffix):
-                return self.network._population(end, "delay_variable").initial_array(var[:-len(suffix)])[index]
-        return proj.value_array(var, len(i))
-
-    def delay_steps(self, proj):
-        """Every synapse's delay in whole steps at the start of the run."""
-        return self.delay_rule(proj).steps(self.initial_delays(proj)).astype(np.int64)
-
-    def input_spikes(self):
-        """{source name: (indices, steps)}: the spike input both backends receive."""
-        return {s.name: s.spike_steps(self.dt, self.run.n_steps) for s in self.network.sources}
 
     def to_json(self, **kwargs):
         return to_json(self, **kwargs)

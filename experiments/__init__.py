@@ -1,6 +1,8 @@
 """Scripted experiments: `spikebridge list`, `spikebridge run NAME`. Each is an importable module with
 run(out, seed, quick, device, ...) -> results dict (also written to OUT/results.json with PNGs) and
-summary(results) -> one screen of text."""
+summary(results) -> one screen of text. The command line finds EXPERIMENTS through the entry point group
+'spikebridge.experiments' (setup.cfg), so bridge never imports this package. Task code lives here too: IPD
+stimuli and the ideal observer (ipd.py), the circuit's outcome analysis (delay_circuit.py), the digits."""
 import contextlib
 import importlib
 

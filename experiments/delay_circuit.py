@@ -19,18 +19,75 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
-from bridge import delay_circuit as circuit  # noqa: E402
-from bridge.delay_circuit import CircuitParameters  # noqa: E402
+from bridge.library import delay_circuit as circuit  # noqa: E402
+from bridge.library.delay_circuit import CircuitParameters  # noqa: E402
 from bridge.paired import paired_run  # noqa: E402
+from bridge.plan import lower  # noqa: E402
 from experiments import save_figure, versions  # noqa: E402
+from torch_models.stepwise import StepwiseNetwork  # noqa: E402
 
-# The seed's circuit, the changes of bridge/delay_circuit.py added one at a time, and the one-period wrap.
+# The seed's circuit, the changes of bridge/library/delay_circuit.py added one at a time, and the one-period wrap.
 VARIANTS = {"seed": circuit.SEED_CIRCUIT,
             "+ yield_by_index": {**circuit.SEED_CIRCUIT, "rule": "yield_by_index"},
             "+ reflect": {"rule": "yield_by_index", "delay_range": "reflect", "initial_delays": "consecutive"},
             "+ spread (default)": {},
             "default, wrap": {"delay_range": "wrap"}}
 DEMO_VARIANTS = ("seed", "+ spread (default)")
+
+
+def delays_in_force(d_trace, params):
+    """The delay (ms) each neuron's plastic input has at every step: its variable d by the plastic
+    projection's overflow rule."""
+    plastic = lower(circuit.simulation(params)).projections["plastic_input"]
+    return plastic.rule.steps(np.asarray(d_trace)) * params.dt
+
+
+def aligning_delays(params):
+    """Delays on the delay-step grid within one period that make the most plastic spikes coincide with
+    reference spikes (the aligning delay, and its equivalents when the pattern repeats within itself). Adding
+    whole periods gives equivalent delays."""
+    period_steps = round(params.period / params.dt)
+    pattern = np.zeros(period_steps, dtype=int)
+    pattern[np.round(params.pattern() / params.dt).astype(int) % period_steps] = 1
+    reference = np.roll(pattern, round(params.aligning_delay / params.dt))
+    candidates = np.arange(params.positions) * params.delay_step
+    overlap = np.array([np.dot(np.roll(pattern, round(c / params.dt)), reference) for c in candidates])
+    return candidates[overlap == overlap.max()]
+
+
+def _circle_distance(delays, targets, circle):
+    gap = np.abs(np.asarray(delays, dtype=float)[..., None] - np.asarray(targets)[None, :]) % circle
+    return np.minimum(gap, circle - gap).min(axis=-1)
+
+
+def outcome(neurons, steps, d_trace, params, final_fraction=0.2):
+    """What the circuit learned. A win: a spike after which the neuron keeps its delay (it was not made to
+    yield). The learned delay: the delay (modulo the period) most wins in the final `final_fraction` of the
+    run were fired with. Settled: every win in that stretch was fired within one delay step of it; settle
+    time: the first win of the final stretch of such wins. Success: settled, and the learned delay within
+    one delay step of an aligning delay."""
+    delays = delays_in_force(d_trace, params)
+    n_steps, step = len(delays), params.delay_step
+    fired_with = delays[steps, neurons]
+    won = delays[np.minimum(steps + 1, n_steps - 1), neurons] == fired_with
+    win_steps, win_delays = steps[won], fired_with[won] % params.period
+    late = win_delays[win_steps >= (1 - final_fraction) * n_steps]
+    aligning = aligning_delays(params)
+    result = {"aligning_delays_ms": aligning.tolist(), "final_delays_ms": delays[-1].round(6).tolist(),
+              "wins": int(won.sum()), "settled": False, "learned_delay_ms": None, "error_ms": None,
+              "settle_time_ms": None, "success": False}
+    if len(late) == 0:
+        return result
+    values, counts = np.unique(late.round(6), return_counts=True)
+    learned = values[np.argmax(counts)]
+    near = _circle_distance(win_delays, [learned], params.period) <= step + 1e-9
+    settled = bool(np.all(near[len(win_delays) - len(late):]))
+    first = np.nonzero(~near)[0][-1] + 1 if not np.all(near) else 0
+    error = float(_circle_distance(learned, aligning, params.period))
+    result.update(learned_delay_ms=float(learned), error_ms=round(error, 6), settled=settled,
+                  settle_time_ms=round(float(win_steps[first] * params.dt), 6) if settled else None,
+                  success=settled and error <= step + 1e-9)
+    return result
 
 
 def demo(params, target="numpy", device=None):
@@ -41,7 +98,7 @@ def demo(params, target="numpy", device=None):
               "spikes": brian_record.count("neurons"), "identical_spikes": report.identical,
               "identical_delay_trajectories": bool(np.array_equal(brian_record.traces["neurons.d"],
                                                                   torch_record.traces["neurons.d"])),
-              **circuit.outcome(neurons, steps, brian_record.traces["neurons.d"], params)}
+              **outcome(neurons, steps, brian_record.traces["neurons.d"], params)}
     return result, brian_record, torch_record
 
 
@@ -55,17 +112,11 @@ def sweep_configurations(seed, trials, **common):
 
 def sweep_torch(configurations, device=None, progress=True):
     """All configurations in one torch batch (they differ only in their input spikes): outcomes."""
-    from torch_models.network import CompiledNetwork
-
-    simulations = [circuit.simulation(p) for p in configurations]
-    module = CompiledNetwork(simulations[0], dtype="float64", device=device)
-    inputs = {}
-    for source in ("plastic", "reference"):
-        dense = torch.zeros(len(simulations), module.n_steps, 1, dtype=torch.float64)
-        for b, simulation in enumerate(simulations):
-            indices, steps = simulation.input_spikes()[source]
-            dense[b, steps, indices] = 1
-        inputs[source] = dense.to(device)
+    plans = [lower(circuit.simulation(p)) for p in configurations]
+    module = StepwiseNetwork(plans[0], dtype="float64", device=device)
+    inputs = {source: torch.as_tensor(np.stack([plan.sources[source].raster(plan.n_steps) for plan in plans]),
+                                      device=device)
+              for source in ("plastic", "reference")}
     with torch.no_grad():
         out = module(inputs=inputs, record=["neurons.d"], progress=progress)
     outcomes = []
@@ -73,7 +124,7 @@ def sweep_torch(configurations, device=None, progress=True):
         record = out.record(b)
         neurons, steps = record.spikes["neurons"]
         outcomes.append({"pattern_seed": params.pattern_seed, "offset_ms": params.offset,
-                         **circuit.outcome(neurons, steps, record.traces["neurons.d"], params)})
+                         **outcome(neurons, steps, record.traces["neurons.d"], params)})
     return outcomes, out
 
 
@@ -172,11 +223,11 @@ def _plot_delays(records, path):
     for ax, (name, (params, brian_record, torch_record)) in rows:
         for k in range(params.n_neurons):
             for record, style in ((brian_record, dict(lw=2.5, alpha=0.5)), (torch_record, dict(lw=1, ls="--"))):
-                delays = circuit.delays_in_force(record.traces["neurons.d"], params)[:, k]
+                delays = delays_in_force(record.traces["neurons.d"], params)[:, k]
                 ax.plot(_time_ms(record), delays, color=f"C{k}", **style,
                         label=f"neuron {k} ({'Brian2' if record is brian_record else 'torch'})")
         top = max(ax.get_ylim()[1], params.period)
-        for aligning in circuit.aligning_delays(params):
+        for aligning in aligning_delays(params):
             for equivalent in np.arange(aligning, top, params.period):
                 ax.axhline(equivalent, color="k", lw=0.8, ls=":")
         ax.set_ylabel("delay in force (ms)")

@@ -3,7 +3,7 @@ trained network re-run in Brian2.
 
 Task (COMOB quick-start setting, no phase delays in the input): a 20 Hz tone, 100 ms, dt 1 ms, 100 Poisson
 fibres per ear (600 Hz max, envelope power 2), IPD uniform over [-90, 90) degrees, 12 classes of 15 degrees
-(and 36 of 5 degrees). Network (bridge/ipd.py, one description): every synapse from a fibre to a LIF hidden
+(and 36 of 5 degrees). Network (experiments/ipd.py, one description): every synapse from a fibre to a LIF hidden
 neuron has a learnable delay (0..25 ms, whole steps: rounded forward, straight-through backward; one per
 synapse, as DCLS) and a learnable weight; hidden spikes reach one leaky integrator per class; the class is
 the largest time-averaged output. Trained in torch (LayeredNetwork) with Adam, separate learning rates for
@@ -27,12 +27,11 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
+import torch_models  # noqa: E402
 from bridge import batch as batching  # noqa: E402
-from bridge import ipd  # noqa: E402
 from bridge.description import Timing, from_json  # noqa: E402
 from brian_models import network as brian_network  # noqa: E402
-from experiments import one_thread, save_figure, versions  # noqa: E402
-from torch_models.layered import LayeredNetwork  # noqa: E402
+from experiments import ipd, one_thread, save_figure, versions  # noqa: E402
 
 MAX_DELAY_STEPS = 25
 TAU = {"hidden": "5*ms", "output": "5*ms", "synapse": None}
@@ -57,7 +56,7 @@ def initial_description(task, n_hidden, rng):
 
 
 def torch_module(simulation, dtype, device):
-    return LayeredNetwork(simulation, dtype=dtype, device=device, learn_delays=["ears_hidden"])
+    return torch_models.compile(simulation, "layered", dtype=dtype, device=device, learn_delays=["ears_hidden"])
 
 
 def predict(module, spikes, device, chunk=512):
@@ -70,11 +69,11 @@ def predict(module, spikes, device, chunk=512):
 def train(task, n_hidden, sizes, seed, device, progress):
     rng = np.random.default_rng(seed)
     module = torch_module(initial_description(task, n_hidden, rng), "float32", device)
-    delays = module.projections["ears_hidden"].delays
-    initial_delays = delays.in_force().cpu().numpy().copy()
-    weights = [p for name, p in module.named_parameters() if not name.endswith("delays.steps")]
+    delays = module.learnable_delays()["ears_hidden"]
+    initial_delays = module.delays_in_force("ears_hidden")
+    weights = [p for p in module.parameters() if p is not delays]
     optimizer = torch.optim.Adam([{"params": weights, "lr": LEARNING_RATES["weights"]},
-                                  {"params": [delays.steps], "lr": LEARNING_RATES["delays"]}])
+                                  {"params": [delays], "lr": LEARNING_RATES["delays"]}])
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, sizes["batches"])
     losses = []
     for _ in tqdm(range(sizes["batches"]), desc=f"ipd-cotrain {task.n_classes} classes", disable=not progress,
@@ -117,7 +116,7 @@ def _on_grid(spikes, n_steps):
 
 def evaluate(task, module, test, out, name, sizes, device):
     spikes, ipds, labels = test
-    simulation = module.simulation_with_learned()
+    simulation = module.to_simulation()
     path = Path(out) / f"network_{name}.json"
     path.write_text(simulation.to_json())
     loaded = from_json(path.read_text())
@@ -158,7 +157,7 @@ def run(out, seed=0, quick=False, device="cpu", progress=True, settings=None):
         test = task.draw(sizes["n_test"], np.random.default_rng([seed, 1]))  # independent of training
         metrics, predicted = evaluate(task, module, test, out, name, sizes, device)
         shape = (2 * task.fibres, n_hidden)  # one delay per fibre -> hidden synapse
-        learned = module.projections["ears_hidden"].delays.in_force().cpu().numpy().reshape(shape)
+        learned = module.delays_in_force("ears_hidden").reshape(shape)
         results[name] = {**metrics, "losses": losses, "train_seconds": time.time() - started,
                          "delays_initial_steps": initial_delays.reshape(shape).astype(int).tolist(),
                          "delays_learned_steps": learned.astype(int).tolist()}

@@ -31,7 +31,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
-from bridge.ipd import IPDTask, errors, ideal_observer  # noqa: E402
+from experiments.ipd import IPDTask, errors, ideal_observer  # noqa: E402
 from experiments import one_thread, save_figure, versions  # noqa: E402
 from torch_models.delays import Delays, exponential_filter, shift  # noqa: E402
 

@@ -18,16 +18,31 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from bridge import spiking_net as net
+from bridge.library import spiking_net as net
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from brian_models.network import run as run_brian  # noqa: E402
 from experiments import save_figure, versions  # noqa: E402
+from torch_models.stepwise import StepwiseNetwork  # noqa: E402
 
 DIGITS = Path(__file__).parent / "data" / "digits.csv.gz"
 LEARNING_RATES = (0.1, 0.05, 0.01)
 MNIST_FILES = {"train_images": "train-images-idx3-ubyte", "train_labels": "train-labels-idx1-ubyte",
                "test_images": "t10k-images-idx3-ubyte", "test_labels": "t10k-labels-idx1-ubyte"}
+
+
+def flicker(images, rng, shape):
+    """The seed's flickering input, x_k = image * uniform noise, padded to the run: (batch, n_steps, n_inputs)."""
+    images = np.asarray(images, dtype=float)
+    values = np.zeros((len(images), shape.n_steps, shape.n_inputs))
+    values[:, :shape.seed_steps] = images[:, None, :] * rng.random((len(images), shape.seed_steps, shape.n_inputs))
+    return values
+
+
+def seed_logits(output_v, shape):
+    """The seed's time-averaged output states from a recorded output.v, (..., steps, n_classes)."""
+    return output_v.sum(-2) / shape.seed_steps
 
 
 def load_idx(path):
@@ -72,16 +87,15 @@ class SpikingClassifier(nn.Module):
 
     def __init__(self, weights, shape, dtype, device):
         super().__init__()
-        from torch_models.network import CompiledNetwork
         self.shape = shape
-        self.network = CompiledNetwork(net.simulation(weights, shape), dtype=dtype, device=device)
+        self.network = StepwiseNetwork(net.simulation(weights, shape), dtype=dtype, device=device)
 
     def forward(self, stimulus, record=("output.v",)):
         run = self.network(currents={"image": stimulus}, record=list(record))
-        return net.logits(run.traces["output.v"], self.shape), run
+        return seed_logits(run.traces["output.v"], self.shape), run
 
     def weights(self):
-        return {name: self.network.synaptic(name, "w").detach().cpu().double().numpy().reshape(
+        return {name: self.network.values(name, "w").reshape(
             self.shape.weight_shape(name)) for name in net.WEIGHT_SHAPES}
 
 
@@ -113,8 +127,6 @@ def _spikes_equal(brian_record, torch_record, populations=("hidden", "output")):
 def run(out="results/spiking_net", seed=0, quick=False, device=None, mnist=None, epochs=None, batch=32,
         n_train=None, n_test=None, brian_samples=None, progress=True):
     """Train both networks, test them, re-run test samples in Brian2; writes results.json and PNGs."""
-    from brian_models.network import run as run_brian
-
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     started = time.time()
@@ -129,7 +141,7 @@ def run(out="results/spiking_net", seed=0, quick=False, device=None, mnist=None,
     shape = net.NetShape(n_inputs=train_x.shape[1], n_classes=int(max(train_y.max(), test_y.max())) + 1)
 
     spiking = SpikingClassifier(net.initial_weights(shape, rng), shape, "float32", device)
-    stimulus = lambda images, dtype: torch.as_tensor(net.stimulus(images, rng, shape), dtype=dtype, device=device)
+    stimulus = lambda images, dtype: torch.as_tensor(flicker(images, rng, shape), dtype=dtype, device=device)
     spiking_losses = train(spiking, lambda x: spiking(stimulus(x, torch.float32))[0], train_x, train_y, epochs,
                            batch, rng, progress, "spiking")
     relu = relu_net(shape).to(device)
@@ -138,7 +150,7 @@ def run(out="results/spiking_net", seed=0, quick=False, device=None, mnist=None,
 
     weights = spiking.weights()
     checked = SpikingClassifier(weights, shape, "float64", device)  # the trained net, float64 as Brian2
-    test_stimulus = net.stimulus(test_x, np.random.default_rng(seed + 1), shape)
+    test_stimulus = flicker(test_x, np.random.default_rng(seed + 1), shape)
     with torch.no_grad():
         relu_predictions = relu(torch.as_tensor(test_x, dtype=torch.float32, device=device)).argmax(1).cpu().numpy()
         predictions, runs = [], []
@@ -151,7 +163,7 @@ def run(out="results/spiking_net", seed=0, quick=False, device=None, mnist=None,
     for b in tqdm(range(min(brian_samples, n_test)), desc="Brian2 re-run", disable=not progress):
         brian_record = run_brian(net.simulation(weights, shape, test_stimulus[b]))
         torch_record = runs[b // batch].record(b % batch)
-        agree.append(int(np.argmax(net.logits(brian_record.traces["output.v"], shape))) == int(predictions[b]))
+        agree.append(int(np.argmax(seed_logits(brian_record.traces["output.v"], shape))) == int(predictions[b]))
         identical.append(_spikes_equal(brian_record, torch_record))
         example = example or (brian_record, int(test_y[b]))
     results = {

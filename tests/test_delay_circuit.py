@@ -7,8 +7,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bridge import delay_circuit as circuit
-from bridge.delay_circuit import CircuitParameters
+from bridge.library import delay_circuit as circuit
+from bridge.library.delay_circuit import CircuitParameters
+from experiments.delay_circuit import aligning_delays, outcome
 
 
 def _same_delay_trajectories(brian_record, torch_record):
@@ -19,8 +20,8 @@ def test_seed_pattern_and_aligning_delay():
     """The seed's pattern (np.random.seed(0), choice p=0.5) and the delays that align it."""
     params = CircuitParameters()
     assert params.pattern().tolist() == [1, 2, 3, 4, 6, 8, 9]
-    assert circuit.aligning_delays(params).tolist() == [1.0]
-    assert circuit.aligning_delays(CircuitParameters(offset=12.0)).tolist() == [0.0]  # 13 ms wraps to 0
+    assert aligning_delays(params).tolist() == [1.0]
+    assert aligning_delays(CircuitParameters(offset=12.0)).tolist() == [0.0]  # 13 ms wraps to 0
 
 
 @pytest.mark.parametrize("variant, delays", [(circuit.SEED_CIRCUIT, (0.0, 1.0)), ({}, (0.0, 6.0))])
@@ -34,7 +35,7 @@ def test_seed_default_circuit_is_identical_and_keeps_the_aligned_delay(paired, v
     assert report.identical, report.text()
     assert _same_delay_trajectories(record, torch_record)
     neurons, steps = record.spikes["neurons"]
-    result = circuit.outcome(neurons, steps, record.traces["neurons.d"], params)
+    result = outcome(neurons, steps, record.traces["neurons.d"], params)
     assert record.count("neurons") >= 30
     assert result["learned_delay_ms"] == 1.0 and result["success"]
 
@@ -83,15 +84,15 @@ def test_outcome_of_a_known_trajectory():
     d[:, 0] = np.repeat(np.arange(10) * 1e-3, 10)
     steps = np.array([5, 30, 50, 85, 89, 95])
     neurons = np.array([0, 1, 1, 1, 0, 1])
-    result = circuit.outcome(neurons, steps, d, params)
+    result = outcome(neurons, steps, d, params)
     assert result["learned_delay_ms"] == 4.0 and result["error_ms"] == 0.0 and result["success"]
     assert result["wins"] == 5
     assert result["settle_time_ms"] == pytest.approx(3.0)  # from the spike at step 30 on
     assert result["final_delays_ms"] == [9.0, 4.0]
-    away = circuit.outcome(neurons, steps, d + 3e-3, params)  # learned 7 ms: 3 ms from the aligning 4 ms
+    away = outcome(neurons, steps, d + 3e-3, params)  # learned 7 ms: 3 ms from the aligning 4 ms
     assert away["learned_delay_ms"] == 7.0 and away["error_ms"] == pytest.approx(3.0) and not away["success"]
     growing = dataclasses.replace(params, delay_range="grow")  # one period more: an equivalent alignment
-    later = circuit.outcome(neurons, steps, d + 13e-3, growing)
+    later = outcome(neurons, steps, d + 13e-3, growing)
     assert later["learned_delay_ms"] == pytest.approx(4.0) and later["success"]
 
 

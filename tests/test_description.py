@@ -6,6 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from bridge.plan import lower
 from bridge import library
 from bridge.description import (NeuronModel, Network, Population, Projection, RunSettings, Simulation, SpikeTrains,
                                 SynapseModel, Timing, from_json, to_json)
@@ -34,8 +35,8 @@ def test_library_scenarios_round_trip_losslessly(name):
     again = from_json(text)
     assert again == simulation
     assert to_json(again) == text
-    assert np.array_equal(again.input_spikes()["poisson" if name != "coincidence" else "input_s_1"][1],
-                          simulation.input_spikes()["poisson" if name != "coincidence" else "input_s_1"][1])
+    for name, source in lower(simulation).sources.items():
+        assert np.array_equal(lower(again).sources[name].steps, source.steps)
 
 
 def test_example_json_round_trips():
@@ -100,7 +101,7 @@ def test_delays_not_whole_steps_under_exact_rule():
     with pytest.raises(DescriptionError, match=r"delays: delay of 10\.5 steps of dt is not a whole number.*exact_steps"):
         _simulation(projection, timing=Timing(delay_rounding="exact_steps"))
     # half_up as Brian2 computes it: 1.05e-3/1e-4 is 10.499999999999998 in float64, so 10 steps
-    assert list(_simulation(projection).delay_steps(projection)) == [0, 10, 20]
+    assert list(lower(_simulation(projection)).projections[projection.name].delay_steps) == [0, 10, 20]
 
 
 def test_other_bad_fields():

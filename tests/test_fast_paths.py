@@ -1,5 +1,5 @@
 """The layered torch module's fast paths give the step-by-step numbers: event-driven input products (equal to
-the dense product, to CompiledNetwork and to Brian2), affine populations as one scan with a hand-written
+the dense product, to StepwiseNetwork and to Brian2), affine populations as one scan with a hand-written
 backward pass (equal to autograd through the eager loop) and its torch.compile'd chunks (bitwise equal)."""
 import dataclasses
 
@@ -11,7 +11,7 @@ from bridge import batch, library
 from brian_models import network as brian_network
 from torch_models.events import event_product
 from torch_models.layered import LayeredNetwork
-from torch_models.network import CompiledNetwork
+from torch_models.stepwise import StepwiseNetwork
 
 SIZES = (40, 12, 3)
 
@@ -56,7 +56,7 @@ def test_feedforward_equals_step_by_step_module_and_brian2():
     simulation, spikes = feedforward(), input_spikes()
     with torch.no_grad():
         layered = LayeredNetwork(simulation, learn_delays=False)({"input": spikes})
-        step_by_step = CompiledNetwork(simulation)({"input": spikes})
+        step_by_step = StepwiseNetwork(simulation)({"input": spikes})
     assert layered.spikes["layer_1"].sum() > 20 and layered.spikes["layer_2"].sum() > 5
     for name in ("layer_1", "layer_2"):
         assert torch.equal(layered.spikes[name], step_by_step.spikes[name])

@@ -2,22 +2,24 @@
 import numpy as np
 import torch
 
+from bridge.plan import lower
 from bridge import library
-from torch_models.network import CompiledNetwork
+from torch_models.stepwise import StepwiseNetwork
 
 
 def test_gradient_of_voltage_wrt_delayed_weights_matches_finite_differences():
     simulation = library.scenario("lif", seed=4, n=5, weight=(0.0, 0.005e-9), duration="50*ms")
-    module = CompiledNetwork(simulation)
-    weights = module.synaptic("input_to_lif", "w")
+    module = StepwiseNetwork(simulation)
+    weights = module.parameter("input_to_lif", "w")
     run = module()
     assert run.spikes["lif"].sum() == 0  # subthreshold, so the loss is smooth in w
     loss = run.traces["lif.v"].sum()
     loss.backward()
     grad = weights.grad.clone()
     projection = simulation.network.projections[0]
-    delays, (sources, _) = simulation.delay_steps(projection), simulation.synapses(projection)
-    indices, steps = simulation.input_spikes()["poisson"]
+    plan = lower(simulation)
+    delays, sources = plan.projections[projection.name].delay_steps, plan.projections[projection.name].i
+    indices, steps = plan.sources["poisson"].indices, plan.sources["poisson"].steps
     # a weight matters exactly when a spike of it arrives (step n + d), moves I_syn and then v (recorded at n + d + 2)
     reaches = np.array([np.any(steps[indices == s] + d + 2 < simulation.run.n_steps) for s, d in zip(sources, delays)])
     assert reaches.sum() > 20 and (~reaches).sum() > 20
@@ -44,7 +46,7 @@ def test_batch_elements_equal_single_runs():
     for b in range(3):
         indices, steps = PoissonTrains("poisson", n, "40*Hz", seed=10 + b).spike_steps(simulation.dt, n_steps)
         inputs[b, steps, indices] = 1
-    module = CompiledNetwork(simulation)
+    module = StepwiseNetwork(simulation)
     with torch.no_grad():
         batched = module({"poisson": inputs})
         singles = [module({"poisson": inputs[b:b + 1]}) for b in range(3)]

@@ -1,4 +1,4 @@
-"""IPD stimuli (bridge/ipd.py): input validation, seeded draws, the ideal observer; experiment `ipd-delays`:
+"""IPD stimuli (experiments/ipd.py): input validation, seeded draws, the ideal observer; experiment `ipd-delays`:
 the coincidence readout and the quick mode's numbers."""
 import math
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from bridge.ipd import IPDTask, ideal_observer
+from experiments.ipd import IPDTask, ideal_observer
 from experiments import ipd_delays
 
 

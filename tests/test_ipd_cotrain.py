@@ -4,6 +4,7 @@ import json
 
 import numpy as np
 
+from bridge.plan import lower
 from bridge.description import Simulation, from_json
 from experiments import ipd_cotrain
 
@@ -23,7 +24,7 @@ def test_quick_cotraining_learns_and_brian2_agrees(tmp_path):
     assert result["brian2_fine_dt"]["identical_predictions"] >= 0.6
     saved = from_json((tmp_path / result["network_file"]).read_text())
     assert isinstance(saved, Simulation)
-    delays = saved.delay_steps(saved.network.projections[0]).reshape(200, -1)
+    delays = lower(saved).projections["ears_hidden"].delay_steps.reshape(200, -1)
     assert np.array_equal(delays, result["delays_learned_steps"])
     assert json.loads((tmp_path / "results.json").read_text())["quick"] is True
     assert (tmp_path / "ipd_cotrain_12_classes.png").exists()

@@ -5,12 +5,14 @@ import numpy as np
 import pytest
 import torch
 
-from bridge import batch, ipd, library
+from bridge.plan import lower
+from bridge import batch, library
+from experiments import ipd
 from bridge.description import Network, Projection, SynapseModel
 from bridge.errors import DescriptionError
 from brian_models import network as brian_network
 from torch_models.layered import LayeredNetwork
-from torch_models.network import CompiledNetwork
+from torch_models.stepwise import StepwiseNetwork
 
 TASK = ipd.IPDTask(n_classes=4, fibres=6, duration=0.05)
 
@@ -30,7 +32,7 @@ def small_classifier(seed, per_source_delays=False, n_hidden=5, tau_synapse=None
 def test_lif_scenario_equals_the_step_by_step_module():
     simulation = library.scenario("lif", seed=1, duration="100*ms")  # refractory LIF, current synapses
     with torch.no_grad():
-        step_by_step, layered = CompiledNetwork(simulation)(batch_size=2), LayeredNetwork(simulation)(batch_size=2)
+        step_by_step, layered = StepwiseNetwork(simulation)(batch_size=2), LayeredNetwork(simulation)(batch_size=2)
     assert step_by_step.spikes["lif"].sum() > 20
     assert torch.equal(step_by_step.spikes["lif"], layered.spikes["lif"])
     for key in simulation.run.record:
@@ -39,14 +41,14 @@ def test_lif_scenario_equals_the_step_by_step_module():
 
 
 @pytest.mark.parametrize("axonal, tau_synapse", [(False, None), (True, None), (True, "2*ms")])
-def test_two_layers_equal_compiled_network_and_brian2(axonal, tau_synapse):
+def test_two_layers_equal_the_step_by_step_module_and_brian2(axonal, tau_synapse):
     simulation = small_classifier(seed=2, per_source_delays=axonal, tau_synapse=tau_synapse)
     spikes, _, _ = TASK.draw(4, np.random.default_rng(5))
     inputs = {"ears": torch.as_tensor(spikes, dtype=torch.float64)}
     kinds = {"ears_hidden": "axonal"} if axonal else {}
     with torch.no_grad():
         layered = LayeredNetwork(simulation, delays=kinds)(inputs)
-        step_by_step = CompiledNetwork(simulation)(inputs)
+        step_by_step = StepwiseNetwork(simulation)(inputs)
     counts = layered.spikes["hidden"].sum((1, 2))
     assert counts.min() > 5 and len(set(counts.tolist())) > 1
     assert torch.equal(layered.spikes["hidden"], step_by_step.spikes["hidden"])
@@ -66,11 +68,11 @@ def test_learned_weights_and_delays_export_to_a_description():
     module = LayeredNetwork(simulation, delays={"ears_hidden": "axonal"})
     with torch.no_grad():
         module.projections["ears_hidden"].delays.steps.copy_(torch.arange(12, dtype=torch.float64) * 0.7)
-        module.projections["hidden_output"].weight.mul_(-2)
-    exported = module.simulation_with_learned()
+        module.parameter("hidden_output", "w").mul_(-2)
+    exported = module.to_simulation()
     proj = exported.network.projections[0]
     expected = np.floor(np.arange(12) * 0.7 + 0.5)
-    assert np.array_equal(exported.delay_steps(proj).reshape(12, 5), expected[:, None].repeat(5, 1))
+    assert np.array_equal(lower(exported).projections[proj.name].delay_steps.reshape(12, 5), expected[:, None].repeat(5, 1))
     spikes, _, _ = TASK.draw(3, np.random.default_rng(6))
     inputs = {"ears": torch.as_tensor(spikes, dtype=torch.float64)}
     with torch.no_grad():

@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pytest
 
-from bridge import spiking_net as net
+from bridge.library import spiking_net as net
 from bridge.paired import paired_run
 from experiments import spiking_net as experiment
 
@@ -31,13 +31,13 @@ def test_description_computes_the_seed_network_in_both_backends():
     shape = net.NetShape(n_inputs=12, n_hidden=8, n_classes=4, seed_steps=60)
     rng = np.random.default_rng(2)
     weights = {k: 5 * v for k, v in net.initial_weights(shape, rng).items()}  # strong enough to fire often
-    stimulus = net.stimulus(rng.uniform(-0.5, 0.5, (1, shape.n_inputs)), rng, shape)[0]
+    stimulus = experiment.flicker(rng.uniform(-0.5, 0.5, (1, shape.n_inputs)), rng, shape)[0]
     brian, torch_record, report = paired_run(net.simulation(weights, shape, stimulus))
     expected = seed_forward(stimulus[:shape.seed_steps], weights)
     assert report.identical
     assert brian.count("hidden") >= 50 and brian.count("output") >= 25
-    np.testing.assert_allclose(net.logits(brian.traces["output.v"], shape), expected, rtol=1e-12, atol=1e-12)
-    np.testing.assert_allclose(net.logits(torch_record.traces["output.v"], shape), expected, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(experiment.seed_logits(brian.traces["output.v"], shape), expected, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(experiment.seed_logits(torch_record.traces["output.v"], shape), expected, rtol=1e-12, atol=1e-12)
 
 
 def test_bad_weight_shape_is_named():

@@ -1,4 +1,4 @@
-"""The timing conventions of DESIGN.md §3, asserted as step numbers in both backends."""
+"""The timing conventions (bridge.description.Timing, README), asserted as step numbers in both backends."""
 import numpy as np
 import pytest
 

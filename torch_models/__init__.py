@@ -1,0 +1,30 @@
+"""The torch backend: torch_models.compile(simulation, strategy, dtype, device) -> a module with one interface
+(torch_models/module.py), whichever strategy runs it."""
+from bridge.errors import DescriptionError
+from torch_models import layered
+from torch_models.layered import LayeredNetwork
+from torch_models.stepwise import StepwiseNetwork
+
+STRATEGIES = ("auto", "stepwise", "layered")
+
+
+def compile(simulation, strategy="auto", dtype=None, device=None, **options):
+    """The torch module of a Simulation (or its Plan). 'stepwise' runs any description step by step;
+    'layered' computes each population's input for all steps at once (fast training of feed-forward
+    networks; `options` are LayeredNetwork's); 'auto' takes 'layered' where the description allows it and
+    'stepwise' otherwise. The module's `strategy_note` says which, and why."""
+    if strategy not in STRATEGIES:
+        raise ValueError(f"strategy {strategy!r}; allowed: {STRATEGIES}")
+    why_not = "; ".join(map(str, layered.refusals(simulation))) if strategy != "stepwise" else "as asked"
+    if strategy == "layered" and why_not:
+        raise DescriptionError("strategy 'layered'", why_not)
+    if strategy == "stepwise" or why_not:
+        if options:
+            raise ValueError(f"options {sorted(options)} are the layered module's; this description runs step by "
+                             f"step ({why_not})")
+        module = StepwiseNetwork(simulation, dtype, device)
+        module.strategy_note = f"step by step: {why_not}"
+    else:
+        module = LayeredNetwork(simulation, dtype, device, **options)
+        module.strategy_note = "layered: feed-forward, static delays, additive synapses"
+    return module

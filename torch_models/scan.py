@@ -22,6 +22,8 @@ import warnings
 import numpy as np
 import torch
 
+from torch_models import population
+
 PROBE_SCALES = (1.0, 1e3)
 CHUNK_STEPS = 10  # steps per call of a chunk function: what torch.compile unrolls and fuses
 
@@ -53,15 +55,16 @@ def _jacobian(function, variables, n, dtype):
 
 
 def step(group, state, arrived, t, dt, batch):
-    """One step of Brian2's schedule for a population (GroupStep): integrate, threshold, the input `arrived`
-    {variable: (batch, n)} arrives, reset. Returns (state, spikes, margin)."""
-    state = group.integrate(state, t, dt)
-    spiked, margin = group.threshold_crossings(state, t, dt, batch)
-    for var, current in arrived.items():
-        if var in group.conditional:  # (unless refractory): input is lost while refractory
-            current = torch.where(state["not_refractory"], current, torch.zeros_like(current))
-        state[var] = state[var] + current
-    return group.apply_reset(state, spiked > 0, t, dt), spiked, margin
+    """One step of Brian2's schedule (population.step) for one population (PopulationStep) whose synaptic
+    input `arrived` {variable: (batch, n)} is added in the synapses slot. Returns (state, spikes, margin)."""
+    def arrive(spikes, states):
+        state = states[group.name]
+        for var, current in arrived.items():
+            receptive = group.receptive(state, var)
+            state[var] = state[var] + (current if receptive is None else
+                                       torch.where(receptive, current, torch.zeros_like(current)))
+    states, spikes, margins = population.step({group.name: group}, {group.name: state}, t, dt, batch, arrive)
+    return states[group.name], spikes[group.name], margins[group.name]
 
 
 def schedule(group, state, drive, batch, n_steps, dt):
@@ -102,7 +105,7 @@ def linear_decay(group, dt):
 
 
 class AffineScan:
-    """The Jacobians of a population (GroupStep) whose update, margin and reset are affine; `of` returns
+    """The Jacobians of a population (PopulationStep) whose update, margin and reset are affine; `of` returns
     None for any other population (refractoriness, a nonlinear update, a threshold without margin).
     Calling it runs the population (forward and backward) in chunks of CHUNK_STEPS steps; `compile()` puts
     the chunk functions through torch.compile (the same numbers; a compilation of each chunk function per

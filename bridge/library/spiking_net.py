@@ -15,7 +15,7 @@ import numpy as np
 
 from bridge.description import (CurrentInjection, Network, Population, Projection, RunSettings, Simulation,
                                 SpikeTrains, SynapseModel, Timing)
-from bridge.library import graded_input, penalty_layer
+from bridge.library.neurons import graded_input, penalty_layer
 
 LATENCY = 2
 DT = 0.1e-3
@@ -50,16 +50,9 @@ def initial_weights(shape, rng):
     return weights
 
 
-def stimulus(images, rng, shape):
-    """The seed's flickering input, x_k = image * uniform noise, padded to the run: (batch, n_steps, n_inputs)."""
-    images = np.asarray(images, dtype=float)
-    values = np.zeros((len(images), shape.n_steps, shape.n_inputs))
-    values[:, :shape.seed_steps] = images[:, None, :] * rng.random((len(images), shape.seed_steps, shape.n_inputs))
-    return values
-
-
 def simulation(weights, shape=NetShape(), stimulus_values=None):
-    """The network with `weights` (see WEIGHT_SHAPES) for one stimulus (n_steps, n_inputs; default zeros)."""
+    """Seed 002's two-layer SpikingNet of penalty neurons with `weights` (see WEIGHT_SHAPES) for one stimulus
+    (n_steps, n_inputs; default zeros)."""
     for name, expected in ((n, shape.weight_shape(n)) for n in WEIGHT_SHAPES):
         if np.shape(weights[name]) != expected:
             raise ValueError(f"weights[{name!r}]: shape {np.shape(weights[name])}; expected {expected}")
@@ -85,8 +78,3 @@ def simulation(weights, shape=NetShape(), stimulus_values=None):
         projections=projections)
     return Simulation(network, RunSettings(f"{shape.n_steps * DT}*second", dtype="float64",
                                            record=("hidden.v", "output.v"), timing=Timing(dt=step)))
-
-
-def logits(output_v, shape):
-    """The seed's time-averaged output states from a recorded output.v, (..., steps, n_classes)."""
-    return output_v.sum(-2) / shape.seed_steps

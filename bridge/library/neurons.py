@@ -1,9 +1,8 @@
-"""The model library: each model written once, as data, plus a crosscheck scenario that drives it.
+"""Neuron models, each written once as data, and the crosscheck scenarios that drive them.
 
 Scenario: `n` neurons of the model, fed by seeded Poisson trains through random synapses with random
 per-synapse delays in [0, 20] ms and random weights; 1 s at dt = 0.1 ms by default.
 """
-import math
 
 import numpy as np
 
@@ -144,11 +143,9 @@ def weighted_sum_scenario(seed=0, n=10, n_inputs=30, rate="20*Hz", duration="1*s
     return _scenario(pop, [PoissonTrains("poisson", n_inputs, rate, seed)], [proj], ("weighted_sum.v",), duration)
 
 
-MODELS = {"lif": (lif, lif_scenario), "penalty": (penalty, penalty_scenario),
-          "coincidence": (coincidence, coincidence_scenario), "weighted_sum": (weighted_sum, weighted_sum_scenario)}
-
-
-def scenario(name, seed=0, **kwargs):
-    if name not in MODELS:
-        raise KeyError(f"unknown model {name!r}; library models: {sorted(MODELS)}")
-    return MODELS[name][1](seed=seed, **kwargs)
+def lif_euler_scenario(seed=0, n=20, n_inputs=100, rate="20*Hz", duration="1*second"):
+    rng = np.random.default_rng(seed)
+    synapse = SynapseModel(model="w : 1", on_pre="I_post += w")
+    pop = Population("lif_euler", lif_euler(), n)
+    proj = _random_projection("input_to_lif", "poisson", "lif_euler", n_inputs, n, synapse, (0.0, 0.8), 0.5, rng)
+    return _scenario(pop, [PoissonTrains("poisson", n_inputs, rate, seed)], [proj], ("lif_euler.v",), duration)

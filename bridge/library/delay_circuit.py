@@ -9,7 +9,7 @@ thresholds reset and their delay moves by `delay_step`. The plastic source fires
 earlier than the reference, so the aligning delay is reference_delay + offset (modulo the pattern period).
 
 The seed's code is rule 'seed' with delay_range 'grow' and initial_delays 'consecutive'. The circuit works
-(>= 95 % in sweeps of random patterns) with three changes, each measured in experiments/delay_circuit.py:
+(>= 95 % in sweeps of random patterns) with three changes, each measured by the experiment `delay-circuit`:
 - rule 'yield_by_index': of neurons that fire in the same step only the higher-indexed yield (move); under
   'seed' they all move, and two neurons that share a delay stay in lockstep forever. It needs `lastspike`,
   so the neuron gets refractory = 0 ms.
@@ -29,7 +29,7 @@ import numpy as np
 
 from bridge.description import (Network, Population, Projection, RunSettings, Simulation, SpikeTrains, SynapseModel,
                                 Timing)
-from bridge.library import coincidence
+from bridge.library.neurons import coincidence
 
 RULES = {
     "seed": "v_post = 0\nv_th_post = v_th0\nd_post += delay_step",
@@ -122,7 +122,7 @@ class CircuitParameters:
 
 
 def simulation(params=CircuitParameters()):
-    """The circuit as a Simulation that records v, v_th and the delays d of every neuron."""
+    """Seed 003's inhibitory delay-adjustment circuit, delays changing during the run; records v, v_th, d."""
     ms = 1e-3
     neuron = coincidence(tau=f"{params.tau}*ms", tau_s=f"{params.tau_trace}*ms", tau_th=f"{params.tau_threshold}*ms",
                          v_th0=repr(params.threshold))
@@ -149,59 +149,3 @@ def simulation(params=CircuitParameters()):
     run = RunSettings(f"{n_steps * params.dt}*ms", record=("neurons.v", "neurons.v_th", "neurons.d"),
                       timing=Timing(dt=f"{params.dt}*ms"))
     return Simulation(Network((neurons,), (plastic, reference), (), projections), run)
-
-
-def delays_in_force(d_trace, params):
-    """The delay (ms) each neuron's plastic input has at every step: its variable d by the plastic
-    projection's overflow rule."""
-    circuit = simulation(params)
-    plastic = next(proj for proj in circuit.network.projections if proj.name == "plastic_input")
-    return circuit.delay_rule(plastic).steps(np.asarray(d_trace)) * params.dt
-
-
-def aligning_delays(params):
-    """Delays on the delay-step grid within one period that make the most plastic spikes coincide with
-    reference spikes (the aligning delay, and its equivalents when the pattern repeats within itself). Adding
-    whole periods gives equivalent delays."""
-    period_steps = round(params.period / params.dt)
-    pattern = np.zeros(period_steps, dtype=int)
-    pattern[np.round(params.pattern() / params.dt).astype(int) % period_steps] = 1
-    reference = np.roll(pattern, round(params.aligning_delay / params.dt))
-    candidates = np.arange(params.positions) * params.delay_step
-    overlap = np.array([np.dot(np.roll(pattern, round(c / params.dt)), reference) for c in candidates])
-    return candidates[overlap == overlap.max()]
-
-
-def _circle_distance(delays, targets, circle):
-    gap = np.abs(np.asarray(delays, dtype=float)[..., None] - np.asarray(targets)[None, :]) % circle
-    return np.minimum(gap, circle - gap).min(axis=-1)
-
-
-def outcome(neurons, steps, d_trace, params, final_fraction=0.2):
-    """What the circuit learned. A win: a spike after which the neuron keeps its delay (it was not made to
-    yield). The learned delay: the delay (modulo the period) most wins in the final `final_fraction` of the
-    run were fired with. Settled: every win in that stretch was fired within one delay step of it; settle
-    time: the first win of the final stretch of such wins. Success: settled, and the learned delay within
-    one delay step of an aligning delay."""
-    delays = delays_in_force(d_trace, params)
-    n_steps, step = len(delays), params.delay_step
-    fired_with = delays[steps, neurons]
-    won = delays[np.minimum(steps + 1, n_steps - 1), neurons] == fired_with
-    win_steps, win_delays = steps[won], fired_with[won] % params.period
-    late = win_delays[win_steps >= (1 - final_fraction) * n_steps]
-    aligning = aligning_delays(params)
-    result = {"aligning_delays_ms": aligning.tolist(), "final_delays_ms": delays[-1].round(6).tolist(),
-              "wins": int(won.sum()), "settled": False, "learned_delay_ms": None, "error_ms": None,
-              "settle_time_ms": None, "success": False}
-    if len(late) == 0:
-        return result
-    values, counts = np.unique(late.round(6), return_counts=True)
-    learned = values[np.argmax(counts)]
-    near = _circle_distance(win_delays, [learned], params.period) <= step + 1e-9
-    settled = bool(np.all(near[len(win_delays) - len(late):]))
-    first = np.nonzero(~near)[0][-1] + 1 if not np.all(near) else 0
-    error = float(_circle_distance(learned, aligning, params.period))
-    result.update(learned_delay_ms=float(learned), error_ms=round(error, 6), settled=settled,
-                  settle_time_ms=round(float(win_steps[first] * params.dt), 6) if settled else None,
-                  success=settled and error <= step + 1e-9)
-    return result

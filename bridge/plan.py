@@ -1,0 +1,207 @@
+"""Lowering: a Simulation turned into numbers once, the form both backends read.
+
+`lower(simulation)` parses every quantity string and decodes every naming convention of the description
+exactly once, here:
+- dt and step counts as numbers; the run's segments (Brian2 run() calls) as step boundaries;
+- records `"population.variable"` as (population, variable) pairs;
+- per population its parameters (Brian2 quantities and SI floats) and the initial value of each variable
+  given, one SI float per neuron;
+- per projection the synapses (i, j), one SI value per synapse of each synaptic variable, the initial
+  delay of every synapse in steps, its DelayRule and where its delay variable lives: ('synapse', name),
+  or a neuron variable `x_post` / `x_pre` as ('target', 'x') / ('source', 'x');
+- the input spikes of every source as (neuron, step) pairs, and every current injection as (steps, n).
+
+Time-to-step rules: spike times go to step int((t + 1e-3*dt)/dt) (Brian2's SpikeGeneratorGroup rule);
+delays by the run's `Timing.delay_rounding` (bridge/delays.py).
+"""
+from dataclasses import dataclass
+
+import numpy as np
+
+from bridge.delays import DelayRule
+from bridge.quantities import parse_quantity, si_value
+
+NEURON_SIDES = {"_post": "target", "_pre": "source"}
+
+
+def record_key(key):
+    """'population.variable' -> (population, variable)."""
+    population, _, variable = key.partition(".")
+    return population, variable
+
+
+def neuron_variable(name):
+    """A name in synaptic code: ('target', x) for `x_post`, ('source', x) for `x_pre`, None otherwise."""
+    for suffix, side in NEURON_SIDES.items():
+        if name.endswith(suffix):
+            return side, name[:-len(suffix)]
+    return None
+
+
+def delay_owner(delay_variable):
+    """Where a projection's delay variable lives: (side, variable), side 'target', 'source' or 'synapse'."""
+    return neuron_variable(delay_variable) or ("synapse", delay_variable)
+
+
+def namespace(parameters):
+    """{name: Brian2 Quantity} of a model's parameter strings."""
+    return {name: parse_quantity(text, name) for name, text in parameters.items()}
+
+
+def si_constants(quantities):
+    """{name: SI float} of parsed quantities."""
+    return {name: float(np.asarray(value)) for name, value in quantities.items()}
+
+
+@dataclass(frozen=True)
+class PopulationPlan:
+    name: str
+    n: int
+    model: object          # the NeuronModel
+    namespace: dict        # parameter -> Brian2 Quantity
+    constants: dict        # parameter -> SI float
+    initial: dict          # variable -> (n,) SI floats, for the variables given
+
+    def initial_array(self, variable):
+        """The initial value of `variable` for each neuron (0 when not given)."""
+        return self.initial.get(variable, np.zeros(self.n))
+
+
+@dataclass(frozen=True)
+class SourcePlan:
+    name: str
+    n: int
+    indices: np.ndarray    # neuron of each input spike
+    steps: np.ndarray      # step of each input spike
+
+    def raster(self, n_steps):
+        """The spikes as a (n_steps, n) 0/1 array."""
+        raster = np.zeros((n_steps, self.n))
+        raster[self.steps, self.indices] = 1
+        return raster
+
+
+@dataclass(frozen=True)
+class CurrentPlan:
+    name: str
+    target: str
+    variable: str
+    values: np.ndarray     # (n_steps, n) SI floats, set at the start of each step
+
+
+@dataclass(frozen=True)
+class ProjectionPlan:
+    name: str
+    source: str
+    target: str
+    n_source: int
+    n_target: int
+    synapse: object        # the SynapseModel
+    namespace: dict        # parameter -> Brian2 Quantity
+    constants: dict        # parameter -> SI float
+    i: np.ndarray
+    j: np.ndarray
+    values: dict           # synaptic variable -> (synapses,) SI floats
+    delay_steps: np.ndarray  # every synapse's delay in steps at the start of the run
+    rule: DelayRule
+    delay_mode: str
+    delay_owner: tuple     # (side, variable) of the delay variable, or None for static delays
+    shape: tuple           # the description's layout of per-synapse arrays: (n_source, n_target) when dense
+
+    @property
+    def dense(self):
+        return len(self.shape) == 2
+
+    def in_layout(self, values):
+        """Per-synapse values (synapses,) in the description's layout."""
+        return values.reshape(self.shape)
+
+
+@dataclass(frozen=True)
+class Plan:
+    simulation: object     # the Simulation lowered
+    dt: float
+    n_steps: int
+    segment_steps: int
+    dtype: str
+    records: dict          # 'population.variable' -> (population, variable), in the description's order
+    populations: dict      # name -> PopulationPlan
+    sources: dict          # name -> SourcePlan
+    currents: dict         # name -> CurrentPlan
+    projections: dict      # name -> ProjectionPlan, in the description's order
+
+    @property
+    def segment_starts(self):
+        return range(0, self.n_steps, self.segment_steps)
+
+    def size(self, name):
+        return (self.populations.get(name) or self.sources[name]).n
+
+
+def lower(simulation):
+    """The Plan of a Simulation (a Plan is returned as it is)."""
+    if isinstance(simulation, Plan):
+        return simulation
+    net, run = simulation.network, simulation.run
+    dt, n_steps = run.timing.dt_seconds, run.n_steps
+    populations = {p.name: _population(p) for p in net.populations}
+    sizes = {element.name: element.n for element in net.populations + net.sources}
+    return Plan(
+        simulation=simulation, dt=dt, n_steps=n_steps, segment_steps=n_steps // run.segments, dtype=run.dtype,
+        records={key: record_key(key) for key in run.record}, populations=populations,
+        sources={s.name: SourcePlan(s.name, s.n, *s.spike_steps(dt, n_steps)) for s in net.sources},
+        currents={c.name: CurrentPlan(c.name, c.target, c.variable, c.array(n_steps)) for c in net.currents},
+        projections={p.name: _projection(p, simulation, populations, sizes) for p in net.projections})
+
+
+def _population(population):
+    quantities = namespace(population.model.parameters)
+    initial = {var: population.initial_array(var) for var in population.initial}
+    return PopulationPlan(population.name, population.n, population.model, quantities, si_constants(quantities),
+                          initial)
+
+
+def _projection(proj, simulation, populations, sizes):
+    i, j = synapses(proj, sizes[proj.source], sizes[proj.target])
+    quantities = namespace(proj.synapse.parameters)
+    shape = (sizes[proj.source], sizes[proj.target]) if proj.dense else (len(i),)
+    return ProjectionPlan(
+        name=proj.name, source=proj.source, target=proj.target, n_source=sizes[proj.source],
+        n_target=sizes[proj.target], synapse=proj.synapse, namespace=quantities,
+        constants=si_constants(quantities), i=i, j=j,
+        values={name: proj.value_array(name, len(i)) for name in proj.values},
+        delay_steps=initial_delay_steps(simulation, proj, i, j, populations), rule=delay_rule(simulation, proj),
+        delay_mode=proj.delay_mode, delay_owner=delay_owner(proj.delay_variable) if proj.delay_variable else None,
+        shape=shape)
+
+
+def synapses(proj, n_source, n_target):
+    """(i, j) of every synapse; dense projections connect all pairs in row-major order."""
+    if proj.dense:
+        return np.divmod(np.arange(n_source * n_target), n_target)
+    return np.asarray(proj.i, dtype=np.int64), np.asarray(proj.j, dtype=np.int64)
+
+
+def delay_rule(simulation, proj):
+    """The projection's DelayRule: dt, max_delay in steps, rounding and overflow rules."""
+    timing, where = simulation.run.timing, f"Projection {proj.name!r}"
+    max_delay = si_value(proj.max_delay, f"{where}.max_delay")
+    max_steps = int(timing.delay_steps(max_delay, f"{where}.max_delay"))
+    field_name = "delay_variable" if proj.delay_variable else "delays"
+    return DelayRule(f"{where}.{field_name}", timing.dt_seconds, max_steps, timing.delay_rounding,
+                     proj.delay_overflow)
+
+
+def initial_delay_steps(simulation, proj, i, j, populations):
+    """Every synapse's delay in whole steps at the start of the run: from `delays`, or from the delay
+    variable's initial values (of the synapses, or of their target / source neurons)."""
+    if not proj.delay_variable:
+        seconds = proj.delay_array(len(i))
+    else:
+        side, variable = delay_owner(proj.delay_variable)
+        if side == "synapse":
+            seconds = proj.value_array(variable, len(i))
+        else:
+            owner = proj.target if side == "target" else proj.source
+            seconds = populations[owner].initial_array(variable)[j if side == "target" else i]
+    return delay_rule(simulation, proj).steps(seconds).astype(np.int64)

@@ -1,0 +1,108 @@
+"""The plan (bridge/plan.py): a description lowered to numbers once, pinned by hand-computed values; no
+backend parses quantities inside its time loop; the layers import only what the architecture allows."""
+import ast
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import bridge.quantities
+import torch_models
+from bridge import library
+from bridge.description import (NeuronModel, Network, Population, Projection, RunSettings, Simulation, SpikeTrains,
+                                SynapseModel)
+from bridge.plan import lower
+
+ROOT = Path(__file__).parents[1]
+UNIT = NeuronModel("dv/dt = -v/tau : 1\nd : second", threshold="v > 1", reset="v = 0",
+                   parameters={"tau": "20*ms"})
+
+
+def _simulation(**run):
+    inputs = SpikeTrains("inp", 2, [0, 1, 0], [0.0, 1.1e-3, 2.5e-3])
+    static = Projection("static", "inp", "unit", SynapseModel("w : 1", on_pre="v_post += w"), i=[0, 1], j=[0, 2],
+                        values={"w": "0.5"}, delays=[0.15e-3, 0.25e-3], max_delay="1*ms")
+    dynamic = Projection("dynamic", "inp", "unit", SynapseModel("w : 1", on_pre="v_post += w"), values={"w": "1"},
+                         max_delay="2*ms", delay_mode="dynamic", delay_variable="d_post")
+    network = Network((Population("unit", UNIT, 3, initial={"d": [0.0, 0.05e-3, 1.04e-3], "v": "0.25"}),),
+                      (inputs,), (), (static, dynamic))
+    return Simulation(network, RunSettings("4*ms", record=("unit.v", "unit.d"), **run))
+
+
+def test_lowering_gives_the_hand_computed_numbers():
+    plan = lower(_simulation(segments=4))
+    assert plan.dt == 1e-4 and plan.n_steps == 40 and plan.segment_steps == 10
+    assert list(plan.segment_starts) == [0, 10, 20, 30]
+    assert plan.records == {"unit.v": ("unit", "v"), "unit.d": ("unit", "d")}
+    unit = plan.populations["unit"]
+    assert unit.constants == {"tau": pytest.approx(0.02)}
+    assert unit.initial_array("v").tolist() == [0.25] * 3 and unit.initial_array("d")[2] == 1.04e-3
+    assert plan.sources["inp"].steps.tolist() == [0, 11, 25]  # int((t + 1e-3 dt)/dt)
+    static, dynamic = plan.projections["static"], plan.projections["dynamic"]
+    assert static.delay_steps.tolist() == [1, 3]  # 0.15 ms is 1.4999... steps: 1; 0.25 ms is 2.5: 3
+    assert static.rule.max_steps == 10 and static.values["w"].tolist() == [0.5, 0.5] and static.delay_owner is None
+    assert dynamic.shape == (2, 3) and dynamic.i.tolist() == [0, 0, 0, 1, 1, 1] and dynamic.j.tolist() == [0, 1, 2] * 2
+    assert dynamic.delay_owner == ("target", "d")
+    assert dynamic.delay_steps.tolist() == [0, 1, 10] * 2  # d of each synapse's target: 0, 0.5 -> 1, 10.4 -> 10
+
+
+@pytest.mark.parametrize("strategy", ["stepwise", "layered"])
+def test_no_quantity_is_parsed_inside_the_time_loop(strategy, monkeypatch):
+    simulation = library.scenario("lif_euler", seed=0, duration="20*ms")
+    module = torch_models.compile(simulation, strategy)
+    parsed = []
+    original = bridge.quantities._evaluate
+    monkeypatch.setattr(bridge.quantities, "_evaluate", lambda node: parsed.append(node) or original(node))
+    with torch.no_grad():
+        run = module()
+    assert run.spikes["lif_euler"].sum() > 0
+    assert parsed == []
+
+
+def test_auto_strategy_says_why_it_runs_step_by_step():
+    assert torch_models.compile(library.scenario("lif_euler", duration="5*ms")).strategy == "layered"
+    module = torch_models.compile(_simulation())
+    assert module.strategy == "stepwise" and "'dynamic'" in module.strategy_note
+    with pytest.raises(ValueError, match="delay_mode: 'dynamic'"):
+        torch_models.compile(_simulation(), "layered")
+
+
+def test_both_strategies_share_one_interface_and_write_back():
+    simulation = library.scenario("lif_euler", seed=1, n=4, duration="30*ms")
+    stepwise, layered = (torch_models.compile(simulation, strategy, learn_delays=False) if strategy == "layered"
+                         else torch_models.compile(simulation, strategy) for strategy in ("stepwise", "layered"))
+    assert [n for n, _ in stepwise.named_parameters()] == [n for n, _ in layered.named_parameters()
+                                                          if not n.endswith("delays.steps")]
+    with torch.no_grad():
+        for module in (stepwise, layered):
+            module.parameter("input_to_lif", "w").mul_(3)
+        assert torch.equal(stepwise().spikes["lif_euler"], layered().spikes["lif_euler"])
+    proj = simulation.network.projections[0]
+    for module in (stepwise, layered):
+        written = module.to_simulation().network.projections[0]
+        np.testing.assert_array_equal(written.values["w"], 3 * np.asarray(proj.values["w"]))
+
+
+def _imports(path):
+    tree = ast.parse(path.read_text())
+    names = [alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names]
+    return names + [node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module]
+
+
+def test_bridge_imports_a_backend_only_in_paired_runs_and_never_experiments():
+    for path in (ROOT / "bridge").rglob("*.py"):
+        for name in _imports(path):
+            top = name.split(".")[0]
+            assert top != "experiments", f"{path} imports {name}"
+            if top in ("brian_models", "torch_models"):
+                assert path.name == "paired.py", f"{path} imports {name}"
+
+
+def test_naming_conventions_are_decoded_only_in_the_plan():
+    decoding = re.compile(r"""["']_(post|pre)["']|\b(split|partition)\(["']\.["']\)""")
+    for folder in ("bridge", "brian_models", "torch_models", "experiments"):
+        for path in (ROOT / folder).rglob("*.py"):
+            if path.name != "plan.py":
+                assert not decoding.search(path.read_text()), f"{path} decodes a suffix or a record key"

@@ -1,0 +1,118 @@
+"""The interface every torch module compiled from a description has (torch_models.compile).
+
+forward(inputs=None, currents=None, batch_size=None, record=None) -> TorchRun: spikes, recorded traces and
+threshold margins as (batch, steps, neurons) tensors; `inputs` maps spike sources and `currents` current
+injections to (batch, steps, n) tensors (default: the description's, the same for every batch element).
+Every synaptic variable is an nn.Parameter, named `projections.<projection>.values.<variable>`
+(`parameter(projection, variable)`); learnable delays (in steps) are `projections.<projection>.delays.steps`
+(`learnable_delays()`). `values(projection, variable)` and `delays_in_force(projection)` give their values in
+the description's layout, and `to_simulation()` writes them back into a description.
+"""
+import dataclasses
+import itertools
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from bridge.plan import lower, record_key
+from bridge.record import Record
+
+
+@dataclass
+class TorchRun:
+    """Outputs of one forward pass: tensors (batch, steps, neurons)."""
+    spikes: dict
+    traces: dict
+    margins: dict
+    dt: float
+
+    def record(self, batch_index=0):
+        """The common record of one batch element (SI units)."""
+        spikes = {}
+        for name, tensor in self.spikes.items():
+            steps, neurons = np.nonzero(tensor[batch_index].detach().cpu().numpy() > 0)
+            spikes[name] = (neurons.astype(np.int64), steps.astype(np.int64))
+        to_numpy = lambda d: {k: v[batch_index].detach().cpu().double().numpy() for k, v in d.items()}
+        n_steps = next(iter(self.spikes.values())).shape[1]
+        return Record("torch", self.dt, n_steps, spikes, to_numpy(self.traces), to_numpy(self.margins))
+
+
+def check_given(given, sizes, field, batch, n_steps):
+    """forward()'s tensors by name: known names, shapes (batch, steps, n)."""
+    for name, tensor in given.items():
+        if name not in sizes:
+            raise ValueError(f"forward({field}=...): unknown name {name!r}; allowed: {sorted(sizes)}")
+        if tuple(tensor.shape) != (batch, n_steps, sizes[name]):
+            raise ValueError(f"forward({field}=...)[{name!r}]: shape {tuple(tensor.shape)}; expected "
+                             f"(batch, steps, n) = {(batch, n_steps, sizes[name])}")
+
+
+class SimulationModule(nn.Module):
+    """What the step-by-step and the layered modules share: the plan, the description's inputs as buffers,
+    checking of forward()'s arguments, access to synaptic values and delays, and the way back to a description.
+    Subclasses hold `projections`, an nn.ModuleDict by projection name whose entries have `values`."""
+
+    def __init__(self, simulation, dtype=None):
+        super().__init__()
+        self.plan = lower(simulation)
+        self.simulation = self.plan.simulation
+        self.dtype = getattr(torch, dtype or self.plan.dtype)
+        self.dt, self.n_steps = self.plan.dt, self.plan.n_steps
+        for name, source in self.plan.sources.items():
+            self.register_buffer(f"input_{name}", torch.as_tensor(source.raster(self.n_steps), dtype=self.dtype))
+        for name, current in self.plan.currents.items():
+            self.register_buffer(f"current_{name}", torch.as_tensor(current.values, dtype=self.dtype))
+
+    @property
+    def device(self):
+        return next(itertools.chain(self.parameters(), self.buffers()), torch.zeros(0)).device
+
+    def given(self, inputs, currents, batch_size):
+        """(batch, inputs, currents) for forward(): the tensors given, checked, and the description's input
+        for every source and current injection not given."""
+        plan, inputs, currents = self.plan, dict(inputs or {}), dict(currents or {})
+        given = [*inputs.values(), *currents.values()]
+        batch = batch_size or (given[0].shape[0] if given else 1)
+        check_given(inputs, {name: s.n for name, s in plan.sources.items()}, "inputs", batch, self.n_steps)
+        check_given(currents, {name: plan.size(c.target) for name, c in plan.currents.items()}, "currents", batch,
+                    self.n_steps)
+        for name in plan.sources:
+            inputs.setdefault(name, getattr(self, f"input_{name}").expand(batch, -1, -1))
+        for name in plan.currents:
+            currents.setdefault(name, getattr(self, f"current_{name}").expand(batch, -1, -1))
+        return batch, inputs, currents
+
+    def records(self, record):
+        """{'population.variable': (population, variable)} to record: the description's, or `record`'s keys."""
+        return self.plan.records if record is None else {key: record_key(key) for key in record}
+
+    def parameter(self, projection, variable):
+        """A synaptic variable's nn.Parameter: one value per synapse (row-major (source, target) when dense)."""
+        return self.projections[projection].values[variable]
+
+    def values(self, projection, variable):
+        """A synaptic variable's values now (numpy, float64), in the description's layout: (n_source, n_target)
+        for a dense projection, one per synapse otherwise."""
+        values = self.parameter(projection, variable).detach().cpu().double().numpy()
+        return self.plan.projections[projection].in_layout(values)
+
+    def learnable_delays(self):
+        """{projection: nn.Parameter of its delays in steps} of the projections whose delays learn."""
+        return {}
+
+    def delays_in_force(self, projection):
+        """Every synapse's delay in whole steps (numpy), in the description's layout."""
+        proj = self.plan.projections[projection]
+        return proj.in_layout(proj.delay_steps)
+
+    def to_simulation(self):
+        """The description with this module's synaptic values and learned delays (whole steps of dt)."""
+        learned, projections = self.learnable_delays(), []
+        for proj in self.simulation.network.projections:
+            values = {name: self.values(proj.name, name) for name in proj.values}
+            changes = {"delays": self.delays_in_force(proj.name) * self.dt} if proj.name in learned else {}
+            projections.append(dataclasses.replace(proj, values={**proj.values, **values}, **changes))
+        network = dataclasses.replace(self.simulation.network, projections=tuple(projections))
+        return dataclasses.replace(self.simulation, network=network)

@@ -1,0 +1,151 @@
+"""One population of neurons in torch, and the one step of Brian2's schedule that every torch loop runs.
+
+A PopulationStep executes the abstract code of Brian2's own state updater, thresholder and resetter for the
+population (torch_models/codegen.py), so both backends integrate with the same formulas. `step` is Brian2's
+order within a time step for a set of populations: state update with the refractory check ('groups'),
+thresholds, the synapses slot (given as a function), resets. Refractoriness: a neuron is refractory while
+timestep(t - lastspike) < timestep(refractory) (Brian2's thresholder marks it); variables marked
+(unless refractory) are held exactly meanwhile, and synaptic writes to them are dropped (`receptive`).
+"""
+import ast
+
+import numpy as np
+import torch
+
+from bridge import brian_parse
+from torch_models.codegen import apply_op, compile_block, compile_expression, functions, unit_constants
+from torch_models.surrogate import superspike
+
+LASTSPIKE_NEVER = -1e4  # seconds: Brian2's initial lastspike
+
+
+def constants(parameters, names):
+    """{name: float} of the parameters (SI floats, from the plan) and units that code reading `names` needs."""
+    values = {name: parameters[name] for name in names if name in parameters}
+    values.update(unit_constants(set(names) - set(values)))
+    return values
+
+
+def names_read(statements):
+    return set().union(*[s.names for s in statements])
+
+
+def _margin_expression(threshold):
+    """For a threshold `a > b` (or >=, <, <=): how far past it the neuron is, as expression text."""
+    node = ast.parse(threshold.strip(), mode="eval").body
+    if isinstance(node, ast.Compare) and len(node.ops) == 1:
+        left, right = ast.unparse(node.left), ast.unparse(node.comparators[0])
+        if isinstance(node.ops[0], (ast.Gt, ast.GtE)):
+            return f"({left}) - ({right})"
+        if isinstance(node.ops[0], (ast.Lt, ast.LtE)):
+            return f"({right}) - ({left})"
+    return None
+
+
+class PopulationStep:
+    """One population: its state update, threshold and reset, compiled from Brian2's abstract code."""
+
+    def __init__(self, population, brian_group, dtype):
+        """`population`: its PopulationPlan (bridge/plan.py); `brian_group`: the Brian2 NeuronGroup built from it."""
+        self.name, self.n, self.dtype, self.population = population.name, population.n, dtype, population
+        model = population.model
+        runners = [brian_group.state_updater]
+        if model.threshold:
+            runners.append(brian_group.thresholder["spike"])
+        if model.threshold and model.reset:
+            runners.append(brian_group.resetter["spike"])
+        for runner in runners:
+            runner.update_abstract_code(run_namespace={})
+        where, table = f"population {self.name!r}", functions(dtype)
+        blocks = [compile_block(r.abstract_code, where, table) for r in runners] + [[], []]
+        self.update, self.threshold, self.reset = blocks[:3]
+        margin = _margin_expression(model.threshold) if model.threshold else None
+        self.margin, self.margin_names = compile_expression(margin, where, table) if margin else (None, frozenset())
+        self.variables = {name: brian_group.variables[name] for name in brian_group.equations.names}
+        self.conditional = {n for n, v in self.variables.items() if v.conditional_write is not None}
+        self.constants = constants(population.constants,
+                                    names_read(self.update + self.threshold + self.reset) | self.margin_names)
+        self.index = None  # the neuron index i, on the device of the state
+        self.surrogate = superspike  # spike function with a surrogate gradient (torch_models/surrogate.py)
+
+    def initial_state(self, batch, device):
+        self.index = torch.arange(self.n, device=device, dtype=self.dtype)  # the neuron index i
+        state = {}
+        for name, var in self.variables.items():
+            if var.dtype == bool:  # not_refractory
+                state[name] = torch.ones(batch, self.n, dtype=torch.bool, device=device)
+            elif name == "lastspike":
+                state[name] = torch.full((batch, self.n), LASTSPIKE_NEVER, dtype=torch.float64, device=device)
+            else:
+                dtype = torch.int64 if np.issubdtype(var.dtype, np.integer) else self.dtype
+                init = torch.as_tensor(self.population.initial_array(name), dtype=torch.float64)
+                state[name] = init.to(dtype).expand(batch, self.n).to(device)
+        return state
+
+    def _scope(self, state, t, dt):
+        device = state[next(iter(state))].device
+        if self.index is None or self.index.device != device:  # built once, not three times per step
+            self.index = torch.arange(self.n, device=device, dtype=self.dtype)
+        return {**self.constants, **state, "t": t, "dt": dt, "N": self.n, "i": self.index}
+
+    def receptive(self, state, variable):
+        """Which neurons' `variable` may change now, (batch, n) bool, or None for all: a variable marked
+        (unless refractory) is held exactly while its neuron is refractory, in the state update and against
+        synaptic writes (Brian2's rule)."""
+        return state["not_refractory"] if variable in self.conditional else None
+
+    def integrate(self, state, t, dt):
+        scope = self._scope(state, t, dt)
+        for statement in self.update:
+            value = apply_op(statement.op, scope.get(statement.target), statement.evaluate(scope))
+            receptive = self.receptive(scope, statement.target)
+            if receptive is not None:
+                value = torch.where(receptive, value, scope[statement.target])
+            scope[statement.target] = value
+        return {name: scope[name] for name in state}
+
+    def threshold_crossings(self, state, t, dt, batch):
+        """(spikes as float with a surrogate gradient, margin past threshold); marks spiking neurons
+        refractory as Brian2's thresholder does."""
+        if not self.threshold:
+            zeros = torch.zeros(batch, self.n, dtype=self.dtype, device=state[next(iter(state))].device)
+            return zeros, zeros
+        scope = self._scope(state, t, dt)
+        condition = torch.as_tensor(self.threshold[0].evaluate(scope))
+        condition = condition.expand(batch, self.n)
+        margin = self.margin(scope) if self.margin is not None else condition.to(self.dtype)
+        margin = torch.as_tensor(margin, dtype=self.dtype).expand(batch, self.n)
+        if "lastspike" in state:
+            state["lastspike"] = torch.where(condition, torch.full_like(state["lastspike"], t), state["lastspike"])
+            state["not_refractory"] = state["not_refractory"] & ~condition
+        return self.surrogate(condition, margin), margin
+
+    def apply_reset(self, state, spiked, t, dt):
+        scope = self._scope(state, t, dt)
+        for statement in self.reset:
+            value = apply_op(statement.op, scope[statement.target], statement.evaluate(scope))
+            scope[statement.target] = torch.where(spiked, value, scope[statement.target])
+        return {name: scope[name] for name in state}
+
+
+def step(populations, states, t, dt, batch, synapses):
+    """One step of Brian2's schedule for `populations` {name: PopulationStep} in `states` {name: {variable:
+    (batch, n)}}: state updates, thresholds, then `synapses(spikes, states)` (the synapses slot; it replaces
+    entries of the state dicts it writes to), then resets. Returns (states, spikes, margins) by name."""
+    states = {name: population.integrate(states[name], t, dt) for name, population in populations.items()}
+    crossings = {name: population.threshold_crossings(states[name], t, dt, batch)
+                 for name, population in populations.items()}
+    spikes = {name: spiked for name, (spiked, _) in crossings.items()}
+    synapses(spikes, states)
+    states = {name: population.apply_reset(states[name], spikes[name] > 0, t, dt)
+              for name, population in populations.items()}
+    return states, spikes, {name: margin for name, (_, margin) in crossings.items()}
+
+
+def compile_populations(plan, dtype):
+    """({name: PopulationStep} of a Plan's populations, {name: Brian2 group} of its populations and sources)."""
+    groups = {p.name: brian_parse.neuron_group(p.model, p.n, p.name, plan.dt, p.namespace)
+              for p in plan.populations.values()}
+    populations = {name: PopulationStep(plan.populations[name], group, dtype) for name, group in groups.items()}
+    groups.update({s.name: brian_parse.spike_source(s.n, s.name, dt=plan.dt) for s in plan.sources.values()})
+    return populations, groups

@@ -1,0 +1,218 @@
+"""A Simulation compiled to a batched torch module that follows Brian2's schedule step by step: the
+general strategy of torch_models.compile, for any description.
+
+Per step (Brian2's default schedule): record state ('start'); set injected currents; the populations' step
+(torch_models/population.py: state update with the refractory check, thresholds, the synapses slot, resets).
+In the synapses slot each pre pathway pushes this step's spikes into a ring buffer at slot step + delay,
+then delivers the current slot; post pathways follow, projections in name order (Brian2's order).
+Tensors are (batch, neurons) or (batch, synapses).
+"""
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from bridge import brian_parse
+from bridge.errors import DescriptionError
+from torch_models.codegen import apply_op, compile_block, functions
+from torch_models.module import SimulationModule, TorchRun
+from torch_models.population import compile_populations, constants, names_read, step
+
+class Pathway:
+    """One synaptic pathway ('pre' or 'post') of a projection: statements and where each name lives."""
+
+    def __init__(self, brian_synapses, role, parameters, where, dtype):
+        """`parameters`: the projection's SI constants (from the plan)."""
+        runner = getattr(brian_synapses, role)
+        runner.update_abstract_code(run_namespace={})
+        self.role = role
+        self.statements = compile_block(runner.abstract_code, f"{where}.on_{role}", functions(dtype))
+        self.location = {}  # name -> ('synapse' | 'source' | 'target', variable name in that owner)
+        names = names_read(self.statements) | {s.target for s in self.statements}
+        for name in names & set(brian_synapses.variables):
+            var, index = brian_synapses.variables[name], brian_synapses.variables.indices[name]
+            if index == "_presynaptic_idx":
+                self.location[name] = ("source", _variable_name(var, brian_synapses.source))
+            elif index == "_postsynaptic_idx":
+                self.location[name] = ("target", _variable_name(var, brian_synapses.target))
+            elif index == "_idx" and getattr(var.owner, "name", None) == brian_synapses.name:
+                self.location[name] = ("synapse", name)
+        self.constants = constants(parameters, names - set(self.location))
+
+
+def _variable_name(var, group):
+    return next(name for name, candidate in group.variables.items() if candidate is var)
+
+
+class ProjectionStep(nn.Module):
+    """A projection: per-synapse variables (learnable), integer delays and a ring buffer of spike counts.
+
+    Delays in steps come from the projection's DelayRule (bridge/delays.py): fixed ('static'), re-read
+    from the delay variable at segment starts ('between_runs') or at every push ('dynamic'; then they may
+    differ per batch element). A spike enters slot step + delay when emitted, so later delay changes do not
+    move it (emission-time semantics)."""
+
+    def __init__(self, proj, brian_groups, dtype, dt):
+        """`proj`: the ProjectionPlan (bridge/plan.py); `brian_groups`: Brian2 groups of its source and target."""
+        super().__init__()
+        self.name, self.source, self.target = proj.name, proj.source, proj.target
+        where = f"Projection {proj.name!r}.synapse"
+        syn_eqs = brian_parse.equations(proj.synapse.model)
+        if syn_eqs.diff_eq_names:
+            raise DescriptionError(f"{where}.model", "differential equations in synapses are not supported by "
+                                                     "the torch backend yet; keep synaptic state in the neurons")
+        brian_synapses = brian_parse.synapses(proj.synapse, brian_groups[proj.source], brian_groups[proj.target],
+                                              proj.name, dt, proj.namespace)
+        brian_synapses.connect(i=proj.i, j=proj.j)
+        self.register_buffer("i", torch.as_tensor(proj.i))
+        self.register_buffer("j", torch.as_tensor(proj.j))
+        self.register_buffer("delay_steps", torch.as_tensor(proj.delay_steps))
+        self.delay_mode, self.rule, self.delay_owner = proj.delay_mode, proj.rule, proj.delay_owner
+        static_slots = int(self.delay_steps.max()) + 1 if len(proj.i) else 1
+        self.slots = static_slots if self.delay_mode == "static" else self.rule.slots
+        self._grids = {}
+        self.values = nn.ParameterDict({name: torch.as_tensor(values, dtype=dtype)
+                                        for name, values in proj.values.items()})
+        self.pathways = {role: Pathway(brian_synapses, role, proj.constants, where, dtype)
+                         for role in ("pre", "post") if getattr(proj.synapse, f"on_{role}")}
+
+    def delays_now(self, states, syn_state):
+        """Every synapse's delay in steps by the projection's rule, read from its delay variable now:
+        (batch, synapses) for neuron variables, (synapses,) or (batch, synapses) for synaptic ones."""
+        kind, var = self.delay_owner
+        if kind == "synapse":
+            values = syn_state[var]
+        else:
+            values = states[getattr(self, kind)][var][:, self.j if kind == "target" else self.i]
+        return self.rule.steps(values.detach()).long()
+
+    def push(self, buffer, source_spikes, step, delay_steps):
+        """Spikes emitted now enter the ring buffer at slot step + delay (emission-time delays)."""
+        batch, n_syn = source_spikes.shape[0], len(self.i)
+        slots = ((step + delay_steps) % self.slots).expand(batch, n_syn)
+        key = (batch, buffer.device)
+        if key not in self._grids:  # (batch row, synapse column) of every entry, built once per batch size
+            self._grids[key] = (torch.arange(batch, device=buffer.device)[:, None].expand(batch, n_syn),
+                                torch.arange(n_syn, device=buffer.device).expand(batch, n_syn))
+        rows, columns = self._grids[key]
+        buffer.index_put_((slots, rows, columns), source_spikes[:, self.i], accumulate=True)
+
+    def pop(self, buffer, step):
+        slot = step % self.slots
+        arrived = buffer[slot].clone()
+        buffer[slot] = 0
+        return arrived
+
+    def deliver(self, counts, syn_state, states, populations, t, dt):
+        """on_pre for the arrived spikes. Changing delays can bring two spikes of one synapse in one step;
+        they are delivered one after the other, as Brian2's queue delivers them."""
+        while True:
+            once = counts if self.delay_mode == "static" else counts.clamp(max=1)
+            self.run_pathway("pre", once, syn_state, states, populations, t, dt)
+            counts = counts - once
+            if self.delay_mode == "static" or not bool((counts > 0).any()):
+                return
+
+    def run_pathway(self, role, counts, syn_state, states, populations, t, dt):
+        """Run a pathway's statements for the synapses with counts > 0 (counts > 1 repeat += and -=)."""
+        pathway = self.pathways[role]
+        active = counts > 0
+        owners = {"source": (states.get(self.source), self.i, populations.get(self.source)),
+                  "target": (states[self.target], self.j, populations[self.target])}
+        temporaries = {}
+        for statement in pathway.statements:
+            scope = {**pathway.constants, "t": t, "dt": dt, **temporaries}
+            for name in statement.names:
+                if name in pathway.location:
+                    kind, var = pathway.location[name]
+                    scope[name] = syn_state[var] if kind == "synapse" else owners[kind][0][var][:, owners[kind][1]]
+            value = torch.broadcast_to(torch.as_tensor(statement.evaluate(scope),
+                                                       dtype=counts.dtype, device=counts.device), counts.shape)
+            kind, var = pathway.location.get(statement.target, ("temporary", statement.target))
+            if kind == "temporary":
+                temporaries[var] = apply_op(statement.op, temporaries.get(var), value)
+            elif kind == "synapse":
+                syn_state[var] = torch.where(active, apply_op(statement.op, syn_state[var], value), syn_state[var])
+            else:
+                state, index, population = owners[kind]
+                receptive = population.receptive(state, var)
+                allowed = active if receptive is None else active & receptive[:, index]
+                state[var] = _scatter(statement, state[var], index, value, counts, allowed)
+
+
+def _scatter(statement, old, index, value, counts, allowed):
+    """Apply a synaptic write `x_post op value` for every allowed synapse, in synapse order."""
+    if statement.op in ("+=", "-="):
+        increment = torch.where(allowed, value * counts, torch.zeros_like(value))
+        return old.index_add(1, index, increment if statement.op == "+=" else -increment)
+    if statement.op == "=":
+        rows, synapses = torch.nonzero(allowed, as_tuple=True)
+        return old.index_put((rows, index[synapses]), value[rows, synapses].to(old.dtype))
+    raise DescriptionError(statement.text, f"synaptic writes to neuron variables support =, += and -=, "
+                                           f"not {statement.op}")
+
+
+class StepwiseNetwork(SimulationModule):
+    """The torch form of any Simulation, run step by step (the interface: torch_models/module.py)."""
+    strategy = "stepwise"
+
+    def __init__(self, simulation, dtype=None, device=None):
+        super().__init__(simulation, dtype)
+        self.populations, brian_groups = compile_populations(self.plan, self.dtype)
+        self.projections = nn.ModuleDict({name: ProjectionStep(self.plan.projections[name], brian_groups,
+                                                               self.dtype, self.dt)
+                                          for name in sorted(self.plan.projections)})  # Brian2's order
+        self.to(device)
+
+    def forward(self, inputs=None, currents=None, batch_size=None, record=None, progress=False):
+        batch, inputs, currents = self.given(inputs, currents, batch_size)
+        records, device, dt = self.records(record), self.device, self.dt
+        states = {name: population.initial_state(batch, device) for name, population in self.populations.items()}
+        syn_states = {name: {**p.values, "i": p.i, "j": p.j} for name, p in self.projections.items()}  # i, j: code
+        buffers = {name: torch.zeros(p.slots, batch, len(p.i), dtype=self.dtype, device=device)
+                   for name, p in self.projections.items() if "pre" in p.pathways}
+        delays = {name: p.delay_steps for name, p in self.projections.items()}  # 'static' and 'between_runs'
+        segment_starts = set(self.plan.segment_starts)
+        spike_log, margin_log = {name: [] for name in self.populations}, {name: [] for name in self.populations}
+        trace_log = {key: [] for key in records}
+
+        def synapses(n, t, arriving):
+            def slot(spikes, states):
+                spikes = {**arriving, **spikes}
+                for role in ("pre", "post"):  # Brian2: pre pathways (order -1) before post pathways (order +1)
+                    for name, proj in self.projections.items():
+                        if role not in proj.pathways:
+                            continue
+                        if role == "post":
+                            proj.run_pathway(role, spikes[proj.target][:, proj.j], syn_states[name], states,
+                                             self.populations, t, dt)
+                            continue
+                        emitted_with = (proj.delays_now(states, syn_states[name]) if proj.delay_mode == "dynamic"
+                                        else delays[name])
+                        proj.push(buffers[name], spikes[proj.source], n, emitted_with)
+                        proj.deliver(proj.pop(buffers[name], n), syn_states[name], states, self.populations, t, dt)
+            return slot
+
+        for n in tqdm(range(self.n_steps), desc="torch", unit="step", disable=not progress, mininterval=1):
+            t = n * dt
+            if n in segment_starts:  # a new run segment: between_runs delays re-read
+                for name, proj in self.projections.items():
+                    if proj.delay_mode == "between_runs":
+                        delays[name] = proj.delays_now(states, syn_states[name])
+            for key, (population, variable) in records.items():  # 'start': state as left by the previous step
+                trace_log[key].append(states[population][variable])
+            for name, current in self.plan.currents.items():
+                states[current.target][current.variable] = currents[name][:, n]
+            arriving = {name: spikes[:, n] for name, spikes in inputs.items()}
+            states, spikes, margins = step(self.populations, states, t, dt, batch, synapses(n, t, arriving))
+            for name in self.populations:
+                spike_log[name].append(spikes[name])
+                margin_log[name].append(margins[name])
+        stack = lambda log: {k: torch.stack(v, dim=1) for k, v in log.items()}
+        return TorchRun(stack(spike_log), stack(trace_log), stack(margin_log), dt)
+
+
+def run(simulation, dtype=None, device=None, progress=False):
+    """Run a Simulation once (batch 1, no gradients) and return the common Record."""
+    module = StepwiseNetwork(simulation, dtype=dtype, device=device)
+    with torch.no_grad():
+        return module(progress=progress).record()
