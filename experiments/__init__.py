@@ -4,7 +4,6 @@ summary(results) -> one screen of text. The command line finds EXPERIMENTS throu
 'spikebridge.experiments' (setup.cfg), so bridge never imports this package. Task code lives here too: IPD
 stimuli and the ideal observer (ipd.py), the circuit's outcome analysis (delay_circuit.py), the digits."""
 import contextlib
-import importlib
 
 EXPERIMENTS = {"all-or-none": ("experiments.all_or_none",
                                "seed 000's all-or-none law: the ReLU net's trained b_final, and LIF spike counts "
@@ -50,8 +49,3 @@ def save_figure(fig, path):
     fig.savefig(path, dpi=110)
     plt.close(fig)
 
-
-def load(name):
-    if name not in EXPERIMENTS:
-        raise KeyError(f"unknown experiment {name!r}; known: {sorted(EXPERIMENTS)}")
-    return importlib.import_module(EXPERIMENTS[name][0])

@@ -2,6 +2,7 @@
 backend parses quantities inside its time loop; the layers import only what the architecture allows."""
 import ast
 import re
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -106,3 +107,16 @@ def test_naming_conventions_are_decoded_only_in_the_plan():
         for path in (ROOT / folder).rglob("*.py"):
             if path.name != "plan.py":
                 assert not decoding.search(path.read_text()), f"{path} decodes a suffix or a record key"
+
+
+def test_readme_layout_table_matches_the_folders():
+    tracked = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True)
+    if tracked.returncode:
+        pytest.skip("not a git checkout")
+    folders = {line.split("/")[0] for line in tracked.stdout.splitlines() if "/" in line and line[0] != "."}
+    table = (ROOT / "README.md").read_text().split("## Layout")[1].split("\n\n")[1].splitlines()[2:]
+    rows = {row.split("`")[1].rstrip("/"): row for row in table}
+    assert set(rows) == folders
+    for folder, row in rows.items():
+        for module in re.findall(r"`(\w+\.py)`", row):
+            assert list((ROOT / folder).rglob(module)), f"README layout: {folder}/{module} does not exist"

@@ -174,24 +174,6 @@ class StepwiseNetwork(SimulationModule):
         segment_starts = set(self.plan.segment_starts)
         spike_log, margin_log = {name: [] for name in self.populations}, {name: [] for name in self.populations}
         trace_log = {key: [] for key in records}
-
-        def synapses(n, t, arriving):
-            def slot(spikes, states):
-                spikes = {**arriving, **spikes}
-                for role in ("pre", "post"):  # Brian2: pre pathways (order -1) before post pathways (order +1)
-                    for name, proj in self.projections.items():
-                        if role not in proj.pathways:
-                            continue
-                        if role == "post":
-                            proj.run_pathway(role, spikes[proj.target][:, proj.j], syn_states[name], states,
-                                             self.populations, t, dt)
-                            continue
-                        emitted_with = (proj.delays_now(states, syn_states[name]) if proj.delay_mode == "dynamic"
-                                        else delays[name])
-                        proj.push(buffers[name], spikes[proj.source], n, emitted_with)
-                        proj.deliver(proj.pop(buffers[name], n), syn_states[name], states, self.populations, t, dt)
-            return slot
-
         for n in tqdm(range(self.n_steps), desc="torch", unit="step", disable=not progress, mininterval=1):
             t = n * dt
             if n in segment_starts:  # a new run segment: between_runs delays re-read
@@ -203,12 +185,28 @@ class StepwiseNetwork(SimulationModule):
             for name, current in self.plan.currents.items():
                 states[current.target][current.variable] = currents[name][:, n]
             arriving = {name: spikes[:, n] for name, spikes in inputs.items()}
-            states, spikes, margins = step(self.populations, states, t, dt, batch, synapses(n, t, arriving))
+            synapses = lambda spikes, states: self.synapses_slot(n, t, {**arriving, **spikes}, states, syn_states,
+                                                                 buffers, delays)
+            states, spikes, margins = step(self.populations, states, t, dt, batch, synapses)
             for name in self.populations:
                 spike_log[name].append(spikes[name])
                 margin_log[name].append(margins[name])
         stack = lambda log: {k: torch.stack(v, dim=1) for k, v in log.items()}
         return TorchRun(stack(spike_log), stack(trace_log), stack(margin_log), dt)
+
+    def synapses_slot(self, n, t, spikes, states, syn_states, buffers, delays):
+        """Step n's synapses slot: every pre pathway pushes the spikes emitted now and delivers the spikes due
+        now, then every post pathway runs (Brian2's order: pre -1 before post +1; projections by name)."""
+        for name, proj in self.projections.items():
+            if "pre" in proj.pathways:
+                dynamic = proj.delay_mode == "dynamic"
+                emitted_with = proj.delays_now(states, syn_states[name]) if dynamic else delays[name]
+                proj.push(buffers[name], spikes[proj.source], n, emitted_with)
+                proj.deliver(proj.pop(buffers[name], n), syn_states[name], states, self.populations, t, self.dt)
+        for name, proj in self.projections.items():
+            if "post" in proj.pathways:
+                proj.run_pathway("post", spikes[proj.target][:, proj.j], syn_states[name], states, self.populations,
+                                 t, self.dt)
 
 
 def run(simulation, dtype=None, device=None, progress=False):
