@@ -416,7 +416,7 @@ class Simulation:
         populations = {p.name: p for p in net.populations}
         for proj in net.projections:  # delays in range under the declared rules
             i, j = plan.synapses(proj, net.size(proj.source), net.size(proj.target))
-            plan.initial_delay_steps(self, proj, i, j, populations)
+            plan.initial_delay_steps(proj, plan.delay_rule(self.run.timing, proj), i, j, populations)
         for key in self.run.record:
             pop, var = plan.record_key(key)
             population = net._population(pop, f"RunSettings.record[{key!r}]")

@@ -151,7 +151,7 @@ def lower(simulation):
         records={key: record_key(key) for key in run.record}, populations=populations,
         sources={s.name: SourcePlan(s.name, s.n, *s.spike_steps(dt, n_steps)) for s in net.sources},
         currents={c.name: CurrentPlan(c.name, c.target, c.variable, c.array(n_steps)) for c in net.currents},
-        projections={p.name: _projection(p, simulation, populations, sizes) for p in net.projections})
+        projections={p.name: _projection(p, run.timing, populations, sizes) for p in net.projections})
 
 
 def _population(population):
@@ -161,16 +161,16 @@ def _population(population):
                           initial)
 
 
-def _projection(proj, simulation, populations, sizes):
+def _projection(proj, timing, populations, sizes):
     i, j = synapses(proj, sizes[proj.source], sizes[proj.target])
-    quantities = namespace(proj.synapse.parameters)
+    rule, quantities = delay_rule(timing, proj), namespace(proj.synapse.parameters)
     shape = (sizes[proj.source], sizes[proj.target]) if proj.dense else (len(i),)
     return ProjectionPlan(
         name=proj.name, source=proj.source, target=proj.target, n_source=sizes[proj.source],
         n_target=sizes[proj.target], synapse=proj.synapse, namespace=quantities,
         constants=si_constants(quantities), i=i, j=j,
         values={name: proj.value_array(name, len(i)) for name in proj.values},
-        delay_steps=initial_delay_steps(simulation, proj, i, j, populations), rule=delay_rule(simulation, proj),
+        delay_steps=initial_delay_steps(proj, rule, i, j, populations), rule=rule,
         delay_mode=proj.delay_mode, delay_owner=delay_owner(proj.delay_variable) if proj.delay_variable else None,
         shape=shape)
 
@@ -182,9 +182,9 @@ def synapses(proj, n_source, n_target):
     return np.asarray(proj.i, dtype=np.int64), np.asarray(proj.j, dtype=np.int64)
 
 
-def delay_rule(simulation, proj):
-    """The projection's DelayRule: dt, max_delay in steps, rounding and overflow rules."""
-    timing, where = simulation.run.timing, f"Projection {proj.name!r}"
+def delay_rule(timing, proj):
+    """The projection's DelayRule under the run's Timing: dt, max_delay in steps, rounding and overflow rules."""
+    where = f"Projection {proj.name!r}"
     max_delay = si_value(proj.max_delay, f"{where}.max_delay")
     max_steps = int(timing.delay_steps(max_delay, f"{where}.max_delay"))
     field_name = "delay_variable" if proj.delay_variable else "delays"
@@ -192,7 +192,7 @@ def delay_rule(simulation, proj):
                      proj.delay_overflow)
 
 
-def initial_delay_steps(simulation, proj, i, j, populations):
+def initial_delay_steps(proj, rule, i, j, populations):
     """Every synapse's delay in whole steps at the start of the run: from `delays`, or from the delay
     variable's initial values (of the synapses, or of their target / source neurons)."""
     if not proj.delay_variable:
@@ -204,4 +204,4 @@ def initial_delay_steps(simulation, proj, i, j, populations):
         else:
             owner = proj.target if side == "target" else proj.source
             seconds = populations[owner].initial_array(variable)[j if side == "target" else i]
-    return delay_rule(simulation, proj).steps(seconds).astype(np.int64)
+    return rule.steps(seconds).astype(np.int64)
