@@ -3,7 +3,7 @@
 The network: Linear 700 -> 256 + LIF, Linear 256 -> 20 + LIF, 100 steps of 1 ms, batch 32, Bernoulli(0.05)
 input spikes, cross-entropy on the summed output spikes, Adam. Built in one process as
 - spikebridge: the description bridge.library.feedforward with Norse's LIF neuron (library.lif_euler),
-  compiled by torch_models.layered.LayeredNetwork: input spikes event by event, each LIF layer as one affine
+  compiled by torch_models.compile(..., "layered"): input spikes event by event, each LIF layer as one affine
   scan with a hand-written backward pass (torch_models/scan.py), eager and with compile=True (the scan's
   chunks of 10 steps through torch.compile);
 - Norse 1.1: SequentialState(Linear, LIF, Linear, LIF) on time-first tensors;
@@ -45,7 +45,7 @@ from bridge import batch as batching  # noqa: E402
 from bridge import library  # noqa: E402
 from brian_models import network as brian_network  # noqa: E402
 from experiments import versions  # noqa: E402
-from torch_models.layered import LayeredNetwork  # noqa: E402
+import torch_models  # noqa: E402
 
 N_INPUT, N_HIDDEN, N_OUTPUT, N_STEPS, BATCH, RATE = 700, 256, 20, 100, 32, 0.05
 DT, TAU_MEM, TAU_SYN = 1e-3, 10e-3, 5e-3  # Norse's defaults
@@ -72,7 +72,8 @@ def simulation(w, n_steps, v_th="1"):
 class Spikebridge(torch.nn.Module):
     def __init__(self, w, n_steps, dtype, compile=False, v_th="1"):
         super().__init__()
-        self.net = LayeredNetwork(simulation(w, n_steps, v_th), dtype=dtype, learn_delays=False, compile=compile)
+        self.net = torch_models.compile(simulation(w, n_steps, v_th), "layered", dtype=dtype, learn_delays=False,
+                                        compile=compile)
 
     def forward(self, x):  # x (batch, steps, inputs) -> (hidden spikes, output spikes, hidden v), batch first
         run = self.net({"input": x}, record=("layer_1.v",))
