@@ -1,5 +1,6 @@
-"""Command line: `spikebridge models`, `spikebridge crosscheck MODEL_OR_JSON_FILE ...`, `spikebridge list`,
-`spikebridge run EXPERIMENT ...`."""
+"""Command line: `spikebridge models`, `spikebridge crosscheck MODEL_OR_JSON_FILE ...`, `spikebridge import
+SCRIPT.py`, `spikebridge export MODEL_OR_JSON_FILE --brian2 OUT.py`, `spikebridge list`, `spikebridge run
+EXPERIMENT ...`."""
 import argparse
 import importlib
 import inspect
@@ -57,6 +58,35 @@ def experiments():
     return registry
 
 
+def import_script(args):
+    from bridge.brian2_scripts import from_brian2
+
+    simulation = from_brian2(args.script)
+    out = Path(args.out or Path(args.script).with_suffix(".json").name)
+    _write_atomically(out, simulation.to_json(indent=1))
+    net = simulation.network
+    print(f"imported {args.script} (up to its run()): {len(net.populations)} populations, {len(net.sources)} "
+          f"sources, {len(net.projections)} projections, {simulation.run.n_steps} steps of {simulation.dt * 1e3:g} ms")
+    print(f"wrote {out}; next: spikebridge crosscheck {out}")
+    return 0
+
+
+def export_script(args):
+    from bridge.brian2_scripts import to_brian2
+
+    _, simulation = _load(args.model, args.seed)
+    _write_atomically(Path(args.brian2), to_brian2(simulation))
+    print(f"wrote {args.brian2}: a plain Brian2 script (python {args.brian2} runs it without spikebridge)")
+    return 0
+
+
+def _write_atomically(path, text):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(path.name + ".tmp")
+    temporary.write_text(text)
+    temporary.replace(path)
+
+
 def list_experiments(args):
     for name, (_, text) in experiments().items():
         print(f"{name:16s} {text}")
@@ -89,6 +119,15 @@ def main(argv=None):
     check.add_argument("--target", choices=("numpy", "cython", "cpp_standalone"), default="numpy", help="Brian2 code target")
     check.add_argument("--out", help="output folder (default results/crosscheck_NAME)")
     check.set_defaults(func=crosscheck)
+    script = commands.add_parser("import", help="a Brian2 script's network as a description (read at its run())")
+    script.add_argument("script", metavar="SCRIPT.py")
+    script.add_argument("--out", help="the description file to write (default SCRIPT.json here)")
+    script.set_defaults(func=import_script)
+    export = commands.add_parser("export", help="a description as a plain Brian2 script")
+    export.add_argument("model", metavar="MODEL_OR_JSON_FILE", help="a library model name or a Simulation JSON file")
+    export.add_argument("--brian2", required=True, metavar="OUT.py", help="the script to write")
+    export.add_argument("--seed", type=int, default=0, help="seed of a library model's scenario")
+    export.set_defaults(func=export_script)
     commands.add_parser("list", help="list the experiments").set_defaults(func=list_experiments)
     experiment = commands.add_parser("run", help="run an experiment (results JSON and PNGs in --out)")
     experiment.add_argument("name", metavar="EXPERIMENT", help="see `spikebridge list`")

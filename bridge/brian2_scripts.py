@@ -1,0 +1,411 @@
+"""Brian2 scripts in and out: `from_brian2(script)` imports the model a script builds, `to_brian2(simulation)`
+writes a plain Brian2 script that reproduces a description's run without spikebridge.
+
+Import executes the script up to its first `run()` / `Network.run()`, which does not run: the network's objects
+are read with their realized state (initial values drawn with rand(), connectivity from connect(p=...) or
+conditions, per-synapse values and delays, spike generator trains), with the constants their code names (the
+group's namespace, else the script's), dt, the run's duration and the monitors (what to record; spikes are
+always recorded). A construct the description cannot represent stops the import with an error naming the
+object and the construct.
+
+Spike sources drawn by spikebridge (PoissonTrains) are exported as numpy draws with the same generator and
+seed, listed in the script's SPIKEBRIDGE_POISSON so that an import reads them back as PoissonTrains; a Brian2
+PoissonGroup with a constant rate is imported as PoissonTrains (seed 0: spikebridge draws the spikes, so that
+both backends receive the same ones).
+"""
+import os
+import runpy
+import sys
+from pathlib import Path
+
+import brian2
+import numpy as np
+from brian2 import (NeuronGroup, PoissonGroup, PopulationRateMonitor, SpikeGeneratorGroup, SpikeMonitor,
+                    StateMonitor, Synapses, TimedArray)
+from brian2.core.functions import DEFAULT_FUNCTIONS, Function
+from brian2.core.namespace import DEFAULT_CONSTANTS, DEFAULT_UNITS
+from brian2.equations.equations import BOOLEAN, DIFFERENTIAL_EQUATION, INTEGER, SUBEXPRESSION
+from brian2.stateupdaters.base import StateUpdateMethod, UnsupportedEquationsException
+from brian2.units.fundamentalunits import get_unit
+from brian2.utils.stringtools import get_identifiers
+
+from bridge import brian_parse, plan
+from bridge.description import (CurrentInjection, NeuronModel, Network, PoissonTrains, Population, Projection,
+                                RunSettings, Simulation, SpikeTrains, SynapseModel, Timing)
+from bridge.errors import DescriptionError
+from bridge.quantities import parse_quantity
+
+POISSON_REGISTRY = "SPIKEBRIDGE_POISSON"
+TRIPLE_QUOTE = "'" * 3
+SI_BASE = ("metre", "kilogram", "second", "amp", "kelvin", "mole", "candle")
+BASE_UNITS = {"amp", "coulomb", "farad", "henry", "hertz", "joule", "kelvin", "kilogram", "metre", "mole", "newton",
+              "ohm", "pascal", "radian", "second", "siemens", "tesla", "volt", "watt", "weber", "candle"}
+_INTERNAL = {"lastspike", "not_refractory", "t", "dt", "i", "j", "N", "t_in_timesteps", "xi"}
+
+
+class _RunReached(Exception):
+    def __init__(self, network, duration, namespace):
+        super().__init__("run() reached")
+        self.network, self.duration, self.namespace = network, duration, namespace
+
+
+def from_brian2(script):
+    """The Simulation of the network a Brian2 script builds, read at its first run() (not run)."""
+    path = Path(script).resolve()
+    if not path.is_file():
+        raise DescriptionError(str(script), "not a file; give the path of a Brian2 script")
+    reached = _execute_until_run(path)
+    return _Importer(path, reached).simulation()
+
+
+def _execute_until_run(path):
+    original = brian2.Network.run
+
+    def intercept(network, duration, *args, namespace=None, **kwargs):
+        raise _RunReached(network, duration, namespace if namespace is not None else _script_namespace(path))
+
+    brian2.Network.run = intercept
+    previous = brian2.prefs.codegen.target
+    try:
+        brian2.start_scope()
+        runpy.run_path(str(path), run_name="__main__")
+    except _RunReached as reached:
+        return reached
+    except Exception as error:
+        raise DescriptionError(str(path), f"the script failed before run(): {type(error).__name__}: {error}") from None
+    finally:
+        brian2.Network.run = original
+        brian2.prefs.codegen.target = previous
+    raise DescriptionError(str(path), "the script never calls run(); spikebridge imports the network at its run()")
+
+
+def _script_namespace(path):
+    """The names visible where the script called run() (Brian2's run namespace)."""
+    frame = sys._getframe()
+    while frame is not None and os.path.abspath(frame.f_code.co_filename) != str(path):
+        frame = frame.f_back
+    return {**frame.f_globals, **frame.f_locals} if frame is not None else {}
+
+
+def quantity_text(value, dim, where):
+    """A scalar as a quantity string in SI units that reads back to the same float."""
+    value = float(np.asarray(value))
+    text = repr(value) if dim.is_dimensionless else f"{value!r}*{get_unit(dim)!r}"
+    if float(np.asarray(parse_quantity(text, where))) != value:
+        raise DescriptionError(where, f"{value} in units {dim} has no exact quantity string")
+    return text
+
+
+def unit_text(dim):
+    """A dimension as Brian2 accepts it in equations: a named base unit, else a product of SI base units."""
+    name = repr(get_unit(dim))
+    if dim.is_dimensionless:
+        return "1"
+    if name.isidentifier() and name in BASE_UNITS:
+        return name
+    return " * ".join(f"{unit} ** {power:g}" for unit, power in zip(SI_BASE, dim._dims) if power)
+
+
+def equations_text(equations):
+    """Brian2 Equations written back as text with unit names that Brian2 reads."""
+    lines = []
+    for eq in equations.ordered:
+        unit = {INTEGER: "integer", BOOLEAN: "boolean"}.get(eq.var_type) or unit_text(eq.dim)
+        flags = f" ({', '.join(eq.flags)})" if eq.flags else ""
+        if eq.type == DIFFERENTIAL_EQUATION:
+            lines.append(f"d{eq.varname}/dt = {eq.expr.code} : {unit}{flags}")
+        elif eq.type == SUBEXPRESSION:
+            lines.append(f"{eq.varname} = {eq.expr.code} : {unit}{flags}")
+        else:
+            lines.append(f"{eq.varname} : {unit}{flags}")
+    return "\n".join(lines)
+
+
+def _is_default(name, value):
+    """Does `name` resolve to Brian2's own unit, function or constant of that name?"""
+    if name in DEFAULT_UNITS:
+        return value is DEFAULT_UNITS[name]
+    if name in DEFAULT_FUNCTIONS:
+        return callable(value) and not isinstance(value, TimedArray)
+    return name in DEFAULT_CONSTANTS and np.all(value == DEFAULT_CONSTANTS[name].value)
+
+
+def _values(variable, size):
+    """A variable's realized values (SI floats), one per element."""
+    return np.broadcast_to(np.asarray(variable.get_value(), dtype=float), (size,)).copy()
+
+
+def _compact(values, dim, where):
+    """A quantity string when every element holds the same value, the values otherwise."""
+    return quantity_text(values[0], dim, where) if len(values) and np.all(values == values[0]) else values
+
+
+class _Importer:
+    def __init__(self, path, reached):
+        self.path, self.reached = path, reached
+        self.objects = list(reached.network.objects)
+        self.contained = {id(child) for obj in self.objects for child in getattr(obj, "contained_objects", [])}
+        self.poisson = reached.namespace.get(POISSON_REGISTRY, {})
+
+    def fail(self, obj, construct):
+        raise DescriptionError(f"{self.path.name}: {type(obj).__name__} {obj.name!r}",
+                               f"{construct} cannot be imported (not representable in a spikebridge description)")
+
+    def simulation(self):
+        dt = self.dt = self._dt()
+        populations, sources, projections, record, self.currents = [], [], [], [], []
+        for obj in sorted(self.objects, key=lambda o: o.name):
+            if isinstance(obj, NeuronGroup) and type(obj) is NeuronGroup:
+                populations.append(self._population(obj))
+            elif isinstance(obj, SpikeGeneratorGroup):
+                sources.append(self._spike_trains(obj))
+            elif isinstance(obj, PoissonGroup):
+                sources.append(self._poisson_group(obj))
+            elif isinstance(obj, Synapses):
+                projections.append(self._projection(obj))
+            elif isinstance(obj, StateMonitor):
+                record += self._records(obj)
+            elif isinstance(obj, (SpikeMonitor, PopulationRateMonitor)):
+                continue  # spikes are always recorded
+            elif id(obj) not in self.contained:
+                self.fail(obj, "this kind of object")
+        duration = quantity_text(self.reached.duration, brian2.second.dim, f"{self.path.name}: run() duration")
+        network = Network(tuple(populations), tuple(sources), tuple(self.currents), tuple(projections))
+        return Simulation(network, RunSettings(duration, record=tuple(dict.fromkeys(record)),
+                                               timing=Timing(dt=quantity_text(dt, brian2.second.dim, "dt"))))
+
+    def _dt(self):
+        steps = {obj.name: float(obj.clock.dt_) for obj in self.objects if hasattr(obj, "clock")}
+        if len(set(steps.values())) != 1:
+            raise DescriptionError(f"{self.path.name}: clocks", f"objects run with different dt {steps}; a "
+                                                                "description has one dt")
+        return next(iter(steps.values()))
+
+    def _check_children(self, group, known):
+        for child in group.contained_objects:
+            if child not in known:
+                self.fail(group, f"run_regularly or custom code ({type(child).__name__} {child.name!r})")
+
+    def _current(self, group, runner):
+        """A CurrentInjection from `group.run_regularly('x = values(t, i)', when='before_groups')` with a
+        TimedArray `values` of one row per step (the form to_brian2 writes); any other code is refused."""
+        code = getattr(runner, "abstract_code", "")
+        target, _, call = code.partition("=")
+        target, call = target.strip(), call.strip()
+        name = call.partition("(")[0]
+        values = group.namespace.get(name, self.reached.namespace.get(name))
+        if (call != f"{name}(t, i)" or not target.isidentifier() or runner.when != "before_groups"
+                or not isinstance(values, TimedArray) or float(values.dt) != self.dt):
+            self.fail(group, f"run_regularly code {code!r} (only `x = values(t, i)` before_groups, with a "
+                             "TimedArray of one row per time step, is imported, as a current injection)")
+        return CurrentInjection(runner.name, group.name, target, np.asarray(values.values, dtype=float))
+
+    def _constants(self, obj, code, variables):
+        """{name: quantity string} of the external constants `code` names, as Brian2 resolves them."""
+        constants = {}
+        for name in sorted(get_identifiers(code) - set(variables) - _INTERNAL):
+            value = obj.namespace.get(name, self.reached.namespace.get(name))
+            if value is None or _is_default(name, value):
+                continue
+            if isinstance(value, Function) or callable(value):
+                self.fail(obj, f"the function or TimedArray {name!r}")
+            quantity = brian2.Quantity(value)
+            if quantity.size != 1:
+                self.fail(obj, f"the array constant {name!r} (only scalars are parameters)")
+            constants[name] = quantity_text(quantity, quantity.dim, f"{self.path.name}: {obj.name}.{name}")
+        return constants
+
+    def _population(self, group):
+        if set(group.events) - {"spike"}:
+            self.fail(group, f"custom events {sorted(set(group.events) - {'spike'})}")
+        known = [group.state_updater, *group.thresholder.values(), *group.resetter.values()]
+        self.currents += [self._current(group, child) for child in group.contained_objects if child not in known]
+        equations = group.user_equations
+        threshold, reset = group.events.get("spike") or "", group.event_codes.get("spike") or ""
+        refractory = group._refractory
+        if isinstance(refractory, str):
+            self.fail(group, f"a refractory condition {refractory!r}")
+        refractory = "" if refractory is False else quantity_text(refractory, brian2.second.dim, "refractory")
+        code = "\n".join([str(equations), threshold, reset])
+        model = NeuronModel(equations_text(equations), threshold, reset, refractory,
+                            self._constants(group, code, group.variables), self._method(group))
+        initial = {}
+        for name in equations.names:
+            if equations[name].type == SUBEXPRESSION:
+                continue
+            values = _values(group.variables[name], len(group))
+            if np.any(values != 0):
+                initial[name] = _compact(values, equations[name].dim, f"{group.name}.{name}")
+        return Population(group.name, model, len(group), initial)
+
+    def _method(self, group):
+        choice = group.state_updater.method_choice
+        if isinstance(choice, str):
+            return choice
+        for method in choice:  # Brian2's default order: the first state updater that integrates the equations
+            try:
+                StateUpdateMethod.apply_stateupdater(group.equations, group.variables, method, group_name=group.name)
+                return method
+            except UnsupportedEquationsException:
+                continue
+        self.fail(group, "equations no state updater integrates")
+
+    def _spike_trains(self, group):
+        if group.variables["period"].get_value()[0] != 0:
+            self.fail(group, "a spike generator with a period (repeating spikes)")
+        indices = np.asarray(group.variables["neuron_index"].get_value(), dtype=np.int64)
+        times = np.asarray(group.variables["spike_time"].get_value(), dtype=float)
+        trains = SpikeTrains(group.name, len(group), indices, times)
+        if group.name not in self.poisson:
+            return trains
+        poisson = PoissonTrains(group.name, len(group), *self.poisson[group.name])
+        n_steps = round(float(self.reached.duration) / self.dt)
+        drawn, given = poisson.spike_steps(self.dt, n_steps), trains.spike_steps(self.dt, n_steps)
+        if not all(np.array_equal(a, b) for a, b in zip(drawn, given)):
+            self.fail(group, f"spikes that differ from the PoissonTrains {POISSON_REGISTRY} names")
+        return poisson
+
+    def _poisson_group(self, group):
+        rates = np.asarray(group.variables["rates"].get_value())
+        if "rates" in getattr(group, "_rates_expression", "") or rates.size != 1 and np.any(rates != rates[0]):
+            self.fail(group, "rates that differ between neurons or change in time")
+        return PoissonTrains(group.name, len(group), quantity_text(rates.reshape(-1)[0], brian2.Hz.dim, "rates"))
+
+    def _projection(self, syn):
+        pathways = [p.objname for p in syn._pathways]
+        if set(pathways) - {"pre", "post"}:
+            self.fail(syn, f"several pathways in one projection ({pathways})")
+        if any(p.event != "spike" for p in syn._pathways):
+            self.fail(syn, "pathways on custom events")
+        updaters = [syn.state_updater] if syn.state_updater is not None else []
+        self._check_children(syn, [*syn._pathways, *updaters, *syn.summed_updaters.values()])
+        on_pre = syn.pre.code if "pre" in pathways else ""
+        on_post = syn.post.code if "post" in pathways else ""
+        model_text = equations_text(syn.equations)
+        variables = set(syn.variables)
+        constants = self._constants(syn, "\n".join([model_text, on_pre, on_post]), variables)
+        i = np.asarray(syn.variables["_synaptic_pre"].get_value(), dtype=np.int64)
+        j = np.asarray(syn.variables["_synaptic_post"].get_value(), dtype=np.int64)
+        n_source, n_target = len(syn.source), len(syn.target)
+        dense = len(i) == n_source * n_target and np.array_equal(i * n_target + j, np.arange(len(i)))
+        values = {}
+        for name in syn.equations.parameter_names:
+            array = _values(syn.variables[name], len(i))
+            values[name] = _compact(array, syn.equations[name].dim, f"{syn.name}.{name}")
+            if dense and not isinstance(values[name], str):
+                values[name] = array.reshape(n_source, n_target)
+        delays = _values(syn.pre.variables["delay"], len(i)) if "pre" in pathways else np.zeros(len(i))
+        max_delay = quantity_text(delays.max() if len(delays) else 0.0, brian2.second.dim, f"{syn.name}.delay")
+        delays = _compact(delays, brian2.second.dim, f"{syn.name}.delay")
+        if dense and not isinstance(delays, str):
+            delays = delays.reshape(n_source, n_target)
+        return Projection(syn.name, syn.source.name, syn.target.name, SynapseModel(model_text, on_pre, on_post,
+                                                                                   constants),
+                          i=() if dense else i, j=() if dense else j, values=values, delays=delays,
+                          max_delay=max_delay)
+
+    def _records(self, monitor):
+        if not monitor.record_all:
+            self.fail(monitor, "recording a subset of neurons (spikebridge records every neuron)")
+        return [f"{monitor.source.name}.{name}" for name in monitor.record_variables]
+
+
+def to_brian2(simulation):
+    """A plain Brian2 script (text) that runs `simulation` as spikebridge's Brian2 backend does, without
+    spikebridge: the same objects, values, delays in whole steps, inputs and monitors."""
+    net, run, lines = simulation.network, simulation.run, []
+    write = lines.append
+    write('"""A spikebridge description written as a plain Brian2 script; it runs without spikebridge, and\n'
+          '`spikebridge import` reads it back. Spike times and delays are whole steps of dt."""')
+    write("import numpy as np\nfrom brian2 import *\n")
+    write(f"defaultclock.dt = {run.timing.dt}\nN_STEPS = {run.n_steps}\n")
+    poisson = {s.name: (s.rate, s.seed) for s in net.sources if isinstance(s, PoissonTrains)}
+    if poisson:
+        write(f"# spikebridge's PoissonTrains (rate, seed): Bernoulli(rate*dt) per step and neuron from numpy's\n"
+              f"# default_rng(seed); `spikebridge import` reads these back as PoissonTrains\n"
+              f"{POISSON_REGISTRY} = {poisson!r}\n\n\n"
+              "def poisson_trains(name, n, rate, seed):\n"
+              "    p = float(rate * defaultclock.dt)\n"
+              "    steps, indices = np.nonzero(np.random.default_rng(seed).random((N_STEPS, n)) < p)\n"
+              "    return SpikeGeneratorGroup(n, indices, steps * defaultclock.dt, name=name)\n")
+    for pop in net.populations:
+        model = pop.model
+        write(f"\n{pop.name} = NeuronGroup({pop.n}, {_code(model.equations)}, threshold={_code(model.threshold)},\n"
+              f"    reset={_code(model.reset if model.threshold else '')}, "
+              f"refractory={model.refractory or False}, method={model.method!r},\n"
+              f"    namespace={_namespace_code(model.parameters)}, name={pop.name!r})")
+        dims = brian_parse.equations(model.equations)
+        for var, value in pop.initial.items():
+            write(f"{pop.name}.{var} = {_array_code(value, dims[var].dim)}")
+    for source in net.sources:
+        if isinstance(source, PoissonTrains):
+            write(f"{source.name} = poisson_trains({source.name!r}, {source.n}, {source.rate}, {source.seed})")
+        else:
+            write(f"{source.name} = SpikeGeneratorGroup({source.n}, {_array_code(source.indices, None)}, "
+                  f"{_array_code(source.times, brian2.second.dim)}, name={source.name!r})")
+    for current in net.currents:
+        dim = brian_parse.equations(net._population(current.target, "target").model.equations)[current.variable].dim
+        write(f"{current.name}_values = TimedArray({_array_code(current.array(run.n_steps), dim)}, "
+              f"dt=defaultclock.dt)")
+        write(f"{current.target}.run_regularly('{current.variable} = {current.name}_values(t, i)', "
+              f"when='before_groups', name={current.name!r})")
+    for proj in net.projections:
+        if proj.delay_mode != "static":
+            raise DescriptionError(f"Projection {proj.name!r}.delay_mode", f"{proj.delay_mode!r}: delays that change "
+                                   "during a run need spikebridge's queue; a plain Brian2 script has 'static' only")
+        synapse = proj.synapse
+        write(f"\n{proj.name} = Synapses({proj.source}, {proj.target}, model={_code(synapse.model)}, "
+              f"on_pre={_code(synapse.on_pre)},\n    on_post={_code(synapse.on_post)}, "
+              f"namespace={_namespace_code(synapse.parameters)}, name={proj.name!r})")
+        n_source, n_target = net.size(proj.source), net.size(proj.target)
+        i, j = plan.synapses(proj, n_source, n_target)
+        write(f"{proj.name}.connect(i={_array_code(i, None)}, j={_array_code(j, None)})")
+        dims = brian_parse.equations(synapse.model)
+        for name, value in proj.values.items():
+            value = value if isinstance(value, str) else np.ravel(value)  # dense: row-major, the synapses' order
+            write(f"{proj.name}.{name} = {_array_code(value, dims[name].dim)}")
+        if synapse.on_pre:
+            steps = plan.initial_delay_steps(proj, plan.delay_rule(run.timing, proj), i, j, {})
+            write(f"{proj.name}.delay = {_array_code(steps, None)} * defaultclock.dt")
+    for pop in net.populations:
+        if pop.model.threshold:
+            write(f"spikes_{pop.name} = SpikeMonitor({pop.name})")
+    for population, variables in _records_by_population(run.record).items():
+        write(f"state_{population} = StateMonitor({population}, {variables!r}, record=True)")
+    write(f"\nrun({run.duration})")
+    for pop in net.populations:
+        if pop.model.threshold:
+            write(f"print({pop.name!r}, spikes_{pop.name}.num_spikes, 'spikes')")
+    return "\n".join(lines) + "\n"
+
+
+def _records_by_population(record):
+    by_population = {}
+    for key in record:
+        population, variable = plan.record_key(key)
+        by_population.setdefault(population, []).append(variable)
+    return by_population
+
+
+def _code(text):
+    """Brian2 code (equations, statements) as a Python literal: one line quoted, several lines triple-quoted."""
+    lines = [line.strip() for line in text.strip().splitlines()]
+    if not lines:
+        return "None"
+    return repr(lines[0]) if len(lines) == 1 else TRIPLE_QUOTE + "\n".join(lines) + TRIPLE_QUOTE
+
+
+def _namespace_code(parameters):
+    return "{" + ", ".join(f"{name!r}: {text}" for name, text in parameters.items()) + "}"
+
+
+def _array_code(value, dim):
+    """Python code for a quantity string, or an array of SI values times its unit."""
+    if isinstance(value, str):
+        return value
+    array = np.asarray(value)
+    numbers = f"np.array({array.tolist()!r})"
+    if dim is None or dim.is_dimensionless:
+        return numbers
+    unit = unit_text(dim)
+    return f"{numbers} * {unit if unit.isidentifier() else f'({unit})'}"

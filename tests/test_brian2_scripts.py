@@ -1,0 +1,165 @@
+"""Brian2 scripts in and out (bridge/brian2_scripts.py): an imported script runs as the script itself runs;
+export -> import gives the same run back; what cannot be represented is refused, naming object and construct."""
+import os
+import re
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+from bridge import library
+from bridge.brian2_scripts import from_brian2, to_brian2
+from bridge.cli import main
+from bridge.errors import DescriptionError
+from bridge.plan import lower
+from brian_models.network import run as run_brian
+
+CUBA = """
+from brian2 import *
+seed(4)
+taum, taue, taui = 20*ms, 5*ms, 10*ms
+Vt, Vr, El = -50*mV, -60*mV, -49*mV
+eqs = '''
+dv/dt  = (ge+gi-(v-El))/taum : volt (unless refractory)
+dge/dt = -ge/taue : volt
+dgi/dt = -gi/taui : volt
+'''
+P = NeuronGroup(120, eqs, threshold='v>Vt', reset='v = Vr', refractory=5*ms, method='exact', name='P')
+P.v = 'Vr + rand() * (Vt - Vr)'
+we, wi = (60*0.27/10)*mV, (-20*4.5/10)*mV
+Ce = Synapses(P, P, on_pre='ge += we', name='Ce')
+Ci = Synapses(P, P, on_pre='gi += wi', name='Ci')
+Ce.connect('i<96', p=0.05)
+Ci.connect('i>=96', p=0.05)
+Ce.delay = '1*ms + rand()*2*ms'
+drive = PoissonGroup(20, 80*Hz, name='drive')
+kick = SpikeGeneratorGroup(2, [0, 1, 0], [1, 2, 3.05]*ms, name='kick')
+Cd = Synapses(drive, P, 'w : volt', on_pre='v += w', name='Cd')
+Cd.connect(p=0.5)
+Cd.w = 'rand()*2*mV'
+Ck = Synapses(kick, P, on_pre='v += 5*mV', delay=0.5*ms, name='Ck')
+Ck.connect(j='i')
+spikes = SpikeMonitor(P)
+state = StateMonitor(P, ['v', 'ge'], record=True)
+run(60*ms)
+"""
+
+
+def _script(tmp_path, text, name="model.py"):
+    path = tmp_path / name
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+def test_imported_script_runs_as_the_script_itself(tmp_path):
+    path = _script(tmp_path, CUBA.replace("PoissonGroup(20, 80*Hz, name='drive')",
+                                          "SpikeGeneratorGroup(20, [3, 7, 7, 19], [4, 9, 20, 31]*ms, name='drive')"))
+    simulation = from_brian2(path)
+    net = simulation.network
+    assert [p.name for p in net.populations] == ["P"] and simulation.run.n_steps == 600
+    assert net.populations[0].model.parameters["taum"] == "0.02*second"
+    assert net.populations[0].model.refractory == "0.005*second"
+    assert simulation.run.record == ("P.v", "P.ge")
+    ce = next(p for p in net.projections if p.name == "Ce")
+    assert ce.synapse.parameters == {"we": repr(60 * 0.27 / 10 * 1e-3) + "*volt"}
+    assert np.all((np.asarray(ce.delays) >= 1e-3) & (np.asarray(ce.delays) <= 3e-3))
+    ck = next(p for p in net.projections if p.name == "Ck")
+    assert ck.delays == "0.0005*second" and list(ck.j) == [0, 1]
+    namespace = {}
+    exec(compile(path.read_text(), str(path), "exec"), namespace)  # the script itself, run by Brian2
+    record = run_brian(simulation)
+    steps = np.rint(np.asarray(namespace["spikes"].t_) / simulation.dt).astype(int)
+    assert len(steps) >= 50
+    assert set(zip(namespace["spikes"].i[:].tolist(), steps.tolist())) == record.spike_set("P")
+    assert np.array_equal(np.asarray(namespace["state"].v_).T, record.traces["P.v"])
+
+
+def test_poisson_group_becomes_seeded_poisson_trains_and_crosschecks(tmp_path, paired):
+    simulation = from_brian2(_script(tmp_path, CUBA))
+    drive = next(s for s in simulation.network.sources if s.name == "drive")
+    assert (type(drive).__name__, drive.rate, drive.seed) == ("PoissonTrains", "80.0*hertz", 0)
+    brian_record, torch_record, report = paired(simulation)
+    assert brian_record.count("P") >= 50 and report.identical and report.passed
+
+
+# one model per scenario; the delay circuit's dynamic delays are refused (below)
+EXPORTED = sorted({scenario: name for name, (_, scenario) in reversed(library.MODELS.items())
+                   if name != "delay_circuit"}.values())
+
+
+@pytest.mark.parametrize("name", EXPORTED)
+def test_export_then_import_gives_the_same_run(name, tmp_path):
+    short = {} if library.MODELS[name][1] is library.MODELS["spiking_net"][1] else {"duration": "50*ms"}
+    simulation = library.scenario(name, seed=2, **short)
+    path = _script(tmp_path, to_brian2(simulation))
+    again = from_brian2(path)
+    plan, plan_again = lower(simulation), lower(again)
+    assert plan.records == plan_again.records and plan.n_steps == plan_again.n_steps
+    for proj in plan.projections.values():
+        other = plan_again.projections[proj.name]
+        assert np.array_equal(proj.delay_steps, other.delay_steps) and np.array_equal(proj.j, other.j)
+        for var, values in proj.values.items():
+            np.testing.assert_array_equal(values, other.values[var])
+    for source in plan.sources.values():
+        assert np.array_equal(source.steps, plan_again.sources[source.name].steps)
+    first, second = run_brian(simulation), run_brian(again)
+    assert sum(map(first.count, first.spikes)) > 0
+    for pop in first.spikes:
+        assert first.spike_set(pop) == second.spike_set(pop)
+    for key, trace in first.traces.items():
+        assert np.array_equal(trace, second.traces[key]), key
+
+
+def test_exported_script_runs_without_spikebridge(tmp_path):
+    simulation = library.scenario("penalty", seed=1, duration="100*ms")
+    path = _script(tmp_path, to_brian2(simulation), "penalty.py")
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    done = subprocess.run([sys.executable, "-I", str(path)], cwd=tmp_path, capture_output=True, text=True, env=env)
+    assert done.returncode == 0, done.stderr
+    assert f"penalty {run_brian(simulation).count('penalty')} spikes" in done.stdout
+    assert not any(line.startswith(("import bridge", "from bridge", "import torch")) for line in
+                   path.read_text().splitlines())
+
+
+def test_dynamic_delays_are_refused_by_the_export():
+    with pytest.raises(DescriptionError, match="'plastic_input'.delay_mode: 'dynamic'"):
+        to_brian2(library.scenario("delay_circuit"))
+
+
+UNSUPPORTED = {
+    "network_operation": ("G = NeuronGroup(2, 'dv/dt = -v/(10*ms) : 1', name='G')\n"
+                          "@network_operation\ndef poke():\n    G.v += 1\n", "NetworkOperation"),
+    "run_regularly": ("G = NeuronGroup(2, 'dv/dt = -v/(10*ms) : 1', name='G')\n"
+                      "G.run_regularly('v += 0.1')\n", "G': run_regularly code 'v += 0.1'"),
+    "timed_array": ("ta = TimedArray([1, 2]*mV, dt=1*ms)\n"
+                    "G = NeuronGroup(2, 'dv/dt = (ta(t) - v)/(10*ms) : volt', name='G')\n",
+                    "the function or TimedArray 'ta'"),
+    "custom_events": ("G = NeuronGroup(2, 'dv/dt = -v/(10*ms) : 1', events={'up': 'v > 1'}, name='G')\n",
+                      "custom events ['up']"),
+    "two_pathways": ("G = NeuronGroup(2, 'dv/dt = -v/(10*ms) : 1', threshold='v > 1', name='G')\n"
+                     "S = Synapses(G, G, on_pre={'up': 'v += 1', 'down': 'v -= 1'}, name='S')\nS.connect()\n",
+                     "several pathways in one projection"),
+    "subset_record": ("G = NeuronGroup(2, 'dv/dt = -v/(10*ms) : 1', name='G')\n"
+                      "M = StateMonitor(G, 'v', record=[0], name='M')\n", "recording a subset of neurons"),
+}
+
+
+@pytest.mark.parametrize("construct", sorted(UNSUPPORTED))
+def test_unsupported_constructs_are_refused_naming_object_and_construct(construct, tmp_path):
+    code, message = UNSUPPORTED[construct]
+    path = _script(tmp_path, "from brian2 import *\n" + code + "run(10*ms)\n")
+    with pytest.raises(DescriptionError, match=re.escape(message)):
+        from_brian2(path)
+
+
+def test_the_command_line_imports_and_exports(tmp_path, capsys):
+    path = _script(tmp_path, "from brian2 import *\nG = NeuronGroup(2, 'dv/dt = -v/(10*ms) : 1', name='G')\n"
+                             "G.v = [0.5, 1.5]\nrun(1*ms)\n")
+    assert main(["import", str(path), "--out", str(tmp_path / "g.json")]) == 0
+    assert main(["export", str(tmp_path / "g.json"), "--brian2", str(tmp_path / "g.py")]) == 0
+    assert from_brian2(tmp_path / "g.py").network.populations[0].initial == {"v": (0.5, 1.5)}
+    assert main(["import", str(tmp_path / "missing.py")]) == 2
+    assert main(["import", str(_script(tmp_path, "from brian2 import *\n", "no_run.py"))]) == 2
+    assert "never calls run()" in capsys.readouterr().err
