@@ -21,7 +21,7 @@ from pathlib import Path
 import brian2
 import numpy as np
 from brian2 import (NeuronGroup, PoissonGroup, PopulationRateMonitor, SpikeGeneratorGroup, SpikeMonitor,
-                    StateMonitor, Synapses, TimedArray)
+                    StateMonitor, Subgroup, Synapses, TimedArray)
 from brian2.core.functions import DEFAULT_FUNCTIONS, Function
 from brian2.core.namespace import DEFAULT_CONSTANTS, DEFAULT_UNITS
 from brian2.equations.equations import BOOLEAN, DIFFERENTIAL_EQUATION, INTEGER, SUBEXPRESSION
@@ -282,11 +282,12 @@ class _Importer:
         on_pre = syn.pre.code if "pre" in pathways else ""
         on_post = syn.post.code if "post" in pathways else ""
         model_text = equations_text(syn.equations)
-        variables = set(syn.variables)
-        constants = self._constants(syn, "\n".join([model_text, on_pre, on_post]), variables)
-        i = np.asarray(syn.variables["_synaptic_pre"].get_value(), dtype=np.int64)
+        code = "\n".join([model_text, on_pre, on_post])
+        constants = self._constants(syn, code, set(syn.variables))
+        source, target = self._whole(syn, syn.source, code), self._whole(syn, syn.target, code)
+        i = np.asarray(syn.variables["_synaptic_pre"].get_value(), dtype=np.int64)  # indices in the whole groups
         j = np.asarray(syn.variables["_synaptic_post"].get_value(), dtype=np.int64)
-        n_source, n_target = len(syn.source), len(syn.target)
+        n_source, n_target = len(source), len(target)
         dense = len(i) == n_source * n_target and np.array_equal(i * n_target + j, np.arange(len(i)))
         values = {}
         for name in syn.equations.parameter_names:
@@ -299,12 +300,21 @@ class _Importer:
         delays = _compact(delays, brian2.second.dim, f"{syn.name}.delay")
         if dense and not isinstance(delays, str):
             delays = delays.reshape(n_source, n_target)
-        return Projection(syn.name, syn.source.name, syn.target.name, SynapseModel(model_text, on_pre, on_post,
-                                                                                   constants),
+        return Projection(syn.name, source.name, target.name, SynapseModel(model_text, on_pre, on_post, constants),
                           i=() if dense else i, j=() if dense else j, values=values, delays=delays,
                           max_delay=max_delay)
 
+    def _whole(self, syn, group, code):
+        """The group a synapse connects, a subgroup's whole group (synapse indices address whole groups)."""
+        if not isinstance(group, Subgroup):
+            return group
+        if {"i", "j"} & get_identifiers(code):
+            self.fail(syn, f"code reading i or j on the subgroup {group.name!r} (indices would change meaning)")
+        return group.source
+
     def _records(self, monitor):
+        if isinstance(monitor.source, Subgroup):
+            self.fail(monitor, f"recording the subgroup {monitor.source.name!r} (record the whole group)")
         if not monitor.record_all:
             self.fail(monitor, "recording a subset of neurons (spikebridge records every neuron)")
         return [f"{monitor.source.name}.{name}" for name in monitor.record_variables]

@@ -117,9 +117,17 @@ def _clip(x, low, high):
     return min(max(x, low), high)
 
 
+def _exprel(x):
+    """Brian2's exprel(x) = (exp(x) - 1)/x: 1 where |x| < 1e-16, inf where x > 717, expm1(x)/x elsewhere."""
+    if not isinstance(x, torch.Tensor):
+        return 1.0 if abs(x) < 1e-16 else math.inf if x > 717 else math.expm1(x) / x
+    return torch.where(x.abs() < 1e-16, torch.ones_like(x), torch.where(x > 717, torch.full_like(x, math.inf),
+                                                                         torch.expm1(x) / x))
+
+
 _MATH = {name: _elementwise(getattr(torch, name), getattr(math, name))
          for name in ("exp", "log", "log10", "sqrt", "sin", "cos", "tan", "sinh", "cosh", "tanh", "floor", "ceil")}
-_MATH.update(abs=_elementwise(torch.abs, abs), timestep=_timestep, clip=_clip,
+_MATH.update(abs=_elementwise(torch.abs, abs), timestep=_timestep, clip=_clip, exprel=_exprel,
              sign=_elementwise(torch.sign, lambda x: float((x > 0) - (x < 0))),
              arcsin=_elementwise(torch.asin, math.asin), arccos=_elementwise(torch.acos, math.acos),
              arctan=_elementwise(torch.atan, math.atan))

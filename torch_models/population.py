@@ -61,10 +61,15 @@ class PopulationStep:
         self.update, self.threshold, self.reset = blocks[:3]
         margin = _margin_expression(model.threshold) if model.threshold else None
         self.margin, self.margin_names = compile_expression(margin, where, table) if margin else (None, frozenset())
-        self.variables = {name: brian_group.variables[name] for name in brian_group.equations.names}
+        equations = brian_group.equations
+        self.variables = {name: brian_group.variables[name] for name in equations.names
+                          if name not in equations.subexpr_names}
+        self.subexpressions = [(eq.varname, *compile_expression(eq.expr.code, where, table))
+                               for eq in equations.ordered if eq.varname in equations.subexpr_names]
         self.conditional = {n for n, v in self.variables.items() if v.conditional_write is not None}
+        names = names_read(self.update + self.threshold + self.reset) | self.margin_names
         self.constants = constants(population.constants,
-                                    names_read(self.update + self.threshold + self.reset) | self.margin_names)
+                                   names.union(*[read for _, _, read in self.subexpressions]))
         self.index = None  # the neuron index i, on the device of the state
         self.surrogate = superspike  # spike function with a surrogate gradient (torch_models/surrogate.py)
 
@@ -83,10 +88,21 @@ class PopulationStep:
         return state
 
     def _scope(self, state, t, dt):
+        """The names code can read: constants, state, t, dt, N, i, and the subexpressions (in Brian2's order)."""
         device = state[next(iter(state))].device
         if self.index is None or self.index.device != device:  # built once, not three times per step
             self.index = torch.arange(self.n, device=device, dtype=self.dtype)
-        return {**self.constants, **state, "t": t, "dt": dt, "N": self.n, "i": self.index}
+        scope = {**self.constants, **state, "t": t, "dt": dt, "N": self.n, "i": self.index}
+        for name, evaluate, _ in self.subexpressions:
+            scope[name] = evaluate(scope)
+        return scope
+
+    def value(self, state, variable, t, dt):
+        """A state variable, or a subexpression evaluated on `state` at time t, (batch, n)."""
+        if variable in state:
+            return state[variable]
+        value = self._scope(state, t, dt)[variable]
+        return torch.as_tensor(value, dtype=self.dtype, device=self.index.device).expand(*state[next(iter(self.variables))].shape)
 
     def receptive(self, state, variable):
         """Which neurons' `variable` may change now, (batch, n) bool, or None for all: a variable marked

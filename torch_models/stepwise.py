@@ -181,7 +181,7 @@ class StepwiseNetwork(SimulationModule):
                     if proj.delay_mode == "between_runs":
                         delays[name] = proj.delays_now(states, syn_states[name])
             for key, (population, variable) in records.items():  # 'start': state as left by the previous step
-                trace_log[key].append(states[population][variable])
+                trace_log[key].append(self.populations[population].value(states[population], variable, t, dt))
             for name, current in self.plan.currents.items():
                 states[current.target][current.variable] = currents[name][:, n]
             arriving = {name: spikes[:, n] for name, spikes in inputs.items()}
