@@ -21,10 +21,12 @@ from pathlib import Path
 import brian2
 import numpy as np
 from brian2 import (NeuronGroup, PoissonGroup, PopulationRateMonitor, SpikeGeneratorGroup, SpikeMonitor,
-                    StateMonitor, Subgroup, Synapses, TimedArray)
+                    StateMonitor, Synapses, TimedArray)
 from brian2.core.functions import DEFAULT_FUNCTIONS, Function
 from brian2.core.namespace import DEFAULT_CONSTANTS, DEFAULT_UNITS
 from brian2.equations.equations import BOOLEAN, DIFFERENTIAL_EQUATION, INTEGER, SUBEXPRESSION
+from brian2.groups.subgroup import Subgroup
+from brian2.groups.neurongroup import SubexpressionUpdater
 from brian2.stateupdaters.base import StateUpdateMethod, UnsupportedEquationsException
 from brian2.units.fundamentalunits import get_unit
 from brian2.utils.stringtools import get_identifiers
@@ -107,9 +109,9 @@ def unit_text(dim):
 
 
 def equations_text(equations):
-    """Brian2 Equations written back as text with unit names that Brian2 reads."""
+    """Brian2 equations (single equations) written back as text with unit names that Brian2 reads."""
     lines = []
-    for eq in equations.ordered:
+    for eq in equations:
         unit = {INTEGER: "integer", BOOLEAN: "boolean"}.get(eq.var_type) or unit_text(eq.dim)
         flags = f" ({', '.join(eq.flags)})" if eq.flags else ""
         if eq.type == DIFFERENTIAL_EQUATION:
@@ -218,6 +220,8 @@ class _Importer:
     def _population(self, group):
         if set(group.events) - {"spike"}:
             self.fail(group, f"custom events {sorted(set(group.events) - {'spike'})}")
+        if any(isinstance(child, SubexpressionUpdater) for child in group.contained_objects):
+            self.fail(group, "(constant over dt) subexpressions")
         known = [group.state_updater, *group.thresholder.values(), *group.resetter.values()]
         self.currents += [self._current(group, child) for child in group.contained_objects if child not in known]
         equations = group.user_equations
@@ -227,7 +231,7 @@ class _Importer:
             self.fail(group, f"a refractory condition {refractory!r}")
         refractory = "" if refractory is False else quantity_text(refractory, brian2.second.dim, "refractory")
         code = "\n".join([str(equations), threshold, reset])
-        model = NeuronModel(equations_text(equations), threshold, reset, refractory,
+        model = NeuronModel(equations_text(equations.ordered), threshold, reset, refractory,
                             self._constants(group, code, group.variables), self._method(group))
         initial = {}
         for name in equations.names:
@@ -281,7 +285,11 @@ class _Importer:
         self._check_children(syn, [*syn._pathways, *updaters, *syn.summed_updaters.values()])
         on_pre = syn.pre.code if "pre" in pathways else ""
         on_post = syn.post.code if "post" in pathways else ""
-        model_text = equations_text(syn.equations)
+        event_driven = [eq for eq in syn.event_driven.ordered if eq.type == DIFFERENTIAL_EQUATION] if syn.event_driven \
+            else []
+        summed = [f"{name} = {updater.expression.code} : {unit_text(syn.variables['_summed_' + name].dim)} (summed)"
+                  for name, updater in syn.summed_updaters.items()]
+        model_text = "\n".join([equations_text(syn.equations.ordered + event_driven), *summed])
         code = "\n".join([model_text, on_pre, on_post])
         constants = self._constants(syn, code, set(syn.variables))
         source, target = self._whole(syn, syn.source, code), self._whole(syn, syn.target, code)
@@ -290,6 +298,9 @@ class _Importer:
         n_source, n_target = len(source), len(target)
         dense = len(i) == n_source * n_target and np.array_equal(i * n_target + j, np.arange(len(i)))
         values = {}
+        for eq in event_driven:
+            if np.any(_values(syn.variables[eq.varname], len(i)) != 0):
+                self.fail(syn, f"initial values of the event-driven variable {eq.varname!r} (they start at 0)")
         for name in syn.equations.parameter_names:
             array = _values(syn.variables[name], len(i))
             values[name] = _compact(array, syn.equations[name].dim, f"{syn.name}.{name}")

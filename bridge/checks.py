@@ -81,6 +81,12 @@ def check_recordable(population, var, where):
         raise DescriptionError(where, f"unknown variable {var!r}; population {population.name!r} has {sorted(dims)}")
 
 
+def check_recordable_synaptic(projection, var, where):
+    names = brian_parse.equations(projection.synapse.model).names
+    if var not in names:
+        raise DescriptionError(where, f"unknown variable {var!r}; projection {projection.name!r} has {sorted(names)}")
+
+
 def check_current(current, population):
     eqs = brian_parse.equations(population.model.equations)
     where = f"CurrentInjection {current.name!r}.variable"

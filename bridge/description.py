@@ -417,10 +417,14 @@ class Simulation:
         for proj in net.projections:  # delays in range under the declared rules
             i, j = plan.synapses(proj, net.size(proj.source), net.size(proj.target))
             plan.initial_delay_steps(proj, plan.delay_rule(self.run.timing, proj), i, j, populations)
+        projections = {p.name: p for p in net.projections}
         for key in self.run.record:
-            pop, var = plan.record_key(key)
-            population = net._population(pop, f"RunSettings.record[{key!r}]")
-            checks.check_recordable(population, var, f"RunSettings.record[{key!r}]")
+            owner, var = plan.record_key(key)
+            where = f"RunSettings.record[{key!r}]"
+            if owner in projections:
+                checks.check_recordable_synaptic(projections[owner], var, where)
+            else:
+                checks.check_recordable(net._population(owner, f"{where} (a population or projection)"), var, where)
         for current in net.currents:
             rows = len(current.values)
             if rows != 1 and rows < self.run.n_steps:

@@ -1,14 +1,19 @@
 """Models written from Brian2's examples (tests/brian2_examples, shortened): each imported from its script by
 one call and cross-checked (identical spikes, traces within 1e-9 relative, float64), and each pinned by a
 number computed here independently of both backends."""
+import dataclasses
 from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from scipy.special import exprel
 
+import torch_models
 from bridge.brian2_scripts import from_brian2
 from bridge.compare import TRACE_RTOL
+from bridge.errors import DescriptionError
+from bridge.plan import lower
 
 EXAMPLES = Path(__file__).parent / "brian2_examples"
 
@@ -54,3 +59,70 @@ def test_adaptive_threshold_rises_3_mv_per_spike(paired):
     steps = steps[steps < len(jumps)]
     np.testing.assert_allclose(jumps[steps], 3e-3, atol=1e-12)
     assert np.abs(np.delete(jumps, steps)).max() < 1e-12
+
+
+def _stdp_by_hand(w, pre_steps, post_steps, n_steps, dt, gmax=0.01, tau=20e-3):
+    """The STDP rule of the example, event by event in numpy for one synapse: traces decay to each event, a
+    presynaptic spike adds dApre and moves w by Apost, a postsynaptic spike adds dApost and moves w by Apre
+    (pre pathway before post within a step); w clipped to [0, gmax]. Returns w after steps < n_steps."""
+    d_apre = 0.01 * gmax
+    d_apost = -0.01 * 1.05 * gmax
+    apre = apost = last = 0.0
+    events = sorted([(s, 0) for s in pre_steps] + [(s, 1) for s in post_steps])
+    for step, post in events:
+        if step >= n_steps:
+            break
+        t = step * dt
+        apre, apost, last = apre * np.exp(-(t - last) / tau), apost * np.exp(-(t - last) / tau), t
+        if post:
+            apost += d_apost
+            w = np.clip(w + apre, 0, gmax)
+        else:
+            apre += d_apre
+            w = np.clip(w + apost, 0, gmax)
+    return w
+
+
+def test_stdp_weights_after_one_second(paired):
+    simulation, brian_record, torch_record = _crosscheck(paired, "stdp", 20)
+    weights = brian_record.traces["plastic.w"]
+    assert np.abs(weights[-1] - weights[0]).max() > 1e-4  # the weights learned
+    np.testing.assert_allclose(torch_record.traces["plastic.w"], weights, rtol=0, atol=1e-9 * np.abs(weights).max())
+    plan = lower(simulation)
+    inputs, (_, post_steps) = plan.sources["inputs"], brian_record.spikes["neuron"]
+    for k in range(0, 1000, 97):
+        pre_steps = inputs.steps[inputs.indices == k]
+        by_hand = _stdp_by_hand(weights[0, k], pre_steps, post_steps, plan.n_steps - 1, plan.dt)
+        assert abs(by_hand - weights[-1, k]) <= 1e-15, k
+
+
+def test_stdp_network_trains_its_weights_by_gradient():
+    simulation = from_brian2(EXAMPLES / "stdp.py")
+    simulation = dataclasses.replace(simulation, run=dataclasses.replace(simulation.run, duration="0.2*second"))
+    module = torch_models.compile(simulation)
+    assert module.strategy == "stepwise"
+    weights = module.parameter("plastic", "w")
+    run = module()
+    assert run.spikes["neuron"].sum() >= 3
+    run.traces["neuron.v"].sum().backward()
+    gradient = weights.grad.clone()
+    with torch.no_grad():
+        for k in (3, 500, 998):
+            shifted = []
+            for sign in (1, -1):
+                weights[k] += sign * 1e-7
+                shifted.append(module().traces["neuron.v"].sum().item())
+                weights[k] -= sign * 1e-7
+            assert (shifted[0] - shifted[1]) / 2e-7 == pytest.approx(gradient[k].item(), rel=1e-5)
+    assert gradient.abs().max() > 0
+
+
+def test_summed_variables_are_refused_by_torch_not_ignored(tmp_path):
+    script = tmp_path / "gap.py"
+    script.write_text("from brian2 import *\n"
+                      "G = NeuronGroup(3, 'dv/dt = (v0 - v + Igap)/(10*ms) : 1\\nv0 : 1\\nIgap : 1', name='G')\n"
+                      "S = Synapses(G, G, 'w : 1\\nIgap_post = w*(v_pre - v_post) : 1 (summed)', name='S')\n"
+                      "S.connect()\nS.w = 0.1\nrun(5*ms)\n")
+    simulation = from_brian2(script)
+    with pytest.raises(DescriptionError, match=r"Projection 'S'.synapse.model: \(summed\) variables \['Igap_post'\]"):
+        torch_models.compile(simulation)

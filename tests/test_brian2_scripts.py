@@ -141,6 +141,8 @@ UNSUPPORTED = {
     "two_pathways": ("G = NeuronGroup(2, 'dv/dt = -v/(10*ms) : 1', threshold='v > 1', name='G')\n"
                      "S = Synapses(G, G, on_pre={'up': 'v += 1', 'down': 'v -= 1'}, name='S')\nS.connect()\n",
                      "several pathways in one projection"),
+    "constant_over_dt": ("G = NeuronGroup(2, 'dv/dt = (m - v)/(10*ms) : 1\\nm = v**2 : 1 (constant over dt)', "
+                         "name='G')\n", "(constant over dt) subexpressions"),
     "subset_record": ("G = NeuronGroup(2, 'dv/dt = -v/(10*ms) : 1', name='G')\n"
                       "M = StateMonitor(G, 'v', record=[0], name='M')\n", "recording a subset of neurons"),
 }

@@ -36,7 +36,8 @@ DELAY_KINDS = ("synapse", "axonal")
 def additive_target(proj):
     """(target variable, weight name) of an on_pre `x_post += w`; DescriptionError otherwise."""
     where = f"Projection {proj.name!r}.synapse.on_pre"
-    body = ast.parse(proj.synapse.on_pre.strip()).body if proj.synapse.on_pre.strip() else []
+    statements = "\n".join(line.strip() for line in proj.synapse.on_pre.splitlines() if line.strip())
+    body = ast.parse(statements).body
     parameters = brian_parse.equations(proj.synapse.model).parameter_names
     node = body[0] if len(body) == 1 else None
     if (isinstance(node, ast.AugAssign) and isinstance(node.op, ast.Add) and isinstance(node.target, ast.Name)

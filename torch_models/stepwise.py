@@ -43,6 +43,18 @@ def _variable_name(var, group):
     return next(name for name, candidate in group.variables.items() if candidate is var)
 
 
+def _check_synapse_model(brian_synapses, where):
+    """Refuse what the step-by-step module does not run yet, rather than ignore it."""
+    clock_driven = sorted(brian_synapses.equations.diff_eq_names)
+    if clock_driven:
+        raise DescriptionError(where, f"clock-driven differential equations {clock_driven} in synapses are not "
+                                      "supported by the torch backend yet; mark them (event-driven) or keep the "
+                                      "state in the neurons")
+    summed = sorted(brian_synapses.summed_updaters)
+    if summed:
+        raise DescriptionError(where, f"(summed) variables {summed} are not supported by the torch backend yet")
+
+
 class ProjectionStep(nn.Module):
     """A projection: per-synapse variables (learnable), integer delays and a ring buffer of spike counts.
 
@@ -56,12 +68,9 @@ class ProjectionStep(nn.Module):
         super().__init__()
         self.name, self.source, self.target = proj.name, proj.source, proj.target
         where = f"Projection {proj.name!r}.synapse"
-        syn_eqs = brian_parse.equations(proj.synapse.model)
-        if syn_eqs.diff_eq_names:
-            raise DescriptionError(f"{where}.model", "differential equations in synapses are not supported by "
-                                                     "the torch backend yet; keep synaptic state in the neurons")
         brian_synapses = brian_parse.synapses(proj.synapse, brian_groups[proj.source], brian_groups[proj.target],
                                               proj.name, dt, proj.namespace)
+        _check_synapse_model(brian_synapses, f"{where}.model")
         brian_synapses.connect(i=proj.i, j=proj.j)
         self.register_buffer("i", torch.as_tensor(proj.i))
         self.register_buffer("j", torch.as_tensor(proj.j))
@@ -72,6 +81,11 @@ class ProjectionStep(nn.Module):
         self._grids = {}
         self.values = nn.ParameterDict({name: torch.as_tensor(values, dtype=dtype)
                                         for name, values in proj.values.items()})
+        # (event-driven) traces and the time of their last update, as Brian2 starts them: 0
+        event_driven = [*brian_synapses.event_driven.diff_eq_names, "lastupdate"] if brian_synapses.event_driven else []
+        for name in event_driven:
+            self.register_buffer(f"start_{name}", torch.zeros(len(proj.i), dtype=dtype))
+        self.event_driven = tuple(event_driven)
         self.pathways = {role: Pathway(brian_synapses, role, proj.constants, where, dtype)
                          for role in ("pre", "post") if getattr(proj.synapse, f"on_{role}")}
 
@@ -167,7 +181,8 @@ class StepwiseNetwork(SimulationModule):
         batch, inputs, currents = self.given(inputs, currents, batch_size)
         records, device, dt = self.records(record), self.device, self.dt
         states = {name: population.initial_state(batch, device) for name, population in self.populations.items()}
-        syn_states = {name: {**p.values, "i": p.i, "j": p.j} for name, p in self.projections.items()}  # i, j: code
+        syn_states = {name: {**p.values, **{var: getattr(p, f"start_{var}") for var in p.event_driven}, "i": p.i,
+                             "j": p.j} for name, p in self.projections.items()}  # i, j: read by synaptic code
         buffers = {name: torch.zeros(p.slots, batch, len(p.i), dtype=self.dtype, device=device)
                    for name, p in self.projections.items() if "pre" in p.pathways}
         delays = {name: p.delay_steps for name, p in self.projections.items()}  # 'static' and 'between_runs'
@@ -180,8 +195,11 @@ class StepwiseNetwork(SimulationModule):
                 for name, proj in self.projections.items():
                     if proj.delay_mode == "between_runs":
                         delays[name] = proj.delays_now(states, syn_states[name])
-            for key, (population, variable) in records.items():  # 'start': state as left by the previous step
-                trace_log[key].append(self.populations[population].value(states[population], variable, t, dt))
+            for key, (owner, variable) in records.items():  # 'start': state as left by the previous step
+                if owner in self.projections:  # a synaptic variable: (batch, synapses)
+                    trace_log[key].append(syn_states[owner][variable].expand(batch, -1))
+                else:
+                    trace_log[key].append(self.populations[owner].value(states[owner], variable, t, dt))
             for name, current in self.plan.currents.items():
                 states[current.target][current.variable] = currents[name][:, n]
             arriving = {name: spikes[:, n] for name, spikes in inputs.items()}
