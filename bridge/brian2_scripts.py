@@ -243,6 +243,9 @@ class _Importer:
         return Population(group.name, model, len(group), initial)
 
     def _method(self, group):
+        """The state updater Brian2 integrates `group` with ("" when nothing is integrated)."""
+        if group.state_updater is None:
+            return ""
         choice = group.state_updater.method_choice
         if isinstance(choice, str):
             return choice
@@ -298,11 +301,10 @@ class _Importer:
         n_source, n_target = len(source), len(target)
         dense = len(i) == n_source * n_target and np.array_equal(i * n_target + j, np.arange(len(i)))
         values = {}
-        for eq in event_driven:
-            if np.any(_values(syn.variables[eq.varname], len(i)) != 0):
-                self.fail(syn, f"initial values of the event-driven variable {eq.varname!r} (they start at 0)")
-        for name in syn.equations.parameter_names:
+        for name in [*syn.equations.parameter_names, *syn.equations.diff_eq_names, *(eq.varname for eq in event_driven)]:
             array = _values(syn.variables[name], len(i))
+            if name not in syn.equations.parameter_names and not np.any(array):
+                continue  # a differential equation's variable that starts at 0, as Brian2 starts it
             values[name] = _compact(array, syn.equations[name].dim, f"{syn.name}.{name}")
             if dense and not isinstance(values[name], str):
                 values[name] = array.reshape(n_source, n_target)
@@ -311,7 +313,8 @@ class _Importer:
         delays = _compact(delays, brian2.second.dim, f"{syn.name}.delay")
         if dense and not isinstance(delays, str):
             delays = delays.reshape(n_source, n_target)
-        return Projection(syn.name, source.name, target.name, SynapseModel(model_text, on_pre, on_post, constants),
+        synapse = SynapseModel(model_text, on_pre, on_post, constants, self._method(syn))
+        return Projection(syn.name, source.name, target.name, synapse,
                           i=() if dense else i, j=() if dense else j, values=values, delays=delays,
                           max_delay=max_delay)
 
@@ -377,7 +380,8 @@ def to_brian2(simulation):
         synapse = proj.synapse
         write(f"\n{proj.name} = Synapses({proj.source}, {proj.target}, model={_code(synapse.model)}, "
               f"on_pre={_code(synapse.on_pre)},\n    on_post={_code(synapse.on_post)}, "
-              f"namespace={_namespace_code(synapse.parameters)}, name={proj.name!r})")
+              f"namespace={_namespace_code(synapse.parameters)}, name={proj.name!r}"
+              f"{f', method={synapse.method!r}' if synapse.method else ''})")
         n_source, n_target = net.size(proj.source), net.size(proj.target)
         i, j = plan.synapses(proj, n_source, n_target)
         write(f"{proj.name}.connect(i={_array_code(i, None)}, j={_array_code(j, None)})")

@@ -30,8 +30,9 @@ def spike_source(n, name, indices=(), times=(), dt=None):
 def synapses(synapse_model, source, target, name, dt=None, namespace=None):
     """Brian2 Synapses for a SynapseModel between two existing Brian2 groups (not yet connected)."""
     kwargs = {"dt": dt * second} if dt is not None else {}
+    method = {"method": synapse_model.method} if synapse_model.method else {}
     return Synapses(source, target, model=synapse_model.model, on_pre=synapse_model.on_pre or None,
-                    on_post=synapse_model.on_post or None,
+                    on_post=synapse_model.on_post or None, **method,
                     namespace=namespace or plan.namespace(synapse_model.parameters),
                     name=name, **kwargs)
 

@@ -100,9 +100,10 @@ def check_projection(proj, source, target):
     syn_eqs = brian_parse.equations(proj.synapse.model)
     declared = set(syn_eqs.parameter_names)
     where = f"Projection {proj.name!r}.values"
-    unknown = set(proj.values) - declared
+    unknown = set(proj.values) - declared - set(syn_eqs.diff_eq_names)  # differential equations: initial values
     if unknown:
-        raise DescriptionError(where, f"unknown synaptic variables {sorted(unknown)}; declared: {sorted(declared)}")
+        raise DescriptionError(where, f"unknown synaptic variables {sorted(unknown)}; declared: "
+                                      f"{sorted(declared | set(syn_eqs.diff_eq_names))}")
     missing = declared - set(proj.values)
     if missing:
         raise DescriptionError(where, f"no values for synaptic variables {sorted(missing)}")

@@ -75,12 +75,15 @@ class NeuronModel:
 @register
 @dataclass(frozen=True)
 class SynapseModel:
-    """Synaptic event code in Brian2 syntax: `model` declares per-synapse variables (e.g. "w : volt"),
-    `on_pre` / `on_post` run when a (delayed) presynaptic / a postsynaptic spike arrives."""
+    """Synaptic event code in Brian2 syntax: `model` declares per-synapse variables (e.g. "w : volt") and
+    equations ((clock-driven), (event-driven), (summed)), `on_pre` / `on_post` run when a (delayed)
+    presynaptic / a postsynaptic spike arrives; `method` integrates clock-driven equations ("": Brian2's
+    default choice)."""
     model: str = ""
     on_pre: str = ""
     on_post: str = ""
     parameters: dict = field(default_factory=dict)
+    method: str = ""
 
     def __post_init__(self):
         for name, text in self.parameters.items():

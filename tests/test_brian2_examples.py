@@ -12,7 +12,6 @@ from scipy.special import exprel
 import torch_models
 from bridge.brian2_scripts import from_brian2
 from bridge.compare import TRACE_RTOL
-from bridge.errors import DescriptionError
 from bridge.plan import lower
 
 EXAMPLES = Path(__file__).parent / "brian2_examples"
@@ -117,12 +116,28 @@ def test_stdp_network_trains_its_weights_by_gradient():
     assert gradient.abs().max() > 0
 
 
-def test_summed_variables_are_refused_by_torch_not_ignored(tmp_path):
-    script = tmp_path / "gap.py"
-    script.write_text("from brian2 import *\n"
-                      "G = NeuronGroup(3, 'dv/dt = (v0 - v + Igap)/(10*ms) : 1\\nv0 : 1\\nIgap : 1', name='G')\n"
-                      "S = Synapses(G, G, 'w : 1\\nIgap_post = w*(v_pre - v_post) : 1 (summed)', name='S')\n"
-                      "S.connect()\nS.w = 0.1\nrun(5*ms)\n")
-    simulation = from_brian2(script)
-    with pytest.raises(DescriptionError, match=r"Projection 'S'.synapse.model: \(summed\) variables \['Igap_post'\]"):
-        torch_models.compile(simulation)
+def test_gap_junction_currents_are_summed_before_the_update(paired):
+    _, brian_record, torch_record = _crosscheck(paired, "gapjunctions", 20)
+    v, gap = torch_record.traces["neurons.v"], torch_record.traces["neurons.Igap"]
+    # the summed variable is computed in the 'groups' slot before the neurons integrate: from the v recorded
+    # at the start of the previous step, over all 10 x 10 pairs with w = 0.02
+    by_hand = 0.02 * (v[:-1].sum(axis=1, keepdims=True) - 10 * v[:-1])
+    np.testing.assert_allclose(gap[1:], by_hand, rtol=0, atol=1e-15)
+
+
+def test_nonlinear_synapses_sum_their_clock_driven_conductances(paired):
+    _, brian_record, torch_record = _crosscheck(paired, "nonlinear", 50)
+    g_syn, g = torch_record.traces["nmda.g_syn"], torch_record.traces["neuron.g"][:, 0]
+    assert g_syn.max() > 0.1
+    np.testing.assert_allclose(g[1:], g_syn[:-1].sum(axis=1), rtol=1e-15, atol=0)  # summed before the update
+
+
+def test_dynamic_synapses_decay_exactly_between_spikes(paired):
+    simulation, brian_record, torch_record = _crosscheck(paired, "tsodyks", 0)
+    y = torch_record.traces["synapses.y"]
+    decay = np.exp(-simulation.dt / np.array([3e-3, 1.5e-3]))  # dy/dt = -y/tau_inact, exponential Euler: exact
+    jumps = y[1:] - y[:-1] * decay
+    arrivals = np.round(np.arange(100, 500, 50) * 1e-3 / simulation.dt).astype(int)
+    assert np.all(jumps[arrivals] > 1e-3)  # each stimulus spike activates resources in both synapses
+    np.testing.assert_allclose(np.delete(jumps, arrivals, axis=0), 0, atol=1e-15)
+    assert np.abs(brian_record.traces["neurons.v"]).max() > 1e-3

@@ -144,11 +144,13 @@ class PopulationStep:
         return {name: scope[name] for name in state}
 
 
-def step(populations, states, t, dt, batch, synapses):
+def step(populations, states, t, dt, batch, synapses, groups=None):
     """One step of Brian2's schedule for `populations` {name: PopulationStep} in `states` {name: {variable:
-    (batch, n)}}: state updates, thresholds, then `synapses(spikes, states)` (the synapses slot; it replaces
-    entries of the state dicts it writes to), then resets. Returns (states, spikes, margins) by name."""
-    states = {name: population.integrate(states[name], t, dt) for name, population in populations.items()}
+    (batch, n)}}: state updates ('groups': every population's, or `groups(states) -> states` where synapses
+    update there too), thresholds, then `synapses(spikes, states)` (the synapses slot; it replaces entries of
+    the state dicts it writes to), then resets. Returns (states, spikes, margins) by name."""
+    states = groups(states) if groups else {name: population.integrate(states[name], t, dt)
+                                            for name, population in populations.items()}
     crossings = {name: population.threshold_crossings(states[name], t, dt, batch)
                  for name, population in populations.items()}
     spikes = {name: spiked for name, (spiked, _) in crossings.items()}

@@ -13,19 +13,19 @@ from tqdm import tqdm
 
 from bridge import brian_parse
 from bridge.errors import DescriptionError
+from bridge.plan import neuron_variable
 from torch_models.codegen import apply_op, compile_block, functions
 from torch_models.module import SimulationModule, TorchRun
 from torch_models.population import compile_populations, constants, names_read, step
 
-class Pathway:
-    """One synaptic pathway ('pre' or 'post') of a projection: statements and where each name lives."""
+class SynapticCode:
+    """Code run over a projection's synapses (a pathway, the synaptic state update, a summed variable): its
+    statements, from Brian2's abstract code for `runner`, and where each name lives."""
 
-    def __init__(self, brian_synapses, role, parameters, where, dtype):
+    def __init__(self, brian_synapses, runner, parameters, where, dtype):
         """`parameters`: the projection's SI constants (from the plan)."""
-        runner = getattr(brian_synapses, role)
         runner.update_abstract_code(run_namespace={})
-        self.role = role
-        self.statements = compile_block(runner.abstract_code, f"{where}.on_{role}", functions(dtype))
+        self.statements = compile_block(runner.abstract_code.strip(), where, functions(dtype))
         self.location = {}  # name -> ('synapse' | 'source' | 'target', variable name in that owner)
         names = names_read(self.statements) | {s.target for s in self.statements}
         for name in names & set(brian_synapses.variables):
@@ -43,18 +43,6 @@ def _variable_name(var, group):
     return next(name for name, candidate in group.variables.items() if candidate is var)
 
 
-def _check_synapse_model(brian_synapses, where):
-    """Refuse what the step-by-step module does not run yet, rather than ignore it."""
-    clock_driven = sorted(brian_synapses.equations.diff_eq_names)
-    if clock_driven:
-        raise DescriptionError(where, f"clock-driven differential equations {clock_driven} in synapses are not "
-                                      "supported by the torch backend yet; mark them (event-driven) or keep the "
-                                      "state in the neurons")
-    summed = sorted(brian_synapses.summed_updaters)
-    if summed:
-        raise DescriptionError(where, f"(summed) variables {summed} are not supported by the torch backend yet")
-
-
 class ProjectionStep(nn.Module):
     """A projection: per-synapse variables (learnable), integer delays and a ring buffer of spike counts.
 
@@ -70,7 +58,6 @@ class ProjectionStep(nn.Module):
         where = f"Projection {proj.name!r}.synapse"
         brian_synapses = brian_parse.synapses(proj.synapse, brian_groups[proj.source], brian_groups[proj.target],
                                               proj.name, dt, proj.namespace)
-        _check_synapse_model(brian_synapses, f"{where}.model")
         brian_synapses.connect(i=proj.i, j=proj.j)
         self.register_buffer("i", torch.as_tensor(proj.i))
         self.register_buffer("j", torch.as_tensor(proj.j))
@@ -81,13 +68,25 @@ class ProjectionStep(nn.Module):
         self._grids = {}
         self.values = nn.ParameterDict({name: torch.as_tensor(values, dtype=dtype)
                                         for name, values in proj.values.items()})
-        # (event-driven) traces and the time of their last update, as Brian2 starts them: 0
-        event_driven = [*brian_synapses.event_driven.diff_eq_names, "lastupdate"] if brian_synapses.event_driven else []
-        for name in event_driven:
+        # synaptic state without initial values in the description, as Brian2 starts it: 0
+        event_driven = brian_synapses.event_driven
+        unset = [*brian_synapses.equations.diff_eq_names, *(event_driven.diff_eq_names if event_driven else ()),
+                 *(["lastupdate"] if "lastupdate" in brian_synapses.variables else [])]
+        self.unset = tuple(sorted(set(unset) - set(proj.values)))
+        for name in self.unset:
             self.register_buffer(f"start_{name}", torch.zeros(len(proj.i), dtype=dtype))
-        self.event_driven = tuple(event_driven)
-        self.pathways = {role: Pathway(brian_synapses, role, proj.constants, where, dtype)
+        code = lambda runner, field_name: SynapticCode(brian_synapses, runner, proj.constants, f"{where}.{field_name}",
+                                                     dtype)
+        self.pathways = {role: code(getattr(brian_synapses, role), f"on_{role}")
                          for role in ("pre", "post") if getattr(proj.synapse, f"on_{role}")}
+        # the 'groups' slot: clock-driven equations; (summed) variables, written to the source or target neuron
+        updater = brian_synapses.state_updater
+        self.update = code(updater, "model") if updater is not None else None
+        self.summed = {neuron_variable(name): code(runner, "model") for name, runner in
+                       brian_synapses.summed_updaters.items()}
+        self.slot_entries = ([(runner.order, runner.name, self.name, None) for runner in [updater] if runner] +
+                             [(runner.order, runner.name, self.name, neuron_variable(name))
+                              for name, runner in brian_synapses.summed_updaters.items()])
 
     def delays_now(self, states, syn_state):
         """Every synapse's delay in steps by the projection's rule, read from its delay variable now:
@@ -121,14 +120,26 @@ class ProjectionStep(nn.Module):
         they are delivered one after the other, as Brian2's queue delivers them."""
         while True:
             once = counts if self.delay_mode == "static" else counts.clamp(max=1)
-            self.run_pathway("pre", once, syn_state, states, populations, t, dt)
+            self.run_code(self.pathways["pre"], once, syn_state, states, populations, t, dt)
             counts = counts - once
             if self.delay_mode == "static" or not bool((counts > 0).any()):
                 return
 
-    def run_pathway(self, role, counts, syn_state, states, populations, t, dt):
-        """Run a pathway's statements for the synapses with counts > 0 (counts > 1 repeat += and -=)."""
-        pathway = self.pathways[role]
+    def groups_slot(self, summed, syn_state, states, populations, t, dt, batch):
+        """The projection's part of the 'groups' slot: its clock-driven update (summed None), or the sum over
+        synapses written to the neuron variable `summed` (side, variable)."""
+        every = torch.ones(batch, len(self.i), dtype=populations[self.target].dtype, device=self.i.device)
+        if summed is None:
+            self.run_code(self.update, every, syn_state, states, populations, t, dt)
+            return
+        side, variable = summed
+        values = self.run_code(self.summed[summed], every, syn_state, states, populations, t, dt)["_synaptic_var"]
+        index, n = (self.j, populations[self.target].n) if side == "target" else (self.i, populations[self.source].n)
+        states[getattr(self, side)][variable] = values.new_zeros(batch, n).index_add(1, index, values)
+
+    def run_code(self, pathway, counts, syn_state, states, populations, t, dt):
+        """Run synaptic code for the synapses with counts > 0 (counts > 1 repeat += and -=); returns the
+        temporaries it computed."""
         active = counts > 0
         owners = {"source": (states.get(self.source), self.i, populations.get(self.source)),
                   "target": (states[self.target], self.j, populations[self.target])}
@@ -151,6 +162,7 @@ class ProjectionStep(nn.Module):
                 receptive = population.receptive(state, var)
                 allowed = active if receptive is None else active & receptive[:, index]
                 state[var] = _scatter(statement, state[var], index, value, counts, allowed)
+        return temporaries
 
 
 def _scatter(statement, old, index, value, counts, allowed):
@@ -175,13 +187,18 @@ class StepwiseNetwork(SimulationModule):
         self.projections = nn.ModuleDict({name: ProjectionStep(self.plan.projections[name], brian_groups,
                                                                self.dtype, self.dt)
                                           for name in sorted(self.plan.projections)})  # Brian2's order
+        synaptic = [entry for proj in self.projections.values() for entry in proj.slot_entries]
+        # the 'groups' slot in Brian2's order (order, then name) when synapses take part in it
+        self.groups_order = sorted(synaptic + [(brian_groups[name].state_updater.order,
+                                                brian_groups[name].state_updater.name, name, "population")
+                                               for name in self.populations]) if synaptic else None
         self.to(device)
 
     def forward(self, inputs=None, currents=None, batch_size=None, record=None, progress=False):
         batch, inputs, currents = self.given(inputs, currents, batch_size)
         records, device, dt = self.records(record), self.device, self.dt
         states = {name: population.initial_state(batch, device) for name, population in self.populations.items()}
-        syn_states = {name: {**p.values, **{var: getattr(p, f"start_{var}") for var in p.event_driven}, "i": p.i,
+        syn_states = {name: {**p.values, **{var: getattr(p, f"start_{var}") for var in p.unset}, "i": p.i,
                              "j": p.j} for name, p in self.projections.items()}  # i, j: read by synaptic code
         buffers = {name: torch.zeros(p.slots, batch, len(p.i), dtype=self.dtype, device=device)
                    for name, p in self.projections.items() if "pre" in p.pathways}
@@ -205,12 +222,25 @@ class StepwiseNetwork(SimulationModule):
             arriving = {name: spikes[:, n] for name, spikes in inputs.items()}
             synapses = lambda spikes, states: self.synapses_slot(n, t, {**arriving, **spikes}, states, syn_states,
                                                                  buffers, delays)
-            states, spikes, margins = step(self.populations, states, t, dt, batch, synapses)
+            groups = self.groups_order and (lambda states: self.groups_slot(t, states, syn_states, batch))
+            states, spikes, margins = step(self.populations, states, t, dt, batch, synapses, groups)
             for name in self.populations:
                 spike_log[name].append(spikes[name])
                 margin_log[name].append(margins[name])
         stack = lambda log: {k: torch.stack(v, dim=1) for k, v in log.items()}
         return TorchRun(stack(spike_log), stack(trace_log), stack(margin_log), dt)
+
+    def groups_slot(self, t, states, syn_states, batch):
+        """The 'groups' slot when synapses take part in it: population and synaptic state updates and summed
+        variables, in Brian2's order."""
+        states = dict(states)
+        for _, _, name, part in self.groups_order:
+            if part == "population":
+                states[name] = self.populations[name].integrate(states[name], t, self.dt)
+            else:
+                self.projections[name].groups_slot(part, syn_states[name], states, self.populations, t, self.dt,
+                                                   batch)
+        return states
 
     def synapses_slot(self, n, t, spikes, states, syn_states, buffers, delays):
         """Step n's synapses slot: every pre pathway pushes the spikes emitted now and delivers the spikes due
@@ -223,8 +253,8 @@ class StepwiseNetwork(SimulationModule):
                 proj.deliver(proj.pop(buffers[name], n), syn_states[name], states, self.populations, t, self.dt)
         for name, proj in self.projections.items():
             if "post" in proj.pathways:
-                proj.run_pathway("post", spikes[proj.target][:, proj.j], syn_states[name], states, self.populations,
-                                 t, self.dt)
+                proj.run_code(proj.pathways["post"], spikes[proj.target][:, proj.j], syn_states[name], states,
+                              self.populations, t, self.dt)
 
 
 def run(simulation, dtype=None, device=None, progress=False):
