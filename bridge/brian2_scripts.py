@@ -67,6 +67,7 @@ def _execute_until_run(path):
         raise _RunReached(network, duration, namespace if namespace is not None else _script_namespace(path))
 
     brian2.Network.run = intercept
+    set_device, brian2.set_device = brian2.set_device, lambda *args, **kwargs: None  # any target runs the import
     previous = brian2.prefs.codegen.target
     try:
         brian2.start_scope()
@@ -76,7 +77,7 @@ def _execute_until_run(path):
     except Exception as error:
         raise DescriptionError(str(path), f"the script failed before run(): {type(error).__name__}: {error}") from None
     finally:
-        brian2.Network.run = original
+        brian2.Network.run, brian2.set_device = original, set_device
         brian2.prefs.codegen.target = previous
     raise DescriptionError(str(path), "the script never calls run(); spikebridge imports the network at its run()")
 

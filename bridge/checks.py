@@ -111,7 +111,7 @@ def check_projection(proj, source, target):
         if isinstance(value, str) and parse_quantity(value, f"{where}[{name!r}]").dim != syn_eqs[name].dim:
             raise DescriptionError(f"{where}[{name!r}]", f"{value!r} does not have the units of {name} "
                                                          f"({syn_eqs[name].dim or 'dimensionless'})")
-    _once(json.dumps([proj.synapse.model, proj.synapse.on_pre, proj.synapse.on_post,
+    _once(json.dumps([proj.synapse.model, proj.synapse.on_pre, proj.synapse.on_post, proj.synapse.method,
                                          sorted(proj.synapse.parameters.items()), _source_key(source),
                                          _model_key(target.model)]), _check_projection, proj, source, target)
 
