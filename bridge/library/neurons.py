@@ -109,20 +109,24 @@ def _scenario(population, inputs, projections, record, duration):
                       RunSettings(duration=duration, record=record, timing=Timing(dt="0.1*ms")))
 
 
-def lif_scenario(seed=0, n=40, n_inputs=100, rate="20*Hz", weight=(0.0, 0.1e-9), duration="1*second"):
+def _poisson_driven(name, model, projection, variable, unit, weight, p, record, seed, n, n_inputs, rate, duration,
+                    initial=None):
+    """`n` neurons of `model` driven by Poisson trains through random synapses `variable_post += w`."""
     rng = np.random.default_rng(seed)
-    synapse = SynapseModel(model="w : amp", on_pre="I_syn_post += w")
-    pop = Population("lif", lif(), n, initial={"v": rng.uniform(-70e-3, -55e-3, n)})
-    proj = _random_projection("input_to_lif", "poisson", "lif", n_inputs, n, synapse, weight, 0.5, rng)
-    return _scenario(pop, [PoissonTrains("poisson", n_inputs, rate, seed)], [proj], ("lif.v", "lif.I_syn"), duration)
+    pop = Population(name, model, n, initial=initial(rng) if initial else {})
+    synapse = SynapseModel(model=f"w : {unit}", on_pre=f"{variable}_post += w")
+    proj = _random_projection(projection, "poisson", name, n_inputs, n, synapse, weight, p, rng)
+    return _scenario(pop, [PoissonTrains("poisson", n_inputs, rate, seed)], [proj], record, duration)
+
+
+def lif_scenario(seed=0, n=40, n_inputs=100, rate="20*Hz", weight=(0.0, 0.1e-9), duration="1*second"):
+    return _poisson_driven("lif", lif(), "input_to_lif", "I_syn", "amp", weight, 0.5, ("lif.v", "lif.I_syn"), seed,
+                           n, n_inputs, rate, duration, initial=lambda rng: {"v": rng.uniform(-70e-3, -55e-3, n)})
 
 
 def penalty_scenario(seed=0, n=20, n_inputs=50, rate="30*Hz", duration="1*second"):
-    rng = np.random.default_rng(seed)
-    synapse = SynapseModel(model="w : 1", on_pre="v_post += w")
-    pop = Population("penalty", penalty(), n)
-    proj = _random_projection("input_to_penalty", "poisson", "penalty", n_inputs, n, synapse, (0.2, 0.6), 0.5, rng)
-    return _scenario(pop, [PoissonTrains("poisson", n_inputs, rate, seed)], [proj], ("penalty.v",), duration)
+    return _poisson_driven("penalty", penalty(), "input_to_penalty", "v", "1", (0.2, 0.6), 0.5, ("penalty.v",), seed,
+                           n, n_inputs, rate, duration)
 
 
 def coincidence_scenario(seed=0, n=20, n_inputs=20, rate="40*Hz", duration="1*second"):
@@ -136,16 +140,10 @@ def coincidence_scenario(seed=0, n=20, n_inputs=20, rate="40*Hz", duration="1*se
 
 
 def weighted_sum_scenario(seed=0, n=10, n_inputs=30, rate="20*Hz", duration="1*second"):
-    rng = np.random.default_rng(seed)
-    synapse = SynapseModel(model="w : 1", on_pre="v_post += w")
-    pop = Population("weighted_sum", weighted_sum(), n)
-    proj = _random_projection("input_to_sum", "poisson", "weighted_sum", n_inputs, n, synapse, (-0.2, 0.6), 0.7, rng)
-    return _scenario(pop, [PoissonTrains("poisson", n_inputs, rate, seed)], [proj], ("weighted_sum.v",), duration)
+    return _poisson_driven("weighted_sum", weighted_sum(), "input_to_sum", "v", "1", (-0.2, 0.6), 0.7,
+                           ("weighted_sum.v",), seed, n, n_inputs, rate, duration)
 
 
 def lif_euler_scenario(seed=0, n=20, n_inputs=100, rate="20*Hz", duration="1*second"):
-    rng = np.random.default_rng(seed)
-    synapse = SynapseModel(model="w : 1", on_pre="I_post += w")
-    pop = Population("lif_euler", lif_euler(), n)
-    proj = _random_projection("input_to_lif", "poisson", "lif_euler", n_inputs, n, synapse, (0.0, 0.8), 0.5, rng)
-    return _scenario(pop, [PoissonTrains("poisson", n_inputs, rate, seed)], [proj], ("lif_euler.v",), duration)
+    return _poisson_driven("lif_euler", lif_euler(), "input_to_lif", "I", "1", (0.0, 0.8), 0.5, ("lif_euler.v",), seed,
+                           n, n_inputs, rate, duration)
