@@ -33,6 +33,14 @@ def build(plan, target="numpy"):
         group.namespace[values.name] = values  # run_regularly resolves names in the group's namespace
         objects[current.name] = group.run_regularly(f"{current.variable} = {values.name}(t, i)",
                                                     when="before_groups", name=current.name)
+    for poisson in plan.inputs.values():  # Brian2's PoissonInput, with the plan's draws: 'synapses' slot, order 0
+        group = objects[poisson.target]
+        counts = TimedArray(poisson.counts.astype(float), dt=dt * second, name=f"{poisson.name}_counts")
+        weight = brian2.Quantity(poisson.weight, dim=group.variables[poisson.variable].dim)
+        group.namespace.update({counts.name: counts, f"{poisson.name}_weight": weight})
+        objects[poisson.name] = group.run_regularly(
+            f"{poisson.variable} += {poisson.name}_weight*{counts.name}(t, i)", when="synapses", order=0,
+            name=poisson.name)
     for proj in plan.projections.values():
         syn = brian_parse.synapses(proj.synapse, objects[proj.source], objects[proj.target], proj.name, dt,
                                    proj.namespace)

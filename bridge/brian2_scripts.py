@@ -32,12 +32,13 @@ from brian2.units.fundamentalunits import get_unit
 from brian2.utils.stringtools import get_identifiers
 
 from bridge import brian_parse, plan
-from bridge.description import (CurrentInjection, NeuronModel, Network, PoissonTrains, Population, Projection,
-                                RunSettings, Simulation, SpikeTrains, SynapseModel, Timing)
+from bridge.description import (CurrentInjection, NeuronModel, Network, PoissonInput, PoissonTrains, Population,
+                                Projection, RunSettings, Simulation, SpikeTrains, SynapseModel, Timing)
 from bridge.errors import DescriptionError
 from bridge.quantities import parse_quantity
 
 POISSON_REGISTRY = "SPIKEBRIDGE_POISSON"
+POISSON_INPUT_REGISTRY = "SPIKEBRIDGE_POISSON_INPUTS"
 TRIPLE_QUOTE = "'" * 3
 SI_BASE = ("metre", "kilogram", "second", "amp", "kelvin", "mole", "candle")
 BASE_UNITS = {"amp", "coulomb", "farad", "henry", "hertz", "joule", "kelvin", "kilogram", "metre", "mole", "newton",
@@ -149,6 +150,7 @@ class _Importer:
         self.objects = list(reached.network.objects)
         self.contained = {id(child) for obj in self.objects for child in getattr(obj, "contained_objects", [])}
         self.poisson = reached.namespace.get(POISSON_REGISTRY, {})
+        self.poisson_inputs = reached.namespace.get(POISSON_INPUT_REGISTRY, {})
 
     def fail(self, obj, construct):
         raise DescriptionError(f"{self.path.name}: {type(obj).__name__} {obj.name!r}",
@@ -156,7 +158,7 @@ class _Importer:
 
     def simulation(self):
         dt = self.dt = self._dt()
-        populations, sources, projections, record, self.currents = [], [], [], [], []
+        populations, sources, projections, record, self.currents, self.inputs = [], [], [], [], [], []
         for obj in sorted(self.objects, key=lambda o: o.name):
             if isinstance(obj, NeuronGroup) and type(obj) is NeuronGroup:
                 populations.append(self._population(obj))
@@ -168,12 +170,15 @@ class _Importer:
                 projections.append(self._projection(obj))
             elif isinstance(obj, StateMonitor):
                 record += self._records(obj)
+            elif isinstance(obj, brian2.PoissonInput):
+                self.inputs.append(self._poisson_input(obj))
             elif isinstance(obj, (SpikeMonitor, PopulationRateMonitor)):
                 continue  # spikes are always recorded
             elif id(obj) not in self.contained:
                 self.fail(obj, "this kind of object")
         duration = quantity_text(self.reached.duration, brian2.second.dim, f"{self.path.name}: run() duration")
-        network = Network(tuple(populations), tuple(sources), tuple(self.currents), tuple(projections))
+        network = Network(tuple(populations), tuple(sources), tuple(self.currents), tuple(projections),
+                          tuple(self.inputs))
         return Simulation(network, RunSettings(duration, record=tuple(dict.fromkeys(record)),
                                                timing=Timing(dt=quantity_text(dt, brian2.second.dim, "dt"))))
 
@@ -224,7 +229,11 @@ class _Importer:
         if any(isinstance(child, SubexpressionUpdater) for child in group.contained_objects):
             self.fail(group, "(constant over dt) subexpressions")
         known = [group.state_updater, *group.thresholder.values(), *group.resetter.values()]
-        self.currents += [self._current(group, child) for child in group.contained_objects if child not in known]
+        for child in group.contained_objects:
+            if child.name in self.poisson_inputs:
+                self.inputs.append(PoissonInput(child.name, group.name, *self.poisson_inputs[child.name]))
+            elif child not in known:
+                self.currents.append(self._current(group, child))
         equations = group.user_equations
         threshold, reset = group.events.get("spike") or "", group.event_codes.get("spike") or ""
         refractory = group._refractory
@@ -257,6 +266,18 @@ class _Importer:
             except UnsupportedEquationsException:
                 continue
         self.fail(group, "equations no state updater integrates")
+
+    def _poisson_input(self, poisson):
+        """A PoissonInput with a constant weight onto a whole group (seed 0: spikebridge draws the counts)."""
+        target = poisson._group
+        if isinstance(target, Subgroup) or (poisson.when, poisson.order) != ("synapses", 0):
+            self.fail(poisson, "a PoissonInput onto a subgroup or out of its place in the schedule")
+        if isinstance(poisson.weight, str):
+            self.fail(poisson, f"the weight expression {poisson.weight!r} (give a quantity)")
+        dim = target.variables[poisson.target_var].dim
+        return PoissonInput(poisson.name, target.name, poisson.target_var, int(poisson.N),
+                            quantity_text(poisson.rate, brian2.Hz.dim, f"{poisson.name}.rate"),
+                            quantity_text(poisson.weight, dim, f"{poisson.name}.weight"))
 
     def _spike_trains(self, group):
         if group.variables["period"].get_value()[0] != 0:
@@ -368,6 +389,21 @@ def to_brian2(simulation):
         else:
             write(f"{source.name} = SpikeGeneratorGroup({source.n}, {_array_code(source.indices, None)}, "
                   f"{_array_code(source.times, brian2.second.dim)}, name={source.name!r})")
+    if net.inputs:
+        registry = {p.name: (p.variable, p.n, p.rate, p.weight, p.seed) for p in net.inputs}
+        write(f"\n# spikebridge's PoissonInputs (variable, n, rate, weight, seed): Binomial(n, rate*dt) counts per step\n"
+              f"# and neuron from numpy's default_rng(seed), added in the synapses slot as Brian2's PoissonInput;\n"
+              f"# `spikebridge import` reads these back as PoissonInputs\n"
+              f"{POISSON_INPUT_REGISTRY} = {registry!r}\n\n\n"
+              "def poisson_input(target, name, variable, n, rate, weight, seed):\n"
+              "    counts = np.random.default_rng(seed).binomial(n, float(rate * defaultclock.dt), (N_STEPS, len(target)))\n"
+              "    target.namespace[f'{name}_counts'] = TimedArray(counts.astype(float), dt=defaultclock.dt)\n"
+              "    target.namespace[f'{name}_weight'] = weight\n"
+              "    return target.run_regularly(f'{variable} += {name}_weight*{name}_counts(t, i)', when='synapses',\n"
+              "                                order=0, name=name)\n")
+    for poisson in net.inputs:
+        write(f"poisson_input({poisson.target}, {poisson.name!r}, {poisson.variable!r}, {poisson.n}, {poisson.rate}, "
+              f"{poisson.weight}, {poisson.seed})")
     for current in net.currents:
         dim = brian_parse.equations(net._population(current.target, "target").model.equations)[current.variable].dim
         write(f"{current.name}_values = TimedArray({_array_code(current.array(run.n_steps), dim)}, "

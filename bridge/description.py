@@ -180,6 +180,37 @@ class PoissonTrains:
 
 @register
 @dataclass(frozen=True)
+class PoissonInput:
+    """`n` independent Poisson inputs at `rate` onto every neuron of population `target` (Brian2's PoissonInput):
+    at each step each neuron's `variable` grows by `weight` times a Binomial(n, rate*dt) count, in the synapses
+    slot (after the pre pathways, before the post pathways). The counts are drawn once per run from `seed`
+    (numpy's default_rng), so that both backends receive identical input."""
+    name: str
+    target: str
+    variable: str
+    n: int
+    rate: str
+    weight: str
+    seed: int = 0
+
+    def __post_init__(self):
+        _check_name(self.name, "PoissonInput.name")
+        _check_count(self.n, f"PoissonInput {self.name!r}.n")
+        rate = parse_quantity(self.rate, f"PoissonInput {self.name!r}.rate")
+        if rate.dim != parse_quantity("1*Hz", "").dim or float(np.asarray(rate)) < 0:
+            raise DescriptionError(f"PoissonInput {self.name!r}.rate", f"{self.rate!r} must be a rate >= 0*Hz")
+        parse_quantity(self.weight, f"PoissonInput {self.name!r}.weight")
+
+    def counts(self, dt, n_steps, n_target):
+        """Binomial(n, rate*dt) counts, (n_steps, n_target)."""
+        p = si_value(self.rate, "rate") * dt
+        if p > 1:
+            raise DescriptionError(f"PoissonInput {self.name!r}.rate", f"rate*dt = {p} > 1; lower the rate or dt")
+        return np.random.default_rng(self.seed).binomial(self.n, p, size=(n_steps, n_target))
+
+
+@register
+@dataclass(frozen=True)
 class CurrentInjection:
     """Sets the parameter `variable` of population `target` at the start of every step from `values`
     (SI floats, shape (n_steps, n), or one row of n values held for the whole run)."""
@@ -283,16 +314,17 @@ class Projection:
 @register
 @dataclass(frozen=True)
 class Network:
-    """Populations of neurons, spike sources, current injections and projections between them."""
+    """Populations of neurons, spike sources, current injections, projections between them and Poisson inputs."""
     populations: tuple = ()
     sources: tuple = ()
     currents: tuple = ()
     projections: tuple = ()
+    inputs: tuple = ()
 
     def __post_init__(self):
-        for attr in ("populations", "sources", "currents", "projections"):
+        for attr in ("populations", "sources", "currents", "projections", "inputs"):
             _set(self, attr, tuple(getattr(self, attr)))
-        names = [x.name for x in self.populations + self.sources + self.currents + self.projections]
+        names = [x.name for x in self.populations + self.sources + self.currents + self.projections + self.inputs]
         duplicates = sorted({n for n in names if names.count(n) > 1})
         if duplicates:
             raise DescriptionError("Network", f"duplicate names {duplicates}; every element needs its own name")
@@ -300,6 +332,9 @@ class Network:
             checks.check_current(current, self._population(current.target, f"CurrentInjection {current.name!r}.target"))
         for proj in self.projections:
             self._check_projection(proj)
+        for poisson in self.inputs:
+            checks.check_poisson_input(poisson, self._population(poisson.target,
+                                                                 f"PoissonInput {poisson.name!r}.target"))
 
     def _population(self, name, where, sources_allowed=False):
         pool = self.populations + (self.sources if sources_allowed else ())

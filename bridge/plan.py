@@ -90,6 +90,15 @@ class CurrentPlan:
 
 
 @dataclass(frozen=True)
+class PoissonInputPlan:
+    name: str
+    target: str
+    variable: str
+    weight: float          # SI
+    counts: np.ndarray     # (n_steps, n) Binomial counts, added times weight in the synapses slot
+
+
+@dataclass(frozen=True)
 class ProjectionPlan:
     name: str
     source: str
@@ -129,6 +138,7 @@ class Plan:
     sources: dict          # name -> SourcePlan
     currents: dict         # name -> CurrentPlan
     projections: dict      # name -> ProjectionPlan, in the description's order
+    inputs: dict           # name -> PoissonInputPlan, in name order (Brian2's order among them)
 
     @property
     def segment_starts(self):
@@ -151,7 +161,10 @@ def lower(simulation):
         records={key: record_key(key) for key in run.record}, populations=populations,
         sources={s.name: SourcePlan(s.name, s.n, *s.spike_steps(dt, n_steps)) for s in net.sources},
         currents={c.name: CurrentPlan(c.name, c.target, c.variable, c.array(n_steps)) for c in net.currents},
-        projections={p.name: _projection(p, run.timing, populations, sizes) for p in net.projections})
+        projections={p.name: _projection(p, run.timing, populations, sizes) for p in net.projections},
+        inputs={p.name: PoissonInputPlan(p.name, p.target, p.variable, si_value(p.weight, p.name),
+                                         p.counts(dt, n_steps, sizes[p.target]))
+                for p in sorted(net.inputs, key=lambda p: p.name)})
 
 
 def _population(population):

@@ -12,6 +12,7 @@ import pytest
 from bridge import library
 from bridge.brian2_scripts import from_brian2, to_brian2
 from bridge.cli import main
+from bridge.description import NeuronModel, Network, PoissonInput, Population, RunSettings, Simulation
 from bridge.errors import DescriptionError
 from bridge.plan import lower
 from brian_models.network import run as run_brian
@@ -165,3 +166,34 @@ def test_the_command_line_imports_and_exports(tmp_path, capsys):
     assert main(["import", str(tmp_path / "missing.py")]) == 2
     assert main(["import", str(_script(tmp_path, "from brian2 import *\n", "no_run.py"))]) == 2
     assert "never calls run()" in capsys.readouterr().err
+
+
+def _counting_network(seed=3):
+    counter = NeuronModel("v : volt\ndu/dt = -u/(5*ms) : volt")
+    drive = PoissonInput("drive", "cells", "v", 50, "20*Hz", "0.5*mV", seed=seed)
+    return Simulation(Network((Population("cells", counter, 4),), inputs=(drive,)),
+                      RunSettings("30*ms", record=("cells.v",)))
+
+
+def test_poisson_input_adds_weight_times_binomial_counts(paired, tmp_path):
+    simulation = _counting_network()
+    brian_record, torch_record, report = paired(simulation)
+    assert report.identical and report.passed
+    counts = np.random.default_rng(3).binomial(50, 20 * 1e-4, size=(300, 4))  # drawn here, independently
+    by_hand = np.vstack([np.zeros((1, 4)), np.cumsum(counts, axis=0)[:-1]]) * 0.5e-3  # recorded at step starts
+    np.testing.assert_allclose(brian_record.traces["cells.v"], by_hand, rtol=0, atol=1e-15)
+    assert counts.sum() > 50
+    again = from_brian2(_script(tmp_path, to_brian2(simulation)))
+    assert again.network.inputs == simulation.network.inputs
+    assert np.array_equal(run_brian(again).traces["cells.v"], brian_record.traces["cells.v"])
+
+
+def test_brian2_poisson_input_is_imported_with_spikebridge_draws(tmp_path, paired):
+    script = CUBA.replace("spikes = SpikeMonitor(P)", "noise = PoissonInput(P, 'ge', 40, 15*Hz, weight=0.8*mV)\n"
+                                                      "spikes = SpikeMonitor(P)")
+    simulation = from_brian2(_script(tmp_path, script))
+    (noise,) = simulation.network.inputs
+    assert (noise.target, noise.variable, noise.n, noise.rate, noise.weight, noise.seed) == (
+        "P", "ge", 40, "15.0*hertz", "0.0008*volt", 0)
+    _, _, report = paired(simulation)
+    assert report.identical and report.passed

@@ -71,6 +71,9 @@ def refusals(simulation):
     if plan.currents:
         reasons.append(DescriptionError("Network.currents", "the layered torch module takes no current injections; "
                                                             "use strategy 'stepwise'"))
+    if plan.inputs:
+        reasons.append(DescriptionError("Network.inputs", "the layered torch module takes no Poisson inputs; use "
+                                                          "strategy 'stepwise'"))
     for proj in plan.projections.values():
         if proj.delay_mode != "static":
             reasons.append(DescriptionError(f"Projection {proj.name!r}.delay_mode", f"{proj.delay_mode!r}; the "

@@ -244,13 +244,21 @@ class StepwiseNetwork(SimulationModule):
 
     def synapses_slot(self, n, t, spikes, states, syn_states, buffers, delays):
         """Step n's synapses slot: every pre pathway pushes the spikes emitted now and delivers the spikes due
-        now, then every post pathway runs (Brian2's order: pre -1 before post +1; projections by name)."""
+        now, then the Poisson inputs add their counts, then every post pathway runs (Brian2's order: pre -1,
+        Poisson inputs 0, post +1; by name within each)."""
         for name, proj in self.projections.items():
             if "pre" in proj.pathways:
                 dynamic = proj.delay_mode == "dynamic"
                 emitted_with = proj.delays_now(states, syn_states[name]) if dynamic else delays[name]
                 proj.push(buffers[name], spikes[proj.source], n, emitted_with)
                 proj.deliver(proj.pop(buffers[name], n), syn_states[name], states, self.populations, t, self.dt)
+        for name, poisson in self.plan.inputs.items():  # Brian2's PoissonInput: order 0, by name
+            state, population = states[poisson.target], self.populations[poisson.target]
+            increment = getattr(self, f"poisson_{name}")[n]
+            receptive = population.receptive(state, poisson.variable)
+            if receptive is not None:
+                increment = torch.where(receptive, increment, torch.zeros_like(increment))
+            state[poisson.variable] = state[poisson.variable] + increment
         for name, proj in self.projections.items():
             if "post" in proj.pathways:
                 proj.run_code(proj.pathways["post"], spikes[proj.target][:, proj.j], syn_states[name], states,
