@@ -31,7 +31,7 @@ from brian2.stateupdaters.base import StateUpdateMethod, UnsupportedEquationsExc
 from brian2.units.fundamentalunits import get_unit
 from brian2.utils.stringtools import get_identifiers
 
-from bridge import brian_parse, plan
+from bridge import brian_parse, description, plan
 from bridge.description import (CurrentInjection, NeuronModel, Network, PoissonInput, PoissonTrains, Population,
                                 Projection, RunSettings, Simulation, SpikeTrains, SynapseModel, Timing)
 from bridge.errors import DescriptionError
@@ -125,6 +125,12 @@ def equations_text(equations):
     return "\n".join(lines)
 
 
+def timed_array(array):
+    """A Brian2 TimedArray as the description's TimedArray."""
+    return description.TimedArray(np.asarray(array.values, dtype=float), quantity_text(array.dt, brian2.second.dim, "dt"),
+                                  unit_text(array.dim))
+
+
 def _is_default(name, value):
     """Does `name` resolve to Brian2's own unit, function or constant of that name?"""
     if name in DEFAULT_UNITS:
@@ -215,8 +221,11 @@ class _Importer:
             value = obj.namespace.get(name, self.reached.namespace.get(name))
             if value is None or _is_default(name, value):
                 continue
+            if isinstance(value, TimedArray):
+                constants[name] = timed_array(value)
+                continue
             if isinstance(value, Function) or callable(value):
-                self.fail(obj, f"the function or TimedArray {name!r}")
+                self.fail(obj, f"the function {name!r}")
             quantity = brian2.Quantity(value)
             if quantity.size != 1:
                 self.fail(obj, f"the array constant {name!r} (only scalars are parameters)")
@@ -458,7 +467,15 @@ def _code(text):
 
 
 def _namespace_code(parameters):
-    return "{" + ", ".join(f"{name!r}: {text}" for name, text in parameters.items()) + "}"
+    return "{" + ", ".join(f"{name!r}: {_parameter_code(value)}" for name, value in parameters.items()) + "}"
+
+
+def _parameter_code(value):
+    """A parameter as Python code: a quantity string as it is, a TimedArray built from its values."""
+    if not isinstance(value, description.TimedArray):
+        return value
+    dim = parse_quantity(value.unit, "unit").dim
+    return f"TimedArray({_array_code(value.values, dim)}, dt={value.dt})"
 
 
 def _array_code(value, dim):

@@ -30,7 +30,7 @@ def _field_of(err, fields):
 
 def _model_key(model):
     return json.dumps([model.equations, model.threshold, model.reset, model.refractory,
-                       sorted(model.parameters.items()), model.method])
+                       sorted(model.parameters.items()), model.method], default=repr)
 
 
 _checked = set()  # keys of models and projections that passed, so that repeated checks cost nothing
@@ -125,7 +125,8 @@ def check_projection(proj, source, target):
                                                          f"({syn_eqs[name].dim or 'dimensionless'})")
     _once(json.dumps([proj.synapse.model, proj.synapse.on_pre, proj.synapse.on_post, proj.synapse.method,
                                          sorted(proj.synapse.parameters.items()), _source_key(source),
-                                         _model_key(target.model)]), _check_projection, proj, source, target)
+                                         _model_key(target.model)], default=repr), _check_projection, proj, source,
+          target)
 
 
 def _source_key(source):

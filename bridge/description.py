@@ -51,6 +51,35 @@ def _finite_array(values, field_name):
 
 @register
 @dataclass(frozen=True)
+class TimedArray:
+    """Brian2's TimedArray, a model parameter that is a function of time: `values` (SI floats) are one row per
+    `dt` of time, each a scalar (`name(t)` in code) or one value per neuron (`name(t, i)`); `unit` gives
+    their units (e.g. "amp", "1"). Past the last row the last row holds."""
+    values: tuple
+    dt: str
+    unit: str = "1"
+
+    def __post_init__(self):
+        _set(self, "values", _frozen(self.values))
+        values = _finite_array(self.values, "TimedArray.values")
+        if values.ndim not in (1, 2) or not len(values):
+            raise DescriptionError("TimedArray.values", f"shape {values.shape}; give rows of values: (steps,) or "
+                                                        "(steps, n)")
+        dt = parse_quantity(self.dt, "TimedArray.dt")
+        if dt.dim != parse_quantity("1*ms", "").dim or float(np.asarray(dt)) <= 0:
+            raise DescriptionError("TimedArray.dt", f"{self.dt!r} must be a positive time")
+        parse_quantity(self.unit, "TimedArray.unit")
+
+
+def _check_parameters(parameters, where):
+    """Parameters are quantity strings or TimedArrays."""
+    for name, value in parameters.items():
+        if not isinstance(value, TimedArray):
+            parse_quantity(value, f"{where}.parameters[{name!r}]")
+
+
+@register
+@dataclass(frozen=True)
 class NeuronModel:
     """A neuron model in Brian2 syntax: `equations` with units and flags, `threshold` condition, `reset`
     statements, `refractory` period (a quantity, "" for none), named scalar `parameters`
@@ -63,8 +92,7 @@ class NeuronModel:
     method: str = "exact"
 
     def __post_init__(self):
-        for name, text in self.parameters.items():
-            parse_quantity(text, f"NeuronModel.parameters[{name!r}]")
+        _check_parameters(self.parameters, "NeuronModel")
         if self.refractory:
             period = parse_quantity(self.refractory, "NeuronModel.refractory")
             if float(np.asarray(period)) < 0:
@@ -86,8 +114,7 @@ class SynapseModel:
     method: str = ""
 
     def __post_init__(self):
-        for name, text in self.parameters.items():
-            parse_quantity(text, f"SynapseModel.parameters[{name!r}]")
+        _check_parameters(self.parameters, "SynapseModel")
 
 
 @register

@@ -16,6 +16,7 @@ delays by the run's `Timing.delay_rounding` (bridge/delays.py).
 """
 from dataclasses import dataclass
 
+import brian2
 import numpy as np
 
 from bridge.delays import DelayRule
@@ -44,13 +45,27 @@ def delay_owner(delay_variable):
 
 
 def namespace(parameters):
-    """{name: Brian2 Quantity} of a model's parameter strings."""
-    return {name: parse_quantity(text, name) for name, text in parameters.items()}
+    """{name: Brian2 Quantity or TimedArray} of a model's parameters."""
+    return {name: _brian_timed_array(value) if hasattr(value, "values") else parse_quantity(value, name)
+            for name, value in parameters.items()}
+
+
+def _brian_timed_array(array):
+    unit = parse_quantity(array.unit, "TimedArray.unit")
+    return brian2.TimedArray(brian2.Quantity(np.asarray(array.values, dtype=float), dim=unit.dim),
+                             dt=si_value(array.dt, "TimedArray.dt") * brian2.second)
 
 
 def si_constants(quantities):
-    """{name: SI float} of parsed quantities."""
-    return {name: float(np.asarray(value)) for name, value in quantities.items()}
+    """{name: SI float} of the parsed quantities among a namespace's values."""
+    return {name: float(np.asarray(value)) for name, value in quantities.items()
+            if isinstance(value, brian2.Quantity)}
+
+
+def timed_arrays(parameters):
+    """{name: (values as SI floats, dt in seconds)} of the TimedArrays among a model's parameters."""
+    return {name: (np.asarray(value.values, dtype=float), si_value(value.dt, name))
+            for name, value in parameters.items() if hasattr(value, "values")}
 
 
 @dataclass(frozen=True)
@@ -60,6 +75,7 @@ class PopulationPlan:
     model: object          # the NeuronModel
     namespace: dict        # parameter -> Brian2 Quantity
     constants: dict        # parameter -> SI float
+    arrays: dict           # TimedArray parameter -> (values, dt)
     initial: dict          # variable -> (n,) SI floats, for the variables given
 
     def initial_array(self, variable):
@@ -171,7 +187,7 @@ def _population(population):
     quantities = namespace(population.model.parameters)
     initial = {var: population.initial_array(var) for var in population.initial}
     return PopulationPlan(population.name, population.n, population.model, quantities, si_constants(quantities),
-                          initial)
+                          timed_arrays(population.model.parameters), initial)
 
 
 def _projection(proj, timing, populations, sizes):

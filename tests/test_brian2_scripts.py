@@ -12,9 +12,11 @@ import pytest
 from bridge import library
 from bridge.brian2_scripts import from_brian2, to_brian2
 from bridge.cli import main
-from bridge.description import NeuronModel, Network, PoissonInput, Population, RunSettings, Simulation
+from bridge.description import (NeuronModel, Network, PoissonInput, Population, RunSettings, Simulation,
+                                TimedArray)
 from bridge.errors import DescriptionError
 from bridge.plan import lower
+from bridge.quantities import si_value
 from brian_models.network import run as run_brian
 
 CUBA = """
@@ -134,9 +136,9 @@ UNSUPPORTED = {
                           "@network_operation\ndef poke():\n    G.v += 1\n", "NetworkOperation"),
     "run_regularly": ("G = NeuronGroup(2, 'dv/dt = -v/(10*ms) : 1', name='G')\n"
                       "G.run_regularly('v += 0.1')\n", "G': run_regularly code 'v += 0.1'"),
-    "timed_array": ("ta = TimedArray([1, 2]*mV, dt=1*ms)\n"
-                    "G = NeuronGroup(2, 'dv/dt = (ta(t) - v)/(10*ms) : volt', name='G')\n",
-                    "the function or TimedArray 'ta'"),
+    "function": ("@implementation('numpy', discard_units=True)\n@check_units(x=1, result=1)\n"
+                 "def square(x):\n    return x**2\n"
+                 "G = NeuronGroup(2, 'dv/dt = (square(v) - v)/(10*ms) : 1', name='G')\n", "the function 'square'"),
     "custom_events": ("G = NeuronGroup(2, 'dv/dt = -v/(10*ms) : 1', events={'up': 'v > 1'}, name='G')\n",
                       "custom events ['up']"),
     "two_pathways": ("G = NeuronGroup(2, 'dv/dt = -v/(10*ms) : 1', threshold='v > 1', name='G')\n"
@@ -197,3 +199,24 @@ def test_brian2_poisson_input_is_imported_with_spikebridge_draws(tmp_path, paire
         "P", "ge", 40, "15.0*hertz", "0.0008*volt", 0)
     _, _, report = paired(simulation)
     assert report.identical and report.passed
+
+
+def test_timed_arrays_follow_brian2s_lookup_rule(paired, tmp_path):
+    ramp = TimedArray(np.linspace(0, 3e-9, 7), dt="5*ms", unit="amp")
+    table = TimedArray(np.arange(30.0).reshape(10, 3) * 1e-3, dt="1.3*ms", unit="volt")  # 1.3 ms: t/dt falls
+    # just below whole rows at some steps (e.g. step 91), where Brian2's rounding rule still takes the row
+    model = NeuronModel("dv/dt = (E(t, i) - v + R*I(t))/tau : volt\nx = E(t, i) : volt", threshold="v > 5*mV",
+                        reset="v = 0*mV", parameters={"I": ramp, "E": table, "R": "1*Gohm", "tau": "10*ms"},
+                        method="euler")
+    simulation = Simulation(Network((Population("cells", model, 3),)),
+                            RunSettings("15*ms", record=("cells.v", "cells.x")))
+    brian_record, torch_record, report = paired(simulation)
+    assert report.identical and report.passed and brian_record.count("cells") > 10
+    rows = np.minimum(np.arange(150) // 13, 9)  # 1.3 ms rows at dt = 0.1 ms, the last row held
+    for record in (brian_record, torch_record):
+        np.testing.assert_array_equal(record.traces["cells.x"], np.arange(30.0).reshape(10, 3)[rows] * 1e-3)
+    again = from_brian2(_script(tmp_path, to_brian2(simulation)))
+    imported = again.network.populations[0].model.parameters["E"]
+    assert (imported.values, imported.unit) == (table.values, "volt")
+    assert si_value(imported.dt, "dt") == si_value(table.dt, "dt")
+    assert np.array_equal(run_brian(again).traces["cells.v"], brian_record.traces["cells.v"])

@@ -8,6 +8,7 @@ import ast
 import math
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from brian2.core.namespace import DEFAULT_UNITS
 
@@ -47,15 +48,16 @@ def compile_expression(text, where, function_table):
     """(function of a scope dict, the names it reads) for an expression. The function is built once, as a
     Python lambda over those names (no eval per call, so torch.compile can trace it)."""
     tree = ast.fix_missing_locations(_TensorLogic().visit(ast.parse(text.strip(), mode="eval")))
+    known = {name for name in function_table if not name.startswith("__")}
     names = set()
     for node in ast.walk(tree):
         if not isinstance(node, _ALLOWED):
             raise ValueError(f"{where}: {type(node).__name__} is not allowed in {text!r}")
-        if isinstance(node, ast.Call) and not (isinstance(node.func, ast.Name) and node.func.id in FUNCTION_NAMES):
-            raise ValueError(f"{where}: unknown function in {text!r}; known: {sorted(FUNCTION_NAMES)}")
+        if isinstance(node, ast.Call) and not (isinstance(node.func, ast.Name) and node.func.id in known):
+            raise ValueError(f"{where}: unknown function in {text!r}; known: {sorted(known)}")
         if isinstance(node, ast.Name) and node.id.startswith("__") and node.id.endswith("__"):
             raise ValueError(f"{where}: name {node.id!r} is not allowed in {text!r}")
-        if isinstance(node, ast.Name) and node.id not in FUNCTION_NAMES:
+        if isinstance(node, ast.Name) and node.id not in known:
             names.add(node.id)
     ordered = sorted(names)
     arguments = ast.arguments(posonlyargs=[], args=[ast.arg(name) for name in ordered], kwonlyargs=[],
@@ -131,14 +133,26 @@ _MATH.update(abs=_elementwise(torch.abs, abs), timestep=_timestep, clip=_clip, e
              sign=_elementwise(torch.sign, lambda x: float((x > 0) - (x < 0))),
              arcsin=_elementwise(torch.asin, math.asin), arccos=_elementwise(torch.acos, math.acos),
              arctan=_elementwise(torch.atan, math.atan))
-FUNCTION_NAMES = frozenset(_MATH) | {"int", "True", "False"}
+def timed_array(values, array_dt, group_dt, dtype):
+    """Brian2's TimedArray as a function of t (values (steps,)) or of t and i (values (steps, n)): the row
+    clip(int(round(t/epsilon)/K), 0, steps - 1) with K = max(2**ceil(log2(8*array_dt/group_dt)), 1) and
+    epsilon = array_dt/K, Brian2's rule for the numpy target."""
+    upsampling = max(int(2 ** np.ceil(np.log2(8 / group_dt * array_dt))), 1)
+    epsilon, table = array_dt / upsampling, torch.as_tensor(values, dtype=dtype)
+
+    def function(t, i=None):
+        row = table[int(np.clip(np.int_(np.round(t / epsilon) / upsampling), 0, len(table) - 1))]
+        return row if i is None else row.to(i.device)[i.long()]
+    return function
 
 
-def functions(dtype):
-    """The function table for one float type; Brian2's int() turns booleans into 0/1 of that type."""
+def functions(dtype, arrays=None, group_dt=None):
+    """The function table for one float type, with the TimedArrays `arrays` {name: (values, dt)} of a group
+    that runs with `group_dt`; Brian2's int() turns booleans into 0/1 of that type."""
     def to_int(x):
         if isinstance(x, torch.Tensor):
             return x.to(dtype) if x.dtype == torch.bool else torch.trunc(x)
         return int(x)
+    timed = {name: timed_array(values, dt, group_dt, dtype) for name, (values, dt) in (arrays or {}).items()}
     # torch's C code may import lazily, which looks up __import__ in the calling frame's builtins
-    return {"__builtins__": {"__import__": __import__}, **_MATH, "int": to_int}
+    return {"__builtins__": {"__import__": __import__}, **_MATH, "int": to_int, **timed}

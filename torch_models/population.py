@@ -56,7 +56,8 @@ class PopulationStep:
             runners.append(brian_group.resetter["spike"])
         for runner in runners:
             runner.update_abstract_code(run_namespace={})
-        where, table = f"population {self.name!r}", functions(dtype)
+        where = f"population {self.name!r}"
+        table = functions(dtype, population.arrays, float(brian_group.clock.dt_))
         blocks = [compile_block(r.abstract_code, where, table) for r in runners] + [[], []]
         self.update, self.threshold, self.reset = blocks[:3]
         margin = _margin_expression(model.threshold) if model.threshold else None
