@@ -13,10 +13,11 @@ from bridge.quantities import parse_quantity
 brian2.BrianLogger.suppress_name("unused_brian_object")
 
 
-def neuron_group(model, n, name, dt=None, namespace=None):
-    """A Brian2 NeuronGroup for a NeuronModel (not yet run); `namespace`: its parameters as parsed by the plan."""
+def neuron_group(model, n, name, dt=None, namespace=None, equations=None):
+    """A Brian2 NeuronGroup for a NeuronModel (not yet run); `namespace`, `equations`: its parameters and
+    equations as the plan lowers them (white noise drawn)."""
     kwargs = {"dt": dt * second} if dt is not None else {}
-    return NeuronGroup(n, model.equations, threshold=model.threshold or None, reset=model.reset if model.threshold else None,
+    return NeuronGroup(n, equations or model.equations, threshold=model.threshold or None, reset=model.reset if model.threshold else None,
                        refractory=parse_quantity(model.refractory, "refractory") if model.refractory else False,
                        method=model.method, namespace=namespace or plan.namespace(model.parameters), name=name,
                        **kwargs)

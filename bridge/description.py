@@ -441,12 +441,14 @@ class Timing:
 @dataclass(frozen=True)
 class RunSettings:
     """How long to run, in which float type, and what to record ("population.variable"). The run is made
-    of `segments` equal runs (Brian2 run() calls); 'between_runs' delays are read at the start of each."""
+    of `segments` equal runs (Brian2 run() calls); 'between_runs' delays are read at the start of each.
+    White noise (`xi` in equations) is drawn once per run from `noise_seed`, the same for both backends."""
     duration: str
     dtype: str = "float64"
     record: tuple = ()
     timing: Timing = field(default_factory=Timing)
     segments: int = 1
+    noise_seed: int = 0
 
     def __post_init__(self):
         _set(self, "record", tuple(self.record))

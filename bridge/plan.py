@@ -18,8 +18,10 @@ from dataclasses import dataclass
 
 import brian2
 import numpy as np
+from brian2.utils.stringtools import word_substitute
 
 from bridge.delays import DelayRule
+from bridge.errors import DescriptionError
 from bridge.quantities import parse_quantity, si_value
 
 NEURON_SIDES = {"_post": "target", "_pre": "source"}
@@ -75,8 +77,9 @@ class PopulationPlan:
     model: object          # the NeuronModel
     namespace: dict        # parameter -> Brian2 Quantity
     constants: dict        # parameter -> SI float
-    arrays: dict           # TimedArray parameter -> (values, dt)
+    arrays: dict           # TimedArray parameter -> (values, dt), with the white noise drawn for the run
     initial: dict          # variable -> (n,) SI floats, for the variables given
+    equations: str         # the model's equations, white noise xi replaced by the drawn values
 
     def initial_array(self, variable):
         """The initial value of `variable` for each neuron (0 when not given)."""
@@ -170,7 +173,7 @@ def lower(simulation):
         return simulation
     net, run = simulation.network, simulation.run
     dt, n_steps = run.timing.dt_seconds, run.n_steps
-    populations = {p.name: _population(p) for p in net.populations}
+    populations = {p.name: _population(p, k, run, n_steps) for k, p in enumerate(net.populations)}
     sizes = {element.name: element.n for element in net.populations + net.sources}
     return Plan(
         simulation=simulation, dt=dt, n_steps=n_steps, segment_steps=n_steps // run.segments, dtype=run.dtype,
@@ -183,11 +186,33 @@ def lower(simulation):
                 for p in sorted(net.inputs, key=lambda p: p.name)})
 
 
-def _population(population):
+def _population(population, index, run, n_steps):
     quantities = namespace(population.model.parameters)
+    arrays = timed_arrays(population.model.parameters)
     initial = {var: population.initial_array(var) for var in population.initial}
+    equations, noise = white_noise(population, index, run, n_steps)
+    for name, values in noise.items():
+        quantities[name] = brian2.TimedArray(values, dt=run.timing.dt_seconds * brian2.second)
+        arrays[name] = (values, run.timing.dt_seconds)
     return PopulationPlan(population.name, population.n, population.model, quantities, si_constants(quantities),
-                          timed_arrays(population.model.parameters), initial)
+                          arrays, initial, equations)
+
+
+def white_noise(population, index, run, n_steps):
+    """(equations, {name: (n_steps, n) draws}): each white noise `xi...` of the equations replaced by standard
+    normal values drawn once per run (numpy's default_rng([noise_seed, population index])), one per step and
+    neuron, divided by sqrt(dt): forward Euler then adds g*sqrt(dt)*N(0, 1) per step, as Brian2's does."""
+    model = population.model
+    stochastic = sorted(brian2.Equations(model.equations).stochastic_variables)
+    if not stochastic:
+        return model.equations, {}
+    if model.method != "euler":
+        raise DescriptionError(f"Population {population.name!r}.model.method", f"{model.method!r} with white noise "
+                               f"{stochastic}; the noise both backends share is integrated with 'euler' only")
+    rng = np.random.default_rng([run.noise_seed, index])
+    noise = {f"drawn_{xi}": rng.standard_normal((n_steps, population.n)) for xi in stochastic}  # not xi_...: noise
+    equations = word_substitute(model.equations, {xi: f"(drawn_{xi}(t, i)/sqrt(dt))" for xi in stochastic})
+    return equations, noise
 
 
 def _projection(proj, timing, populations, sizes):

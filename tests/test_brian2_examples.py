@@ -12,6 +12,8 @@ from scipy.special import exprel
 import torch_models
 from bridge.brian2_scripts import from_brian2
 from bridge.compare import TRACE_RTOL
+from bridge.errors import DescriptionError
+from bridge.description import NeuronModel, Network, Population, RunSettings, Simulation
 from bridge.plan import lower
 
 EXAMPLES = Path(__file__).parent / "brian2_examples"
@@ -141,3 +143,42 @@ def test_dynamic_synapses_decay_exactly_between_spikes(paired):
     assert np.all(jumps[arrivals] > 1e-3)  # each stimulus spike activates resources in both synapses
     np.testing.assert_allclose(np.delete(jumps, arrivals, axis=0), 0, atol=1e-15)
     assert np.abs(brian_record.traces["neurons.v"]).max() > 1e-3
+
+
+def test_white_noise_is_drawn_once_for_both_backends(paired):
+    simulation, brian_record, torch_record = _crosscheck(paired, "brunel_hakim", 200)
+    assert simulation.network.populations[0].model.method == "euler"
+    # the noise by hand: forward Euler with standard normals from default_rng([noise_seed, population index])
+    draws = np.random.default_rng([simulation.run.noise_seed, 0]).standard_normal((1000, 500))
+    V, dt, tau = brian_record.traces["neurons.V"], simulation.dt, 20e-3
+    quiet = (np.arange(1, 1000) < 20)  # before any spike or refractory period: free membrane (no input yet)
+    by_hand = V[:-1] + dt * (-V[:-1] + 25e-3 + 1e-3 * np.sqrt(tau) * draws[:-1] / np.sqrt(dt)) / tau
+    np.testing.assert_allclose(V[1:][quiet], by_hand[quiet], rtol=1e-12)
+
+
+def test_drawn_noise_has_the_statistics_of_brian2s_own(tmp_path):
+    """The stochastic class: rates over 5 seeds within 5 % of Brian2's own white noise (its generator)."""
+    import brian2
+    from brian_models.network import run as run_brian
+
+    model = NeuronModel("dv/dt = (mu - v)/tau + sigma*xi*tau**-0.5 : 1", threshold="v > 1", reset="v = 0",
+                        parameters={"mu": "0.9", "sigma": "0.4", "tau": "10*ms"}, method="euler")
+    ours, native = [], []
+    for seed in range(5):
+        run = RunSettings("300*ms", noise_seed=seed)
+        ours.append(run_brian(Simulation(Network((Population("cells", model, 200),)), run)).count("cells"))
+        brian2.seed(seed)
+        group = brian2.NeuronGroup(200, model.equations, threshold=model.threshold, reset=model.reset,
+                                   method="euler", namespace={"mu": 0.9, "sigma": 0.4, "tau": 10 * brian2.ms})
+        monitor = brian2.SpikeMonitor(group)
+        brian2.Network(group, monitor).run(300 * brian2.ms)
+        native.append(monitor.num_spikes)
+    assert min(ours) > 1000
+    assert abs(np.mean(ours) / np.mean(native) - 1) < 0.05
+
+
+def test_white_noise_under_another_method_is_refused():
+    model = NeuronModel("dv/dt = -v/(10*ms) + xi*(10*ms)**-0.5 : 1", method="heun")
+    simulation = Simulation(Network((Population("cells", model, 2),)), RunSettings("1*ms"))
+    with pytest.raises(DescriptionError, match=r"Population 'cells'.model.method: 'heun' with white noise \['xi'\]"):
+        lower(simulation)

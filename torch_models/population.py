@@ -163,7 +163,7 @@ def step(populations, states, t, dt, batch, synapses, groups=None):
 
 def compile_populations(plan, dtype):
     """({name: PopulationStep} of a Plan's populations, {name: Brian2 group} of its populations and sources)."""
-    groups = {p.name: brian_parse.neuron_group(p.model, p.n, p.name, plan.dt, p.namespace)
+    groups = {p.name: brian_parse.neuron_group(p.model, p.n, p.name, plan.dt, p.namespace, p.equations)
               for p in plan.populations.values()}
     populations = {name: PopulationStep(plan.populations[name], group, dtype) for name, group in groups.items()}
     groups.update({s.name: brian_parse.spike_source(s.n, s.name, dt=plan.dt) for s in plan.sources.values()})
