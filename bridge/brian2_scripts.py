@@ -127,8 +127,8 @@ def equations_text(equations):
 
 def timed_array(array):
     """A Brian2 TimedArray as the description's TimedArray."""
-    return description.TimedArray(np.asarray(array.values, dtype=float), quantity_text(array.dt, brian2.second.dim, "dt"),
-                                  unit_text(array.dim))
+    dt = quantity_text(array.dt, brian2.second.dim, "dt")
+    return description.TimedArray(np.asarray(array.values, dtype=float), dt, unit_text(array.dim))
 
 
 def _is_default(name, value):
@@ -332,9 +332,10 @@ class _Importer:
         n_source, n_target = len(source), len(target)
         dense = len(i) == n_source * n_target and np.array_equal(i * n_target + j, np.arange(len(i)))
         values = {}
-        for name in [*syn.equations.parameter_names, *syn.equations.diff_eq_names, *(eq.varname for eq in event_driven)]:
+        state = [*syn.equations.diff_eq_names, *(eq.varname for eq in event_driven)]
+        for name in [*syn.equations.parameter_names, *state]:
             array = _values(syn.variables[name], len(i))
-            if name not in syn.equations.parameter_names and not np.any(array):
+            if name in state and not np.any(array):
                 continue  # a differential equation's variable that starts at 0, as Brian2 starts it
             values[name] = _compact(array, syn.equations[name].dim, f"{syn.name}.{name}")
             if dense and not isinstance(values[name], str):
@@ -400,12 +401,13 @@ def to_brian2(simulation):
                   f"{_array_code(source.times, brian2.second.dim)}, name={source.name!r})")
     if net.inputs:
         registry = {p.name: (p.variable, p.n, p.rate, p.weight, p.seed) for p in net.inputs}
-        write(f"\n# spikebridge's PoissonInputs (variable, n, rate, weight, seed): Binomial(n, rate*dt) counts per step\n"
-              f"# and neuron from numpy's default_rng(seed), added in the synapses slot as Brian2's PoissonInput;\n"
+        write(f"\n# spikebridge's PoissonInputs (variable, n, rate, weight, seed): Binomial(n, rate*dt) counts per\n"
+              f"# step and neuron from numpy's default_rng(seed), added in the synapses slot as Brian2's PoissonInput;\n"
               f"# `spikebridge import` reads these back as PoissonInputs\n"
               f"{POISSON_INPUT_REGISTRY} = {registry!r}\n\n\n"
               "def poisson_input(target, name, variable, n, rate, weight, seed):\n"
-              "    counts = np.random.default_rng(seed).binomial(n, float(rate * defaultclock.dt), (N_STEPS, len(target)))\n"
+              "    p = float(rate * defaultclock.dt)\n"
+              "    counts = np.random.default_rng(seed).binomial(n, p, (N_STEPS, len(target)))\n"
               "    target.namespace[f'{name}_counts'] = TimedArray(counts.astype(float), dt=defaultclock.dt)\n"
               "    target.namespace[f'{name}_weight'] = weight\n"
               "    return target.run_regularly(f'{variable} += {name}_weight*{name}_counts(t, i)', when='synapses',\n"

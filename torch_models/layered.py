@@ -78,7 +78,8 @@ def refusals(simulation):
         if proj.delay_mode != "static":
             reasons.append(DescriptionError(f"Projection {proj.name!r}.delay_mode", f"{proj.delay_mode!r}; the "
                                             "layered torch module takes 'static' delays"))
-    for check in [lambda: feed_forward_order(plan)] + [lambda p=p: additive_target(p) for p in plan.projections.values()]:
+    checks = [lambda: feed_forward_order(plan)] + [lambda p=p: additive_target(p) for p in plan.projections.values()]
+    for check in checks:
         try:
             check()
         except DescriptionError as reason:
