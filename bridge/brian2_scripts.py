@@ -337,7 +337,7 @@ class _Importer:
             array = _values(syn.variables[name], len(i))
             if name in state and not np.any(array):
                 continue  # a differential equation's variable that starts at 0, as Brian2 starts it
-            values[name] = _compact(array, syn.equations[name].dim, f"{syn.name}.{name}")
+            values[name] = _compact(array, syn.variables[name].dim, f"{syn.name}.{name}")
             if dense and not isinstance(values[name], str):
                 values[name] = array.reshape(n_source, n_target)
         delays = _values(syn.pre.variables["delay"], len(i)) if "pre" in pathways else np.zeros(len(i))
