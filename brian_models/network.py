@@ -33,7 +33,7 @@ def build(plan, target="numpy"):
         group.namespace[values.name] = values  # run_regularly resolves names in the group's namespace
         objects[current.name] = group.run_regularly(f"{current.variable} = {values.name}(t, i)",
                                                     when="before_groups", name=current.name)
-    for poisson in plan.inputs.values():  # Brian2's PoissonInput, with the plan's draws: 'synapses' slot, order 0
+    for poisson in plan.poisson_inputs.values():  # Brian2's PoissonInput, with the plan's draws: 'synapses' slot, order 0
         group = objects[poisson.target]
         counts = TimedArray(poisson.counts.astype(float), dt=dt * second, name=f"{poisson.name}_counts")
         weight = brian2.Quantity(poisson.weight, dim=group.variables[poisson.variable].dim)

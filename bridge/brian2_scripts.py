@@ -155,8 +155,8 @@ class _Importer:
         self.path, self.reached = path, reached
         self.objects = list(reached.network.objects)
         self.contained = {id(child) for obj in self.objects for child in getattr(obj, "contained_objects", [])}
-        self.poisson = reached.namespace.get(POISSON_REGISTRY, {})
-        self.poisson_inputs = reached.namespace.get(POISSON_INPUT_REGISTRY, {})
+        self.poisson_registry = reached.namespace.get(POISSON_REGISTRY, {})
+        self.poisson_input_registry = reached.namespace.get(POISSON_INPUT_REGISTRY, {})
 
     def fail(self, obj, construct):
         raise DescriptionError(f"{self.path.name}: {type(obj).__name__} {obj.name!r}",
@@ -164,7 +164,7 @@ class _Importer:
 
     def simulation(self):
         dt = self.dt = self._dt()
-        populations, sources, projections, record, self.currents, self.inputs = [], [], [], [], [], []
+        populations, sources, projections, record, self.currents, self.poisson_inputs = [], [], [], [], [], []
         for obj in sorted(self.objects, key=lambda o: o.name):
             if isinstance(obj, NeuronGroup) and type(obj) is NeuronGroup:
                 populations.append(self._population(obj))
@@ -177,14 +177,14 @@ class _Importer:
             elif isinstance(obj, StateMonitor):
                 record += self._records(obj)
             elif isinstance(obj, brian2.PoissonInput):
-                self.inputs.append(self._poisson_input(obj))
+                self.poisson_inputs.append(self._poisson_input(obj))
             elif isinstance(obj, (SpikeMonitor, PopulationRateMonitor)):
                 continue  # spikes are always recorded
             elif id(obj) not in self.contained:
                 self.fail(obj, "this kind of object")
         duration = quantity_text(self.reached.duration, brian2.second.dim, f"{self.path.name}: run() duration")
         network = Network(tuple(populations), tuple(sources), tuple(self.currents), tuple(projections),
-                          tuple(self.inputs))
+                          tuple(self.poisson_inputs))
         return Simulation(network, RunSettings(duration, record=tuple(dict.fromkeys(record)),
                                                timing=Timing(dt=quantity_text(dt, brian2.second.dim, "dt"))))
 
@@ -239,8 +239,9 @@ class _Importer:
             self.fail(group, "(constant over dt) subexpressions")
         known = [group.state_updater, *group.thresholder.values(), *group.resetter.values()]
         for child in group.contained_objects:
-            if child.name in self.poisson_inputs:
-                self.inputs.append(PoissonInput(child.name, group.name, *self.poisson_inputs[child.name]))
+            registered = self.poisson_input_registry.get(child.name)
+            if registered:
+                self.poisson_inputs.append(PoissonInput(child.name, group.name, *registered))
             elif child not in known:
                 self.currents.append(self._current(group, child))
         equations = group.user_equations
@@ -294,9 +295,9 @@ class _Importer:
         indices = np.asarray(group.variables["neuron_index"].get_value(), dtype=np.int64)
         times = np.asarray(group.variables["spike_time"].get_value(), dtype=float)
         trains = SpikeTrains(group.name, len(group), indices, times)
-        if group.name not in self.poisson:
+        if group.name not in self.poisson_registry:
             return trains
-        poisson = PoissonTrains(group.name, len(group), *self.poisson[group.name])
+        poisson = PoissonTrains(group.name, len(group), *self.poisson_registry[group.name])
         n_steps = round(float(self.reached.duration) / self.dt)
         drawn, given = poisson.spike_steps(self.dt, n_steps), trains.spike_steps(self.dt, n_steps)
         if not all(np.array_equal(a, b) for a, b in zip(drawn, given)):
@@ -399,11 +400,11 @@ def to_brian2(simulation):
         else:
             write(f"{source.name} = SpikeGeneratorGroup({source.n}, {_array_code(source.indices, None)}, "
                   f"{_array_code(source.times, brian2.second.dim)}, name={source.name!r})")
-    if net.inputs:
-        registry = {p.name: (p.variable, p.n, p.rate, p.weight, p.seed) for p in net.inputs}
+    if net.poisson_inputs:
+        registry = {p.name: (p.variable, p.n, p.rate, p.weight, p.seed) for p in net.poisson_inputs}
         write(f"\n# spikebridge's PoissonInputs (variable, n, rate, weight, seed): Binomial(n, rate*dt) counts per\n"
-              f"# step and neuron from numpy's default_rng(seed), added in the synapses slot as Brian2's PoissonInput;\n"
-              f"# `spikebridge import` reads these back as PoissonInputs\n"
+              f"# step and neuron from numpy's default_rng(seed), added in the synapses slot as Brian2's\n"
+              f"# PoissonInput; `spikebridge import` reads these back as PoissonInputs\n"
               f"{POISSON_INPUT_REGISTRY} = {registry!r}\n\n\n"
               "def poisson_input(target, name, variable, n, rate, weight, seed):\n"
               "    p = float(rate * defaultclock.dt)\n"
@@ -412,7 +413,7 @@ def to_brian2(simulation):
               "    target.namespace[f'{name}_weight'] = weight\n"
               "    return target.run_regularly(f'{variable} += {name}_weight*{name}_counts(t, i)', when='synapses',\n"
               "                                order=0, name=name)\n")
-    for poisson in net.inputs:
+    for poisson in net.poisson_inputs:
         write(f"poisson_input({poisson.target}, {poisson.name!r}, {poisson.variable!r}, {poisson.n}, {poisson.rate}, "
               f"{poisson.weight}, {poisson.seed})")
     for current in net.currents:

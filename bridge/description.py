@@ -346,12 +346,12 @@ class Network:
     sources: tuple = ()
     currents: tuple = ()
     projections: tuple = ()
-    inputs: tuple = ()
+    poisson_inputs: tuple = ()
 
     def __post_init__(self):
-        for attr in ("populations", "sources", "currents", "projections", "inputs"):
+        for attr in ("populations", "sources", "currents", "projections", "poisson_inputs"):
             _set(self, attr, tuple(getattr(self, attr)))
-        names = [x.name for x in self.populations + self.sources + self.currents + self.projections + self.inputs]
+        names = [x.name for x in self.populations + self.sources + self.currents + self.projections + self.poisson_inputs]
         duplicates = sorted({n for n in names if names.count(n) > 1})
         if duplicates:
             raise DescriptionError("Network", f"duplicate names {duplicates}; every element needs its own name")
@@ -359,7 +359,7 @@ class Network:
             checks.check_current(current, self._population(current.target, f"CurrentInjection {current.name!r}.target"))
         for proj in self.projections:
             self._check_projection(proj)
-        for poisson in self.inputs:
+        for poisson in self.poisson_inputs:
             checks.check_poisson_input(poisson, self._population(poisson.target,
                                                                  f"PoissonInput {poisson.name!r}.target"))
 

@@ -157,7 +157,7 @@ class Plan:
     sources: dict          # name -> SourcePlan
     currents: dict         # name -> CurrentPlan
     projections: dict      # name -> ProjectionPlan, in the description's order
-    inputs: dict           # name -> PoissonInputPlan, in name order (Brian2's order among them)
+    poisson_inputs: dict   # name -> PoissonInputPlan, in name order (Brian2's order among them)
 
     @property
     def segment_starts(self):
@@ -181,9 +181,9 @@ def lower(simulation):
         sources={s.name: SourcePlan(s.name, s.n, *s.spike_steps(dt, n_steps)) for s in net.sources},
         currents={c.name: CurrentPlan(c.name, c.target, c.variable, c.array(n_steps)) for c in net.currents},
         projections={p.name: _projection(p, run.timing, populations, sizes) for p in net.projections},
-        inputs={p.name: PoissonInputPlan(p.name, p.target, p.variable, si_value(p.weight, p.name),
+        poisson_inputs={p.name: PoissonInputPlan(p.name, p.target, p.variable, si_value(p.weight, p.name),
                                          p.counts(dt, n_steps, sizes[p.target]))
-                for p in sorted(net.inputs, key=lambda p: p.name)})
+                for p in sorted(net.poisson_inputs, key=lambda p: p.name)})
 
 
 def _population(population, index, run, n_steps):

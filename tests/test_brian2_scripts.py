@@ -173,7 +173,7 @@ def test_the_command_line_imports_and_exports(tmp_path, capsys):
 def _counting_network(seed=3):
     counter = NeuronModel("v : volt\ndu/dt = -u/(5*ms) : volt")
     drive = PoissonInput("drive", "cells", "v", 50, "20*Hz", "0.5*mV", seed=seed)
-    return Simulation(Network((Population("cells", counter, 4),), inputs=(drive,)),
+    return Simulation(Network((Population("cells", counter, 4),), poisson_inputs=(drive,)),
                       RunSettings("30*ms", record=("cells.v",)))
 
 
@@ -186,7 +186,7 @@ def test_poisson_input_adds_weight_times_binomial_counts(paired, tmp_path):
     np.testing.assert_allclose(brian_record.traces["cells.v"], by_hand, rtol=0, atol=1e-15)
     assert counts.sum() > 50
     again = from_brian2(_script(tmp_path, to_brian2(simulation)))
-    assert again.network.inputs == simulation.network.inputs
+    assert again.network.poisson_inputs == simulation.network.poisson_inputs
     assert np.array_equal(run_brian(again).traces["cells.v"], brian_record.traces["cells.v"])
 
 
@@ -194,7 +194,7 @@ def test_brian2_poisson_input_is_imported_with_spikebridge_draws(tmp_path, paire
     script = CUBA.replace("spikes = SpikeMonitor(P)", "noise = PoissonInput(P, 'ge', 40, 15*Hz, weight=0.8*mV)\n"
                                                       "spikes = SpikeMonitor(P)")
     simulation = from_brian2(_script(tmp_path, script))
-    (noise,) = simulation.network.inputs
+    (noise,) = simulation.network.poisson_inputs
     assert (noise.target, noise.variable, noise.n, noise.rate, noise.weight, noise.seed) == (
         "P", "ge", 40, "15.0*hertz", "0.0008*volt", 0)
     _, _, report = paired(simulation)

@@ -71,8 +71,8 @@ def refusals(simulation):
     if plan.currents:
         reasons.append(DescriptionError("Network.currents", "the layered torch module takes no current injections; "
                                                             "use strategy 'stepwise'"))
-    if plan.inputs:
-        reasons.append(DescriptionError("Network.inputs", "the layered torch module takes no Poisson inputs; use "
+    if plan.poisson_inputs:
+        reasons.append(DescriptionError("Network.poisson_inputs", "the layered torch module takes no Poisson inputs; use "
                                                           "strategy 'stepwise'"))
     for proj in plan.projections.values():
         if proj.delay_mode != "static":

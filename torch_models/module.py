@@ -64,7 +64,7 @@ class SimulationModule(nn.Module):
             self.register_buffer(f"input_{name}", torch.as_tensor(source.raster(self.n_steps), dtype=self.dtype))
         for name, current in self.plan.currents.items():
             self.register_buffer(f"current_{name}", torch.as_tensor(current.values, dtype=self.dtype))
-        for name, poisson in self.plan.inputs.items():
+        for name, poisson in self.plan.poisson_inputs.items():
             self.register_buffer(f"poisson_{name}", torch.as_tensor(poisson.counts * poisson.weight, dtype=self.dtype))
 
     @property

@@ -252,7 +252,7 @@ class StepwiseNetwork(SimulationModule):
                 emitted_with = proj.delays_now(states, syn_states[name]) if dynamic else delays[name]
                 proj.push(buffers[name], spikes[proj.source], n, emitted_with)
                 proj.deliver(proj.pop(buffers[name], n), syn_states[name], states, self.populations, t, self.dt)
-        for name, poisson in self.plan.inputs.items():  # Brian2's PoissonInput: order 0, by name
+        for name, poisson in self.plan.poisson_inputs.items():  # Brian2's PoissonInput: order 0, by name
             state, population = states[poisson.target], self.populations[poisson.target]
             increment = getattr(self, f"poisson_{name}")[n]
             receptive = population.receptive(state, poisson.variable)
