@@ -193,14 +193,10 @@ class PoissonTrains:
     def __post_init__(self):
         _check_name(self.name, "PoissonTrains.name")
         _check_count(self.n, f"PoissonTrains {self.name!r}.n")
-        rate = parse_quantity(self.rate, f"PoissonTrains {self.name!r}.rate")
-        if rate.dim != parse_quantity("1*Hz", "").dim or float(np.asarray(rate)) < 0:
-            raise DescriptionError(f"PoissonTrains {self.name!r}.rate", f"{self.rate!r} must be a rate >= 0*Hz")
+        _probability(self.rate, 0.0, f"PoissonTrains {self.name!r}.rate")
 
     def spike_steps(self, dt, n_steps):
-        p = si_value(self.rate, "rate") * dt
-        if p > 1:
-            raise DescriptionError(f"PoissonTrains {self.name!r}.rate", f"rate*dt = {p} > 1; lower the rate or dt")
+        p = _probability(self.rate, dt, f"PoissonTrains {self.name!r}.rate")
         steps, indices = np.nonzero(np.random.default_rng(self.seed).random((n_steps, self.n)) < p)
         return indices.astype(np.int64), steps.astype(np.int64)
 
@@ -223,16 +219,12 @@ class PoissonInput:
     def __post_init__(self):
         _check_name(self.name, "PoissonInput.name")
         _check_count(self.n, f"PoissonInput {self.name!r}.n")
-        rate = parse_quantity(self.rate, f"PoissonInput {self.name!r}.rate")
-        if rate.dim != parse_quantity("1*Hz", "").dim or float(np.asarray(rate)) < 0:
-            raise DescriptionError(f"PoissonInput {self.name!r}.rate", f"{self.rate!r} must be a rate >= 0*Hz")
+        _probability(self.rate, 0.0, f"PoissonInput {self.name!r}.rate")
         parse_quantity(self.weight, f"PoissonInput {self.name!r}.weight")
 
     def counts(self, dt, n_steps, n_target):
         """Binomial(n, rate*dt) counts, (n_steps, n_target)."""
-        p = si_value(self.rate, "rate") * dt
-        if p > 1:
-            raise DescriptionError(f"PoissonInput {self.name!r}.rate", f"rate*dt = {p} > 1; lower the rate or dt")
+        p = _probability(self.rate, dt, f"PoissonInput {self.name!r}.rate")
         return np.random.default_rng(self.seed).binomial(self.n, p, size=(n_steps, n_target))
 
 
@@ -507,6 +499,17 @@ class Simulation:
 
     def to_json(self, **kwargs):
         return to_json(self, **kwargs)
+
+
+def _probability(rate, dt, where):
+    """rate*dt, the chance of a spike per step; the rate must be >= 0*Hz and rate*dt <= 1."""
+    quantity = parse_quantity(rate, where)
+    if quantity.dim != parse_quantity("1*Hz", "").dim or float(np.asarray(quantity)) < 0:
+        raise DescriptionError(where, f"{rate!r} must be a rate >= 0*Hz")
+    p = float(np.asarray(quantity)) * dt
+    if p > 1:
+        raise DescriptionError(where, f"rate*dt = {p} > 1; lower the rate or dt")
+    return p
 
 
 def _check_name(name, where):
