@@ -26,7 +26,6 @@ from brian2.core.functions import DEFAULT_FUNCTIONS, Function
 from brian2.core.namespace import DEFAULT_CONSTANTS, DEFAULT_UNITS
 from brian2.equations.equations import BOOLEAN, DIFFERENTIAL_EQUATION, INTEGER, SUBEXPRESSION
 from brian2.groups.subgroup import Subgroup
-from brian2.groups.neurongroup import SubexpressionUpdater
 from brian2.stateupdaters.base import StateUpdateMethod, UnsupportedEquationsException
 from brian2.units.fundamentalunits import get_unit
 from brian2.utils.stringtools import get_identifiers
@@ -235,9 +234,8 @@ class _Importer:
     def _population(self, group):
         if set(group.events) - {"spike"}:
             self.fail(group, f"custom events {sorted(set(group.events) - {'spike'})}")
-        if any(isinstance(child, SubexpressionUpdater) for child in group.contained_objects):
-            self.fail(group, "(constant over dt) subexpressions")
-        known = [group.state_updater, *group.thresholder.values(), *group.resetter.values()]
+        known = [group.state_updater, *group.thresholder.values(), *group.resetter.values(),
+                 getattr(group, "subexpression_updater", None)]
         for child in group.contained_objects:
             registered = self.poisson_input_registry.get(child.name)
             if registered:

@@ -71,6 +71,10 @@ def refusals(simulation):
     if plan.currents:
         reasons.append(DescriptionError("Network.currents", "the layered torch module takes no current injections; "
                                                             "use strategy 'stepwise'"))
+    for population in plan.populations.values():
+        if any("constant over dt" in eq.flags for eq in brian_parse.equations(population.model.equations).ordered):
+            reasons.append(DescriptionError(f"Population {population.name!r}.model.equations", "(constant over dt) "
+                                            "subexpressions run step by step; use strategy 'stepwise'"))
     if plan.poisson_inputs:
         reasons.append(DescriptionError("Network.poisson_inputs", "the layered torch module takes no Poisson inputs; use "
                                                           "strategy 'stepwise'"))

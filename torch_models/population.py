@@ -60,6 +60,11 @@ class PopulationStep:
         table = functions(dtype, population.arrays, float(brian_group.clock.dt_))
         blocks = [compile_block(r.abstract_code, where, table) for r in runners] + [[], []]
         self.update, self.threshold, self.reset = blocks[:3]
+        # (constant over dt) subexpressions: variables Brian2 sets once per step, before the state is recorded
+        constant = getattr(brian_group, "subexpression_updater", None)
+        if constant is not None:
+            constant.update_abstract_code(run_namespace={})
+        self.before_start = compile_block(constant.abstract_code, where, table) if constant is not None else []
         margin = _margin_expression(model.threshold) if model.threshold else None
         self.margin, self.margin_names = compile_expression(margin, where, table) if margin else (None, frozenset())
         equations = brian_group.equations
@@ -68,7 +73,7 @@ class PopulationStep:
         self.subexpressions = [(eq.varname, *compile_expression(eq.expr.code, where, table))
                                for eq in equations.ordered if eq.varname in equations.subexpr_names]
         self.conditional = {n for n, v in self.variables.items() if v.conditional_write is not None}
-        names = names_read(self.update + self.threshold + self.reset) | self.margin_names
+        names = names_read(self.update + self.threshold + self.reset + self.before_start) | self.margin_names
         self.constants = constants(population.constants,
                                    names.union(*[read for _, _, read in self.subexpressions]))
         self.index = None  # the neuron index i, on the device of the state
@@ -112,8 +117,16 @@ class PopulationStep:
         return state["not_refractory"] if variable in self.conditional else None
 
     def integrate(self, state, t, dt):
+        """The state update ('groups')."""
+        return self._execute(self.update, state, t, dt)
+
+    def set_constant_over_dt(self, state, t, dt):
+        """The (constant over dt) subexpressions, set once per step ('before_start')."""
+        return self._execute(self.before_start, state, t, dt) if self.before_start else state
+
+    def _execute(self, statements, state, t, dt):
         scope = self._scope(state, t, dt)
-        for statement in self.update:
+        for statement in statements:
             value = apply_op(statement.op, scope.get(statement.target), statement.evaluate(scope))
             receptive = self.receptive(scope, statement.target)
             if receptive is not None:

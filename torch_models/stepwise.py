@@ -212,6 +212,8 @@ class StepwiseNetwork(SimulationModule):
                 for name, proj in self.projections.items():
                     if proj.delay_mode == "between_runs":
                         delays[name] = proj.delays_now(states, syn_states[name])
+            states = {name: population.set_constant_over_dt(states[name], t, dt)
+                      for name, population in self.populations.items()}  # 'before_start'
             for key, (owner, variable) in records.items():  # 'start': state as left by the previous step
                 if owner in self.projections:  # a synaptic variable: (batch, synapses)
                     trace_log[key].append(syn_states[owner][variable].expand(batch, -1))
