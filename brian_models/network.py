@@ -47,9 +47,10 @@ def build(plan, target="numpy"):
         syn.connect(i=proj.i, j=proj.j)
         for name, values in proj.values.items():
             syn.variables[name].set_value(brian2.Quantity(values, dim=syn.variables[name].dim))
-        if proj.synapse.on_pre:
+        for name, pathway in proj.pathways.items():
             # whole steps by the declared rule; Brian2 then rounds d/dt + 0.5 of an exact multiple: the same step
-            syn.pre.delay = proj.delay_steps * dt * second
+            getattr(syn, name).delay = pathway.delay_steps * dt * second
+        if "pre" in proj.pathways:
             if proj.delay_mode == "dynamic":
                 dynamic_delays.install(syn.pre, _delay_reader(proj, syn), proj.rule, target)
             elif proj.delay_mode == "between_runs":

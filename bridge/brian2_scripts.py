@@ -139,6 +139,21 @@ def _is_default(name, value):
     return name in DEFAULT_CONSTANTS and np.all(value == DEFAULT_CONSTANTS[name].value)
 
 
+def _lines(code):
+    """Brian2 statements as the script wrote them, each line stripped of its indentation."""
+    return "\n".join(line.strip() for line in code.strip().splitlines())
+
+
+def _in_layout(values, n_source, n_target, dense):
+    """Per-synapse values as the description holds them: (n_source, n_target) when dense."""
+    return values.reshape(n_source, n_target) if dense and not isinstance(values, str) else values
+
+
+def _single(codes, side):
+    """A side's pathways as SynapseModel holds them: the code alone when its one pathway is named `side`."""
+    return codes.get(side, "") if set(codes) <= {side} else codes
+
+
 def _values(variable, size):
     """A variable's realized values (SI floats), one per element."""
     return np.broadcast_to(np.asarray(variable.get_value(), dtype=float), (size,)).copy()
@@ -232,8 +247,10 @@ class _Importer:
         return constants
 
     def _population(self, group):
-        if set(group.events) - {"spike"}:
-            self.fail(group, f"custom events {sorted(set(group.events) - {'spike'})}")
+        for event, resetter in group.resetter.items():
+            if event != "spike" and (resetter.when, resetter.order) != ("after_resets", group.order):
+                self.fail(group, f"run_on_event({event!r}) out of its place in the schedule (when='after_resets', "
+                                 "the group's order)")
         known = [group.state_updater, *group.thresholder.values(), *group.resetter.values(),
                  getattr(group, "subexpression_updater", None)]
         for child in group.contained_objects:
@@ -243,14 +260,16 @@ class _Importer:
             elif child not in known:
                 self.currents.append(self._current(group, child))
         equations = group.user_equations
-        threshold, reset = group.events.get("spike") or "", group.event_codes.get("spike") or ""
+        threshold, reset = group.events.get("spike") or "", _lines(group.event_codes.get("spike") or "")
         refractory = group._refractory
         if isinstance(refractory, str):
             self.fail(group, f"a refractory condition {refractory!r}")
         refractory = "" if refractory is False else quantity_text(refractory, brian2.second.dim, "refractory")
-        code = "\n".join([str(equations), threshold, reset])
+        events = {event: condition for event, condition in group.events.items() if event != "spike"}
+        on_event = {event: _lines(code) for event, code in group.event_codes.items() if event != "spike"}
+        code = "\n".join([str(equations), threshold, reset, *events.values(), *on_event.values()])
         model = NeuronModel(equations_text(equations.ordered), threshold, reset, refractory,
-                            self._constants(group, code, group.variables), self._method(group))
+                            self._constants(group, code, group.variables), self._method(group), events, on_event)
         initial = {}
         for name in equations.names:
             if equations[name].type == SUBEXPRESSION:
@@ -309,21 +328,18 @@ class _Importer:
         return PoissonTrains(group.name, len(group), quantity_text(rates.reshape(-1)[0], brian2.Hz.dim, "rates"))
 
     def _projection(self, syn):
-        pathways = [p.objname for p in syn._pathways]
-        if set(pathways) - {"pre", "post"}:
-            self.fail(syn, f"several pathways in one projection ({pathways})")
-        if any(p.event != "spike" for p in syn._pathways):
-            self.fail(syn, "pathways on custom events")
+        pathways = {pathway.objname: pathway for pathway in syn._pathways}
         updaters = [syn.state_updater] if syn.state_updater is not None else []
         self._check_children(syn, [*syn._pathways, *updaters, *syn.summed_updaters.values()])
-        on_pre = syn.pre.code if "pre" in pathways else ""
-        on_post = syn.post.code if "post" in pathways else ""
+        on_pre, on_post = ({name: _lines(p.code) for name, p in pathways.items() if p.prepost == side}
+                           for side in ("pre", "post"))
+        on_event = {name: pathway.event for name, pathway in pathways.items() if pathway.event != "spike"}
         event_driven = [eq for eq in syn.event_driven.ordered if eq.type == DIFFERENTIAL_EQUATION] if syn.event_driven \
             else []
         summed = [f"{name} = {updater.expression.code} : {unit_text(syn.variables['_summed_' + name].dim)} (summed)"
                   for name, updater in syn.summed_updaters.items()]
         model_text = "\n".join([equations_text(syn.equations.ordered + event_driven), *summed])
-        code = "\n".join([model_text, on_pre, on_post])
+        code = "\n".join([model_text, *on_pre.values(), *on_post.values()])
         constants = self._constants(syn, code, set(syn.variables))
         source, target = self._whole(syn, syn.source, code), self._whole(syn, syn.target, code)
         i = np.asarray(syn.variables["_synaptic_pre"].get_value(), dtype=np.int64)  # indices in the whole groups
@@ -336,19 +352,18 @@ class _Importer:
             array = _values(syn.variables[name], len(i))
             if name in state and not np.any(array):
                 continue  # a differential equation's variable that starts at 0, as Brian2 starts it
-            values[name] = _compact(array, syn.variables[name].dim, f"{syn.name}.{name}")
-            if dense and not isinstance(values[name], str):
-                values[name] = array.reshape(n_source, n_target)
-        delays = _values(syn.pre.variables["delay"], len(i)) if "pre" in pathways else np.zeros(len(i))
-        max_delay = quantity_text(delays.max() if len(delays) else 0.0, brian2.second.dim, f"{syn.name}.delay")
-        delays = _compact(delays, brian2.second.dim, f"{syn.name}.delay")
-        if dense and not isinstance(delays, str):
-            delays = delays.reshape(n_source, n_target)
-        synapse = SynapseModel(model_text, on_pre, on_post, constants, self._method(syn))
+            values[name] = _in_layout(_compact(array, syn.variables[name].dim, f"{syn.name}.{name}"), n_source,
+                                        n_target, dense)
+        delays = {name: _values(pathway.variables["delay"], len(i)) for name, pathway in pathways.items()}
+        longest = max([d.max() for d in delays.values() if len(d)], default=0.0)
+        max_delay = quantity_text(longest, brian2.second.dim, f"{syn.name}.delay")
+        delays = {name: _in_layout(_compact(d, brian2.second.dim, f"{syn.name}.{name}.delay"), n_source, n_target,
+                                     dense) for name, d in delays.items() if np.any(d)}
+        synapse = SynapseModel(model_text, _single(on_pre, "pre"), _single(on_post, "post"), constants,
+                               self._method(syn), on_event)
         return Projection(syn.name, source.name, target.name, synapse,
-                          i=() if dense else i, j=() if dense else j, values=values, delays=delays,
-                          max_delay=max_delay)
-
+                          i=() if dense else i, j=() if dense else j, values=values,
+                          delays=delays.get("pre", "0*ms") if set(delays) <= {"pre"} else delays, max_delay=max_delay)
     def _whole(self, syn, group, code):
         """The group a synapse connects, a subgroup's whole group (synapse indices address whole groups)."""
         if not isinstance(group, Subgroup):
@@ -388,7 +403,10 @@ def to_brian2(simulation):
         write(f"\n{pop.name} = NeuronGroup({pop.n}, {_code(model.equations)}, threshold={_code(model.threshold)},\n"
               f"    reset={_code(model.reset if model.threshold else '')}, "
               f"refractory={model.refractory or False}, method={model.method!r},\n"
-              f"    namespace={_namespace_code(model.parameters)}, name={pop.name!r})")
+              f"    namespace={_namespace_code(model.parameters)}, name={pop.name!r}"
+              f"{f', events={_code(model.events)}' if model.events else ''})")
+        for event, code in model.run_on_event.items():
+            write(f"{pop.name}.run_on_event({event!r}, {_code(code)})")
         dims = brian_parse.equations(model.equations)
         for var, value in pop.initial.items():
             write(f"{pop.name}.{var} = {_array_code(value, dims[var].dim)}")
@@ -428,7 +446,8 @@ def to_brian2(simulation):
         write(f"\n{proj.name} = Synapses({proj.source}, {proj.target}, model={_code(synapse.model)}, "
               f"on_pre={_code(synapse.on_pre)},\n    on_post={_code(synapse.on_post)}, "
               f"namespace={_namespace_code(synapse.parameters)}, name={proj.name!r}"
-              f"{f', method={synapse.method!r}' if synapse.method else ''})")
+              f"{f', method={synapse.method!r}' if synapse.method else ''}"
+              f"{f', on_event={synapse.on_event!r}' if synapse.on_event else ''})")
         n_source, n_target = net.size(proj.source), net.size(proj.target)
         i, j = plan.synapses(proj, n_source, n_target)
         write(f"{proj.name}.connect(i={_array_code(i, None)}, j={_array_code(j, None)})")
@@ -436,9 +455,10 @@ def to_brian2(simulation):
         for name, value in proj.values.items():
             value = value if isinstance(value, str) else np.ravel(value)  # dense: row-major, the synapses' order
             write(f"{proj.name}.{name} = {_array_code(value, dims[name].dim)}")
-        if synapse.on_pre:
-            steps = plan.initial_delay_steps(proj, plan.delay_rule(run.timing, proj), i, j, {})
-            write(f"{proj.name}.delay = {_array_code(steps, None)} * defaultclock.dt")
+        for pathway in synapse.pathways():
+            steps = plan.initial_delay_steps(proj, plan.delay_rule(run.timing, proj), i, j, {}, pathway)
+            if np.any(steps):
+                write(f"{proj.name}.{pathway}.delay = {_array_code(steps, None)} * defaultclock.dt")
     for pop in net.populations:
         if pop.model.threshold:
             write(f"spikes_{pop.name} = SpikeMonitor({pop.name})")
@@ -460,7 +480,10 @@ def _records_by_population(record):
 
 
 def _code(text):
-    """Brian2 code (equations, statements) as a Python literal: one line quoted, several lines triple-quoted."""
+    """Brian2 code (equations, statements) as a Python literal: one line quoted, several lines triple-quoted;
+    {name: code} as a dict of those."""
+    if isinstance(text, dict):
+        return "{" + ", ".join(f"{name!r}: {_code(code)}" for name, code in text.items()) + "}"
     lines = [line.strip() for line in text.strip().splitlines()]
     if not lines:
         return "None"

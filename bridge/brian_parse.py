@@ -17,10 +17,14 @@ def neuron_group(model, n, name, dt=None, namespace=None, equations=None):
     """A Brian2 NeuronGroup for a NeuronModel (not yet run); `namespace`, `equations`: its parameters and
     equations as the plan lowers them (white noise drawn)."""
     kwargs = {"dt": dt * second} if dt is not None else {}
-    return NeuronGroup(n, equations or model.equations, threshold=model.threshold or None, reset=model.reset if model.threshold else None,
-                       refractory=parse_quantity(model.refractory, "refractory") if model.refractory else False,
-                       method=model.method, namespace=namespace or plan.namespace(model.parameters), name=name,
-                       **kwargs)
+    group = NeuronGroup(n, equations or model.equations, threshold=model.threshold or None,
+                        reset=model.reset if model.threshold else None,
+                        refractory=parse_quantity(model.refractory, "refractory") if model.refractory else False,
+                        events=dict(model.events), method=model.method,
+                        namespace=namespace or plan.namespace(model.parameters), name=name, **kwargs)
+    for event, code in model.run_on_event.items():
+        group.run_on_event(event, code)
+    return group
 
 
 def spike_source(n, name, indices=(), times=(), dt=None):
@@ -32,8 +36,9 @@ def synapses(synapse_model, source, target, name, dt=None, namespace=None):
     """Brian2 Synapses for a SynapseModel between two existing Brian2 groups (not yet connected)."""
     kwargs = {"dt": dt * second} if dt is not None else {}
     method = {"method": synapse_model.method} if synapse_model.method else {}
+    on_event = {"on_event": dict(synapse_model.on_event)} if synapse_model.on_event else {}
     return Synapses(source, target, model=synapse_model.model, on_pre=synapse_model.on_pre or None,
-                    on_post=synapse_model.on_post or None, **method,
+                    on_post=synapse_model.on_post or None, **method, **on_event,
                     namespace=namespace or plan.namespace(synapse_model.parameters),
                     name=name, **kwargs)
 

@@ -30,7 +30,7 @@ def _field_of(err, fields):
 
 def _model_key(model):
     return json.dumps([model.equations, model.threshold, model.reset, model.refractory,
-                       sorted(model.parameters.items()), model.method], default=repr)
+                       sorted(model.parameters.items()), model.method, model.events, model.run_on_event], default=repr)
 
 
 _checked = set()  # keys of models and projections that passed, so that repeated checks cost nothing
@@ -54,7 +54,8 @@ def _check_neuron_model(model):
     try:
         brian_parse.run_checks([group])
     except BrianObjectException as err:
-        where = _field_of(err, (("thresholder", "threshold"), ("resetter", "reset"), ("", "equations")))
+        where = _field_of(err, (("spike_thresholder", "threshold"), ("thresholder", "events"),
+                                ("spike_resetter", "reset"), ("resetter", "run_on_event"), ("", "equations")))
         raise DescriptionError(f"NeuronModel.{where}", _brian_message(err)) from None
 
 
@@ -123,10 +124,10 @@ def check_projection(proj, source, target):
         if isinstance(value, str) and parse_quantity(value, f"{where}[{name!r}]").dim != syn_eqs[name].dim:
             raise DescriptionError(f"{where}[{name!r}]", f"{value!r} does not have the units of {name} "
                                                          f"({syn_eqs[name].dim or 'dimensionless'})")
-    _once(json.dumps([proj.synapse.model, proj.synapse.on_pre, proj.synapse.on_post, proj.synapse.method,
-                                         sorted(proj.synapse.parameters.items()), _source_key(source),
-                                         _model_key(target.model)], default=repr), _check_projection, proj, source,
-          target)
+    synapse = proj.synapse
+    key = json.dumps([synapse.model, synapse.on_pre, synapse.on_post, synapse.on_event, synapse.method,
+                      sorted(synapse.parameters.items()), _source_key(source), _model_key(target.model)], default=repr)
+    _once(key, _check_projection, proj, source, target)
 
 
 def _source_key(source):

@@ -83,13 +83,18 @@ def _check_parameters(parameters, where):
 class NeuronModel:
     """A neuron model in Brian2 syntax: `equations` with units and flags, `threshold` condition, `reset`
     statements, `refractory` period (a quantity, "" for none), named scalar `parameters`
-    (quantity strings) and the integration `method` (a Brian2 state updater: exact, euler, rk2, rk4, ...)."""
+    (quantity strings) and the integration `method` (a Brian2 state updater: exact, euler, rk2, rk4, ...).
+    Custom events as Brian2's `events=`: `events` {name: condition}, checked after the threshold ('after_thresholds'
+    slot) and never held by refractoriness; `run_on_event` {event: statements} run for the neurons with that event in the
+    'after_resets' slot (Brian2's run_on_event default)."""
     equations: str
     threshold: str = ""
     reset: str = ""
     refractory: str = ""
     parameters: dict = field(default_factory=dict)
     method: str = "exact"
+    events: dict = field(default_factory=dict)
+    run_on_event: dict = field(default_factory=dict)
 
     def __post_init__(self):
         _check_parameters(self.parameters, "NeuronModel")
@@ -97,6 +102,14 @@ class NeuronModel:
             period = parse_quantity(self.refractory, "NeuronModel.refractory")
             if float(np.asarray(period)) < 0:
                 raise DescriptionError("NeuronModel.refractory", f"{self.refractory!r} is negative; give >= 0*ms")
+        for event in self.events:
+            _check_name(event, "NeuronModel.events")
+            if event == "spike":
+                raise DescriptionError("NeuronModel.events", "'spike' is the threshold's event; give `threshold`")
+        unknown = set(self.run_on_event) - set(self.events)
+        if unknown:
+            raise DescriptionError("NeuronModel.run_on_event", f"events {sorted(unknown)} are not in `events` "
+                                                               f"{sorted(self.events)}")
         checks.check_neuron_model(self)
 
 
@@ -106,15 +119,40 @@ class SynapseModel:
     """Synaptic event code in Brian2 syntax: `model` declares per-synapse variables (e.g. "w : volt") and
     equations ((clock-driven), (event-driven), (summed)), `on_pre` / `on_post` run when a (delayed)
     presynaptic / a postsynaptic spike arrives; `method` integrates clock-driven equations ("": Brian2's
-    default choice)."""
+    default choice). Several pathways as in Brian2: `on_pre` / `on_post` may map pathway names to code (a
+    string is the pathway 'pre' / 'post'), and `on_event` {pathway: event} triggers a pathway on a custom
+    event of its neurons instead of their spikes."""
     model: str = ""
-    on_pre: str = ""
-    on_post: str = ""
+    on_pre: object = ""
+    on_post: object = ""
     parameters: dict = field(default_factory=dict)
     method: str = ""
+    on_event: dict = field(default_factory=dict)
 
     def __post_init__(self):
         _check_parameters(self.parameters, "SynapseModel")
+        pre, post = (_pathway_codes(getattr(self, f"on_{side}"), side) for side in ("pre", "post"))
+        for name in pre.keys() | post.keys():
+            _check_name(name, "SynapseModel pathway")
+        if pre.keys() & post.keys():
+            raise DescriptionError("SynapseModel.on_post", f"pathways {sorted(pre.keys() & post.keys())} are also "
+                                                           "in on_pre; every pathway needs its own name")
+        unknown = set(self.on_event) - pre.keys() - post.keys()
+        if unknown:
+            raise DescriptionError("SynapseModel.on_event", f"unknown pathways {sorted(unknown)}; pathways: "
+                                                            f"{sorted(pre.keys() | post.keys())}")
+
+    def pathways(self):
+        """{name: (side 'pre' | 'post', code, event)} of every pathway, in Brian2's naming."""
+        return {name: (side, code, self.on_event.get(name, "spike"))
+                for side in ("pre", "post") for name, code in _pathway_codes(getattr(self, f"on_{side}"), side).items()}
+
+
+def _pathway_codes(code, side):
+    """{pathway name: code} of an on_pre / on_post field: a string is the pathway named `side`."""
+    if isinstance(code, dict):
+        return dict(code)
+    return {side: code} if code else {}
 
 
 @register
@@ -258,7 +296,7 @@ class Projection:
     A quantity string gives every synapse the same value.
 
     Delays apply to on_pre. `delay_mode` 'static': `delays` (seconds, one per synapse or a scalar
-    quantity), within [0, max_delay]. 'between_runs' and 'dynamic': the delay of each synapse is the
+    quantity), within [0, max_delay]; with several pathways, {pathway: delays} (a pathway not named: 0). 'between_runs' and 'dynamic': the delay of each synapse is the
     variable `delay_variable` (of unit second): a synaptic variable of the model, or a neuron variable
     `x_post` / `x_pre` of the target / source; event code may change it. 'between_runs' reads it at the start
     of each run segment, 'dynamic' whenever a spike is emitted (spikes in flight keep their delay).
@@ -279,8 +317,10 @@ class Projection:
 
     def __post_init__(self):
         _check_name(self.name, "Projection.name")
-        for attr in ("i", "j", "delays"):
+        for attr in ("i", "j"):
             _set(self, attr, _frozen(getattr(self, attr)))
+        delays = self.delays
+        _set(self, "delays", {k: _frozen(v) for k, v in delays.items()} if isinstance(delays, dict) else _frozen(delays))
         _set(self, "values", {k: _frozen(v) for k, v in self.values.items()})
         if len(self.i) != len(self.j):
             raise DescriptionError(f"Projection {self.name!r}.j", f"{len(self.j)} targets for {len(self.i)} sources")
@@ -288,13 +328,13 @@ class Projection:
         max_delay = si_value(self.max_delay, f"Projection {self.name!r}.max_delay")
         if max_delay < 0:
             raise DescriptionError(f"Projection {self.name!r}.max_delay", f"{self.max_delay!r} must be >= 0*ms")
-        delays = self.delay_array(1)
-        where = f"Projection {self.name!r}.delays"
-        if np.any(delays < 0):
-            raise DescriptionError(where, f"negative delay {delays.min()} s; delays must lie in [0, max_delay]")
-        if np.any(delays > max_delay):
-            raise DescriptionError(where, f"delay {delays.max()} s exceeds max_delay = {self.max_delay}; "
-                                          "delays must lie in [0, max_delay]")
+        for pathway in self.synapse.pathways():
+            delays, where = self.delay_array(1, pathway), f"Projection {self.name!r}.delays"
+            if np.any(delays < 0):
+                raise DescriptionError(where, f"negative delay {delays.min()} s; delays must lie in [0, max_delay]")
+            if np.any(delays > max_delay):
+                raise DescriptionError(where, f"delay {delays.max()} s exceeds max_delay = {self.max_delay}; "
+                                              "delays must lie in [0, max_delay]")
 
     def _check_delay_fields(self):
         where = f"Projection {self.name!r}"
@@ -312,6 +352,14 @@ class Projection:
             if self.delays != "0*ms":
                 raise DescriptionError(f"{where}.delays", "with a delay variable, give the initial delays as the "
                                                           "variable's initial values, not in `delays`")
+            if "pre" not in self.synapse.pathways():
+                raise DescriptionError(f"{where}.delay_variable", "a delay variable sets the delays of the pathway "
+                                                                  "'pre'; the synapse model has none")
+        pathways = self.synapse.pathways()
+        named = set(self.delays) if isinstance(self.delays, dict) else {"pre"} if np.any(self.delay_array(1)) else set()
+        if named - set(pathways):
+            raise DescriptionError(f"{where}.delays", f"delays for pathways {sorted(named - set(pathways))}; "
+                                                      f"pathways: {sorted(pathways)}")
 
     @property
     def dense(self):
@@ -323,11 +371,15 @@ class Projection:
             return np.full(n_synapses, si_value(value, f"Projection {self.name!r}.values[{name!r}]"))
         return np.asarray(value, dtype=float).reshape(-1)
 
-    def delay_array(self, n_synapses):
-        where = f"Projection {self.name!r}.delays"
-        if isinstance(self.delays, str):
-            return np.full(n_synapses, si_value(self.delays, where))
-        return _finite_array(self.delays, where).reshape(-1)
+    def delay_array(self, n_synapses, pathway="pre"):
+        """The pathway's delays (seconds), one per synapse."""
+        delays = self.delays if pathway == "pre" else "0*ms"
+        if isinstance(self.delays, dict):
+            delays = self.delays.get(pathway, "0*ms")
+        where = f"Projection {self.name!r}.delays" + (f"[{pathway!r}]" if isinstance(self.delays, dict) else "")
+        if isinstance(delays, str):
+            return np.full(n_synapses, si_value(delays, where))
+        return _finite_array(delays, where).reshape(-1)
 
 
 @register
@@ -384,10 +436,11 @@ class Network:
             if shape != expected:
                 raise DescriptionError(where, f"shape {shape}; expected {expected} "
                                               f"({'n_source x n_target' if proj.dense else 'one per synapse'})")
-        if not isinstance(proj.delays, str):
-            shape = np.shape(proj.delays)
-            if shape != expected:
-                raise DescriptionError(f"Projection {proj.name!r}.delays", f"shape {shape}; expected {expected}")
+        delays = proj.delays if isinstance(proj.delays, dict) else {"pre": proj.delays}
+        for pathway, value in delays.items():
+            if not isinstance(value, str) and np.shape(value) != expected:
+                raise DescriptionError(f"Projection {proj.name!r}.delays", f"shape {np.shape(value)} (pathway "
+                                                                           f"{pathway!r}); expected {expected}")
         checks.check_projection(proj, source, target)
         if proj.delay_variable:
             checks.check_delay_variable(proj, source, target)
@@ -475,7 +528,8 @@ class Simulation:
         populations = {p.name: p for p in net.populations}
         for proj in net.projections:  # delays in range under the declared rules
             i, j = plan.synapses(proj, net.size(proj.source), net.size(proj.target))
-            plan.initial_delay_steps(proj, plan.delay_rule(self.run.timing, proj), i, j, populations)
+            for pathway in proj.synapse.pathways():
+                plan.initial_delay_steps(proj, plan.delay_rule(self.run.timing, proj), i, j, populations, pathway)
         projections = {p.name: p for p in net.projections}
         for key in self.run.record:
             owner, var = plan.record_key(key)

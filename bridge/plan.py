@@ -6,8 +6,8 @@ exactly once, here:
 - records `"population.variable"` as (population, variable) pairs;
 - per population its parameters (Brian2 quantities and SI floats) and the initial value of each variable
   given, one SI float per neuron;
-- per projection the synapses (i, j), one SI value per synapse of each synaptic variable, the initial
-  delay of every synapse in steps, its DelayRule and where its delay variable lives: ('synapse', name),
+- per projection the synapses (i, j), one SI value per synapse of each synaptic variable, its pathways
+  (whose events trigger each, and the initial delay of every synapse in steps), its DelayRule and where its delay variable lives: ('synapse', name),
   or a neuron variable `x_post` / `x_pre` as ('target', 'x') / ('source', 'x');
 - the input spikes of every source as (neuron, step) pairs, and every current injection as (steps, n).
 
@@ -25,6 +25,7 @@ from bridge.errors import DescriptionError
 from bridge.quantities import parse_quantity, si_value
 
 NEURON_SIDES = {"_post": "target", "_pre": "source"}
+PATHWAY_SIDES = {"pre": "source", "post": "target"}  # whose events trigger an on_pre / on_post pathway
 
 
 def record_key(key):
@@ -118,6 +119,15 @@ class PoissonInputPlan:
 
 
 @dataclass(frozen=True)
+class PathwayPlan:
+    name: str
+    side: str              # whose events trigger it: 'source' (an on_pre pathway) or 'target' (on_post)
+    event: str             # 'spike' or a custom event of those neurons
+    delay_steps: np.ndarray  # every synapse's delay in steps at the start of the run
+    code: str
+
+
+@dataclass(frozen=True)
 class ProjectionPlan:
     name: str
     source: str
@@ -130,7 +140,7 @@ class ProjectionPlan:
     i: np.ndarray
     j: np.ndarray
     values: dict           # synaptic variable -> (synapses,) SI floats
-    delay_steps: np.ndarray  # every synapse's delay in steps at the start of the run
+    pathways: dict         # name -> PathwayPlan; a delay variable sets the delays of 'pre'
     rule: DelayRule
     delay_mode: str
     delay_owner: tuple     # (side, variable) of the delay variable, or None for static delays
@@ -139,6 +149,11 @@ class ProjectionPlan:
     @property
     def dense(self):
         return len(self.shape) == 2
+
+    @property
+    def delay_steps(self):
+        """The delays of the pathway 'pre' in steps (the ones a delay variable sets and torch can learn)."""
+        return self.pathways["pre"].delay_steps if "pre" in self.pathways else np.zeros(len(self.i), np.int64)
 
     def in_layout(self, values):
         """Per-synapse values (synapses,) in the description's layout."""
@@ -224,7 +239,9 @@ def _projection(proj, timing, populations, sizes):
         n_target=sizes[proj.target], synapse=proj.synapse, namespace=quantities,
         constants=si_constants(quantities), i=i, j=j,
         values={name: proj.value_array(name, len(i)) for name in proj.values},
-        delay_steps=initial_delay_steps(proj, rule, i, j, populations), rule=rule,
+        pathways={name: PathwayPlan(name, PATHWAY_SIDES[side], event,
+                                    initial_delay_steps(proj, rule, i, j, populations, name), code)
+                  for name, (side, code, event) in proj.synapse.pathways().items()}, rule=rule,
         delay_mode=proj.delay_mode, delay_owner=delay_owner(proj.delay_variable) if proj.delay_variable else None,
         shape=shape)
 
@@ -246,11 +263,11 @@ def delay_rule(timing, proj):
                      proj.delay_overflow)
 
 
-def initial_delay_steps(proj, rule, i, j, populations):
-    """Every synapse's delay in whole steps at the start of the run: from `delays`, or from the delay
-    variable's initial values (of the synapses, or of their target / source neurons)."""
-    if not proj.delay_variable:
-        seconds = proj.delay_array(len(i))
+def initial_delay_steps(proj, rule, i, j, populations, pathway="pre"):
+    """Every synapse's delay in whole steps at the start of the run on `pathway`: from `delays`, or from the
+    delay variable's initial values (of the synapses, or of their target / source neurons)."""
+    if not proj.delay_variable or pathway != "pre":
+        seconds = proj.delay_array(len(i), pathway)
     else:
         side, variable = delay_owner(proj.delay_variable)
         if side == "synapse":

@@ -10,7 +10,7 @@ import torch
 from scipy.special import exprel
 
 import torch_models
-from bridge.brian2_scripts import from_brian2
+from bridge.brian2_scripts import from_brian2, to_brian2
 from bridge.compare import TRACE_RTOL
 from bridge.errors import DescriptionError
 from bridge.description import NeuronModel, Network, Population, RunSettings, Simulation
@@ -27,6 +27,14 @@ def _crosscheck(paired, name, min_spikes):
     for key, trace in brian_record.traces.items():
         assert np.abs(trace - torch_record.traces[key]).max() <= TRACE_RTOL * np.abs(trace).max(), key
     return simulation, brian_record, torch_record
+
+
+@pytest.mark.parametrize("script", sorted(EXAMPLES.glob("*.py")), ids=lambda path: path.stem)
+def test_export_then_import_gives_the_same_description(script, tmp_path):
+    simulation = from_brian2(script)
+    exported = tmp_path / script.name
+    exported.write_text(to_brian2(simulation))
+    assert from_brian2(exported) == simulation
 
 
 def test_cobahh_with_subexpressions(paired):
@@ -143,6 +151,20 @@ def test_dynamic_synapses_decay_exactly_between_spikes(paired):
     assert np.all(jumps[arrivals] > 1e-3)  # each stimulus spike activates resources in both synapses
     np.testing.assert_allclose(np.delete(jumps, arrivals, axis=0), 0, atol=1e-15)
     assert np.abs(brian_record.traces["neurons.v"]).max() > 1e-3
+
+
+def test_custom_events_trigger_their_own_code_and_pathway(paired):
+    simulation, brian_record, torch_record = _crosscheck(paired, "custom_events", 2)
+    g, allowed = torch_record.traces["G.g"][:, 0], torch_record.traces["G.allow_gspike"][:, 0]
+    y, x = torch_record.traces["H.y"][:, 0], torch_record.traces["H.x"][:, 0]
+    decay = np.exp(-simulation.dt / 10e-3)
+    # by hand: a gspike where g, decayed over the step, exceeds 1 while allowed (re-armed by g < 1 or a spike)
+    gspikes = np.nonzero((g[:-1] * decay > 1) & (allowed[:-1] == 1))[0]
+    y_jumps = np.nonzero(y[1:] - y[:-1] * decay > 0.5)[0]
+    assert len(gspikes) >= 3 and np.array_equal(y_jumps, gspikes)
+    assert np.all(allowed[gspikes + 1] == 0)  # run_on_event('gspike') disarms
+    _, spike_steps = torch_record.spikes["G"]
+    assert np.array_equal(np.nonzero(x[1:] - x[:-1] * decay > 0.5)[0], spike_steps)  # 'pre' on spikes only
 
 
 def test_white_noise_is_drawn_once_for_both_backends(paired):

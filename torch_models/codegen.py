@@ -68,13 +68,10 @@ def compile_expression(text, where, function_table):
 
 
 def compile_block(code, where, function_table):
-    """Brian2 abstract code (one statement per line) as a list of Statements."""
+    """Brian2 abstract code (statements on lines, or separated by ';') as a list of Statements."""
     statements = []
-    for line in code.splitlines():
-        line = line.split("#")[0].strip()
-        if not line:
-            continue
-        node = ast.parse(line).body[0]
+    for node in ast.parse("\n".join(line.split("#")[0].strip() for line in code.splitlines())).body:
+        line = ast.unparse(node)
         if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
             target, op, value = node.targets[0].id, "=", node.value
         elif isinstance(node, ast.AugAssign) and isinstance(node.target, ast.Name) and type(node.op) in _OPS:

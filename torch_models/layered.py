@@ -35,18 +35,18 @@ DELAY_KINDS = ("synapse", "axonal")
 
 def additive_target(proj):
     """(target variable, weight name) of an on_pre `x_post += w`; DescriptionError otherwise."""
-    where = f"Projection {proj.name!r}.synapse.on_pre"
-    statements = "\n".join(line.strip() for line in proj.synapse.on_pre.splitlines() if line.strip())
-    body = ast.parse(statements).body
+    where, pathways = f"Projection {proj.name!r}.synapse.on_pre", proj.synapse.pathways()
+    _, code, event = pathways.get("pre", (None, "", None))
+    body = ast.parse("\n".join(line.strip() for line in code.splitlines() if line.strip())).body
     parameters = brian_parse.equations(proj.synapse.model).parameter_names
-    node = body[0] if len(body) == 1 else None
+    node = body[0] if len(body) == 1 and set(pathways) == {"pre"} and event == "spike" else None
     if (isinstance(node, ast.AugAssign) and isinstance(node.op, ast.Add) and isinstance(node.target, ast.Name)
-            and isinstance(node.value, ast.Name) and node.value.id in parameters and not proj.synapse.on_post):
+            and isinstance(node.value, ast.Name) and node.value.id in parameters):
         side, variable = neuron_variable(node.target.id) or (None, None)
         if side == "target":
             return variable, node.value.id
-    raise DescriptionError(where, f"{proj.synapse.on_pre!r}: the layered torch module needs one statement "
-                                  "`x_post += w` (w a synaptic parameter) and no on_post; use strategy 'stepwise'")
+    raise DescriptionError(where, f"{proj.synapse.on_pre!r}: the layered torch module needs one pathway on spikes "
+                                  "with one statement `x_post += w` (w a synaptic parameter); use strategy 'stepwise'")
 
 
 def feed_forward_order(plan):
@@ -75,6 +75,9 @@ def refusals(simulation):
         if any("constant over dt" in eq.flags for eq in brian_parse.equations(population.model.equations).ordered):
             reasons.append(DescriptionError(f"Population {population.name!r}.model.equations", "(constant over dt) "
                                             "subexpressions run step by step; use strategy 'stepwise'"))
+        if population.model.events:
+            reasons.append(DescriptionError(f"Population {population.name!r}.model.events", "the layered torch "
+                                            "module knows spikes only; use strategy 'stepwise'"))
     if plan.poisson_inputs:
         reasons.append(DescriptionError("Network.poisson_inputs", "the layered torch module takes no Poisson inputs; use "
                                                           "strategy 'stepwise'"))

@@ -49,17 +49,17 @@ class PopulationStep:
         """`population`: its PopulationPlan (bridge/plan.py); `brian_group`: the Brian2 NeuronGroup built from it."""
         self.name, self.n, self.dtype, self.population = population.name, population.n, dtype, population
         model = population.model
-        runners = [brian_group.state_updater]
-        if model.threshold:
-            runners.append(brian_group.thresholder["spike"])
-        if model.threshold and model.reset:
-            runners.append(brian_group.resetter["spike"])
-        for runner in runners:
+        for runner in [brian_group.state_updater, *brian_group.thresholder.values(), *brian_group.resetter.values()]:
             runner.update_abstract_code(run_namespace={})
         where = f"population {self.name!r}"
         table = functions(dtype, population.arrays, float(brian_group.clock.dt_))
-        blocks = [compile_block(r.abstract_code, where, table) for r in runners] + [[], []]
-        self.update, self.threshold, self.reset = blocks[:3]
+        code = lambda runners, event: compile_block(runners[event].abstract_code, where, table) \
+            if event in runners else []
+        self.update = compile_block(brian_group.state_updater.abstract_code, where, table)
+        self.threshold, self.reset = code(brian_group.thresholder, "spike"), code(brian_group.resetter, "spike")
+        # custom events: conditions checked in 'after_thresholds', their code run in 'after_resets'
+        self.events = {event: code(brian_group.thresholder, event)[0] for event in sorted(model.events)}
+        self.on_event = {event: code(brian_group.resetter, event) for event in sorted(model.run_on_event)}
         # (constant over dt) subexpressions: variables Brian2 sets once per step, before the state is recorded
         constant = getattr(brian_group, "subexpression_updater", None)
         if constant is not None:
@@ -73,7 +73,9 @@ class PopulationStep:
         self.subexpressions = [(eq.varname, *compile_expression(eq.expr.code, where, table))
                                for eq in equations.ordered if eq.varname in equations.subexpr_names]
         self.conditional = {n for n, v in self.variables.items() if v.conditional_write is not None}
-        names = names_read(self.update + self.threshold + self.reset + self.before_start) | self.margin_names
+        code = [*self.update, *self.threshold, *self.reset, *self.before_start, *self.events.values(),
+                *(statement for block in self.on_event.values() for statement in block)]
+        names = names_read(code) | self.margin_names
         self.constants = constants(population.constants,
                                    names.union(*[read for _, _, read in self.subexpressions]))
         self.index = None  # the neuron index i, on the device of the state
@@ -135,11 +137,20 @@ class PopulationStep:
         return {name: scope[name] for name in state}
 
     def threshold_crossings(self, state, t, dt, batch):
-        """(spikes as float with a surrogate gradient, margin past threshold); marks spiking neurons
-        refractory as Brian2's thresholder does."""
+        """(spikes as float with a surrogate gradient, margin past threshold, {custom event: (batch, n) bool});
+        marks spiking neurons refractory as Brian2's thresholder does. Custom events are checked after that
+        (Brian2's 'after_thresholds' slot)."""
         if not self.threshold:
             zeros = torch.zeros(batch, self.n, dtype=self.dtype, device=state[next(iter(state))].device)
-            return zeros, zeros
+            spikes, margin = zeros, zeros
+        else:
+            spikes, margin = self._spikes(state, t, dt, batch)
+        return spikes, margin, {event: self._event(event, state, t, dt, batch) for event in self.events}
+
+    def _event(self, event, state, t, dt, batch):
+        return torch.as_tensor(self.events[event].evaluate(self._scope(state, t, dt))).expand(batch, self.n)
+
+    def _spikes(self, state, t, dt, batch):
         scope = self._scope(state, t, dt)
         condition = torch.as_tensor(self.threshold[0].evaluate(scope))
         condition = condition.expand(batch, self.n)
@@ -150,28 +161,40 @@ class PopulationStep:
             state["not_refractory"] = state["not_refractory"] & ~condition
         return self.surrogate(condition, margin), margin
 
-    def apply_reset(self, state, spiked, t, dt):
+    def apply_reset(self, state, spiked, t, dt, statements=None):
+        """The reset (or `statements`) for the neurons where `spiked`."""
         scope = self._scope(state, t, dt)
-        for statement in self.reset:
+        for statement in self.reset if statements is None else statements:
             value = apply_op(statement.op, scope[statement.target], statement.evaluate(scope))
             scope[statement.target] = torch.where(spiked, value, scope[statement.target])
         return {name: scope[name] for name in state}
+
+    def after_resets(self, state, events, t, dt):
+        """run_on_event code of the custom events that happened (Brian2's 'after_resets' slot)."""
+        for event, statements in self.on_event.items():
+            state = self.apply_reset(state, events[event], t, dt, statements)
+        return state
 
 
 def step(populations, states, t, dt, batch, synapses, groups=None):
     """One step of Brian2's schedule for `populations` {name: PopulationStep} in `states` {name: {variable:
     (batch, n)}}: state updates ('groups': every population's, or `groups(states) -> states` where synapses
-    update there too), thresholds, then `synapses(spikes, states)` (the synapses slot; it replaces entries of
-    the state dicts it writes to), then resets. Returns (states, spikes, margins) by name."""
+    update there too), thresholds, then `synapses(events, states)` (the synapses slot, given {population:
+    spikes, (population, event): custom events}; it replaces entries of the state dicts it writes to), resets,
+    then the code run on custom events. Returns (states, spikes, margins) by name."""
     states = groups(states) if groups else {name: population.integrate(states[name], t, dt)
                                             for name, population in populations.items()}
     crossings = {name: population.threshold_crossings(states[name], t, dt, batch)
                  for name, population in populations.items()}
-    spikes = {name: spiked for name, (spiked, _) in crossings.items()}
-    synapses(spikes, states)
+    spikes = {name: spiked for name, (spiked, _, _) in crossings.items()}
+    events = {name: custom for name, (_, _, custom) in crossings.items()}
+    synapses({**spikes, **{(name, event): happened for name, custom in events.items()
+                           for event, happened in custom.items()}}, states)
     states = {name: population.apply_reset(states[name], spikes[name] > 0, t, dt)
               for name, population in populations.items()}
-    return states, spikes, {name: margin for name, (_, margin) in crossings.items()}
+    states = {name: population.after_resets(states[name], events[name], t, dt)
+              for name, population in populations.items()}
+    return states, spikes, {name: margin for name, (_, margin, _) in crossings.items()}
 
 
 def compile_populations(plan, dtype):

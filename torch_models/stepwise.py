@@ -43,13 +43,53 @@ def _variable_name(var, group):
     return next(name for name, candidate in group.variables.items() if candidate is var)
 
 
-class ProjectionStep(nn.Module):
-    """A projection: per-synapse variables (learnable), integer delays and a ring buffer of spike counts.
+class PathwayStep(nn.Module):
+    """One pathway of a projection: the events that trigger it (the spikes, or a custom event, of the source's
+    neurons for an on_pre pathway, of the target's for on_post), its delays in steps, its code. An event enters
+    a ring buffer at slot step + delay when emitted, so later delay changes do not move it (emission-time
+    semantics); a pathway whose delays are all 0 and fixed delivers at once, without a buffer."""
 
-    Delays in steps come from the projection's DelayRule (bridge/delays.py): fixed ('static'), re-read
-    from the delay variable at segment starts ('between_runs') or at every push ('dynamic'; then they may
-    differ per batch element). A spike enters slot step + delay when emitted, so later delay changes do not
-    move it (emission-time semantics)."""
+    def __init__(self, pathway, code, index, slots, dtype):
+        """`pathway`: its PathwayPlan; `index`: the neuron of its side at each synapse (i or j)."""
+        super().__init__()
+        self.name, self.side, self.event, self.code, self.slots = pathway.name, pathway.side, pathway.event, code, slots
+        self.dtype = dtype
+        self.register_buffer("delay_steps", torch.as_tensor(pathway.delay_steps))
+        self.register_buffer("index", index)
+        self.immediate = slots == 1
+        self._grids = {}
+
+    def events(self, spikes, owner):
+        """This pathway's events at each synapse now, (batch, synapses), from `spikes` {population: spikes,
+        (population, event): custom events}."""
+        if self.event == "spike":
+            return spikes[owner][:, self.index]
+        return spikes[(owner, self.event)][:, self.index].to(self.dtype)
+
+    def push(self, buffer, counts, step, delay_steps):
+        """Events now enter the ring buffer at slot step + delay (emission-time delays)."""
+        batch, n_syn = counts.shape
+        slots = ((step + delay_steps) % self.slots).expand(batch, n_syn)
+        key = (batch, buffer.device)
+        if key not in self._grids:  # (batch row, synapse column) of every entry, built once per batch size
+            self._grids[key] = (torch.arange(batch, device=buffer.device)[:, None].expand(batch, n_syn),
+                                torch.arange(n_syn, device=buffer.device).expand(batch, n_syn))
+        rows, columns = self._grids[key]
+        buffer.index_put_((slots, rows, columns), counts.to(buffer.dtype), accumulate=True)
+
+    def pop(self, buffer, step):
+        slot = step % self.slots
+        arrived = buffer[slot].clone()
+        buffer[slot] = 0
+        return arrived
+
+
+class ProjectionStep(nn.Module):
+    """A projection: per-synapse variables (learnable) and its pathways.
+
+    Delays of the pathway 'pre' come from the projection's DelayRule (bridge/delays.py): fixed ('static'),
+    re-read from the delay variable at segment starts ('between_runs') or at every push ('dynamic'; then they
+    may differ per batch element)."""
 
     def __init__(self, proj, brian_groups, dtype, dt):
         """`proj`: the ProjectionPlan (bridge/plan.py); `brian_groups`: Brian2 groups of its source and target."""
@@ -61,11 +101,7 @@ class ProjectionStep(nn.Module):
         brian_synapses.connect(i=proj.i, j=proj.j)
         self.register_buffer("i", torch.as_tensor(proj.i))
         self.register_buffer("j", torch.as_tensor(proj.j))
-        self.register_buffer("delay_steps", torch.as_tensor(proj.delay_steps))
         self.delay_mode, self.rule, self.delay_owner = proj.delay_mode, proj.rule, proj.delay_owner
-        static_slots = int(self.delay_steps.max()) + 1 if len(proj.i) else 1
-        self.slots = static_slots if self.delay_mode == "static" else self.rule.slots
-        self._grids = {}
         self.values = nn.ParameterDict({name: torch.as_tensor(values, dtype=dtype)
                                         for name, values in proj.values.items()})
         # synaptic state without initial values in the description, as Brian2 starts it: 0
@@ -77,8 +113,12 @@ class ProjectionStep(nn.Module):
             self.register_buffer(f"start_{name}", torch.zeros(len(proj.i), dtype=dtype))
         code = lambda runner, field_name: SynapticCode(brian_synapses, runner, proj.constants, f"{where}.{field_name}",
                                                      dtype)
-        self.pathways = {role: code(getattr(brian_synapses, role), f"on_{role}")
-                         for role in ("pre", "post") if getattr(proj.synapse, f"on_{role}")}
+        self.pathways = nn.ModuleDict()
+        for name, pathway in proj.pathways.items():
+            changing = name == "pre" and self.delay_mode != "static"
+            slots = self.rule.slots if changing else int(pathway.delay_steps.max(initial=0)) + 1
+            self.pathways[name] = PathwayStep(pathway, code(getattr(brian_synapses, name), f"pathway {name!r}"),
+                                              self.i if pathway.side == "source" else self.j, slots, dtype)
         # the 'groups' slot: clock-driven equations; (summed) variables, written to the source or target neuron
         updater = brian_synapses.state_updater
         self.update = code(updater, "model") if updater is not None else None
@@ -87,6 +127,9 @@ class ProjectionStep(nn.Module):
         self.slot_entries = ([(runner.order, runner.name, self.name, None) for runner in [updater] if runner] +
                              [(runner.order, runner.name, self.name, neuron_variable(name))
                               for name, runner in brian_synapses.summed_updaters.items()])
+        # the synapses slot: every pathway, as Brian2 orders them (on_pre -1, on_post +1; then by name)
+        self.pathway_entries = [(runner.order, runner.name, self.name, runner.objname)
+                                for runner in brian_synapses._pathways]
 
     def delays_now(self, states, syn_state):
         """Every synapse's delay in steps by the projection's rule, read from its delay variable now:
@@ -98,31 +141,15 @@ class ProjectionStep(nn.Module):
             values = states[getattr(self, kind)][var][:, self.j if kind == "target" else self.i]
         return self.rule.steps(values.detach()).long()
 
-    def push(self, buffer, source_spikes, step, delay_steps):
-        """Spikes emitted now enter the ring buffer at slot step + delay (emission-time delays)."""
-        batch, n_syn = source_spikes.shape[0], len(self.i)
-        slots = ((step + delay_steps) % self.slots).expand(batch, n_syn)
-        key = (batch, buffer.device)
-        if key not in self._grids:  # (batch row, synapse column) of every entry, built once per batch size
-            self._grids[key] = (torch.arange(batch, device=buffer.device)[:, None].expand(batch, n_syn),
-                                torch.arange(n_syn, device=buffer.device).expand(batch, n_syn))
-        rows, columns = self._grids[key]
-        buffer.index_put_((slots, rows, columns), source_spikes[:, self.i], accumulate=True)
-
-    def pop(self, buffer, step):
-        slot = step % self.slots
-        arrived = buffer[slot].clone()
-        buffer[slot] = 0
-        return arrived
-
-    def deliver(self, counts, syn_state, states, populations, t, dt):
-        """on_pre for the arrived spikes. Changing delays can bring two spikes of one synapse in one step;
-        they are delivered one after the other, as Brian2's queue delivers them."""
+    def deliver(self, pathway, counts, syn_state, states, populations, t, dt):
+        """A pathway's code for the arrived events. Changing delays can bring two spikes of one synapse in one
+        step; they are delivered one after the other, as Brian2's queue delivers them."""
+        repeats = pathway.name == "pre" and self.delay_mode != "static"
         while True:
-            once = counts if self.delay_mode == "static" else counts.clamp(max=1)
-            self.run_code(self.pathways["pre"], once, syn_state, states, populations, t, dt)
+            once = counts.clamp(max=1) if repeats else counts
+            self.run_code(pathway.code, once, syn_state, states, populations, t, dt)
             counts = counts - once
-            if self.delay_mode == "static" or not bool((counts > 0).any()):
+            if not repeats or not bool((counts > 0).any()):
                 return
 
     def groups_slot(self, summed, syn_state, states, populations, t, dt, batch):
@@ -186,7 +213,10 @@ class StepwiseNetwork(SimulationModule):
         self.populations, brian_groups = compile_populations(self.plan, self.dtype)
         self.projections = nn.ModuleDict({name: ProjectionStep(self.plan.projections[name], brian_groups,
                                                                self.dtype, self.dt)
-                                          for name in sorted(self.plan.projections)})  # Brian2's order
+                                          for name in sorted(self.plan.projections)})
+        # the synapses slot in Brian2's order (order, then name): pathways, and PoissonInputs at order 0
+        self.synapses_order = sorted([entry for proj in self.projections.values() for entry in proj.pathway_entries] +
+                                     [(0, name, None, name) for name in self.plan.poisson_inputs])
         synaptic = [entry for proj in self.projections.values() for entry in proj.slot_entries]
         # the 'groups' slot in Brian2's order (order, then name) when synapses take part in it
         self.groups_order = sorted(synaptic + [(brian_groups[name].state_updater.order,
@@ -200,9 +230,10 @@ class StepwiseNetwork(SimulationModule):
         states = {name: population.initial_state(batch, device) for name, population in self.populations.items()}
         syn_states = {name: {**p.values, **{var: getattr(p, f"start_{var}") for var in p.unset}, "i": p.i,
                              "j": p.j} for name, p in self.projections.items()}  # i, j: read by synaptic code
-        buffers = {name: torch.zeros(p.slots, batch, len(p.i), dtype=self.dtype, device=device)
-                   for name, p in self.projections.items() if "pre" in p.pathways}
-        delays = {name: p.delay_steps for name, p in self.projections.items()}  # 'static' and 'between_runs'
+        buffers = {(name, pathway.name): torch.zeros(pathway.slots, batch, len(p.i), dtype=self.dtype, device=device)
+                   for name, p in self.projections.items() for pathway in p.pathways.values() if not pathway.immediate}
+        delays = {(name, pathway.name): pathway.delay_steps for name, p in self.projections.items()
+                  for pathway in p.pathways.values()}  # fixed, and 'between_runs' ones re-read at segment starts
         segment_starts = set(self.plan.segment_starts)
         spike_log, margin_log = {name: [] for name in self.populations}, {name: [] for name in self.populations}
         trace_log = {key: [] for key in records}
@@ -211,7 +242,7 @@ class StepwiseNetwork(SimulationModule):
             if n in segment_starts:  # a new run segment: between_runs delays re-read
                 for name, proj in self.projections.items():
                     if proj.delay_mode == "between_runs":
-                        delays[name] = proj.delays_now(states, syn_states[name])
+                        delays[(name, "pre")] = proj.delays_now(states, syn_states[name])
             states = {name: population.set_constant_over_dt(states[name], t, dt)
                       for name, population in self.populations.items()}  # 'before_start'
             for key, (owner, variable) in records.items():  # 'start': state as left by the previous step
@@ -245,26 +276,33 @@ class StepwiseNetwork(SimulationModule):
         return states
 
     def synapses_slot(self, n, t, spikes, states, syn_states, buffers, delays):
-        """Step n's synapses slot: every pre pathway pushes the spikes emitted now and delivers the spikes due
-        now, then the Poisson inputs add their counts, then every post pathway runs (Brian2's order: pre -1,
-        Poisson inputs 0, post +1; by name within each)."""
-        for name, proj in self.projections.items():
-            if "pre" in proj.pathways:
-                dynamic = proj.delay_mode == "dynamic"
-                emitted_with = proj.delays_now(states, syn_states[name]) if dynamic else delays[name]
-                proj.push(buffers[name], spikes[proj.source], n, emitted_with)
-                proj.deliver(proj.pop(buffers[name], n), syn_states[name], states, self.populations, t, self.dt)
-        for name, poisson in self.plan.poisson_inputs.items():  # Brian2's PoissonInput: order 0, by name
-            state, population = states[poisson.target], self.populations[poisson.target]
-            increment = getattr(self, f"poisson_{name}")[n]
-            receptive = population.receptive(state, poisson.variable)
-            if receptive is not None:
-                increment = torch.where(receptive, increment, torch.zeros_like(increment))
-            state[poisson.variable] = state[poisson.variable] + increment
-        for name, proj in self.projections.items():
-            if "post" in proj.pathways:
-                proj.run_code(proj.pathways["post"], spikes[proj.target][:, proj.j], syn_states[name], states,
-                              self.populations, t, self.dt)
+        """Step n's synapses slot, in Brian2's order: every on_pre pathway (order -1) pushes the events emitted
+        now and delivers the events due now, then the Poisson inputs add their counts (order 0), then every
+        on_post pathway (order +1); by name within each. `spikes`: {population: spikes, (population, event):
+        custom events}."""
+        for _, _, name, part in self.synapses_order:
+            if name is None:
+                self.poisson_input(part, n, states)
+                continue
+            proj = self.projections[name]
+            pathway = proj.pathways[part]
+            counts = pathway.events(spikes, proj.source if pathway.side == "source" else proj.target)
+            if not pathway.immediate:
+                dynamic = part == "pre" and proj.delay_mode == "dynamic"
+                emitted_with = proj.delays_now(states, syn_states[name]) if dynamic else delays[(name, part)]
+                pathway.push(buffers[(name, part)], counts, n, emitted_with)
+                counts = pathway.pop(buffers[(name, part)], n)
+            proj.deliver(pathway, counts, syn_states[name], states, self.populations, t, self.dt)
+
+    def poisson_input(self, name, n, states):
+        """Brian2's PoissonInput: weight times this step's counts added to the target variable."""
+        poisson = self.plan.poisson_inputs[name]
+        state, population = states[poisson.target], self.populations[poisson.target]
+        increment = getattr(self, f"poisson_{name}")[n]
+        receptive = population.receptive(state, poisson.variable)
+        if receptive is not None:
+            increment = torch.where(receptive, increment, torch.zeros_like(increment))
+        state[poisson.variable] = state[poisson.variable] + increment
 
 
 def run(simulation, dtype=None, device=None, progress=False):
