@@ -41,6 +41,10 @@ def build(plan, target="numpy"):
         objects[poisson.name] = group.run_regularly(
             f"{poisson.variable} += {poisson.name}_weight*{counts.name}(t, i)", when="synapses", order=0,
             name=poisson.name)
+    for operation in plan.operations.values():  # run_regularly; drawn values in the whole group's namespace
+        group = objects[operation.target]
+        group.namespace.update(operation.namespace)
+        objects[operation.name] = brian_parse.operation(group, operation.operation, operation.code, operation.name, dt)
     for proj in plan.projections.values():
         syn = brian_parse.synapses(proj.synapse, objects[proj.source], objects[proj.target], proj.name, dt,
                                    proj.namespace)
@@ -62,7 +66,8 @@ def build(plan, target="numpy"):
     for population, variable in plan.records.values():
         by_population.setdefault(population, []).append(variable)
     for population, variables in by_population.items():
-        monitors[f"state_{population}"] = StateMonitor(objects[population], variables, record=True,
+        # order 1: after the operations of the 'start' slot (order 0)
+        monitors[f"state_{population}"] = StateMonitor(objects[population], variables, record=True, order=1,
                                                        name=f"state_{population}")
     return objects, monitors, refreshers
 

@@ -25,14 +25,16 @@ from brian2 import (NeuronGroup, PoissonGroup, PopulationRateMonitor, SpikeGener
 from brian2.core.functions import DEFAULT_FUNCTIONS, Function
 from brian2.core.namespace import DEFAULT_CONSTANTS, DEFAULT_UNITS
 from brian2.equations.equations import BOOLEAN, DIFFERENTIAL_EQUATION, INTEGER, SUBEXPRESSION
+from brian2.groups.group import Group
 from brian2.groups.subgroup import Subgroup
 from brian2.stateupdaters.base import StateUpdateMethod, UnsupportedEquationsException
 from brian2.units.fundamentalunits import get_unit
 from brian2.utils.stringtools import get_identifiers
 
 from bridge import brian_parse, description, plan
-from bridge.description import (CurrentInjection, NeuronModel, Network, PoissonInput, PoissonTrains, Population,
-                                Projection, RunSettings, Simulation, SpikeTrains, SynapseModel, Timing)
+from bridge.description import (OPERATION_SLOTS, CurrentInjection, NeuronModel, Network, Operation, PoissonInput,
+                                PoissonTrains, Population, Projection, RunSettings, Simulation, SpikeTrains,
+                                SynapseModel, Timing)
 from bridge.errors import DescriptionError
 from bridge.quantities import parse_quantity
 
@@ -56,8 +58,11 @@ def from_brian2(script):
     path = Path(script).resolve()
     if not path.is_file():
         raise DescriptionError(str(script), "not a file; give the path of a Brian2 script")
-    reached = _execute_until_run(path)
-    return _Importer(path, reached).simulation()
+    dt = brian2.defaultclock.dt  # the script may set it; read through its objects' clocks, then restored
+    try:
+        return _Importer(path, _execute_until_run(path)).simulation()
+    finally:
+        brian2.defaultclock.dt = dt
 
 
 def _execute_until_run(path):
@@ -179,6 +184,7 @@ class _Importer:
     def simulation(self):
         dt = self.dt = self._dt()
         populations, sources, projections, record, self.currents, self.poisson_inputs = [], [], [], [], [], []
+        self.operations, self.start_operations = [], []
         for obj in sorted(self.objects, key=lambda o: o.name):
             if isinstance(obj, NeuronGroup) and type(obj) is NeuronGroup:
                 populations.append(self._population(obj))
@@ -197,10 +203,21 @@ class _Importer:
             elif id(obj) not in self.contained:
                 self.fail(obj, "this kind of object")
         duration = quantity_text(self.reached.duration, brian2.second.dim, f"{self.path.name}: run() duration")
+        self._check_record_order()
         network = Network(tuple(populations), tuple(sources), tuple(self.currents), tuple(projections),
-                          tuple(self.poisson_inputs))
+                          tuple(self.poisson_inputs), tuple(self.operations))
         return Simulation(network, RunSettings(duration, record=tuple(dict.fromkeys(record)),
                                                timing=Timing(dt=quantity_text(dt, brian2.second.dim, "dt"))))
+
+    def _check_record_order(self):
+        """Brian2 orders the 'start' slot by (order, name): a state monitor before an operation there records
+        the state before it, which a description cannot say (it records after the operations)."""
+        monitors = [obj for obj in self.objects if isinstance(obj, StateMonitor) and obj.when == "start"]
+        for monitor in monitors:
+            for operation in self.start_operations:
+                if (monitor.order, monitor.name) < (operation.order, operation.name):
+                    self.fail(monitor, f"recording before the run_regularly {operation.name!r} of the 'start' slot "
+                                       "(spikebridge records after the operations; give the monitor order=1)")
 
     def _dt(self):
         steps = {obj.name: float(obj.clock.dt_) for obj in self.objects if hasattr(obj, "clock")}
@@ -216,17 +233,39 @@ class _Importer:
 
     def _current(self, group, runner):
         """A CurrentInjection from `group.run_regularly('x = values(t, i)', when='before_groups')` with a
-        TimedArray `values` of one row per step (the form to_brian2 writes); any other code is refused."""
-        code = getattr(runner, "abstract_code", "")
+        TimedArray `values` of one row per step (the form to_brian2 writes); None for other code."""
+        code = runner.abstract_code
         target, _, call = code.partition("=")
         target, call = target.strip(), call.strip()
         name = call.partition("(")[0]
         values = group.namespace.get(name, self.reached.namespace.get(name))
-        if (call != f"{name}(t, i)" or not target.isidentifier() or runner.when != "before_groups"
-                or not isinstance(values, TimedArray) or float(values.dt) != self.dt):
-            self.fail(group, f"run_regularly code {code!r} (only `x = values(t, i)` before_groups, with a "
-                             "TimedArray of one row per time step, is imported, as a current injection)")
-        return CurrentInjection(runner.name, group.name, target, np.asarray(values.values, dtype=float))
+        if (call == f"{name}(t, i)" and target.isidentifier() and runner.when == "before_groups"
+                and isinstance(values, TimedArray) and float(values.dt) == self.dt and runner.group.name == group.name):
+            return CurrentInjection(runner.name, group.name, target, np.asarray(values.values, dtype=float))
+        return None
+
+    def _operation(self, group, runner):
+        """An Operation from any other run_regularly on the group or one of its subgroups."""
+        if runner.when not in OPERATION_SLOTS or runner.order != 0:
+            self.fail(group, f"run_regularly {runner.name!r} in slot {runner.when!r}, order {runner.order} (operations "
+                             f"run in {OPERATION_SLOTS}, order 0)")
+        period = float(runner.clock.dt_)
+        dt = "" if period == self.dt else quantity_text(period, brian2.second.dim, f"{runner.name}.dt")
+        owner = runner.group
+        start, stop = (owner.start, owner.stop) if isinstance(owner, Subgroup) else (0, len(group))
+        if runner.when == "start":
+            self.start_operations.append(runner)
+        return Operation(runner.name, group.name, _lines(runner.abstract_code), dt, runner.when, start,
+                         None if stop == len(group) else stop)
+
+    def _runners(self, group):
+        """The code runners a group contains, with those of its subgroups (not groups: Brian2 lists Synapses
+        that run_regularly in their source group)."""
+        for child in group.contained_objects:
+            if isinstance(child, Subgroup):
+                yield from self._runners(child)
+            elif not isinstance(child, Group):
+                yield child
 
     def _constants(self, obj, code, variables):
         """{name: quantity string} of the external constants `code` names, as Brian2 resolves them."""
@@ -253,12 +292,18 @@ class _Importer:
                                  "the group's order)")
         known = [group.state_updater, *group.thresholder.values(), *group.resetter.values(),
                  getattr(group, "subexpression_updater", None)]
-        for child in group.contained_objects:
+        operations = []
+        for child in self._runners(group):
             registered = self.poisson_input_registry.get(child.name)
             if registered:
                 self.poisson_inputs.append(PoissonInput(child.name, group.name, *registered))
             elif child not in known:
-                self.currents.append(self._current(group, child))
+                current = self._current(group, child)
+                if current:
+                    self.currents.append(current)
+                else:
+                    operations.append(self._operation(group, child))
+        self.operations += operations
         equations = group.user_equations
         threshold, reset = group.events.get("spike") or "", _lines(group.event_codes.get("spike") or "")
         refractory = group._refractory
@@ -267,7 +312,8 @@ class _Importer:
         refractory = "" if refractory is False else quantity_text(refractory, brian2.second.dim, "refractory")
         events = {event: condition for event, condition in group.events.items() if event != "spike"}
         on_event = {event: _lines(code) for event, code in group.event_codes.items() if event != "spike"}
-        code = "\n".join([str(equations), threshold, reset, *events.values(), *on_event.values()])
+        code = "\n".join([str(equations), threshold, reset, *events.values(), *on_event.values(),
+                          *(operation.code for operation in operations)])
         model = NeuronModel(equations_text(equations.ordered), threshold, reset, refractory,
                             self._constants(group, code, group.variables), self._method(group), events, on_event)
         initial = {}
@@ -438,6 +484,11 @@ def to_brian2(simulation):
               f"dt=defaultclock.dt)")
         write(f"{current.target}.run_regularly('{current.variable} = {current.name}_values(t, i)', "
               f"when='before_groups', name={current.name!r})")
+    for operation in net.operations:
+        start, stop = operation.neurons(net.size(operation.target))
+        group = operation.target if (start, stop) == (0, net.size(operation.target)) else f"{operation.target}[{start}:{stop}]"
+        period = f", dt={operation.dt}" if operation.dt else ""
+        write(f"{group}.run_regularly({_code(operation.code)}{period}, when={operation.when!r}, name={operation.name!r})")
     for proj in net.projections:
         if proj.delay_mode != "static":
             raise DescriptionError(f"Projection {proj.name!r}.delay_mode", f"{proj.delay_mode!r}: delays that change "
@@ -463,7 +514,8 @@ def to_brian2(simulation):
         if pop.model.threshold:
             write(f"spikes_{pop.name} = SpikeMonitor({pop.name})")
     for population, variables in _records_by_population(run.record).items():
-        write(f"state_{population} = StateMonitor({population}, {variables!r}, record=True)")
+        order = ", order=1" if net.operations else ""  # after the operations of the 'start' slot
+        write(f"state_{population} = StateMonitor({population}, {variables!r}, record=True{order})")
     write(f"\nrun({run.duration})")
     for pop in net.populations:
         if pop.model.threshold:

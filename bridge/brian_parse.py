@@ -43,6 +43,15 @@ def synapses(synapse_model, source, target, name, dt=None, namespace=None):
                     name=name, **kwargs)
 
 
+def operation(group, operation, code, name, dt=None):
+    """An Operation as Brian2's run_regularly on `group` (or the subgroup it names), running `code` (the
+    operation's, or as the plan lowers it); `dt`: the run's step."""
+    start, stop = operation.neurons(len(group))
+    period = {"dt": operation.period_steps(dt) * dt * second} if dt is not None and operation.dt else {}
+    target = group if (start, stop) == (0, len(group)) else group[start:stop]
+    return target.run_regularly(code, when=operation.when, name=name, **period)
+
+
 def equations(text):
     return Equations(text)
 

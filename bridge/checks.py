@@ -169,3 +169,16 @@ def check_delay_variable(proj, source, target):
                                       "or a neuron variable with suffix _post or _pre")
     if dims[var] != second.dim:
         raise DescriptionError(where, f"{name!r} has units {dims[var]}; a delay variable needs second")
+
+
+def check_operation(operation, population):
+    """An operation's code checked by Brian2 on its population's model (random draws as Brian2's own)."""
+    where = f"Operation {operation.name!r}.code"
+    group = brian_parse.neuron_group(population.model, population.n, "checked_neuron")
+    try:
+        brian_parse.operation(group, operation, operation.code, "checked_operation")
+        brian_parse.run_checks([group])
+    except BrianObjectException as err:
+        raise DescriptionError(where, _brian_message(err)) from None
+    except (SyntaxError, ValueError, TypeError, KeyError, DimensionMismatchError) as err:
+        raise DescriptionError(where, _brian_message(err)) from None

@@ -288,6 +288,55 @@ class CurrentInjection:
         return np.repeat(values, n_steps, axis=0) if len(values) == 1 else values[:n_steps]
 
 
+OPERATION_SLOTS = ("start", "end")
+
+
+@register
+@dataclass(frozen=True)
+class Operation:
+    """Brian2's run_regularly: the statements `code` run on neurons `start`..`stop`-1 of population `target`
+    (stop None: to the last; `i` counts from `start`, as in a Brian2 subgroup) every `dt` ("": every step, else
+    a whole number of steps), in the slot `when`: 'start' (before the state is recorded) or 'end' (after the
+    resets), operations of one slot in name order. Writes to variables marked (unless refractory) are held
+    while refractory. rand() and randn() in the code are drawn once per run from RunSettings.noise_seed
+    (bridge/plan.py), the same numbers for both backends."""
+    name: str
+    target: str
+    code: str
+    dt: str = ""
+    when: str = "start"
+    start: int = 0
+    stop: object = None
+
+    def __post_init__(self):
+        _check_name(self.name, "Operation.name")
+        where = f"Operation {self.name!r}"
+        if self.when not in OPERATION_SLOTS:
+            raise DescriptionError(f"{where}.when", f"{self.when!r}; allowed: {OPERATION_SLOTS}")
+        if self.dt:
+            dt = parse_quantity(self.dt, f"{where}.dt")
+            if dt.dim != parse_quantity("1*ms", "").dim or float(np.asarray(dt)) <= 0:
+                raise DescriptionError(f"{where}.dt", f"{self.dt!r} must be a positive time")
+
+    def neurons(self, n):
+        """(start, stop) of the neurons it runs on, in a population of n."""
+        stop = n if self.stop is None else self.stop
+        if not (isinstance(self.start, int) and isinstance(stop, int) and 0 <= self.start < stop <= n):
+            raise DescriptionError(f"Operation {self.name!r}.stop", f"neurons {self.start}..{stop} out of range; "
+                                                                    f"need 0 <= start < stop <= n = {n}")
+        return self.start, stop
+
+    def period_steps(self, dt):
+        """Steps between two runs of the code."""
+        if not self.dt:
+            return 1
+        ratio = si_value(self.dt, f"Operation {self.name!r}.dt") / dt
+        if abs(ratio - round(ratio)) > 1e-9 * ratio:
+            raise DescriptionError(f"Operation {self.name!r}.dt", f"{self.dt} is not a whole number of steps of "
+                                                                  f"dt = {dt} s")
+        return int(round(ratio))
+
+
 @register
 @dataclass(frozen=True)
 class Projection:
@@ -385,17 +434,20 @@ class Projection:
 @register
 @dataclass(frozen=True)
 class Network:
-    """Populations of neurons, spike sources, current injections, projections between them and Poisson inputs."""
+    """Populations of neurons, spike sources, current injections, projections between them, Poisson inputs and
+    operations (run_regularly)."""
     populations: tuple = ()
     sources: tuple = ()
     currents: tuple = ()
     projections: tuple = ()
     poisson_inputs: tuple = ()
+    operations: tuple = ()
 
     def __post_init__(self):
-        for attr in ("populations", "sources", "currents", "projections", "poisson_inputs"):
+        for attr in ("populations", "sources", "currents", "projections", "poisson_inputs", "operations"):
             _set(self, attr, tuple(getattr(self, attr)))
-        names = [x.name for x in self.populations + self.sources + self.currents + self.projections + self.poisson_inputs]
+        names = [x.name for x in self.populations + self.sources + self.currents + self.projections +
+                 self.poisson_inputs + self.operations]
         duplicates = sorted({n for n in names if names.count(n) > 1})
         if duplicates:
             raise DescriptionError("Network", f"duplicate names {duplicates}; every element needs its own name")
@@ -406,6 +458,10 @@ class Network:
         for poisson in self.poisson_inputs:
             checks.check_poisson_input(poisson, self._population(poisson.target,
                                                                  f"PoissonInput {poisson.name!r}.target"))
+        for operation in self.operations:
+            population = self._population(operation.target, f"Operation {operation.name!r}.target")
+            operation.neurons(population.n)
+            checks.check_operation(operation, population)
 
     def _population(self, name, where, sources_allowed=False):
         pool = self.populations + (self.sources if sources_allowed else ())
@@ -538,6 +594,8 @@ class Simulation:
                 checks.check_recordable_synaptic(projections[owner], var, where)
             else:
                 checks.check_recordable(net._population(owner, f"{where} (a population or projection)"), var, where)
+        for operation in net.operations:
+            operation.period_steps(self.dt)
         for current in net.currents:
             rows = len(current.values)
             if rows != 1 and rows < self.run.n_steps:

@@ -14,6 +14,7 @@ exactly once, here:
 Time-to-step rules: spike times go to step int((t + 1e-3*dt)/dt) (Brian2's SpikeGeneratorGroup rule);
 delays by the run's `Timing.delay_rounding` (bridge/delays.py).
 """
+import re
 from dataclasses import dataclass
 
 import brian2
@@ -161,6 +162,19 @@ class ProjectionPlan:
 
 
 @dataclass(frozen=True)
+class OperationPlan:
+    name: str
+    operation: object      # the Operation
+    target: str
+    start: int
+    stop: int
+    period_steps: int      # runs at the steps that are multiples of it
+    code: str              # its code, every rand() / randn() replaced by a TimedArray of drawn values
+    arrays: dict           # name -> ((runs, stop - start) drawn values, seconds between runs)
+    namespace: dict        # name -> Brian2 TimedArray of those values
+
+
+@dataclass(frozen=True)
 class Plan:
     simulation: object     # the Simulation lowered
     dt: float
@@ -173,6 +187,7 @@ class Plan:
     currents: dict         # name -> CurrentPlan
     projections: dict      # name -> ProjectionPlan, in the description's order
     poisson_inputs: dict   # name -> PoissonInputPlan, in name order (Brian2's order among them)
+    operations: dict       # name -> OperationPlan, in name order (Brian2's order within a slot)
 
     @property
     def segment_starts(self):
@@ -198,7 +213,9 @@ def lower(simulation):
         projections={p.name: _projection(p, run.timing, populations, sizes) for p in net.projections},
         poisson_inputs={p.name: PoissonInputPlan(p.name, p.target, p.variable, si_value(p.weight, p.name),
                                          p.counts(dt, n_steps, sizes[p.target]))
-                for p in sorted(net.poisson_inputs, key=lambda p: p.name)})
+                for p in sorted(net.poisson_inputs, key=lambda p: p.name)},
+        operations={o.name: _operation(o, k, run, sizes[o.target]) for k, o in
+                    sorted(enumerate(net.operations), key=lambda item: item[1].name)})
 
 
 def _population(population, index, run, n_steps):
@@ -228,6 +245,26 @@ def white_noise(population, index, run, n_steps):
     noise = {f"drawn_{xi}": rng.standard_normal((n_steps, population.n)) for xi in stochastic}  # not xi_...: noise
     equations = word_substitute(model.equations, {xi: f"(drawn_{xi}(t, i)/sqrt(dt))" for xi in stochastic})
     return equations, noise
+
+
+def _operation(operation, index, run, n):
+    """An Operation's plan: each rand() / randn() in its code replaced by `drawn_<name>_<k>(t, i)`, a TimedArray
+    of uniform / standard normal values drawn once per run (numpy's default_rng([noise_seed, 1, operation
+    index])), one row per run of the code, one column per neuron it runs on."""
+    dt, start_stop = run.timing.dt_seconds, operation.neurons(n)
+    period = operation.period_steps(dt)
+    runs, size = -(-run.n_steps // period), start_stop[1] - start_stop[0]
+    rng, arrays = np.random.default_rng([run.noise_seed, 1, index]), {}
+
+    def draw(match):
+        name = f"drawn_{operation.name}_{len(arrays)}"
+        values = rng.standard_normal((runs, size)) if match.group(1) == "randn" else rng.random((runs, size))
+        arrays[name] = (values, period * dt)
+        return f"{name}(t, i)"
+    code = re.sub(r"\b(randn|rand)\(\)", draw, operation.code)
+    namespace = {name: brian2.TimedArray(values, dt=seconds * brian2.second) for name, (values, seconds) in
+                 arrays.items()}
+    return OperationPlan(operation.name, operation, operation.target, *start_stop, period, code, arrays, namespace)
 
 
 def _projection(proj, timing, populations, sizes):

@@ -167,6 +167,23 @@ def test_custom_events_trigger_their_own_code_and_pathway(paired):
     assert np.array_equal(np.nonzero(x[1:] - x[:-1] * decay > 0.5)[0], spike_steps)  # 'pre' on spikes only
 
 
+def test_izhikevich_pathways_have_their_own_delays_and_noise_is_drawn_once(paired):
+    simulation, brian_record, torch_record = _crosscheck(paired, "izhikevich", 50)
+    noise, current = brian_record.traces["neurons.I_noise"], brian_record.traces["neurons.I"]
+    # by hand: randn() of each operation drawn from default_rng([noise_seed, 1, operation index]), one row
+    # per step, set in the 'start' slot before the record
+    for index, (scale, start, stop) in enumerate([(5, 0, 80), (2, 80, 100)]):
+        draws = np.random.default_rng([simulation.run.noise_seed, 1, index]).standard_normal((200, stop - start))
+        np.testing.assert_array_equal(noise[:, start:stop], scale * draws)
+    # pathway 'up' adds w in the step of the spike, 'down' takes it back one step (1 ms) later: I holds the
+    # weights of the last step's spikes
+    weights = np.asarray(simulation.network.projections[0].values["w"])  # (source, target)
+    raster = np.zeros((200, 100))
+    neurons, steps = brian_record.spikes["neurons"]
+    raster[steps, neurons] = 1
+    np.testing.assert_allclose(current[1:], (raster @ weights)[:-1], atol=1e-12)
+
+
 def test_white_noise_is_drawn_once_for_both_backends(paired):
     simulation, brian_record, torch_record = _crosscheck(paired, "brunel_hakim", 200)
     assert simulation.network.populations[0].model.method == "euler"

@@ -134,16 +134,22 @@ def test_dynamic_delays_are_refused_by_the_export():
 UNSUPPORTED = {
     "network_operation": ("G = NeuronGroup(2, 'dv/dt = -v/(10*ms) : 1', name='G')\n"
                           "@network_operation\ndef poke():\n    G.v += 1\n", "NetworkOperation"),
-    "run_regularly": ("G = NeuronGroup(2, 'dv/dt = -v/(10*ms) : 1', name='G')\n"
-                      "G.run_regularly('v += 0.1')\n", "G': run_regularly code 'v += 0.1'"),
+    "run_regularly_slot": ("G = NeuronGroup(2, 'dv/dt = -v/(10*ms) : 1', name='G')\n"
+                           "G.run_regularly('v += 0.1', when='thresholds', name='poke')\n",
+                           "G': run_regularly 'poke' in slot 'thresholds'"),
+    "record_before_operation": ("G = NeuronGroup(2, 'dv/dt = -v/(10*ms) : 1', name='G')\n"
+                                "G.run_regularly('v += 0.1', name='poke')\n"
+                                "M = StateMonitor(G, 'v', record=True, name='a_monitor')\n",
+                                "'a_monitor': recording before the run_regularly 'poke'"),
     "function": ("@implementation('numpy', discard_units=True)\n@check_units(x=1, result=1)\n"
                  "def square(x):\n    return x**2\n"
                  "G = NeuronGroup(2, 'dv/dt = (square(v) - v)/(10*ms) : 1', name='G')\n", "the function 'square'"),
-    "custom_events": ("G = NeuronGroup(2, 'dv/dt = -v/(10*ms) : 1', events={'up': 'v > 1'}, name='G')\n",
-                      "custom events ['up']"),
-    "two_pathways": ("G = NeuronGroup(2, 'dv/dt = -v/(10*ms) : 1', threshold='v > 1', name='G')\n"
-                     "S = Synapses(G, G, on_pre={'up': 'v += 1', 'down': 'v -= 1'}, name='S')\nS.connect()\n",
-                     "several pathways in one projection"),
+    "run_on_event_slot": ("G = NeuronGroup(2, 'dv/dt = -v/(10*ms) : 1', events={'up': 'v > 1'}, name='G')\n"
+                          "G.run_on_event('up', 'v = 0', when='end')\n", "run_on_event('up') out of its place"),
+    "synapses_run_regularly": ("G = NeuronGroup(2, 'dv/dt = -v/(10*ms) : 1', threshold='v > 1', name='G')\n"
+                               "S = Synapses(G, G, 'w : 1', on_pre='v += w', name='S')\nS.connect()\n"
+                               "S.run_regularly('w *= 0.5', name='halve')\n",
+                               "'S': run_regularly or custom code (CodeRunner 'halve')"),
     "subset_record": ("G = NeuronGroup(2, 'dv/dt = -v/(10*ms) : 1', name='G')\n"
                       "M = StateMonitor(G, 'v', record=[0], name='M')\n", "recording a subset of neurons"),
 }

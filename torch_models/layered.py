@@ -78,6 +78,9 @@ def refusals(simulation):
         if population.model.events:
             reasons.append(DescriptionError(f"Population {population.name!r}.model.events", "the layered torch "
                                             "module knows spikes only; use strategy 'stepwise'"))
+    if plan.operations:
+        reasons.append(DescriptionError("Network.operations", "the layered torch module runs no operations "
+                                                              "(run_regularly); use strategy 'stepwise'"))
     if plan.poisson_inputs:
         reasons.append(DescriptionError("Network.poisson_inputs", "the layered torch module takes no Poisson inputs; use "
                                                           "strategy 'stepwise'"))

@@ -95,12 +95,16 @@ class PopulationStep:
                 state[name] = init.to(dtype).expand(batch, self.n).to(device)
         return state
 
-    def _scope(self, state, t, dt):
-        """The names code can read: constants, state, t, dt, N, i, and the subexpressions (in Brian2's order)."""
+    def _scope(self, state, t, dt, neurons=None):
+        """The names code can read: constants, state, t, dt, N, i, and the subexpressions (in Brian2's order);
+        on the neurons of the slice `neurons` only (i and N then count within it, as in a Brian2 subgroup)."""
         device = state[next(iter(state))].device
         if self.index is None or self.index.device != device:  # built once, not three times per step
             self.index = torch.arange(self.n, device=device, dtype=self.dtype)
-        scope = {**self.constants, **state, "t": t, "dt": dt, "N": self.n, "i": self.index}
+        index = self.index
+        if neurons is not None:
+            state, index = {name: value[:, neurons] for name, value in state.items()}, index[neurons] - neurons.start
+        scope = {**self.constants, **state, "t": t, "dt": dt, "N": len(index), "i": index}
         for name, evaluate, _ in self.subexpressions:
             scope[name] = evaluate(scope)
         return scope
@@ -120,21 +124,29 @@ class PopulationStep:
 
     def integrate(self, state, t, dt):
         """The state update ('groups')."""
-        return self._execute(self.update, state, t, dt)
+        return self.execute(self.update, state, t, dt)
 
     def set_constant_over_dt(self, state, t, dt):
         """The (constant over dt) subexpressions, set once per step ('before_start')."""
-        return self._execute(self.before_start, state, t, dt) if self.before_start else state
+        return self.execute(self.before_start, state, t, dt) if self.before_start else state
 
-    def _execute(self, statements, state, t, dt):
-        scope = self._scope(state, t, dt)
+    def execute(self, statements, state, t, dt, neurons=None, constants=None):
+        """Run statements on the state (of the neurons in the slice `neurons`); `constants` they read besides the
+        population's. Variables marked (unless refractory) keep their value while refractory."""
+        scope = {**(constants or {}), **self._scope(state, t, dt, neurons)}
         for statement in statements:
-            value = apply_op(statement.op, scope.get(statement.target), statement.evaluate(scope))
+            old = scope.get(statement.target)
+            value = apply_op(statement.op, old, statement.evaluate(scope))
+            if isinstance(old, torch.Tensor):  # a constant assigned to a state variable takes its shape
+                value = torch.broadcast_to(torch.as_tensor(value, dtype=old.dtype, device=old.device), old.shape)
             receptive = self.receptive(scope, statement.target)
             if receptive is not None:
-                value = torch.where(receptive, value, scope[statement.target])
+                value = torch.where(receptive, value, old)
             scope[statement.target] = value
-        return {name: scope[name] for name in state}
+        if neurons is None:
+            return {name: scope[name] for name in state}
+        return {name: torch.cat([value[:, :neurons.start], scope[name], value[:, neurons.stop:]], dim=1)
+                for name, value in state.items()}
 
     def threshold_crossings(self, state, t, dt, batch):
         """(spikes as float with a surrogate gradient, margin past threshold, {custom event: (batch, n) bool});
@@ -174,6 +186,31 @@ class PopulationStep:
         for event, statements in self.on_event.items():
             state = self.apply_reset(state, events[event], t, dt, statements)
         return state
+
+
+class OperationStep:
+    """An Operation (Brian2's run_regularly) on its population: its statements, run on its neurons at the
+    steps that are multiples of its period (bridge/plan.py lowered its random draws to drawn values)."""
+
+    def __init__(self, operation, population, brian_group, dtype, dt):
+        """`operation`: its OperationPlan; `population`: the target's PopulationStep and Brian2 group."""
+        self.name, self.target, self.when = operation.name, operation.target, operation.operation.when
+        self.population, self.period = population, operation.period_steps
+        whole = (operation.start, operation.stop) == (0, population.n)
+        self.neurons = None if whole else slice(operation.start, operation.stop)
+        brian_group.namespace.update(operation.namespace)
+        runner = brian_parse.operation(brian_group, operation.operation, operation.code, self.name, dt)
+        runner.update_abstract_code(run_namespace={})
+        table = functions(dtype, operation.arrays, operation.period_steps * dt)
+        self.statements = compile_block(runner.abstract_code, f"Operation {self.name!r}", table)
+        self.constants = constants(population.population.constants, names_read(self.statements))
+
+    def run(self, states, n, t, dt):
+        """The states after this operation at step n."""
+        if n % self.period:
+            return states
+        state = self.population.execute(self.statements, states[self.target], t, dt, self.neurons, self.constants)
+        return {**states, self.target: state}
 
 
 def step(populations, states, t, dt, batch, synapses, groups=None):

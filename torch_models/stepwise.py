@@ -1,11 +1,12 @@
 """A Simulation compiled to a batched torch module that follows Brian2's schedule step by step: the
 general strategy of torch_models.compile, for any description.
 
-Per step (Brian2's default schedule): record state ('start'); set injected currents; the populations' step
-(torch_models/population.py: state update with the refractory check, thresholds, the synapses slot, resets).
-In the synapses slot each pre pathway pushes this step's spikes into a ring buffer at slot step + delay,
-then delivers the current slot; post pathways follow, projections in name order (Brian2's order).
-Tensors are (batch, neurons) or (batch, synapses).
+Per step (Brian2's default schedule): the (constant over dt) subexpressions, the operations of the 'start'
+slot, record state ('start'); set injected currents; the populations' step (torch_models/population.py: state
+update with the refractory check, thresholds, the synapses slot, resets, code on custom events); the
+operations of the 'end' slot. In the synapses slot each pathway pushes this step's events into a ring buffer
+at slot step + delay, then delivers the current slot; on_pre pathways, Poisson inputs, then on_post pathways,
+by name within each (Brian2's order). Tensors are (batch, neurons) or (batch, synapses).
 """
 import torch
 from torch import nn
@@ -16,7 +17,7 @@ from bridge.errors import DescriptionError
 from bridge.plan import neuron_variable
 from torch_models.codegen import apply_op, compile_block, functions
 from torch_models.module import SimulationModule, TorchRun
-from torch_models.population import compile_populations, constants, names_read, step
+from torch_models.population import OperationStep, compile_populations, constants, names_read, step
 
 class SynapticCode:
     """Code run over a projection's synapses (a pathway, the synaptic state update, a summed variable): its
@@ -214,6 +215,8 @@ class StepwiseNetwork(SimulationModule):
         self.projections = nn.ModuleDict({name: ProjectionStep(self.plan.projections[name], brian_groups,
                                                                self.dtype, self.dt)
                                           for name in sorted(self.plan.projections)})
+        self.operations = [OperationStep(operation, self.populations[operation.target], brian_groups[operation.target],
+                                         self.dtype, self.dt) for operation in self.plan.operations.values()]
         # the synapses slot in Brian2's order (order, then name): pathways, and PoissonInputs at order 0
         self.synapses_order = sorted([entry for proj in self.projections.values() for entry in proj.pathway_entries] +
                                      [(0, name, None, name) for name in self.plan.poisson_inputs])
@@ -245,6 +248,7 @@ class StepwiseNetwork(SimulationModule):
                         delays[(name, "pre")] = proj.delays_now(states, syn_states[name])
             states = {name: population.set_constant_over_dt(states[name], t, dt)
                       for name, population in self.populations.items()}  # 'before_start'
+            states = self.run_operations("start", states, n, t)
             for key, (owner, variable) in records.items():  # 'start': state as left by the previous step
                 if owner in self.projections:  # a synaptic variable: (batch, synapses)
                     trace_log[key].append(syn_states[owner][variable].expand(batch, -1))
@@ -257,11 +261,19 @@ class StepwiseNetwork(SimulationModule):
                                                                  buffers, delays)
             groups = self.groups_order and (lambda states: self.groups_slot(t, states, syn_states, batch))
             states, spikes, margins = step(self.populations, states, t, dt, batch, synapses, groups)
+            states = self.run_operations("end", states, n, t)
             for name in self.populations:
                 spike_log[name].append(spikes[name])
                 margin_log[name].append(margins[name])
         stack = lambda log: {k: torch.stack(v, dim=1) for k, v in log.items()}
         return TorchRun(stack(spike_log), stack(trace_log), stack(margin_log), dt)
+
+    def run_operations(self, when, states, n, t):
+        """The operations of the slot `when` ('start' or 'end'), in name order."""
+        for operation in self.operations:
+            if operation.when == when:
+                states = operation.run(states, n, t, self.dt)
+        return states
 
     def groups_slot(self, t, states, syn_states, batch):
         """The 'groups' slot when synapses take part in it: population and synaptic state updates and summed
