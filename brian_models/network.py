@@ -20,7 +20,7 @@ def build(plan, target="numpy"):
     Each delay refresher re-reads a 'between_runs' projection's delay variable; call them before each run()."""
     dt, objects, refreshers = plan.dt, {}, []
     for pop in plan.populations.values():
-        group = brian_parse.neuron_group(pop.model, pop.n, pop.name, dt, pop.namespace, pop.equations)
+        group = brian_parse.neuron_group(pop.model, pop.n, pop.name, dt, pop.namespace, pop)
         for var, values in pop.initial.items():
             group.variables[var].set_value(brian2.Quantity(values, dim=group.variables[var].dim))
         objects[pop.name] = group

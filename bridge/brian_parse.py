@@ -13,12 +13,13 @@ from bridge.quantities import parse_quantity
 brian2.BrianLogger.suppress_name("unused_brian_object")
 
 
-def neuron_group(model, n, name, dt=None, namespace=None, equations=None):
-    """A Brian2 NeuronGroup for a NeuronModel (not yet run); `namespace`, `equations`: its parameters and
-    equations as the plan lowers them (white noise drawn)."""
+def neuron_group(model, n, name, dt=None, namespace=None, lowered=None):
+    """A Brian2 NeuronGroup for a NeuronModel (not yet run); `namespace`: its parameters, `lowered`: its
+    PopulationPlan, whose equations, threshold and reset hold the values drawn for the run."""
     kwargs = {"dt": dt * second} if dt is not None else {}
-    group = NeuronGroup(n, equations or model.equations, threshold=model.threshold or None,
-                        reset=model.reset if model.threshold else None,
+    code = lowered or model
+    group = NeuronGroup(n, code.equations, threshold=code.threshold or None,
+                        reset=code.reset if code.threshold else None,
                         refractory=parse_quantity(model.refractory, "refractory") if model.refractory else False,
                         events=dict(model.events), method=model.method,
                         namespace=namespace or plan.namespace(model.parameters), name=name, **kwargs)

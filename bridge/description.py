@@ -543,7 +543,8 @@ class Timing:
 class RunSettings:
     """How long to run, in which float type, and what to record ("population.variable"). The run is made
     of `segments` equal runs (Brian2 run() calls); 'between_runs' delays are read at the start of each.
-    White noise (`xi` in equations) is drawn once per run from `noise_seed`, the same for both backends."""
+    White noise (`xi` in equations) and rand() / randn() in thresholds, resets and operations are drawn once per
+    run from `noise_seed` (bridge/plan.py), the same for both backends."""
     duration: str
     dtype: str = "float64"
     record: tuple = ()

@@ -82,6 +82,8 @@ class PopulationPlan:
     arrays: dict           # TimedArray parameter -> (values, dt), with the white noise drawn for the run
     initial: dict          # variable -> (n,) SI floats, for the variables given
     equations: str         # the model's equations, white noise xi replaced by the drawn values
+    threshold: str         # its threshold and reset, rand() / randn() replaced by the drawn values
+    reset: str
 
     def initial_array(self, variable):
         """The initial value of `variable` for each neuron (0 when not given)."""
@@ -222,12 +224,16 @@ def _population(population, index, run, n_steps):
     quantities = namespace(population.model.parameters)
     arrays = timed_arrays(population.model.parameters)
     initial = {var: population.initial_array(var) for var in population.initial}
+    model, where, dt = population.model, f"Population {population.name!r}.model", run.timing.dt_seconds
+    _refuse_random_calls(where, model.equations, *model.events.values(), *model.run_on_event.values())
     equations, noise = white_noise(population, index, run, n_steps)
-    for name, values in noise.items():
-        quantities[name] = brian2.TimedArray(values, dt=run.timing.dt_seconds * brian2.second)
-        arrays[name] = (values, run.timing.dt_seconds)
-    return PopulationPlan(population.name, population.n, population.model, quantities, si_constants(quantities),
-                          arrays, initial, equations)
+    drawn_arrays = {name: (values, dt) for name, values in noise.items()}
+    rng, rows = np.random.default_rng([run.noise_seed, 2, index]), (n_steps, population.n)
+    threshold, reset = (drawn(code, f"drawn_{part}", rng, rows, dt, drawn_arrays)
+                        for part, code in (("threshold", model.threshold), ("reset", model.reset)))
+    quantities.update(_brian_arrays(drawn_arrays))
+    return PopulationPlan(population.name, population.n, model, quantities, si_constants(quantities),
+                          {**arrays, **drawn_arrays}, initial, equations, threshold, reset)
 
 
 def white_noise(population, index, run, n_steps):
@@ -247,27 +253,44 @@ def white_noise(population, index, run, n_steps):
     return equations, noise
 
 
-def _operation(operation, index, run, n):
-    """An Operation's plan: each rand() / randn() in its code replaced by `drawn_<name>_<k>(t, i)`, a TimedArray
-    of uniform / standard normal values drawn once per run (numpy's default_rng([noise_seed, 1, operation
-    index])), one row per run of the code, one column per neuron it runs on."""
-    dt, start_stop = run.timing.dt_seconds, operation.neurons(n)
-    period = operation.period_steps(dt)
-    runs, size = -(-run.n_steps // period), start_stop[1] - start_stop[0]
-    rng, arrays = np.random.default_rng([run.noise_seed, 1, index]), {}
+RANDOM_CALL = re.compile(r"\b(randn|rand)\(\)")
 
+
+def drawn(code, prefix, rng, rows, row_seconds, arrays):
+    """`code` with each rand() / randn() replaced by `<prefix>_<k>(t, i)`: a TimedArray (added to `arrays` {name:
+    (values, row_seconds)}) of uniform / standard normal values drawn from `rng`, shape `rows`, a row per run."""
     def draw(match):
-        name = f"drawn_{operation.name}_{len(arrays)}"
-        values = rng.standard_normal((runs, size)) if match.group(1) == "randn" else rng.random((runs, size))
-        arrays[name] = (values, period * dt)
+        name = f"{prefix}_{len(arrays)}"
+        arrays[name] = (rng.standard_normal(rows) if match.group(1) == "randn" else rng.random(rows), row_seconds)
         return f"{name}(t, i)"
-    code = re.sub(r"\b(randn|rand)\(\)", draw, operation.code)
-    namespace = {name: brian2.TimedArray(values, dt=seconds * brian2.second) for name, (values, seconds) in
-                 arrays.items()}
-    return OperationPlan(operation.name, operation, operation.target, *start_stop, period, code, arrays, namespace)
+    return RANDOM_CALL.sub(draw, code)
+
+
+def _brian_arrays(arrays):
+    return {name: brian2.TimedArray(values, dt=seconds * brian2.second) for name, (values, seconds) in arrays.items()}
+
+
+def _operation(operation, index, run, n):
+    """An Operation's plan: its rand() / randn() drawn once per run from numpy's default_rng([noise_seed, 1,
+    operation index]), one row per run of the code, one column per neuron it runs on."""
+    dt, (start, stop) = run.timing.dt_seconds, operation.neurons(n)
+    period, arrays = operation.period_steps(dt), {}
+    code = drawn(operation.code, f"drawn_{operation.name}", np.random.default_rng([run.noise_seed, 1, index]),
+                 (-(-run.n_steps // period), stop - start), period * dt, arrays)
+    return OperationPlan(operation.name, operation, operation.target, start, stop, period, code, arrays,
+                         _brian_arrays(arrays))
+
+
+def _refuse_random_calls(where, *codes):
+    for code in codes:
+        if RANDOM_CALL.search(code or ""):
+            raise DescriptionError(where, f"rand() / randn() in {code!r}: both backends draw the same numbers in "
+                                          "thresholds, resets and operations only (white noise: xi in equations)")
 
 
 def _projection(proj, timing, populations, sizes):
+    _refuse_random_calls(f"Projection {proj.name!r}.synapse", proj.synapse.model,
+                         *(code for _, code, _ in proj.synapse.pathways().values()))
     i, j = synapses(proj, sizes[proj.source], sizes[proj.target])
     rule, quantities = delay_rule(timing, proj), namespace(proj.synapse.parameters)
     shape = (sizes[proj.source], sizes[proj.target]) if proj.dense else (len(i),)

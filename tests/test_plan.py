@@ -14,6 +14,7 @@ import torch_models
 from bridge import library
 from bridge.description import (NeuronModel, Network, Population, Projection, RunSettings, Simulation, SpikeTrains,
                                 SynapseModel)
+from bridge.errors import DescriptionError
 from bridge.plan import lower
 
 ROOT = Path(__file__).parents[1]
@@ -120,3 +121,28 @@ def test_readme_layout_table_matches_the_folders():
     for folder, row in rows.items():
         for module in re.findall(r"`(\w+\.py)`", row):
             assert list((ROOT / folder).rglob(module)), f"README layout: {folder}/{module} does not exist"
+
+
+def test_random_calls_in_threshold_and_reset_are_drawn_once_for_both_backends(paired):
+    """rand() in a threshold and a reset: uniform tables from default_rng([noise_seed, 2, population index]),
+    one row per step, drawn in code order (threshold, then reset)."""
+    model = NeuronModel("v : 1\nrate : Hz", threshold="rand() < rate*dt", reset="v = rand()")
+    simulation = Simulation(Network((Population("cells", model, 20, initial={"rate": "300*Hz"}),)),
+                            RunSettings("50*ms", record=("cells.v",), noise_seed=7))
+    brian_record, torch_record, report = paired(simulation)
+    assert report.identical and report.passed, report.text()
+    rng = np.random.default_rng([7, 2, 0])
+    fires, values = rng.random((500, 20)) < 300 * 1e-4, rng.random((500, 20))
+    for record in (brian_record, torch_record):
+        neurons, steps = record.spikes["cells"]
+        assert len(steps) > 50 and np.array_equal(np.sort(steps * 20 + neurons), np.flatnonzero(fires))
+        v = record.traces["cells.v"]
+        np.testing.assert_array_equal(v[1:][fires[:-1]], values[:-1][fires[:-1]])
+
+
+def test_random_calls_where_no_draws_are_shared_are_refused():
+    synapse = SynapseModel("w : 1", on_pre="v_post += w*(rand() < 0.5)")
+    network = Network((Population("unit", UNIT, 3),), (SpikeTrains("inp", 1),),
+                      projections=(Projection("maybe", "inp", "unit", synapse, values={"w": "1"}),))
+    with pytest.raises(DescriptionError, match=r"Projection 'maybe'.synapse: rand\(\) / randn\(\) in 'v_post"):
+        lower(Simulation(network, RunSettings("1*ms")))

@@ -65,7 +65,7 @@ class PopulationStep:
         if constant is not None:
             constant.update_abstract_code(run_namespace={})
         self.before_start = compile_block(constant.abstract_code, where, table) if constant is not None else []
-        margin = _margin_expression(model.threshold) if model.threshold else None
+        margin = _margin_expression(population.threshold) if population.threshold else None
         self.margin, self.margin_names = compile_expression(margin, where, table) if margin else (None, frozenset())
         equations = brian_group.equations
         self.variables = {name: brian_group.variables[name] for name in equations.names
@@ -236,7 +236,7 @@ def step(populations, states, t, dt, batch, synapses, groups=None):
 
 def compile_populations(plan, dtype):
     """({name: PopulationStep} of a Plan's populations, {name: Brian2 group} of its populations and sources)."""
-    groups = {p.name: brian_parse.neuron_group(p.model, p.n, p.name, plan.dt, p.namespace, p.equations)
+    groups = {p.name: brian_parse.neuron_group(p.model, p.n, p.name, plan.dt, p.namespace, p)
               for p in plan.populations.values()}
     populations = {name: PopulationStep(plan.populations[name], group, dtype) for name, group in groups.items()}
     groups.update({s.name: brian_parse.spike_source(s.n, s.name, dt=plan.dt) for s in plan.sources.values()})
