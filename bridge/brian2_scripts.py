@@ -183,6 +183,7 @@ class _Importer:
 
     def simulation(self):
         dt = self.dt = self._dt()
+        self.n_steps = round(float(self.reached.duration) / dt)
         populations, sources, projections, record, self.currents, self.poisson_inputs = [], [], [], [], [], []
         self.operations, self.start_operations = [], []
         for obj in sorted(self.objects, key=lambda o: o.name):
@@ -296,7 +297,7 @@ class _Importer:
         for child in self._runners(group):
             registered = self.poisson_input_registry.get(child.name)
             if registered:
-                self.poisson_inputs.append(PoissonInput(child.name, group.name, *registered))
+                self.poisson_inputs.append(self._registered_poisson_input(group, child.name, registered))
             elif child not in known:
                 current = self._current(group, child)
                 if current:
@@ -361,10 +362,18 @@ class _Importer:
         if group.name not in self.poisson_registry:
             return trains
         poisson = PoissonTrains(group.name, len(group), *self.poisson_registry[group.name])
-        n_steps = round(float(self.reached.duration) / self.dt)
-        drawn, given = poisson.spike_steps(self.dt, n_steps), trains.spike_steps(self.dt, n_steps)
+        drawn, given = poisson.spike_steps(self.dt, self.n_steps), trains.spike_steps(self.dt, self.n_steps)
         if not all(np.array_equal(a, b) for a, b in zip(drawn, given)):
             self.fail(group, f"spikes that differ from the PoissonTrains {POISSON_REGISTRY} names")
+        return poisson
+
+    def _registered_poisson_input(self, group, name, registered):
+        """A PoissonInput that to_brian2 wrote, checked against the counts the script adds."""
+        poisson = PoissonInput(name, group.name, *registered)
+        counts = group.namespace.get(f"{name}_counts")
+        if not isinstance(counts, TimedArray) or not np.array_equal(
+                np.asarray(counts.values), poisson.counts(self.dt, self.n_steps, len(group))):
+            self.fail(group, f"Poisson counts {name!r} that differ from the PoissonInput {POISSON_INPUT_REGISTRY} names")
         return poisson
 
     def _poisson_group(self, group):

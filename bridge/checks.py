@@ -83,7 +83,11 @@ def check_recordable(population, var, where):
 
 
 def check_recordable_synaptic(projection, var, where):
-    names = brian_parse.equations(projection.synapse.model).names
+    equations = brian_parse.equations(projection.synapse.model)
+    names = equations.names - equations.subexpr_names
+    if var in equations.subexpr_names:
+        raise DescriptionError(where, f"{var!r} is a synaptic subexpression; record the variables it is computed "
+                                      f"from: {sorted(names)}")
     if var not in names:
         raise DescriptionError(where, f"unknown variable {var!r}; projection {projection.name!r} has {sorted(names)}")
 

@@ -138,8 +138,9 @@ class ProjectionPlan:
     n_source: int
     n_target: int
     synapse: object        # the SynapseModel
-    namespace: dict        # parameter -> Brian2 Quantity
+    namespace: dict        # parameter -> Brian2 Quantity or TimedArray
     constants: dict        # parameter -> SI float
+    arrays: dict           # TimedArray parameter -> (values, dt)
     i: np.ndarray
     j: np.ndarray
     values: dict           # synaptic variable -> (synapses,) SI floats
@@ -297,7 +298,7 @@ def _projection(proj, timing, populations, sizes):
     return ProjectionPlan(
         name=proj.name, source=proj.source, target=proj.target, n_source=sizes[proj.source],
         n_target=sizes[proj.target], synapse=proj.synapse, namespace=quantities,
-        constants=si_constants(quantities), i=i, j=j,
+        constants=si_constants(quantities), arrays=timed_arrays(proj.synapse.parameters), i=i, j=j,
         values={name: proj.value_array(name, len(i)) for name in proj.values},
         pathways={name: PathwayPlan(name, PATHWAY_SIDES[side], event,
                                     initial_delay_steps(proj, rule, i, j, populations, name), code)

@@ -12,8 +12,8 @@ import pytest
 from bridge import library
 from bridge.brian2_scripts import from_brian2, to_brian2
 from bridge.cli import main
-from bridge.description import (NeuronModel, Network, PoissonInput, Population, RunSettings, Simulation,
-                                TimedArray)
+from bridge.description import (NeuronModel, Network, PoissonInput, Population, Projection, RunSettings, Simulation,
+                                SpikeTrains, SynapseModel, TimedArray)
 from bridge.errors import DescriptionError
 from bridge.plan import lower
 from bridge.quantities import si_value
@@ -192,6 +192,9 @@ def test_poisson_input_adds_weight_times_binomial_counts(paired, tmp_path):
     again = from_brian2(_script(tmp_path, to_brian2(simulation)))
     assert again.network.poisson_inputs == simulation.network.poisson_inputs
     assert np.array_equal(run_brian(again).traces["cells.v"], brian_record.traces["cells.v"])
+    edited = to_brian2(simulation).replace("0.5*mV, 3)", "0.5*mV, 4)")  # the registry still names seed 3
+    with pytest.raises(DescriptionError, match="Poisson counts 'drive' that differ from the PoissonInput"):
+        from_brian2(_script(tmp_path, edited, "edited.py"))
 
 
 def test_brian2_poisson_input_is_imported_with_spikebridge_draws(tmp_path, paired):
@@ -203,6 +206,21 @@ def test_brian2_poisson_input_is_imported_with_spikebridge_draws(tmp_path, paire
         "P", "ge", 40, "15.0*hertz", "0.0008*volt", 0)
     _, _, report = paired(simulation)
     assert report.identical and report.passed
+
+
+def test_synaptic_code_reads_subexpressions_and_timed_arrays(paired):
+    cell = NeuronModel("v : 1")
+    synapse = SynapseModel("w : 1\nscaled = 2*w*gain(t) : 1", on_pre="v_post += scaled",
+                           parameters={"gain": TimedArray([1.0, 3.0], dt="2*ms")})
+    spikes = SpikeTrains("inp", 2, [0, 1, 0, 1], [0.5e-3, 1e-3, 2.5e-3, 4e-3])
+    network = Network((Population("cells", cell, 2),), (spikes,),
+                      projections=(Projection("links", "inp", "cells", synapse, i=[0, 1], j=[1, 0],
+                                              values={"w": [0.25, 0.5]}),))
+    brian_record, torch_record, report = paired(Simulation(network, RunSettings("5*ms", record=("cells.v",))))
+    assert report.identical and report.passed, report.text()
+    # by hand: 2*w*gain, gain 1 before 2 ms and 3 after; inp 0 -> cell 1 (w 0.25), inp 1 -> cell 0 (w 0.5)
+    for record in (brian_record, torch_record):
+        np.testing.assert_allclose(record.traces["cells.v"][-1], [2 * 0.5 * (1 + 3), 2 * 0.25 * (1 + 3)], rtol=1e-15)
 
 
 def test_timed_arrays_follow_brian2s_lookup_rule(paired, tmp_path):

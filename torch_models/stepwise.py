@@ -21,15 +21,20 @@ from torch_models.population import OperationStep, compile_populations, constant
 
 class SynapticCode:
     """Code run over a projection's synapses (a pathway, the synaptic state update, a summed variable): its
-    statements, from Brian2's abstract code for `runner`, and where each name lives."""
+    statements, from Brian2's abstract code for `runner` after the synaptic subexpressions (as temporaries),
+    and where each name lives."""
 
-    def __init__(self, brian_synapses, runner, parameters, where, dtype):
-        """`parameters`: the projection's SI constants (from the plan)."""
+    def __init__(self, brian_synapses, runner, proj, where, dtype):
+        """`proj`: the ProjectionPlan (SI constants, TimedArrays)."""
         runner.update_abstract_code(run_namespace={})
-        self.statements = compile_block(runner.abstract_code.strip(), where, functions(dtype))
+        equations = brian_synapses.equations
+        subexpressions = [f"{eq.varname} = {eq.expr.code}" for eq in equations.ordered
+                          if eq.varname in equations.subexpr_names]
+        table = functions(dtype, proj.arrays, float(brian_synapses.clock.dt_))
+        self.statements = compile_block("\n".join([*subexpressions, runner.abstract_code]), where, table)
         self.location = {}  # name -> ('synapse' | 'source' | 'target', variable name in that owner)
         names = names_read(self.statements) | {s.target for s in self.statements}
-        for name in names & set(brian_synapses.variables):
+        for name in (names & set(brian_synapses.variables)) - set(equations.subexpr_names):
             var, index = brian_synapses.variables[name], brian_synapses.variables.indices[name]
             if index == "_presynaptic_idx":
                 self.location[name] = ("source", _variable_name(var, brian_synapses.source))
@@ -37,7 +42,7 @@ class SynapticCode:
                 self.location[name] = ("target", _variable_name(var, brian_synapses.target))
             elif index == "_idx" and getattr(var.owner, "name", None) == brian_synapses.name:
                 self.location[name] = ("synapse", name)
-        self.constants = constants(parameters, names - set(self.location))
+        self.constants = constants(proj.constants, names - set(self.location))
 
 
 def _variable_name(var, group):
@@ -112,8 +117,7 @@ class ProjectionStep(nn.Module):
         self.unset = tuple(sorted(set(unset) - set(proj.values)))
         for name in self.unset:
             self.register_buffer(f"start_{name}", torch.zeros(len(proj.i), dtype=dtype))
-        code = lambda runner, field_name: SynapticCode(brian_synapses, runner, proj.constants, f"{where}.{field_name}",
-                                                     dtype)
+        code = lambda runner, field_name: SynapticCode(brian_synapses, runner, proj, f"{where}.{field_name}", dtype)
         self.pathways = nn.ModuleDict()
         for name, pathway in proj.pathways.items():
             changing = name == "pre" and self.delay_mode != "static"
