@@ -15,12 +15,14 @@ from brian_models import dynamic_delays
 TARGETS = ("numpy", "cython", "cpp_standalone")
 
 
-def build(plan, target="numpy"):
+def build(plan, target="numpy", native_noise=False):
     """Brian2 objects for a Plan (bridge/plan.py): ({name: object}, monitors, delay refreshers), ready to run.
-    Each delay refresher re-reads a 'between_runs' projection's delay variable; call them before each run()."""
+    Each delay refresher re-reads a 'between_runs' projection's delay variable; call them before each run().
+    `native_noise`: xi, rand() and randn() drawn by Brian2 itself, not the plan's draws."""
     dt, objects, refreshers = plan.dt, {}, []
     for pop in plan.populations.values():
-        group = brian_parse.neuron_group(pop.model, pop.n, pop.name, dt, pop.namespace, pop)
+        group = brian_parse.neuron_group(pop.model, pop.n, pop.name, dt, pop.namespace,
+                                         None if native_noise else pop)
         for var, values in pop.initial.items():
             group.variables[var].set_value(brian2.Quantity(values, dim=group.variables[var].dim))
         objects[pop.name] = group
@@ -44,7 +46,8 @@ def build(plan, target="numpy"):
     for operation in plan.operations.values():  # run_regularly; drawn values in the whole group's namespace
         group = objects[operation.target]
         group.namespace.update(operation.namespace)
-        objects[operation.name] = brian_parse.operation(group, operation.operation, operation.code, operation.name, dt)
+        code = operation.operation.code if native_noise else operation.code
+        objects[operation.name] = brian_parse.operation(group, operation.operation, code, operation.name, dt)
     for proj in plan.projections.values():
         syn = brian_parse.synapses(proj.synapse, objects[proj.source], objects[proj.target], proj.name, dt,
                                    proj.namespace)
@@ -106,8 +109,9 @@ def check_target(plan, target):
                                                        "target 'numpy' or 'cython' for several")
 
 
-def run(simulation, target="numpy", build_dir=None):
-    """Run a Simulation (or its Plan) in Brian2 and return the common Record (float64, SI units)."""
+def run(simulation, target="numpy", build_dir=None, native_noise_seed=None):
+    """Run a Simulation (or its Plan) in Brian2 and return the common Record (float64, SI units).
+    `native_noise_seed`: draw the noise with Brian2's own generator, seeded so (independent of torch's)."""
     plan = lower(simulation)
     check_target(plan, target)
     if target == "cpp_standalone":
@@ -116,7 +120,9 @@ def run(simulation, target="numpy", build_dir=None):
     else:
         brian2.prefs.codegen.target = target
     try:
-        objects, monitors, refreshers = build(plan, target)
+        objects, monitors, refreshers = build(plan, target, native_noise=native_noise_seed is not None)
+        if native_noise_seed is not None:
+            brian2.seed(native_noise_seed)
         network = Network(*objects.values(), *monitors.values())
         for _ in plan.segment_starts:
             for refresh in refreshers:

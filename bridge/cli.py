@@ -31,20 +31,26 @@ def models(args):
 
 
 def crosscheck(args):
-    from bridge.paired import paired_run
-    from bridge.plots import crosscheck_figure
+    from bridge.paired import independent_noise_run, paired_run
+    from bridge.plots import crosscheck_figure, statistics_figure
 
     name, simulation = _load(args.model, args.seed)
     out = Path(args.out or f"results/crosscheck_{name}")
     out.mkdir(parents=True, exist_ok=True)
-    brian_record, torch_record, report = paired_run(simulation, target=args.target, dtype=args.dtype,
-                                                      progress=True)
-    print(f"crosscheck {name}: Brian2 ({args.target}, float64) vs torch ({args.dtype}), "
-          f"{simulation.run.n_steps} steps of {simulation.dt * 1e3:g} ms")
-    print(report.text())
     (out / "simulation.json").write_text(simulation.to_json(indent=1))
+    if args.independent_noise:
+        print(f"crosscheck {name}: Brian2 ({args.target}) and torch ({args.dtype}) with independent noise, "
+              f"{args.independent_noise} seeds")
+        _, _, report = independent_noise_run(simulation, args.independent_noise, args.target, args.dtype)
+        statistics_figure(report, out / "crosscheck.png", title=name)
+    else:
+        print(f"crosscheck {name}: Brian2 ({args.target}, float64) vs torch ({args.dtype}), "
+              f"{simulation.run.n_steps} steps of {simulation.dt * 1e3:g} ms")
+        brian_record, torch_record, report = paired_run(simulation, target=args.target, dtype=args.dtype,
+                                                          progress=True)
+        crosscheck_figure(brian_record, torch_record, report, out / "crosscheck.png", title=name)
+    print(report.text())
     (out / "report.json").write_text(json.dumps(report.to_dict(), indent=1))
-    crosscheck_figure(brian_record, torch_record, report, out / "crosscheck.png", title=name)
     print(f"wrote {out / 'report.json'} and {out / 'crosscheck.png'}")
     return 0 if report.passed else 1
 
@@ -118,6 +124,8 @@ def main(argv=None):
     check.add_argument("--seed", type=int, default=0, help="seed of a library model's scenario")
     check.add_argument("--target", choices=("numpy", "cython", "cpp_standalone"), default="numpy", help="Brian2 code target")
     check.add_argument("--out", help="output folder (default results/crosscheck_NAME)")
+    check.add_argument("--independent-noise", type=int, metavar="SEEDS", help="draw noise independently in each "
+                       "backend (Brian2's own generator) and compare rates and CV over SEEDS >= 5 runs")
     check.set_defaults(func=crosscheck)
     script = commands.add_parser("import", help="a Brian2 script's network as a description (read at its run())")
     script.add_argument("script", metavar="SCRIPT.py")

@@ -4,6 +4,8 @@
   within TRACE_RTOL of the trace's largest magnitude.
 - float32: at least FLOAT32_MATCHED of the spikes matched within ±k steps, and every divergence explained by a
   threshold crossing closer than NEAR_THRESHOLD_EPS float eps (or as following from an earlier divergence).
+- stochastic (independent noise in each backend): over several seeds, every population's mean firing rate and
+  mean CV of interspike intervals within STOCHASTIC_RTOL of Brian2's (`compare_statistics`).
 The report names the first divergence: step, neuron, how far torch's state was from threshold."""
 from collections import Counter
 from dataclasses import asdict, dataclass, field
@@ -14,6 +16,9 @@ from scipy.signal import lfilter
 TRACE_RTOL = 1e-9          # exact class: traces within this, relative to the trace's largest magnitude
 FLOAT32_MATCHED = 0.99     # float32 class: fraction of spikes matched within ±k steps
 NEAR_THRESHOLD_EPS = 1e3   # a crossing counts as "near threshold" within this many float eps of the state scale
+STOCHASTIC_RTOL = 0.05     # stochastic class: mean rate and CV over seeds within this, relative to Brian2's
+STOCHASTIC_MIN_SEEDS = 5
+CV_MIN_TRAINS = 20         # a mean CV needs this many spike trains with at least 3 spikes (else not compared)
 
 
 @dataclass
@@ -161,3 +166,70 @@ def compare(reference, candidate, sizes, tolerance_class="exact", k=1, eps=np.fi
     divergences.sort(key=lambda d: d.step)
     return Report(tolerance_class, k, counts, identical, matched, distances, traces,
                   divergences[0] if divergences else None, divergences)
+
+
+def spike_statistics(records, population, n):
+    """{'rate': mean firing rate (Hz), 'cv': mean coefficient of variation of the interspike intervals of the
+    neurons with at least 3 spikes (None when fewer than CV_MIN_TRAINS such trains), 'trains': their number}
+    of a population over records (one per seed)."""
+    rates, cvs = [], []
+    for record in records:
+        neurons, steps = record.spikes[population]
+        rates.append(len(steps) / (n * record.n_steps * record.dt))
+        for neuron in range(n):
+            intervals = np.diff(steps[neurons == neuron])
+            if len(intervals) >= 2:
+                cvs.append(intervals.std() / intervals.mean())
+    return {"rate": float(np.mean(rates)), "cv": float(np.mean(cvs)) if len(cvs) >= CV_MIN_TRAINS else None,
+            "trains": len(cvs)}
+
+
+@dataclass
+class StochasticReport:
+    seeds: int
+    statistics: dict         # population -> {backend: {'rate': Hz, 'cv': ...}}
+    tolerance_class: str = "stochastic"
+
+    def differences(self):
+        """{(population, statistic): relative difference of torch's from Brian2's}."""
+        return {(population, name): _relative(by_backend["brian2"][name], by_backend["torch"][name])
+                for population, by_backend in self.statistics.items() for name in ("rate", "cv")}
+
+    @property
+    def passed(self):
+        return self.seeds >= STOCHASTIC_MIN_SEEDS and all(d <= STOCHASTIC_RTOL for d in self.differences().values())
+
+    def to_dict(self):
+        return {"tolerance_class": self.tolerance_class, "seeds": self.seeds, "statistics": self.statistics,
+                "relative_differences": {f"{pop}.{name}": d for (pop, name), d in self.differences().items()},
+                "passed": self.passed}
+
+    def text(self):
+        lines = [f"tolerance class: stochastic ({self.seeds} seeds, independent noise; rates and CV within "
+                 f"{100 * STOCHASTIC_RTOL:g} %)   passed: {'yes' if self.passed else 'NO'}"]
+        differences = self.differences()
+        for population, by_backend in self.statistics.items():
+            for name in ("rate", "cv"):
+                values = ", ".join(f"{backend} {stats[name]:.4g}" if stats[name] is not None else
+                                   f"{backend}: {stats['trains']} trains of >= 3 spikes, too few to compare"
+                                   for backend, stats in by_backend.items())
+                lines.append(f"  {population} {name}: {values} (relative difference "
+                             f"{100 * differences[(population, name)]:.2f} %)")
+        return "\n".join(lines)
+
+
+def _relative(reference, value):
+    """|value - reference| / |reference|; 0 when both are 0, or either None (too few spikes to say)."""
+    if reference is None or value is None:
+        return 0.0
+    if not reference:
+        return 0.0 if value == reference else float("inf")
+    return abs(value - reference) / abs(reference)
+
+
+def compare_statistics(references, candidates, sizes):
+    """The stochastic class: Brian2 runs `references` and torch runs `candidates`, one per seed."""
+    statistics = {population: {"brian2": spike_statistics(references, population, n),
+                               "torch": spike_statistics(candidates, population, n)}
+                  for population, n in sizes.items()}
+    return StochasticReport(len(references), statistics)

@@ -1,7 +1,10 @@
 """Paired runs: one Simulation, the same input, both backends, one comparison report."""
 import numpy as np
 
-from bridge.compare import compare
+import dataclasses
+
+from bridge.compare import STOCHASTIC_MIN_SEEDS, compare, compare_statistics
+from bridge.errors import DescriptionError
 from bridge.plan import lower
 
 
@@ -23,3 +26,22 @@ def paired_run(simulation, target="numpy", dtype=None, device=None, k=1, progres
     report = compare(brian_record, torch_record, sizes, tolerance_class, k=k, eps=float(np.finfo(dtype).eps),
                      neuron_driven=neuron_driven)
     return brian_record, torch_record, report
+
+
+def independent_noise_run(simulation, seeds=STOCHASTIC_MIN_SEEDS, target="numpy", dtype=None, progress=False):
+    """The stochastic class: Brian2 with its own random numbers (brian2.seed(s)) and torch with spikebridge's
+    draws (noise_seed s), for seeds s = 0..seeds-1, compared by rates and CV (bridge/compare.py).
+
+    Returns (brian_records, torch_records, report)."""
+    from brian_models.network import run as run_brian
+    from torch_models.stepwise import run as run_torch
+
+    if seeds < STOCHASTIC_MIN_SEEDS:
+        raise DescriptionError("seeds", f"{seeds}; the stochastic class needs at least {STOCHASTIC_MIN_SEEDS}")
+    brian_records, torch_records = [], []
+    for seed in range(seeds):
+        plan = lower(dataclasses.replace(simulation, run=dataclasses.replace(simulation.run, noise_seed=seed)))
+        brian_records.append(run_brian(plan, target=target, native_noise_seed=seed))
+        torch_records.append(run_torch(plan, dtype=dtype or plan.dtype, progress=progress))
+    sizes = {name: p.n for name, p in plan.populations.items()}
+    return brian_records, torch_records, compare_statistics(brian_records, torch_records, sizes)

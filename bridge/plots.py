@@ -1,4 +1,4 @@
-"""Pictures of a paired run: both rasters and a trace overlay."""
+"""Pictures of a paired run: both rasters and a trace overlay; or, for independent noise, the statistics."""
 import matplotlib
 
 matplotlib.use("Agg")
@@ -30,6 +30,24 @@ def crosscheck_figure(brian_record, torch_record, report, path, title=""):
     axes[-1].set_xlabel("time (ms)")
     verdict = "identical" if report.identical else f"not identical ({len(report.divergences)} unmatched)"
     fig.suptitle(f"{title}  {report.tolerance_class} class: {verdict}")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def statistics_figure(report, path, title=""):
+    """Mean rate and CV per population, Brian2 next to torch (the stochastic class)."""
+    populations = list(report.statistics)
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.2))
+    x = np.arange(len(populations))
+    for ax, name, label in ((axes[0], "rate", "mean rate (Hz)"), (axes[1], "cv", "mean ISI CV")):
+        for offset, backend, color in ((-0.2, "brian2", "tab:blue"), (0.2, "torch", "tab:red")):
+            values = [report.statistics[p][backend][name] or 0.0 for p in populations]
+            ax.bar(x + offset, values, width=0.4, color=color, label=backend)
+        ax.set_xticks(x, populations)
+        ax.set_ylabel(label)
+    axes[0].legend()
+    fig.suptitle(f"{title}: {report.seeds} seeds, independent noise, passed: {'yes' if report.passed else 'no'}")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

@@ -11,7 +11,10 @@ from scipy.special import exprel
 
 import torch_models
 from bridge.brian2_scripts import from_brian2, to_brian2
-from bridge.compare import TRACE_RTOL
+from bridge.compare import TRACE_RTOL, compare_statistics, spike_statistics
+from bridge.paired import independent_noise_run
+from bridge.record import Record
+from torch_models.stepwise import run as run_torch
 from bridge.errors import DescriptionError
 from bridge.description import NeuronModel, Network, Population, RunSettings, Simulation
 from bridge.plan import lower
@@ -195,25 +198,29 @@ def test_white_noise_is_drawn_once_for_both_backends(paired):
     np.testing.assert_allclose(V[1:][quiet], by_hand[quiet], rtol=1e-12)
 
 
-def test_drawn_noise_has_the_statistics_of_brian2s_own(tmp_path):
-    """The stochastic class: rates over 5 seeds within 5 % of Brian2's own white noise (its generator)."""
-    import brian2
-    from brian_models.network import run as run_brian
-
+def test_independent_noise_passes_the_stochastic_class_and_louder_noise_fails_it():
+    """The stochastic class: Brian2's own white noise against spikebridge's draws in torch, 5 seeds."""
     model = NeuronModel("dv/dt = (mu - v)/tau + sigma*xi*tau**-0.5 : 1", threshold="v > 1", reset="v = 0",
                         parameters={"mu": "0.9", "sigma": "0.4", "tau": "10*ms"}, method="euler")
-    ours, native = [], []
-    for seed in range(5):
-        run = RunSettings("300*ms", noise_seed=seed)
-        ours.append(run_brian(Simulation(Network((Population("cells", model, 200),)), run)).count("cells"))
-        brian2.seed(seed)
-        group = brian2.NeuronGroup(200, model.equations, threshold=model.threshold, reset=model.reset,
-                                   method="euler", namespace={"mu": 0.9, "sigma": 0.4, "tau": 10 * brian2.ms})
-        monitor = brian2.SpikeMonitor(group)
-        brian2.Network(group, monitor).run(300 * brian2.ms)
-        native.append(monitor.num_spikes)
-    assert min(ours) > 1000
-    assert abs(np.mean(ours) / np.mean(native) - 1) < 0.05
+    simulation = Simulation(Network((Population("cells", model, 200),)), RunSettings("300*ms"))
+    brian_records, _, report = independent_noise_run(simulation)
+    assert report.passed, report.text()
+    assert report.statistics["cells"]["brian2"]["rate"] > 20 and report.statistics["cells"]["brian2"]["cv"] > 0.3
+    louder = dataclasses.replace(model, parameters={**model.parameters, "sigma": "0.44"})
+    louder_runs = [run_torch(dataclasses.replace(simulation, network=Network((Population("cells", louder, 200),)),
+                                                 run=dataclasses.replace(simulation.run, noise_seed=seed)))
+                   for seed in range(5)]
+    assert not compare_statistics(brian_records, louder_runs, {"cells": 200}).passed
+
+
+def test_spike_statistics_by_hand():
+    steps = np.concatenate([np.arange(0, 1000, 10), np.array([0, 100, 300, 600])])  # neuron 0 regular, 1 not
+    neurons = np.repeat([0, 1], [100, 4])
+    record = Record("torch", 1e-3, 1000, {"cells": (neurons, steps)}, {})
+    intervals = np.array([100, 200, 300])
+    statistics = spike_statistics([record, record], "cells", 2)
+    assert statistics["rate"] == pytest.approx(104 / (2 * 1.0))
+    assert statistics["cv"] == pytest.approx((0 + intervals.std() / intervals.mean()) / 2)
 
 
 def test_white_noise_under_another_method_is_refused():
