@@ -24,7 +24,9 @@ def build(plan, target="numpy", native_noise=False):
         group = brian_parse.neuron_group(pop.model, pop.n, pop.name, dt, pop.namespace,
                                          None if native_noise else pop)
         for var, values in pop.initial.items():
-            group.variables[var].set_value(brian2.Quantity(values, dim=group.variables[var].dim))
+            variable = group.variables[var]
+            values = values[:1] if variable.scalar else values  # (shared): one value, checked equal for all
+            variable.set_value(brian2.Quantity(values, dim=variable.dim))
         objects[pop.name] = group
     for source in plan.sources.values():
         objects[source.name] = brian_parse.spike_source(source.n, source.name, source.indices, source.steps * dt, dt)

@@ -373,7 +373,8 @@ class _Importer:
         counts = group.namespace.get(f"{name}_counts")
         if not isinstance(counts, TimedArray) or not np.array_equal(
                 np.asarray(counts.values), poisson.counts(self.dt, self.n_steps, len(group))):
-            self.fail(group, f"Poisson counts {name!r} that differ from the PoissonInput {POISSON_INPUT_REGISTRY} names")
+            self.fail(group, f"Poisson counts {name!r} that differ from the PoissonInput "
+                             f"{POISSON_INPUT_REGISTRY} names")
         return poisson
 
     def _poisson_group(self, group):
@@ -494,10 +495,12 @@ def to_brian2(simulation):
         write(f"{current.target}.run_regularly('{current.variable} = {current.name}_values(t, i)', "
               f"when='before_groups', name={current.name!r})")
     for operation in net.operations:
-        start, stop = operation.neurons(net.size(operation.target))
-        group = operation.target if (start, stop) == (0, net.size(operation.target)) else f"{operation.target}[{start}:{stop}]"
+        n = net.size(operation.target)
+        start, stop = operation.neurons(n)
+        group = operation.target if (start, stop) == (0, n) else f"{operation.target}[{start}:{stop}]"
         period = f", dt={operation.dt}" if operation.dt else ""
-        write(f"{group}.run_regularly({_code(operation.code)}{period}, when={operation.when!r}, name={operation.name!r})")
+        write(f"{group}.run_regularly({_code(operation.code)}{period}, when={operation.when!r}, "
+              f"name={operation.name!r})")
     for proj in net.projections:
         if proj.delay_mode != "static":
             raise DescriptionError(f"Projection {proj.name!r}.delay_mode", f"{proj.delay_mode!r}: delays that change "

@@ -66,11 +66,14 @@ def variable_dims(model):
 
 
 def check_initial_values(population):
+    equations = brian_parse.equations(population.model.equations)
     dims = variable_dims(population.model)
     for var, value in population.initial.items():
         where = f"Population {population.name!r}.initial[{var!r}]"
         if var not in dims:
             raise DescriptionError(where, f"unknown variable {var!r}; the model declares {sorted(dims)}")
+        if "shared" in equations[var].flags and not isinstance(value, str) and len(set(value)) > 1:
+            raise DescriptionError(where, f"{var} is (shared): one value for all neurons; give one quantity")
         if isinstance(value, str) and parse_quantity(value, where).dim != dims[var]:
             raise DescriptionError(where, f"{value!r} has units {parse_quantity(value, where).dim}; "
                                           f"{var} needs {dims[var] or 'no units'}")

@@ -84,9 +84,9 @@ class NeuronModel:
     """A neuron model in Brian2 syntax: `equations` with units and flags, `threshold` condition, `reset`
     statements, `refractory` period (a quantity, "" for none), named scalar `parameters`
     (quantity strings) and the integration `method` (a Brian2 state updater: exact, euler, rk2, rk4, ...).
-    Custom events as Brian2's `events=`: `events` {name: condition}, checked after the threshold ('after_thresholds'
-    slot) and never held by refractoriness; `run_on_event` {event: statements} run for the neurons with that event in the
-    'after_resets' slot (Brian2's run_on_event default)."""
+    Custom events as Brian2's `events=`: `events` {name: condition}, checked after the threshold (the
+    'after_thresholds' slot) and never held by refractoriness; `run_on_event` {event: statements} run for the
+    neurons with that event in the 'after_resets' slot (Brian2's run_on_event default)."""
     equations: str
     threshold: str = ""
     reset: str = ""
@@ -345,7 +345,8 @@ class Projection:
     A quantity string gives every synapse the same value.
 
     Delays apply to on_pre. `delay_mode` 'static': `delays` (seconds, one per synapse or a scalar
-    quantity), within [0, max_delay]; with several pathways, {pathway: delays} (a pathway not named: 0). 'between_runs' and 'dynamic': the delay of each synapse is the
+    quantity), within [0, max_delay]; with several pathways, {pathway: delays} (a pathway not named: 0).
+    'between_runs' and 'dynamic': the delay of each synapse is the
     variable `delay_variable` (of unit second): a synaptic variable of the model, or a neuron variable
     `x_post` / `x_pre` of the target / source; event code may change it. 'between_runs' reads it at the start
     of each run segment, 'dynamic' whenever a spike is emitted (spikes in flight keep their delay).
@@ -369,7 +370,8 @@ class Projection:
         for attr in ("i", "j"):
             _set(self, attr, _frozen(getattr(self, attr)))
         delays = self.delays
-        _set(self, "delays", {k: _frozen(v) for k, v in delays.items()} if isinstance(delays, dict) else _frozen(delays))
+        _set(self, "delays", {k: _frozen(v) for k, v in delays.items()} if isinstance(delays, dict)
+             else _frozen(delays))
         _set(self, "values", {k: _frozen(v) for k, v in self.values.items()})
         if len(self.i) != len(self.j):
             raise DescriptionError(f"Projection {self.name!r}.j", f"{len(self.j)} targets for {len(self.i)} sources")

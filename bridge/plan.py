@@ -7,9 +7,12 @@ exactly once, here:
 - per population its parameters (Brian2 quantities and SI floats) and the initial value of each variable
   given, one SI float per neuron;
 - per projection the synapses (i, j), one SI value per synapse of each synaptic variable, its pathways
-  (whose events trigger each, and the initial delay of every synapse in steps), its DelayRule and where its delay variable lives: ('synapse', name),
-  or a neuron variable `x_post` / `x_pre` as ('target', 'x') / ('source', 'x');
-- the input spikes of every source as (neuron, step) pairs, and every current injection as (steps, n).
+  (whose events trigger each, and the initial delay of every synapse in steps), its DelayRule and where its
+  delay variable lives: ('synapse', name), or a neuron variable `x_post` / `x_pre` as ('target', 'x') /
+  ('source', 'x');
+- the input spikes of every source as (neuron, step) pairs, and every current injection as (steps, n);
+- random numbers drawn once per run, the same for both backends: white noise `xi`, and rand() / randn() in
+  thresholds, resets and operations (as TimedArrays of drawn values).
 
 Time-to-step rules: spike times go to step int((t + 1e-3*dt)/dt) (Brian2's SpikeGeneratorGroup rule);
 delays by the run's `Timing.delay_rounding` (bridge/delays.py).

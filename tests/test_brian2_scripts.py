@@ -255,3 +255,36 @@ def test_constant_over_dt_subexpressions_are_set_before_the_record(tmp_path, pai
     for record in (brian_record, torch_record):  # set once per step from the state recorded at that step
         v = record.traces["G.v"]
         np.testing.assert_allclose(record.traces["G.m"], 1 / (1 + np.exp(-v)) + 0.5, rtol=1e-15)
+
+
+def test_shared_variables_and_lastspike_in_synaptic_code(paired, tmp_path):
+    script = """
+        from brian2 import *
+        G = NeuronGroup(2, '''dv/dt = (drive - v)/(10*ms) : 1
+                              drive : 1 (shared)''', threshold='v > 0.5', reset='v = 0', refractory=1*ms,
+                        method='exact', name='G')
+        G.drive = 0.8
+        inp = SpikeGeneratorGroup(2, [0, 1, 0, 1], [1, 2, 5.5, 4.5]*ms, name='inp')
+        S = Synapses(inp, G, 'w : 1', on_pre='v_post += w*int(t - lastspike_post > 2*ms)', name='S')
+        S.connect(j='i')
+        S.w = 0.3
+        M = StateMonitor(G, 'v', record=True)
+        run(15*ms)
+    """
+    simulation = from_brian2(_script(tmp_path, script))
+    assert simulation.network.populations[0].initial == {"drive": "0.8"}
+    brian_record, torch_record, report = paired(simulation)
+    assert report.identical and report.passed, report.text()
+    v = brian_record.traces["G.v"]
+    t = np.arange(10) * 1e-4
+    np.testing.assert_allclose(v[:10, 1], 0.8 * (1 - np.exp(-t / 10e-3)), rtol=1e-12)  # shared drive, no input yet
+    # by hand: an input lands (0.3) only when its target last spiked more than 2 ms (20 steps) before
+    neurons, steps = brian_record.spikes["G"]
+    landed = []
+    for neuron, arrival in ((0, 10), (1, 20), (0, 55), (1, 45)):  # the last two after refractoriness
+        before = steps[(neurons == neuron) & (steps < arrival)]
+        jump = v[arrival + 1, neuron] - (0.8 + (v[arrival, neuron] - 0.8) * np.exp(-0.01))
+        expected = 0.3 if not len(before) or arrival - before[-1] > 20 else 0.0
+        assert jump == pytest.approx(expected, abs=1e-12), (neuron, arrival)
+        landed.append(expected)
+    assert 0.0 in landed and 0.3 in landed
