@@ -16,11 +16,12 @@ both backends receive the same ones).
 import os
 import runpy
 import sys
+import warnings
 from pathlib import Path
 
 import brian2
 import numpy as np
-from brian2 import (NeuronGroup, PoissonGroup, PopulationRateMonitor, SpikeGeneratorGroup, SpikeMonitor,
+from brian2 import (EventMonitor, NeuronGroup, PoissonGroup, PopulationRateMonitor, SpikeGeneratorGroup,
                     StateMonitor, Synapses, TimedArray)
 from brian2.core.functions import DEFAULT_FUNCTIONS, Function
 from brian2.core.namespace import DEFAULT_CONSTANTS, DEFAULT_UNITS
@@ -199,7 +200,9 @@ class _Importer:
                 record += self._records(obj)
             elif isinstance(obj, brian2.PoissonInput):
                 self.poisson_inputs.append(self._poisson_input(obj))
-            elif isinstance(obj, (SpikeMonitor, PopulationRateMonitor)):
+            elif isinstance(obj, EventMonitor):
+                self._event_monitor(obj)
+            elif isinstance(obj, PopulationRateMonitor):
                 continue  # spikes are always recorded
             elif id(obj) not in self.contained:
                 self.fail(obj, "this kind of object")
@@ -427,6 +430,16 @@ class _Importer:
         if {"i", "j"} & get_identifiers(code):
             self.fail(syn, f"code reading i or j on the subgroup {group.name!r} (indices would change meaning)")
         return group.source
+
+    def _event_monitor(self, monitor):
+        """Spikes are always recorded; other events and values at events are not, which is said."""
+        if monitor.event != "spike":
+            self.fail(monitor, f"recording the custom event {monitor.event!r} (spikebridge records spikes; record "
+                               "the variables the event changes with a StateMonitor)")
+        values = sorted(set(monitor.record_variables) - {"i", "t"})
+        if values:
+            warnings.warn(f"{self.path.name}: {type(monitor).__name__} {monitor.name!r} records {values} at spikes; "
+                          "imported as its spikes only (record the variables with a StateMonitor)", stacklevel=2)
 
     def _records(self, monitor):
         if isinstance(monitor.source, Subgroup):

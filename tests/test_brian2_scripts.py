@@ -150,6 +150,8 @@ UNSUPPORTED = {
                                "S = Synapses(G, G, 'w : 1', on_pre='v += w', name='S')\nS.connect()\n"
                                "S.run_regularly('w *= 0.5', name='halve')\n",
                                "'S': run_regularly or custom code (CodeRunner 'halve')"),
+    "custom_event_monitor": ("G = NeuronGroup(2, 'dv/dt = -v/(10*ms) : 1', events={'up': 'v > 1'}, name='G')\n"
+                             "M = EventMonitor(G, 'up', name='M')\n", "'M': recording the custom event 'up'"),
     "subset_record": ("G = NeuronGroup(2, 'dv/dt = -v/(10*ms) : 1', name='G')\n"
                       "M = StateMonitor(G, 'v', record=[0], name='M')\n", "recording a subset of neurons"),
 }
@@ -160,6 +162,13 @@ def test_unsupported_constructs_are_refused_naming_object_and_construct(construc
     code, message = UNSUPPORTED[construct]
     path = _script(tmp_path, "from brian2 import *\n" + code + "run(10*ms)\n")
     with pytest.raises(DescriptionError, match=re.escape(message)):
+        from_brian2(path)
+
+
+def test_values_recorded_at_spikes_are_not_imported_and_this_is_said(tmp_path):
+    path = _script(tmp_path, "from brian2 import *\nG = NeuronGroup(2, 'dv/dt = 1/(10*ms) : 1', threshold='v > 1', "
+                             "reset='v = 0', name='G')\nM = SpikeMonitor(G, 'v', name='M')\nrun(10*ms)\n")
+    with pytest.warns(UserWarning, match=r"SpikeMonitor 'M' records \['v'\] at spikes; imported as its spikes only"):
         from_brian2(path)
 
 
