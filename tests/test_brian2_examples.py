@@ -214,13 +214,17 @@ def test_independent_noise_passes_the_stochastic_class_and_louder_noise_fails_it
 
 
 def test_spike_statistics_by_hand():
-    steps = np.concatenate([np.arange(0, 1000, 10), np.array([0, 100, 300, 600])])  # neuron 0 regular, 1 not
-    neurons = np.repeat([0, 1], [100, 4])
+    regular = np.arange(0, 1000, 10)  # neurons 0..19 fire every 10 steps, neuron 20 at steps 0, 100, 300, 600
+    neurons = np.concatenate([np.repeat(np.arange(20), 100), [20] * 4])
+    steps = np.concatenate([np.tile(regular, 20), [0, 100, 300, 600]])
     record = Record("torch", 1e-3, 1000, {"cells": (neurons, steps)}, {})
     intervals = np.array([100, 200, 300])
-    statistics = spike_statistics([record, record], "cells", 2)
-    assert statistics["rate"] == pytest.approx(104 / (2 * 1.0))
-    assert statistics["cv"] == pytest.approx((0 + intervals.std() / intervals.mean()) / 2)
+    statistics = spike_statistics([record, record], "cells", 21)
+    assert statistics["rate"] == pytest.approx((2000 + 4) / 21)
+    assert statistics["cv"] == pytest.approx(intervals.std() / intervals.mean() / 21)
+    assert spike_statistics([record], "cells", 21)["cv"] is not None  # 21 trains of >= 3 spikes
+    few = Record("torch", 1e-3, 1000, {"cells": (neurons[-4:], steps[-4:])}, {})
+    assert spike_statistics([few], "cells", 21)["cv"] is None  # one train: too few to compare
 
 
 def test_white_noise_under_another_method_is_refused():
