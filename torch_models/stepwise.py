@@ -8,6 +8,7 @@ operations of the 'end' slot. In the synapses slot each pathway pushes this step
 at slot step + delay, then delivers the current slot; on_pre pathways, Poisson inputs, then on_post pathways,
 by name within each (Brian2's order). Tensors are (batch, neurons) or (batch, synapses).
 """
+import numpy as np
 import torch
 from torch import nn
 from tqdm import tqdm
@@ -51,26 +52,63 @@ def _variable_name(var, group):
 
 class PathwayStep(nn.Module):
     """One pathway of a projection: the events that trigger it (the spikes, or a custom event, of the source's
-    neurons for an on_pre pathway, of the target's for on_post), its delays in steps, its code. An event enters
-    a ring buffer at slot step + delay when emitted, so later delay changes do not move it (emission-time
-    semantics); a pathway whose delays are all 0 and fixed delivers at once, without a buffer."""
+    neurons for an on_pre pathway, of the target's for on_post), its delays in steps, its code.
 
-    def __init__(self, pathway, code, index, slots, dtype):
-        """`pathway`: its PathwayPlan; `index`: the neuron of its side at each synapse (i or j)."""
+    Fixed delays, event-driven: the events of the last `slots` steps are kept per neuron (slots x batch x
+    neurons); the synapses reached now are looked up by (neuron, delay) for the neurons with an event `delay`
+    steps ago, and only those run the code. Delays that change (re-read at segment starts or at every push): an
+    event enters a per-synapse ring buffer at slot step + delay when emitted, so later changes do not move it
+    (emission-time semantics)."""
+
+    def __init__(self, pathway, code, index, n_side, slots, dtype, changing):
+        """`pathway`: its PathwayPlan; `index`: the neuron of its side (of `n_side`) at each synapse (i or j);
+        `changing`: its delays may change during the run."""
         super().__init__()
         self.name, self.side, self.event, self.code, self.slots = pathway.name, pathway.side, pathway.event, code, slots
-        self.dtype = dtype
+        self.dtype, self.changing = dtype, changing
         self.register_buffer("delay_steps", torch.as_tensor(pathway.delay_steps))
         self.register_buffer("index", index)
-        self.immediate = slots == 1
+        if not changing:  # the synapses by (neuron, delay): by_key[offsets[k]:offsets[k + 1]], k = neuron*slots + delay
+            keys = index.numpy() * slots + pathway.delay_steps
+            order = np.argsort(keys, kind="stable")
+            self.register_buffer("by_key", torch.as_tensor(order))
+            self.register_buffer("offsets", torch.as_tensor(np.searchsorted(keys[order], np.arange(n_side * slots + 1))))
         self._grids = {}
 
+    def buffer(self, batch, n_side, device):
+        """The state it keeps between steps: past events per neuron, or the per-synapse ring buffer."""
+        width = len(self.index) if self.changing else n_side
+        return torch.zeros(self.slots, batch, width, dtype=self.dtype, device=device)
+
     def events(self, spikes, owner):
-        """This pathway's events at each synapse now, (batch, synapses), from `spikes` {population: spikes,
+        """This pathway's events of its side's neurons now, (batch, neurons), from `spikes` {population: spikes,
         (population, event): custom events}."""
         if self.event == "spike":
-            return spikes[owner][:, self.index]
-        return spikes[(owner, self.event)][:, self.index].to(self.dtype)
+            return spikes[owner]
+        return spikes[(owner, self.event)].to(self.dtype)
+
+    def arrivals(self, buffer, events, step, delay_steps):
+        """(counts, synapses): the events arriving now, (batch, len(synapses)), at the synapses listed (None:
+        all); None when nothing arrives. `events`: its side's events now; `delay_steps`: the delays in force
+        (changing delays)."""
+        if self.changing:
+            self.push(buffer, events[:, self.index], step, delay_steps)
+            return self.pop(buffer, step), None
+        history = events[None] if self.slots == 1 else buffer
+        if self.slots > 1:
+            history[step % self.slots] = events
+        slots, neurons = torch.nonzero(history.any(1), as_tuple=True)
+        keys = neurons * self.slots + (step - slots) % self.slots
+        starts, lengths = self.offsets[keys], self.offsets[keys + 1] - self.offsets[keys]
+        total = int(lengths.sum())
+        if not total:
+            return None
+        ends = lengths.cumsum(0)
+        position = torch.arange(total, device=lengths.device)
+        group = torch.searchsorted(ends, position, right=True)  # which (neuron, delay) each position belongs to
+        chosen = torch.sort(self.by_key[starts[group] + position - (ends - lengths)[group]]).values
+        counts = history[(step - self.delay_steps[chosen]) % self.slots, :, self.index[chosen]].T
+        return counts, chosen
 
     def push(self, buffer, counts, step, delay_steps):
         """Events now enter the ring buffer at slot step + delay (emission-time delays)."""
@@ -122,8 +160,9 @@ class ProjectionStep(nn.Module):
         for name, pathway in proj.pathways.items():
             changing = name == "pre" and self.delay_mode != "static"
             slots = self.rule.slots if changing else int(pathway.delay_steps.max(initial=0)) + 1
+            index, n_side = (self.i, proj.n_source) if pathway.side == "source" else (self.j, proj.n_target)
             self.pathways[name] = PathwayStep(pathway, code(getattr(brian_synapses, name), f"pathway {name!r}"),
-                                              self.i if pathway.side == "source" else self.j, slots, dtype)
+                                              index, n_side, slots, dtype, changing)
         # the 'groups' slot: clock-driven equations; (summed) variables, written to the source or target neuron
         updater = brian_synapses.state_updater
         self.update = code(updater, "model") if updater is not None else None
@@ -146,13 +185,14 @@ class ProjectionStep(nn.Module):
             values = states[getattr(self, kind)][var][:, self.j if kind == "target" else self.i]
         return self.rule.steps(values.detach()).long()
 
-    def deliver(self, pathway, counts, syn_state, states, populations, t, dt):
-        """A pathway's code for the arrived events. Changing delays can bring two spikes of one synapse in one
-        step; they are delivered one after the other, as Brian2's queue delivers them."""
-        repeats = pathway.name == "pre" and self.delay_mode != "static"
+    def deliver(self, pathway, counts, chosen, syn_state, states, populations, t, dt):
+        """A pathway's code for the events arrived at the synapses `chosen` (None: all). Changing delays can
+        bring two spikes of one synapse in one step; they are delivered one after the other, as Brian2's queue
+        delivers them."""
+        repeats = pathway.changing
         while True:
             once = counts.clamp(max=1) if repeats else counts
-            self.run_code(pathway.code, once, syn_state, states, populations, t, dt)
+            self.run_code(pathway.code, once, syn_state, states, populations, t, dt, chosen)
             counts = counts - once
             if not repeats or not bool((counts > 0).any()):
                 return
@@ -169,32 +209,48 @@ class ProjectionStep(nn.Module):
         index, n = (self.j, populations[self.target].n) if side == "target" else (self.i, populations[self.source].n)
         states[getattr(self, side)][variable] = values.new_zeros(batch, n).index_add(1, index, values)
 
-    def run_code(self, pathway, counts, syn_state, states, populations, t, dt):
-        """Run synaptic code for the synapses with counts > 0 (counts > 1 repeat += and -=); returns the
-        temporaries it computed."""
+    def run_code(self, pathway, counts, syn_state, states, populations, t, dt, chosen=None):
+        """Run synaptic code for the synapses with counts > 0 (counts > 1 repeat += and -=): `counts` of the
+        synapses `chosen`, or of all (None), then the code is computed on those with counts only when not all
+        take part; returns the temporaries it computed."""
+        if chosen is None and not bool((counts > 0).all()):
+            chosen = torch.nonzero((counts > 0).any(0)).squeeze(1)
+            counts = counts[:, chosen]
+        if chosen is not None and not len(chosen):
+            return {}
+        pick = (lambda values: values) if chosen is None else (lambda values: values[..., chosen])
+        i, j = pick(self.i), pick(self.j)
         active = counts > 0
-        owners = {"source": (states.get(self.source), self.i, populations.get(self.source)),
-                  "target": (states[self.target], self.j, populations[self.target])}
+        owners = {"source": (states.get(self.source), i, populations.get(self.source)),
+                  "target": (states[self.target], j, populations[self.target])}
+        synaptic = {var: pick(syn_state[var]) for kind, var in pathway.location.values() if kind == "synapse"}
         temporaries = {}
         for statement in pathway.statements:
             scope = {**pathway.constants, "t": t, "dt": dt, **temporaries}
             for name in statement.names:
                 if name in pathway.location:
                     kind, var = pathway.location[name]
-                    scope[name] = syn_state[var] if kind == "synapse" else owners[kind][0][var][:, owners[kind][1]]
+                    scope[name] = synaptic[var] if kind == "synapse" else owners[kind][0][var][:, owners[kind][1]]
             value = torch.broadcast_to(torch.as_tensor(statement.evaluate(scope),
                                                        dtype=counts.dtype, device=counts.device), counts.shape)
             kind, var = pathway.location.get(statement.target, ("temporary", statement.target))
             if kind == "temporary":
                 temporaries[var] = apply_op(statement.op, temporaries.get(var), value)
             elif kind == "synapse":
-                syn_state[var] = torch.where(active, apply_op(statement.op, syn_state[var], value), syn_state[var])
+                synaptic[var] = torch.where(active, apply_op(statement.op, synaptic[var], value), synaptic[var])
+                syn_state[var] = synaptic[var] if chosen is None else _put(syn_state[var], chosen, synaptic[var])
             else:
                 state, index, population = owners[kind]
                 receptive = population.receptive(state, var)
                 allowed = active if receptive is None else active & receptive[:, index]
                 state[var] = _scatter(statement, state[var], index, value, counts, allowed)
         return temporaries
+
+
+def _put(values, chosen, chosen_values):
+    """`values` (synapses,) or (batch, synapses) with the synapses `chosen` set to `chosen_values`."""
+    values = values.expand(*chosen_values.shape[:-1], values.shape[-1])
+    return values.index_copy(values.dim() - 1, chosen, chosen_values.to(values.dtype))
 
 
 def _scatter(statement, old, index, value, counts, allowed):
@@ -237,8 +293,8 @@ class StepwiseNetwork(SimulationModule):
         states = {name: population.initial_state(batch, device) for name, population in self.populations.items()}
         syn_states = {name: {**p.values, **{var: getattr(p, f"start_{var}") for var in p.unset}, "i": p.i,
                              "j": p.j} for name, p in self.projections.items()}  # i, j: read by synaptic code
-        buffers = {(name, pathway.name): torch.zeros(pathway.slots, batch, len(p.i), dtype=self.dtype, device=device)
-                   for name, p in self.projections.items() for pathway in p.pathways.values() if not pathway.immediate}
+        buffers = {(name, pathway.name): pathway.buffer(batch, self.plan.size(getattr(p, pathway.side)), device)
+                   for name, p in self.projections.items() for pathway in p.pathways.values()}
         delays = {(name, pathway.name): pathway.delay_steps for name, p in self.projections.items()
                   for pathway in p.pathways.values()}  # fixed, and 'between_runs' ones re-read at segment starts
         segment_starts = set(self.plan.segment_starts)
@@ -302,13 +358,12 @@ class StepwiseNetwork(SimulationModule):
                 continue
             proj = self.projections[name]
             pathway = proj.pathways[part]
-            counts = pathway.events(spikes, proj.source if pathway.side == "source" else proj.target)
-            if not pathway.immediate:
-                dynamic = part == "pre" and proj.delay_mode == "dynamic"
-                emitted_with = proj.delays_now(states, syn_states[name]) if dynamic else delays[(name, part)]
-                pathway.push(buffers[(name, part)], counts, n, emitted_with)
-                counts = pathway.pop(buffers[(name, part)], n)
-            proj.deliver(pathway, counts, syn_states[name], states, self.populations, t, self.dt)
+            events = pathway.events(spikes, getattr(proj, pathway.side))
+            dynamic = part == "pre" and proj.delay_mode == "dynamic"
+            emitted_with = proj.delays_now(states, syn_states[name]) if dynamic else delays[(name, part)]
+            arrived = pathway.arrivals(buffers[(name, part)], events, n, emitted_with)
+            if arrived is not None:
+                proj.deliver(pathway, *arrived, syn_states[name], states, self.populations, t, self.dt)
 
     def poisson_input(self, name, n, states):
         """Brian2's PoissonInput: weight times this step's counts added to the target variable."""

@@ -1,0 +1,148 @@
+"""Simulation speed and memory of the torch module against Brian2's targets (issue 18). Not a test.
+
+Each configuration (network, size, backend, float type, batch) runs in its own process under /usr/bin/time -v,
+so that peak memory (max RSS) is the configuration's own; the process reports the wall time of the simulation
+alone (building, and for cpp_standalone compiling, listed apart). Networks are Brian2 scripts imported with
+`spikebridge import` (bridge.brian2_scripts.from_brian2), so both backends run the same description.
+
+    python bench/simulate.py --networks cuba --sizes 1000 4000 --duration 0.2 --out bench/results/simulate
+"""
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+NETWORKS = {
+    # Brette et al. 2007's CUBA benchmark: 80 % excitatory, 2 % connectivity, current-based exponential synapses
+    "cuba": """
+from brian2 import *
+seed(1)
+defaultclock.dt = 0.1*ms
+N = {size}
+taum, taue, taui = 20*ms, 5*ms, 10*ms
+Vt, Vr, El = -50*mV, -60*mV, -49*mV
+P = NeuronGroup(N, '''dv/dt = (ge + gi - (v - El))/taum : volt (unless refractory)
+                      dge/dt = -ge/taue : volt
+                      dgi/dt = -gi/taui : volt''', threshold='v > Vt', reset='v = Vr', refractory=5*ms,
+                method='exact', name='P')
+P.v = 'Vr + rand()*(Vt - Vr)'
+we, wi = (60*0.27/10)*mV, (-20*4.5/10)*mV
+excitatory = Synapses(P, P, on_pre='ge += we', name='excitatory')
+inhibitory = Synapses(P, P, on_pre='gi += wi', name='inhibitory')
+n_exc = int(0.8*N)
+excitatory.connect('i < n_exc', p=0.02)
+inhibitory.connect('i >= n_exc', p=0.02)
+run({duration}*second)
+""",
+}
+BACKENDS = ("torch", "numpy", "cython", "cpp_standalone")
+
+
+def simulation(network, size, duration):
+    from bridge.brian2_scripts import from_brian2
+
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / f"{network}.py"
+        path.write_text(NETWORKS[network].format(size=size, duration=duration))
+        return from_brian2(path)
+
+
+def run_torch(plan, dtype, batch):
+    import torch
+    from torch_models.stepwise import StepwiseNetwork
+
+    start = time.perf_counter()
+    module = StepwiseNetwork(plan, dtype=dtype)
+    built = time.perf_counter()
+    with torch.no_grad():
+        result = module(batch_size=batch)
+    spikes = int(sum(s.sum() for s in result.spikes.values()))
+    return {"build_s": built - start, "run_s": time.perf_counter() - built, "spikes": spikes / batch}
+
+
+def run_brian(plan, target):
+    import brian2
+    from brian2 import Network, second
+    from brian_models.network import build
+
+    start = time.perf_counter()
+    if target == "cpp_standalone":
+        brian2.set_device("cpp_standalone", directory=tempfile.mkdtemp(prefix="bench_"), build_on_run=True)
+    else:
+        brian2.prefs.codegen.target = target
+    objects, monitors, _ = build(plan, target)
+    network = Network(*objects.values(), *monitors.values())
+    if target != "cpp_standalone":
+        network.run(0 * second)  # code generation and compilation, listed apart
+    built = time.perf_counter()
+    network.run(plan.n_steps * plan.dt * second)
+    total = time.perf_counter() - built
+    spikes = int(sum(len(m.i) for name, m in monitors.items() if name.startswith("spikes_")))
+    run_s = float(brian2.device._last_run_time) if target == "cpp_standalone" else total
+    return {"build_s": built - start + (total - run_s), "run_s": run_s, "spikes": spikes}
+
+
+def child(network, size, backend, dtype, batch, duration):
+    from bridge.plan import lower
+
+    plan = lower(simulation(network, size, duration))
+    n_synapses = sum(len(p.i) for p in plan.projections.values())
+    result = run_torch(plan, dtype, batch) if backend == "torch" else run_brian(plan, backend)
+    print("RESULT " + json.dumps({"network": network, "size": size, "backend": backend, "dtype": dtype,
+                                  "batch": batch, "duration_s": duration, "synapses": n_synapses, **result}))
+
+
+def measure(args, network, size, backend, dtype, batch):
+    command = ["/usr/bin/time", "-v", sys.executable, __file__, "--child", network, str(size), backend, dtype,
+               str(batch), str(args.duration)]
+    done = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
+    if done.returncode or not lines:
+        return {"network": network, "size": size, "backend": backend, "dtype": dtype, "batch": batch,
+                "error": done.stderr.strip().splitlines()[-1] if done.stderr.strip() else f"exit {done.returncode}"}
+    result = json.loads(lines[-1][len("RESULT "):])
+    peak_kb = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", done.stderr).group(1))
+    result["peak_mb"] = peak_kb / 1024
+    result["s_per_simulated_s"] = result["run_s"] / args.duration
+    return result
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--networks", nargs="+", default=list(NETWORKS), choices=list(NETWORKS))
+    parser.add_argument("--sizes", nargs="+", type=int, default=[1000, 4000])
+    parser.add_argument("--duration", type=float, default=0.2, help="simulated seconds per run")
+    parser.add_argument("--backends", nargs="+", default=list(BACKENDS), choices=BACKENDS)
+    parser.add_argument("--dtypes", nargs="+", default=["float32", "float64"])
+    parser.add_argument("--batches", nargs="+", type=int, default=[1])
+    parser.add_argument("--out", default="bench/results/simulate")
+    parser.add_argument("--child", nargs=6, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        network, size, backend, dtype, batch, duration = args.child
+        return child(network, int(size), backend, dtype, int(batch), float(duration))
+    rows = []
+    for network in args.networks:
+        for size in args.sizes:
+            configurations = [(b, "float64", 1) for b in args.backends if b != "torch"]
+            if "torch" in args.backends:
+                configurations += [("torch", d, n) for d in args.dtypes for n in args.batches]
+            for backend, dtype, batch in configurations:
+                row = measure(args, network, size, backend, dtype, batch)
+                rows.append(row)
+                print(json.dumps(row), flush=True)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    partial = out / "results.json.partial"
+    partial.write_text(json.dumps(rows, indent=1))
+    partial.replace(out / "results.json")
+    print(f"wrote {out / 'results.json'}")
+
+
+if __name__ == "__main__":
+    main()
