@@ -10,6 +10,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from brian2 import prefs
+from brian2.codegen.translation import analyse_identifiers, make_statements
 from brian2.core.namespace import DEFAULT_UNITS
 
 _OPS = {ast.Add: "+=", ast.Sub: "-=", ast.Mult: "*=", ast.Div: "/="}
@@ -81,6 +83,28 @@ def compile_block(code, where, function_table):
         evaluate, names = compile_expression(ast.unparse(value), where, function_table)
         statements.append(Statement(target, op, evaluate, names, line))
     return statements
+
+
+def brian_block(runner, where, function_table):
+    """The statements Brian2 executes for a code runner: its abstract code through Brian2's make_statements
+    with Brian2's loop-invariant optimisation preference (expressions constant over the group pulled out as
+    `_lio_*` statements, subexpressions as temporaries, operations reordered as Brian2 reorders them), so that
+    torch evaluates the formulas Brian2's numpy target evaluates, in the same order of operations."""
+    runner.update_abstract_code(run_namespace={})
+    group = runner.group
+    _, used, unknown = analyse_identifiers(runner.abstract_code, group.variables, recursive=True)
+    variables = group.resolve_all(used | unknown, run_namespace={})
+    scalar, vector = make_statements(runner.abstract_code, variables, np.float64,
+                                     optimise=prefs.codegen.loop_invariant_optimisations)
+    text = "\n".join(f"{s.var} {'=' if s.op == ':=' else s.op} {s.expr}" for s in scalar + vector)
+    return compile_block(text, where, function_table)
+
+
+def execute_block(statements, scope):
+    """Run statements in `scope` (a dict it updates) without masks; returns the scope."""
+    for statement in statements:
+        scope[statement.target] = apply_op(statement.op, scope.get(statement.target), statement.evaluate(scope))
+    return scope
 
 
 def apply_op(op, old, value):

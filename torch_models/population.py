@@ -13,7 +13,8 @@ import numpy as np
 import torch
 
 from bridge import brian_parse
-from torch_models.codegen import apply_op, compile_block, compile_expression, functions, unit_constants
+from torch_models.codegen import (apply_op, brian_block, compile_expression, execute_block, functions,
+                                  unit_constants)
 from torch_models.surrogate import superspike
 
 LASTSPIKE_NEVER = -1e4  # seconds: Brian2's initial lastspike
@@ -49,22 +50,18 @@ class PopulationStep:
         """`population`: its PopulationPlan (bridge/plan.py); `brian_group`: the Brian2 NeuronGroup built from it."""
         self.name, self.n, self.dtype, self.population = population.name, population.n, dtype, population
         model = population.model
-        for runner in [brian_group.state_updater, *brian_group.thresholder.values(), *brian_group.resetter.values()]:
-            runner.update_abstract_code(run_namespace={})
         where = f"population {self.name!r}"
         table = functions(dtype, population.arrays, float(brian_group.clock.dt_))
-        code = lambda runners, event: compile_block(runners[event].abstract_code, where, table) \
-            if event in runners else []
-        self.update = compile_block(brian_group.state_updater.abstract_code, where, table)
+        code = lambda runners, event: brian_block(runners[event], where, table) if event in runners else []
+        self.update = brian_block(brian_group.state_updater, where, table)
+        # thresholds: blocks that end in `_cond = condition`
         self.threshold, self.reset = code(brian_group.thresholder, "spike"), code(brian_group.resetter, "spike")
         # custom events: conditions checked in 'after_thresholds', their code run in 'after_resets'
-        self.events = {event: code(brian_group.thresholder, event)[0] for event in sorted(model.events)}
+        self.events = {event: code(brian_group.thresholder, event) for event in sorted(model.events)}
         self.on_event = {event: code(brian_group.resetter, event) for event in sorted(model.run_on_event)}
         # (constant over dt) subexpressions: variables Brian2 sets once per step, before the state is recorded
         constant = getattr(brian_group, "subexpression_updater", None)
-        if constant is not None:
-            constant.update_abstract_code(run_namespace={})
-        self.before_start = compile_block(constant.abstract_code, where, table) if constant is not None else []
+        self.before_start = brian_block(constant, where, table) if constant is not None else []
         margin = _margin_expression(population.threshold) if population.threshold else None
         self.margin, self.margin_names = compile_expression(margin, where, table) if margin else (None, frozenset())
         equations = brian_group.equations
@@ -73,8 +70,8 @@ class PopulationStep:
         self.subexpressions = [(eq.varname, *compile_expression(eq.expr.code, where, table))
                                for eq in equations.ordered if eq.varname in equations.subexpr_names]
         self.conditional = {n for n, v in self.variables.items() if v.conditional_write is not None}
-        code = [*self.update, *self.threshold, *self.reset, *self.before_start, *self.events.values(),
-                *(statement for block in self.on_event.values() for statement in block)]
+        code = [*self.update, *self.threshold, *self.reset, *self.before_start,
+                *(statement for block in [*self.events.values(), *self.on_event.values()] for statement in block)]
         names = names_read(code) | self.margin_names
         self.constants = constants(population.constants,
                                    names.union(*[read for _, _, read in self.subexpressions]))
@@ -160,12 +157,12 @@ class PopulationStep:
         return spikes, margin, {event: self._event(event, state, t, dt, batch) for event in self.events}
 
     def _event(self, event, state, t, dt, batch):
-        return torch.as_tensor(self.events[event].evaluate(self._scope(state, t, dt))).expand(batch, self.n)
+        condition = execute_block(self.events[event], self._scope(state, t, dt))["_cond"]
+        return torch.as_tensor(condition).expand(batch, self.n)
 
     def _spikes(self, state, t, dt, batch):
-        scope = self._scope(state, t, dt)
-        condition = torch.as_tensor(self.threshold[0].evaluate(scope))
-        condition = condition.expand(batch, self.n)
+        scope = execute_block(self.threshold, self._scope(state, t, dt))
+        condition = torch.as_tensor(scope["_cond"]).expand(batch, self.n)
         margin = self.margin(scope) if self.margin is not None else condition.to(self.dtype)
         margin = torch.as_tensor(margin, dtype=self.dtype).expand(batch, self.n)
         if "lastspike" in state:
@@ -177,8 +174,9 @@ class PopulationStep:
         """The reset (or `statements`) for the neurons where `spiked`."""
         scope = self._scope(state, t, dt)
         for statement in self.reset if statements is None else statements:
-            value = apply_op(statement.op, scope[statement.target], statement.evaluate(scope))
-            scope[statement.target] = torch.where(spiked, value, scope[statement.target])
+            old = scope.get(statement.target)
+            value = apply_op(statement.op, old, statement.evaluate(scope))
+            scope[statement.target] = torch.where(spiked, value, old) if statement.target in state else value
         return {name: scope[name] for name in state}
 
     def after_resets(self, state, events, t, dt):
@@ -199,10 +197,9 @@ class OperationStep:
         whole = (operation.start, operation.stop) == (0, population.n)
         self.neurons = None if whole else slice(operation.start, operation.stop)
         brian_group.namespace.update(operation.namespace)
-        runner = brian_parse.operation(brian_group, operation.operation, operation.code, self.name, dt)
-        runner.update_abstract_code(run_namespace={})
+        runner = brian_group.run_regularly(operation.code, name=self.name)  # its statements; `i` comes from the slice
         table = functions(dtype, operation.arrays, operation.period_steps * dt)
-        self.statements = compile_block(runner.abstract_code, f"Operation {self.name!r}", table)
+        self.statements = brian_block(runner, f"Operation {self.name!r}", table)
         self.constants = constants(population.population.constants, names_read(self.statements))
 
     def run(self, states, n, t, dt):

@@ -16,23 +16,20 @@ from tqdm import tqdm
 from bridge import brian_parse
 from bridge.errors import DescriptionError
 from bridge.plan import neuron_variable
-from torch_models.codegen import apply_op, compile_block, functions
+from torch_models.codegen import apply_op, brian_block, functions
 from torch_models.module import SimulationModule, TorchRun
 from torch_models.population import OperationStep, compile_populations, constants, names_read, step
 
 class SynapticCode:
     """Code run over a projection's synapses (a pathway, the synaptic state update, a summed variable): its
-    statements, from Brian2's abstract code for `runner` after the synaptic subexpressions (as temporaries),
-    and where each name lives."""
+    statements as Brian2 executes them for `runner` (torch_models/codegen.py: brian_block; synaptic
+    subexpressions as temporaries), and where each name lives."""
 
     def __init__(self, brian_synapses, runner, proj, where, dtype):
         """`proj`: the ProjectionPlan (SI constants, TimedArrays)."""
-        runner.update_abstract_code(run_namespace={})
         equations = brian_synapses.equations
-        subexpressions = [f"{eq.varname} = {eq.expr.code}" for eq in equations.ordered
-                          if eq.varname in equations.subexpr_names]
         table = functions(dtype, proj.arrays, float(brian_synapses.clock.dt_))
-        self.statements = compile_block("\n".join([*subexpressions, runner.abstract_code]), where, table)
+        self.statements = brian_block(runner, where, table)
         self.location = {}  # name -> ('synapse' | 'source' | 'target', variable name in that owner)
         names = names_read(self.statements) | {s.target for s in self.statements}
         for name in (names & set(brian_synapses.variables)) - set(equations.subexpr_names):
