@@ -97,15 +97,17 @@ def child(network, size, backend, dtype, batch, duration):
                                   "batch": batch, "duration_s": duration, "synapses": n_synapses, **result}))
 
 
-def measure(args, network, size, backend, dtype, batch):
+def measure(args, network, size, backend, dtype, batch, code=None):
+    """One configuration in its own process; `code`: another checkout whose packages it imports."""
     command = ["/usr/bin/time", "-v", sys.executable, __file__, "--child", network, str(size), backend, dtype,
                str(batch), str(args.duration)]
-    done = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", **({"PYTHONPATH": str(Path(code).resolve())} if code else {})}
+    done = subprocess.run(command, capture_output=True, text=True, env=env)
     lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
     if done.returncode or not lines:
         return {"network": network, "size": size, "backend": backend, "dtype": dtype, "batch": batch,
                 "error": done.stderr.strip().splitlines()[-1] if done.stderr.strip() else f"exit {done.returncode}"}
-    result = json.loads(lines[-1][len("RESULT "):])
+    result = {**json.loads(lines[-1][len("RESULT "):]), "code": code or "this checkout"}
     peak_kb = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", done.stderr).group(1))
     result["peak_mb"] = peak_kb / 1024
     result["s_per_simulated_s"] = result["run_s"] / args.duration
@@ -120,6 +122,8 @@ def main():
     parser.add_argument("--backends", nargs="+", default=list(BACKENDS), choices=BACKENDS)
     parser.add_argument("--dtypes", nargs="+", default=["float32", "float64"])
     parser.add_argument("--batches", nargs="+", type=int, default=[1])
+    parser.add_argument("--compare-with", metavar="CHECKOUT", help="also run torch from another checkout (e.g. "
+                        "a clone of an earlier commit), side by side")
     parser.add_argument("--out", default="bench/results/simulate")
     parser.add_argument("--child", nargs=6, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -130,10 +134,11 @@ def main():
     for network in args.networks:
         for size in args.sizes:
             configurations = [(b, "float64", 1) for b in args.backends if b != "torch"]
+            codes = [None, args.compare_with] if args.compare_with else [None]
             if "torch" in args.backends:
-                configurations += [("torch", d, n) for d in args.dtypes for n in args.batches]
-            for backend, dtype, batch in configurations:
-                row = measure(args, network, size, backend, dtype, batch)
+                configurations += [("torch", d, n, code) for d in args.dtypes for n in args.batches for code in codes]
+            for backend, dtype, batch, *code in configurations:
+                row = measure(args, network, size, backend, dtype, batch, *code)
                 rows.append(row)
                 print(json.dumps(row), flush=True)
     out = Path(args.out)
