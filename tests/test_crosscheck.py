@@ -111,3 +111,20 @@ def test_cli_exit_code_for_bad_input(tmp_path, capsys):
     assert main(["crosscheck", str(path), "--out", str(tmp_path)]) == 2
     assert "Projection 'drive_to_izh'.delays" in capsys.readouterr().err
     assert main(["crosscheck", "no_such_model"]) == 2
+
+
+def test_a_run_that_will_not_fit_is_refused_before_it_starts(monkeypatch):
+    import torch_models.module
+    from bridge.errors import DescriptionError
+    from torch_models.stepwise import StepwiseNetwork
+
+    simulation = library.scenario("lif", seed=0)
+    module = StepwiseNetwork(simulation)
+    plan = lower(simulation)
+    parts = module.footprint(4, module.records(None))
+    for key, (population, _) in plan.records.items():  # by hand: a trace of every step, batch and neuron
+        assert parts[f"RunSettings.record[{key!r}]"] == plan.n_steps * 4 * plan.populations[population].n * 8
+    monkeypatch.setattr(torch_models.module, "available_bytes", lambda device: sum(parts.values()) - 1)
+    with pytest.raises(DescriptionError, match=r"the run needs about [\d,]+ bytes .* more than the [\d,]+ bytes"):
+        module(batch_size=4)
+    assert module(batch_size=3).spikes  # a smaller batch fits

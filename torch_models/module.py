@@ -10,12 +10,14 @@ the description's layout, and `to_simulation()` writes them back into a descript
 """
 import dataclasses
 import itertools
+import os
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 from torch import nn
 
+from bridge.errors import DescriptionError
 from bridge.plan import lower, record_key
 from bridge.record import Record
 
@@ -118,3 +120,24 @@ class SimulationModule(nn.Module):
             projections.append(dataclasses.replace(proj, values={**proj.values, **values}, **changes))
         network = dataclasses.replace(self.simulation.network, projections=tuple(projections))
         return dataclasses.replace(self.simulation, network=network)
+
+
+def available_bytes(device):
+    """Memory free for a run on `device`: the GPU's free memory, else the system's MemAvailable."""
+    if device.type == "cuda":
+        return torch.cuda.mem_get_info(device)[0]
+    with open("/proc/meminfo") as meminfo:
+        for line in meminfo:
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES")
+
+
+def check_memory(parts, device):
+    """Refuse, before any work, a run whose estimated memory {part of the description: bytes} will not fit."""
+    needed, available = sum(parts.values()), available_bytes(device)
+    if needed > available:
+        part, most = max(parts.items(), key=lambda item: item[1])
+        raise DescriptionError(part, f"the run needs about {needed:,} bytes ({most:,} for this part), more than "
+                                     f"the {available:,} bytes available on {device}; lower the batch size, the "
+                                     "duration, the network or what is recorded")

@@ -17,7 +17,7 @@ from bridge import brian_parse
 from bridge.errors import DescriptionError
 from bridge.plan import neuron_variable
 from torch_models.codegen import apply_op, brian_block, functions
-from torch_models.module import SimulationModule, TorchRun
+from torch_models.module import SimulationModule, TorchRun, check_memory
 from torch_models.population import OperationStep, compile_populations, constants, names_read, step
 
 class SynapticCode:
@@ -171,6 +171,7 @@ class ProjectionStep(nn.Module):
         # the synapses slot: every pathway, as Brian2 orders them (on_pre -1, on_post +1; then by name)
         self.pathway_entries = [(runner.order, runner.name, self.name, runner.objname)
                                 for runner in brian_synapses._pathways]
+        self._every = {}
 
     def delays_now(self, states, syn_state):
         """Every synapse's delay in steps by the projection's rule, read from its delay variable now:
@@ -197,7 +198,10 @@ class ProjectionStep(nn.Module):
     def groups_slot(self, summed, syn_state, states, populations, t, dt, batch):
         """The projection's part of the 'groups' slot: its clock-driven update (summed None), or the sum over
         synapses written to the neuron variable `summed` (side, variable)."""
-        every = torch.ones(batch, len(self.i), dtype=populations[self.target].dtype, device=self.i.device)
+        key = (batch, populations[self.target].dtype, self.i.device)
+        if key not in self._every:  # every synapse takes part: built once per batch size, not every step
+            self._every[key] = torch.ones(batch, len(self.i), dtype=key[1], device=key[2])
+        every = self._every[key]
         if summed is None:
             self.run_code(self.update, every, syn_state, states, populations, t, dt)
             return
@@ -287,6 +291,7 @@ class StepwiseNetwork(SimulationModule):
     def forward(self, inputs=None, currents=None, batch_size=None, record=None, progress=False):
         batch, inputs, currents = self.given(inputs, currents, batch_size)
         records, device, dt = self.records(record), self.device, self.dt
+        check_memory(self.footprint(batch, records), device)
         states = {name: population.initial_state(batch, device) for name, population in self.populations.items()}
         syn_states = {name: {**p.values, **{var: getattr(p, f"start_{var}") for var in p.unset}, "i": p.i,
                              "j": p.j} for name, p in self.projections.items()}  # i, j: read by synaptic code
@@ -324,6 +329,24 @@ class StepwiseNetwork(SimulationModule):
                 margin_log[name].append(margins[name])
         stack = lambda log: {k: torch.stack(v, dim=1) for k, v in log.items()}
         return TorchRun(stack(spike_log), stack(trace_log), stack(margin_log), dt)
+
+    def footprint(self, batch, records):
+        """Bytes a forward pass of `batch` holds, estimated by part of the description: state and the spikes
+        and margins of every step per population; event buffers and per-synapse values per projection; the
+        traces recorded (gradients' saved tensors come on top)."""
+        size = torch.empty(0, dtype=self.dtype).element_size()
+        parts = {f"Population {name!r}": batch * p.n * (len(p.variables) + 2 * self.n_steps) * size
+                 for name, p in self.populations.items()}
+        for name, proj in self.projections.items():
+            n_syn = len(proj.i)
+            buffers = sum(pathway.slots * (n_syn if pathway.changing else self.plan.size(getattr(proj, pathway.side)))
+                          for pathway in proj.pathways.values())
+            parts[f"Projection {name!r}"] = (batch * buffers + n_syn * (batch * (len(proj.values) + len(proj.unset))
+                                                                     + 4 * len(proj.pathways) + 2)) * size
+        for key, (owner, _) in records.items():
+            width = len(self.projections[owner].i) if owner in self.projections else self.populations[owner].n
+            parts[f"RunSettings.record[{key!r}]"] = self.n_steps * batch * width * size
+        return parts
 
     def run_operations(self, when, states, n, t):
         """The operations of the slot `when` ('start' or 'end'), in name order."""
