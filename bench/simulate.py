@@ -39,41 +39,26 @@ excitatory.connect('i < n_exc', p=0.02)
 inhibitory.connect('i >= n_exc', p=0.02)
 run({duration}*second)
 """,
-    # Izhikevich 2003, Fig. 3: 80 % regular, 20 % fast spiking, all-to-all with two pathways, thalamic noise
-    "izhikevich": """
-import numpy as np
-from brian2 import *
-defaultclock.dt = 1*ms
-N = {size}
-n_exc = int(0.8*N)
-rng = np.random.default_rng(2003)
-r_exc, r_inh = rng.uniform(size=n_exc), rng.uniform(size=N - n_exc)
-weights = np.hstack([0.5*rng.uniform(size=(N, n_exc)), -rng.uniform(size=(N, N - n_exc))]).T
-neurons = NeuronGroup(N, '''dv/dt = (0.04*v**2 + 5*v + 140 - u + I + I_noise)/ms : 1
-                            du/dt = a*(b*v - u)/ms : 1
-                            I : 1
-                            I_noise : 1
-                            a : 1
-                            b : 1
-                            c : 1
-                            d : 1''', threshold='v >= 30', reset='v = c; u += d', method='euler', name='neurons')
-neurons.v = -65
-excitatory, inhibitory = neurons[:n_exc], neurons[n_exc:]
-excitatory.a, excitatory.b = 0.02, 0.2
-excitatory.c, excitatory.d = -65 + 15*r_exc**2, 8 - 6*r_exc**2
-inhibitory.a, inhibitory.b = 0.02 + 0.08*r_inh, 0.25 - 0.05*r_inh
-inhibitory.c, inhibitory.d = -65, 2
-neurons.u = 'b*v'
-synapses = Synapses(neurons, neurons, 'w : 1', on_pre={{'up': 'I += w', 'down': 'I -= w'}},
-                    delay={{'up': 0*ms, 'down': 1*ms}}, name='synapses')
-synapses.connect()
-synapses.w[:] = weights.flatten()
-excitatory.run_regularly('I_noise = 5*randn()', name='thalamic_exc')
-inhibitory.run_regularly('I_noise = 2*randn()', name='thalamic_inh')
-run({duration}*second)
-""",
 }
 BACKENDS = ("torch", "numpy", "cython", "cpp_standalone")
+EXAMPLES = Path(__file__).parents[1] / "tests" / "brian2_examples"
+
+
+def _resized(example, changes):
+    """A Brian2 example of the tests as a template of {size} and {duration}: `changes` {old: new} applied."""
+    text = (EXAMPLES / example).read_text().replace("{", "{{").replace("}", "}}")
+    for old, new in changes.items():
+        if old not in text:
+            raise ValueError(f"{example}: {old!r} not found; update bench/simulate.py")
+        text = text.replace(old, new)
+    return text
+
+
+# Izhikevich 2003, Fig. 3 (all-to-all, two pathways, randn() noise), without its state monitor
+NETWORKS["izhikevich"] = _resized("izhikevich.py", {
+    "n_exc, n_inh = 80, 20": "n_exc = int(0.8*{size})\nn_inh = {size} - n_exc",
+    "state = StateMonitor(neurons, ('v', 'I', 'I_noise'), record=True, order=1)": "",
+    "run(200*ms)": "run({duration}*second)"})
 
 
 def simulation(network, size, duration):
