@@ -172,6 +172,9 @@ class Population:
             where = f"Population {self.name!r}.initial[{var!r}]"
             if isinstance(value, str):
                 parse_quantity(value, where)
+            elif np.ndim(value) != 1:
+                raise DescriptionError(where, f"{value!r}: give a quantity string (e.g. '0*mV') or n = {self.n} "
+                                              "SI values")
             elif len(_finite_array(value, where)) != self.n:
                 raise DescriptionError(where, f"has {len(value)} values; expected n = {self.n}")
         checks.check_initial_values(self)

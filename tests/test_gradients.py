@@ -1,7 +1,9 @@
 """The torch module is differentiable through delays and synaptic weights (subthreshold: v is linear in w)."""
 import numpy as np
+import pytest
 import torch
 
+from bridge.errors import DescriptionError
 from bridge.plan import lower
 from bridge import library
 from torch_models.stepwise import StepwiseNetwork
@@ -55,3 +57,40 @@ def test_batch_elements_equal_single_runs():
     for b, single in enumerate(singles):
         assert torch.equal(batched.spikes["lif"][b], single.spikes["lif"][0])
         assert torch.equal(batched.traces["lif.v"][b], single.traces["lif.v"][0])
+
+
+def test_variants_in_one_batch_equal_separate_runs():
+    """Three variants (a neuron parameter, a synaptic parameter, initial values) as one batch of the step-by-step
+    module give what three separately described networks give."""
+    import dataclasses
+    import torch
+    from bridge.description import NeuronModel, Network, Population, Projection, RunSettings, Simulation, \
+        SpikeTrains, SynapseModel
+    from torch_models.stepwise import StepwiseNetwork
+
+    rng = np.random.default_rng(5)
+    cells = NeuronModel("dv/dt = (1.1 - v)/tau : 1", threshold="v > 1", reset="v = 0", refractory="1*ms",
+                        parameters={"tau": "10*ms"})
+    synapse = SynapseModel("w : 1", on_pre="v_post += gain*w", parameters={"gain": "1"})
+    inputs = SpikeTrains("inp", 5, rng.integers(0, 5, 60), np.sort(rng.uniform(0, 0.05, 60)))
+    projection = Projection("drive", "inp", "cells", synapse, values={"w": rng.uniform(0, 0.3, (5, 20))})
+
+    def simulation(tau="10*ms", gain="1", v="0"):
+        network = Network((Population("cells", dataclasses.replace(cells, parameters={"tau": tau}), 20,
+                                      initial={"v": v}),), (inputs,),
+                          projections=(dataclasses.replace(projection, synapse=dataclasses.replace(
+                              synapse, parameters={"gain": gain})),))
+        return Simulation(network, RunSettings("50*ms", record=("cells.v",)))
+
+    taus, gains, starts = [8e-3, 10e-3, 14e-3], [0.5, 1.0, 2.0], rng.uniform(0, 1, (3, 20))
+    with torch.no_grad():
+        batched = StepwiseNetwork(simulation())(batch_size=3, variants={"cells.tau": taus, "drive.gain": gains,
+                                                                         "cells.v": starts})
+        for k in range(3):
+            single = StepwiseNetwork(simulation(f"{taus[k]!r}*second", repr(gains[k]), starts[k]))()
+            assert torch.equal(batched.spikes["cells"][k], single.spikes["cells"][0])
+            torch.testing.assert_close(batched.traces["cells.v"][k], single.traces["cells.v"][0], rtol=1e-12, atol=0)
+    counts = batched.spikes["cells"].sum(dim=(1, 2))
+    assert len(set(counts.tolist())) == 3 and counts.min() > 0  # the variants differ
+    with pytest.raises(DescriptionError, match=r"variants\['cells.nope'\]: names no state variable or parameter"):
+        StepwiseNetwork(simulation())(batch_size=3, variants={"cells.nope": taus})

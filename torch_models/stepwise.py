@@ -15,7 +15,7 @@ from tqdm import tqdm
 
 from bridge import brian_parse
 from bridge.errors import DescriptionError
-from bridge.plan import neuron_variable
+from bridge.plan import neuron_variable, record_key
 from torch_models.codegen import apply_op, brian_block, functions
 from torch_models.module import SimulationModule, TorchRun, check_memory
 from torch_models.population import OperationStep, compile_populations, constants, names_read, step
@@ -225,9 +225,10 @@ class ProjectionStep(nn.Module):
         owners = {"source": (states.get(self.source), i, populations.get(self.source)),
                   "target": (states[self.target], j, populations[self.target])}
         synaptic = {var: pick(syn_state[var]) for kind, var in pathway.location.values() if kind == "synapse"}
+        constants = {name: syn_state.get(name, value) for name, value in pathway.constants.items()}  # variants
         temporaries = {}
         for statement in pathway.statements:
-            scope = {**pathway.constants, "t": t, "dt": dt, **temporaries}
+            scope = {**constants, "t": t, "dt": dt, **temporaries}
             for name in statement.names:
                 if name in pathway.location:
                     kind, var = pathway.location[name]
@@ -288,13 +289,17 @@ class StepwiseNetwork(SimulationModule):
                                                for name in self.populations]) if synaptic else None
         self.to(device)
 
-    def forward(self, inputs=None, currents=None, batch_size=None, record=None, progress=False):
+    def forward(self, inputs=None, currents=None, batch_size=None, record=None, progress=False, variants=None):
+        """`variants`: {"population.name" or "projection.name": values per batch element}: a model parameter
+        or a state variable's initial value, (batch,) or (batch, n), replacing the description's; so that the
+        batch runs that many variants of the network at once."""
         batch, inputs, currents = self.given(inputs, currents, batch_size)
         records, device, dt = self.records(record), self.device, self.dt
         check_memory(self.footprint(batch, records), device)
         states = {name: population.initial_state(batch, device) for name, population in self.populations.items()}
         syn_states = {name: {**p.values, **{var: getattr(p, f"start_{var}") for var in p.unset}, "i": p.i,
                              "j": p.j} for name, p in self.projections.items()}  # i, j: read by synaptic code
+        self.set_variants(variants or {}, states, syn_states, batch)
         buffers = {(name, pathway.name): pathway.buffer(batch, self.plan.size(getattr(p, pathway.side)), device)
                    for name, p in self.projections.items() for pathway in p.pathways.values()}
         delays = {(name, pathway.name): pathway.delay_steps for name, p in self.projections.items()
@@ -329,6 +334,25 @@ class StepwiseNetwork(SimulationModule):
                 margin_log[name].append(margins[name])
         stack = lambda log: {k: torch.stack(v, dim=1) for k, v in log.items()}
         return TorchRun(stack(spike_log), stack(trace_log), stack(margin_log), dt)
+
+    def set_variants(self, variants, states, syn_states, batch):
+        """Per batch element values into the states: a neuron parameter or initial value as (batch, n), a
+        synaptic parameter as (batch, 1) (read by the projection's code in place of its constant)."""
+        for key, values in variants.items():
+            owner, name = record_key(key)
+            values = torch.as_tensor(values, dtype=self.dtype, device=self.device)
+            if values.shape[0] != batch or values.dim() > 2:
+                raise DescriptionError(f"variants[{key!r}]", f"shape {tuple(values.shape)}; give (batch,) or "
+                                                             f"(batch, n) values, batch = {batch}")
+            values = values.reshape(batch, -1)
+            if owner in self.populations and (name in states[owner] or name in self.populations[owner].constants):
+                states[owner][name] = values.expand(batch, self.populations[owner].n).to(
+                    states[owner].get(name, values).dtype)
+            elif owner in self.projections and name in self.plan.projections[owner].constants:
+                syn_states[owner][name] = values[:, :1]
+            else:
+                raise DescriptionError(f"variants[{key!r}]", "names no state variable or parameter of a population, "
+                                                             "and no parameter of a projection")
 
     def footprint(self, batch, records):
         """Bytes a forward pass of `batch` holds, estimated by part of the description: state and the spikes
