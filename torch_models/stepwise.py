@@ -69,7 +69,8 @@ class PathwayStep(nn.Module):
             keys = index.numpy() * slots + pathway.delay_steps
             order = np.argsort(keys, kind="stable")
             self.register_buffer("by_key", torch.as_tensor(order))
-            self.register_buffer("offsets", torch.as_tensor(np.searchsorted(keys[order], np.arange(n_side * slots + 1))))
+            self.register_buffer("offsets", torch.as_tensor(np.searchsorted(keys[order],
+                                                                            np.arange(n_side * slots + 1))))
         self._grids = {}
 
     def buffer(self, batch, n_side, device):
@@ -94,6 +95,13 @@ class PathwayStep(nn.Module):
         history = events[None] if self.slots == 1 else buffer
         if self.slots > 1:
             history[step % self.slots] = events
+        chosen = self._reached(history, step)
+        if chosen is None:
+            return None
+        return history[(step - self.delay_steps[chosen]) % self.slots, :, self.index[chosen]].T, chosen
+
+    def _reached(self, history, step):
+        """The synapses (in synapse order) whose neuron had an event `delay` steps ago; None when none."""
         slots, neurons = torch.nonzero(history.any(1), as_tuple=True)
         keys = neurons * self.slots + (step - slots) % self.slots
         starts, lengths = self.offsets[keys], self.offsets[keys + 1] - self.offsets[keys]
@@ -103,9 +111,7 @@ class PathwayStep(nn.Module):
         ends = lengths.cumsum(0)
         position = torch.arange(total, device=lengths.device)
         group = torch.searchsorted(ends, position, right=True)  # which (neuron, delay) each position belongs to
-        chosen = torch.sort(self.by_key[starts[group] + position - (ends - lengths)[group]]).values
-        counts = history[(step - self.delay_steps[chosen]) % self.slots, :, self.index[chosen]].T
-        return counts, chosen
+        return torch.sort(self.by_key[starts[group] + position - (ends - lengths)[group]]).values
 
     def push(self, buffer, counts, step, delay_steps):
         """Events now enter the ring buffer at slot step + delay (emission-time delays)."""
