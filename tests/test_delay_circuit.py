@@ -40,7 +40,7 @@ def test_seed_default_circuit_is_identical_and_keeps_the_aligned_delay(paired, v
     assert result["learned_delay_ms"] == 1.0 and result["success"]
 
 
-@settings(max_examples=6, deadline=None, derandomize=True,
+@settings(max_examples=4, deadline=None, derandomize=True,
           suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(n_neurons=st.integers(2, 4), offset=st.integers(0, 12), pattern_seed=st.integers(0, 2**31 - 1),
        rule=st.sampled_from(sorted(circuit.RULES)), delay_range=st.sampled_from(circuit.DELAY_RANGES),

@@ -6,7 +6,7 @@ from bridge import library
 from bridge.description import Network, PoissonTrains, Population, Projection, RunSettings, Simulation, SynapseModel
 
 
-@settings(max_examples=6, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=4, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
 @given(tau_m=st.floats(5, 40), tau_syn=st.floats(1, 10), v_th=st.floats(-55, -45),
        refractory=st.sampled_from(["0*ms", "1*ms", "2.5*ms"]), seed=st.integers(0, 10_000),
        w_max=st.floats(0.05, 0.4), rate=st.floats(10, 60))
