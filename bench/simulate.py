@@ -126,8 +126,9 @@ def measure(args, network, size, backend, dtype, batch, code=None):
     done = subprocess.run(command, capture_output=True, text=True, env=env)
     lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
     if done.returncode or not lines:
+        own = done.stderr.split("\tCommand being timed")[0].strip().splitlines()  # before /usr/bin/time's report
         return {"network": network, "size": size, "backend": backend, "dtype": dtype, "batch": batch,
-                "error": done.stderr.strip().splitlines()[-1] if done.stderr.strip() else f"exit {done.returncode}"}
+                "error": own[-1] if own else f"exit {done.returncode}"}
     result = {**json.loads(lines[-1][len("RESULT "):]), "code": code or "this checkout"}
     peak_kb = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", done.stderr).group(1))
     result["peak_mb"] = peak_kb / 1024
