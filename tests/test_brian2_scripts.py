@@ -169,7 +169,8 @@ def test_values_recorded_at_spikes_are_not_imported_and_this_is_said(tmp_path):
     path = _script(tmp_path, "from brian2 import *\nG = NeuronGroup(2, 'dv/dt = 1/(10*ms) : 1', threshold='v > 1', "
                              "reset='v = 0', name='G')\nM = SpikeMonitor(G, 'v', name='M')\nrun(10*ms)\n")
     with pytest.warns(UserWarning, match=r"SpikeMonitor 'M' records \['v'\] at spikes; imported as its spikes only"):
-        from_brian2(path)
+        simulation = from_brian2(path)
+    assert simulation.run.record == () and simulation.network.populations[0].model.threshold == "v > 1"
 
 
 def test_the_command_line_imports_and_exports(tmp_path, capsys):

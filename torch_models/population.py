@@ -70,9 +70,9 @@ class PopulationStep:
         self.subexpressions = [(eq.varname, *compile_expression(eq.expr.code, where, table))
                                for eq in equations.ordered if eq.varname in equations.subexpr_names]
         self.conditional = {n for n, v in self.variables.items() if v.conditional_write is not None}
-        code = [*self.update, *self.threshold, *self.reset, *self.before_start,
-                *(statement for block in [*self.events.values(), *self.on_event.values()] for statement in block)]
-        names = names_read(code) | self.margin_names
+        statements = [*self.update, *self.threshold, *self.reset, *self.before_start,
+                      *(statement for block in [*self.events.values(), *self.on_event.values()] for statement in block)]
+        names = names_read(statements) | self.margin_names
         self.constants = constants(population.constants,
                                    names.union(*[read for _, _, read in self.subexpressions]))
         self.index = None  # the neuron index i, on the device of the state

@@ -4,9 +4,9 @@ general strategy of torch_models.compile, for any description.
 Per step (Brian2's default schedule): the (constant over dt) subexpressions, the operations of the 'start'
 slot, record state ('start'); set injected currents; the populations' step (torch_models/population.py: state
 update with the refractory check, thresholds, the synapses slot, resets, code on custom events); the
-operations of the 'end' slot. In the synapses slot each pathway pushes this step's events into a ring buffer
-at slot step + delay, then delivers the current slot; on_pre pathways, Poisson inputs, then on_post pathways,
-by name within each (Brian2's order). Tensors are (batch, neurons) or (batch, synapses).
+operations of the 'end' slot. In the synapses slot each pathway delivers the events that reach its synapses
+now (PathwayStep); on_pre pathways, Poisson inputs, then on_post pathways, by name within each (Brian2's
+order). Tensors are (batch, neurons) or (batch, synapses).
 """
 import numpy as np
 import torch
@@ -74,7 +74,10 @@ class PathwayStep(nn.Module):
         self._grids = {}
 
     def buffer(self, batch, n_side, device):
-        """The state it keeps between steps: past events per neuron, or the per-synapse ring buffer."""
+        """The state it keeps between steps: past events per neuron, or the per-synapse ring buffer; None when
+        its events arrive at once."""
+        if self.slots == 1 and not self.changing:
+            return None
         width = len(self.index) if self.changing else n_side
         return torch.zeros(self.slots, batch, width, dtype=self.dtype, device=device)
 
@@ -92,9 +95,11 @@ class PathwayStep(nn.Module):
         if self.changing:
             self.push(buffer, events[:, self.index], step, delay_steps)
             return self.pop(buffer, step), None
-        history = events[None] if self.slots == 1 else buffer
-        if self.slots > 1:
-            history[step % self.slots] = events
+        if buffer is None:
+            history = events[None]
+        else:
+            buffer[step % self.slots] = events
+            history = buffer
         chosen = self._reached(history, step)
         if chosen is None:
             return None
@@ -308,8 +313,8 @@ class StepwiseNetwork(SimulationModule):
         self.set_variants(variants or {}, states, syn_states, batch)
         buffers = {(name, pathway.name): pathway.buffer(batch, self.plan.size(getattr(p, pathway.side)), device)
                    for name, p in self.projections.items() for pathway in p.pathways.values()}
-        delays = {(name, pathway.name): pathway.delay_steps for name, p in self.projections.items()
-                  for pathway in p.pathways.values()}  # fixed, and 'between_runs' ones re-read at segment starts
+        delays = {name: p.pathways["pre"].delay_steps for name, p in self.projections.items()
+                  if p.delay_mode == "between_runs"}  # re-read at segment starts
         segment_starts = set(self.plan.segment_starts)
         spike_log, margin_log = {name: [] for name in self.populations}, {name: [] for name in self.populations}
         trace_log = {key: [] for key in records}
@@ -318,7 +323,7 @@ class StepwiseNetwork(SimulationModule):
             if n in segment_starts:  # a new run segment: between_runs delays re-read
                 for name, proj in self.projections.items():
                     if proj.delay_mode == "between_runs":
-                        delays[(name, "pre")] = proj.delays_now(states, syn_states[name])
+                        delays[name] = proj.delays_now(states, syn_states[name])
             states = {name: population.set_constant_over_dt(states[name], t, dt)
                       for name, population in self.populations.items()}  # 'before_start'
             states = self.run_operations("start", states, n, t)
@@ -409,8 +414,10 @@ class StepwiseNetwork(SimulationModule):
             proj = self.projections[name]
             pathway = proj.pathways[part]
             events = pathway.events(spikes, getattr(proj, pathway.side))
-            dynamic = part == "pre" and proj.delay_mode == "dynamic"
-            emitted_with = proj.delays_now(states, syn_states[name]) if dynamic else delays[(name, part)]
+            emitted_with = None  # the delays in force, for delays that change
+            if pathway.changing:
+                dynamic = proj.delay_mode == "dynamic"
+                emitted_with = proj.delays_now(states, syn_states[name]) if dynamic else delays[name]
             arrived = pathway.arrivals(buffers[(name, part)], events, n, emitted_with)
             if arrived is not None:
                 proj.deliver(pathway, *arrived, syn_states[name], states, self.populations, t, self.dt)
