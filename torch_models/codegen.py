@@ -46,9 +46,42 @@ class _TensorLogic(ast.NodeTransformer):
         return node
 
 
+class _SharedSubexpressions(ast.NodeTransformer):
+    """Computes once what an expression computes more than once (Brian2's exact integration repeats e.g.
+    `exp(_lio_7 * int(not_refractory))`): each repeated operation becomes an assignment to a temporary, in the
+    order Python would first evaluate it. The same operations on the same values, so the same numbers. Only
+    operations outside conditional expressions count (a branch is evaluated only when taken)."""
+
+    def __init__(self, tree):
+        self.counts, self.names, self.assignments = {}, {}, []
+        for node in _unconditional(tree):
+            key = ast.dump(node)
+            self.counts[key] = self.counts.get(key, 0) + 1
+
+    def visit(self, node):
+        key = ast.dump(node)
+        node = self.generic_visit(node)
+        if isinstance(node, (ast.BinOp, ast.UnaryOp, ast.Call, ast.Compare)) and self.counts.get(key, 0) > 1:
+            if key not in self.names:
+                self.names[key] = f"_shared_{len(self.names)}"
+                self.assignments.append(ast.Assign([ast.Name(self.names[key], ast.Store())], node))
+            return ast.Name(self.names[key], ast.Load())
+        return node
+
+
+def _unconditional(node):
+    """The nodes of a tree outside conditional expressions."""
+    if isinstance(node, ast.IfExp):
+        return
+    yield node
+    for child in ast.iter_child_nodes(node):
+        yield from _unconditional(child)
+
+
 def compile_expression(text, where, function_table):
     """(function of a scope dict, the names it reads) for an expression. The function is built once, as a
-    Python lambda over those names (no eval per call, so torch.compile can trace it)."""
+    Python function of those names that computes repeated operations once (no eval per call, so
+    torch.compile can trace it)."""
     tree = ast.fix_missing_locations(_TensorLogic().visit(ast.parse(text.strip(), mode="eval")))
     known = {name for name in function_table if not name.startswith("__")}
     names = set()
@@ -57,15 +90,21 @@ def compile_expression(text, where, function_table):
             raise ValueError(f"{where}: {type(node).__name__} is not allowed in {text!r}")
         if isinstance(node, ast.Call) and not (isinstance(node.func, ast.Name) and node.func.id in known):
             raise ValueError(f"{where}: unknown function in {text!r}; known: {sorted(known)}")
-        if isinstance(node, ast.Name) and node.id.startswith("__") and node.id.endswith("__"):
+        if isinstance(node, ast.Name) and (node.id.startswith("_shared_") or
+                                           node.id.startswith("__") and node.id.endswith("__")):
             raise ValueError(f"{where}: name {node.id!r} is not allowed in {text!r}")
         if isinstance(node, ast.Name) and node.id not in known:
             names.add(node.id)
     ordered = sorted(names)
+    shared = _SharedSubexpressions(tree.body)
+    result = shared.visit(tree.body)
     arguments = ast.arguments(posonlyargs=[], args=[ast.arg(name) for name in ordered], kwonlyargs=[],
                               kw_defaults=[], defaults=[])
-    code = ast.fix_missing_locations(ast.Expression(ast.Lambda(arguments, tree.body)))
-    function = eval(compile(code, where, "eval"), function_table)  # validated text; makes the lambda once
+    definition = ast.FunctionDef("expression", arguments, [*shared.assignments, ast.Return(result)], [])
+    module = ast.fix_missing_locations(ast.Module([definition], type_ignores=[]))
+    namespace = dict(function_table)
+    exec(compile(module, where, "exec"), namespace)  # validated text; defines the function once
+    function = namespace["expression"]
     return (lambda scope: function(*[scope[name] for name in ordered])), frozenset(names)
 
 

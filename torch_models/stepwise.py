@@ -278,6 +278,26 @@ def _scatter(statement, old, index, value, counts, allowed):
                                            f"not {statement.op}")
 
 
+class StepLog:
+    """Values of every step by key, as (batch, steps, ...) tensors. Without gradients each key's tensor is
+    allocated at its first step and written step by step (no list of steps, no copy at the end); with gradients
+    the steps are stacked at the end (writing into one tensor would make its backward pass copy it per step)."""
+
+    def __init__(self, n_steps):
+        self.n_steps, self.values = n_steps, {}
+
+    def add(self, key, n, value):
+        if torch.is_grad_enabled():
+            self.values.setdefault(key, []).append(value)
+            return
+        if key not in self.values:
+            self.values[key] = value.new_empty(value.shape[0], self.n_steps, *value.shape[1:])
+        self.values[key][:, n] = value
+
+    def stacked(self):
+        return {key: torch.stack(v, dim=1) if isinstance(v, list) else v for key, v in self.values.items()}
+
+
 class StepwiseNetwork(SimulationModule):
     """The torch form of any Simulation, run step by step (the interface: torch_models/module.py)."""
     strategy = "stepwise"
@@ -316,8 +336,7 @@ class StepwiseNetwork(SimulationModule):
         delays = {name: p.pathways["pre"].delay_steps for name, p in self.projections.items()
                   if p.delay_mode == "between_runs"}  # re-read at segment starts
         segment_starts = set(self.plan.segment_starts)
-        spike_log, margin_log = {name: [] for name in self.populations}, {name: [] for name in self.populations}
-        trace_log = {key: [] for key in records}
+        spike_log, margin_log, trace_log = StepLog(self.n_steps), StepLog(self.n_steps), StepLog(self.n_steps)
         for n in tqdm(range(self.n_steps), desc="torch", unit="step", disable=not progress, mininterval=1):
             t = n * dt
             if n in segment_starts:  # a new run segment: between_runs delays re-read
@@ -329,9 +348,9 @@ class StepwiseNetwork(SimulationModule):
             states = self.run_operations("start", states, n, t)
             for key, (owner, variable) in records.items():  # 'start': state as left by the previous step
                 if owner in self.projections:  # a synaptic variable: (batch, synapses)
-                    trace_log[key].append(syn_states[owner][variable].expand(batch, -1))
+                    trace_log.add(key, n, syn_states[owner][variable].expand(batch, -1))
                 else:
-                    trace_log[key].append(self.populations[owner].value(states[owner], variable, t, dt))
+                    trace_log.add(key, n, self.populations[owner].value(states[owner], variable, t, dt))
             for name, current in self.plan.currents.items():
                 states[current.target][current.variable] = currents[name][:, n]
             arriving = {name: spikes[:, n] for name, spikes in inputs.items()}
@@ -341,10 +360,9 @@ class StepwiseNetwork(SimulationModule):
             states, spikes, margins = step(self.populations, states, t, dt, batch, synapses, groups)
             states = self.run_operations("end", states, n, t)
             for name in self.populations:
-                spike_log[name].append(spikes[name])
-                margin_log[name].append(margins[name])
-        stack = lambda log: {k: torch.stack(v, dim=1) for k, v in log.items()}
-        return TorchRun(stack(spike_log), stack(trace_log), stack(margin_log), dt)
+                spike_log.add(name, n, spikes[name])
+                margin_log.add(name, n, margins[name])
+        return TorchRun(spike_log.stacked(), trace_log.stacked(), margin_log.stacked(), dt)
 
     def set_variants(self, variants, states, syn_states, batch):
         """Per batch element values into the states: a neuron parameter or initial value as (batch, n), a

@@ -1,0 +1,29 @@
+"""Brian2 abstract code compiled for torch (torch_models/codegen.py): repeated operations computed once."""
+import math
+
+import torch
+
+from torch_models.codegen import compile_expression, functions
+
+
+def test_repeated_operations_are_computed_once_with_the_same_value():
+    calls = []
+    table = functions(torch.float64)
+    counted_exp = table["exp"]
+    table["exp"] = lambda x: calls.append(x) or counted_exp(x)
+    text = "El + (a * exp(b * int(nr)) + v * exp(b * int(nr))) - El * exp(b * int(nr))"
+    evaluate, names = compile_expression(text, "test", table)
+    nr = torch.tensor([True, False, True])
+    v = torch.tensor([0.25, -1.5, 3.0], dtype=torch.float64)
+    scope = {"El": -0.049, "a": 0.5, "b": -0.005, "nr": nr, "v": v}
+    value = evaluate(scope)
+    assert len(calls) == 1 and names == {"El", "a", "b", "nr", "v"}
+    growth = torch.exp(-0.005 * nr.double())
+    assert torch.equal(value, -0.049 + (0.5 * growth + v * growth) - -0.049 * growth)
+
+
+def test_conditional_branches_are_evaluated_only_when_taken():
+    evaluate, _ = compile_expression("(1 / y if y != 0 else 0) + (1 / y if y != 0 else 0) + exp(y) * exp(y)",
+                                     "test", functions(torch.float64))
+    assert evaluate({"y": 0.0}) == 1.0
+    assert math.isclose(evaluate({"y": 2.0}), 1.0 + math.exp(4.0))
