@@ -60,12 +60,12 @@ def test_batch_elements_equal_single_runs():
 
 
 def test_variants_in_one_batch_equal_separate_runs():
-    """Three variants (a neuron parameter, a synaptic parameter, initial values) as one batch of the step-by-step
-    module give what three separately described networks give."""
+    """Three variants (a neuron parameter, also read by an operation on a subgroup, a synaptic parameter, initial
+    values) as one batch of the step-by-step module give what three separately described networks give."""
     import dataclasses
     import torch
-    from bridge.description import NeuronModel, Network, Population, Projection, RunSettings, Simulation, \
-        SpikeTrains, SynapseModel
+    from bridge.description import NeuronModel, Network, Operation, Population, Projection, RunSettings, \
+        Simulation, SpikeTrains, SynapseModel
     from torch_models.stepwise import StepwiseNetwork
 
     rng = np.random.default_rng(5)
@@ -79,7 +79,8 @@ def test_variants_in_one_batch_equal_separate_runs():
         network = Network((Population("cells", dataclasses.replace(cells, parameters={"tau": tau}), 20,
                                       initial={"v": v}),), (inputs,),
                           projections=(dataclasses.replace(projection, synapse=dataclasses.replace(
-                              synapse, parameters={"gain": gain})),))
+                              synapse, parameters={"gain": gain})),),
+                          operations=(Operation("nudge", "cells", "v += 0.02 * tau/ms", dt="5*ms", start=5, stop=12),))
         return Simulation(network, RunSettings("50*ms", record=("cells.v",)))
 
     taus, gains, starts = [8e-3, 10e-3, 14e-3], [0.5, 1.0, 2.0], rng.uniform(0, 1, (3, 20))
@@ -94,3 +95,5 @@ def test_variants_in_one_batch_equal_separate_runs():
     assert len(set(counts.tolist())) == 3 and counts.min() > 0  # the variants differ
     with pytest.raises(DescriptionError, match=r"variants\['cells.nope'\]: names no state variable or parameter"):
         StepwiseNetwork(simulation())(batch_size=3, variants={"cells.nope": taus})
+    with pytest.raises(DescriptionError, match=r"variants\['drive.gain'\]: shape \(3, 20\); give \(3,\) or \(3, 1\)"):
+        StepwiseNetwork(simulation())(batch_size=3, variants={"drive.gain": starts})

@@ -100,7 +100,8 @@ class PopulationStep:
             self.index = torch.arange(self.n, device=device, dtype=self.dtype)
         index = self.index
         if neurons is not None:
-            state, index = {name: value[:, neurons] for name, value in state.items()}, index[neurons] - neurons.start
+            state = {name: value[:, neurons] if self.per_neuron(value) else value for name, value in state.items()}
+            index = index[neurons] - neurons.start
         scope = {**self.constants, **state, "t": t, "dt": dt, "N": len(index), "i": index}
         for name, evaluate, _ in self.subexpressions:
             scope[name] = evaluate(scope)
@@ -143,7 +144,12 @@ class PopulationStep:
         if neurons is None:
             return {name: scope[name] for name in state}
         return {name: torch.cat([value[:, :neurons.start], scope[name], value[:, neurons.stop:]], dim=1)
-                for name, value in state.items()}
+                if self.per_neuron(value) else value for name, value in state.items()}
+
+    def per_neuron(self, value):
+        """Whether a (batch, ...) value of the state holds one value per neuron; a parameter's variants may be
+        (batch, 1), one value for every neuron of a batch element."""
+        return value.shape[1] == self.n
 
     def threshold_crossings(self, state, t, dt, batch):
         """(spikes as float with a surrogate gradient, margin past threshold, {custom event: (batch, n) bool});

@@ -365,23 +365,31 @@ class StepwiseNetwork(SimulationModule):
         return TorchRun(spike_log.stacked(), trace_log.stacked(), margin_log.stacked(), dt)
 
     def set_variants(self, variants, states, syn_states, batch):
-        """Per batch element values into the states: a neuron parameter or initial value as (batch, n), a
-        synaptic parameter as (batch, 1) (read by the projection's code in place of its constant)."""
+        """Per batch element values into the states: a neuron's initial value as (batch, n), a neuron parameter
+        as (batch, 1) or (batch, n), a synaptic parameter as (batch, 1) (read by the projection's code in place of
+        its constant)."""
         for key, values in variants.items():
             owner, name = record_key(key)
-            values = torch.as_tensor(values, dtype=self.dtype, device=self.device)
-            if values.shape[0] != batch or values.dim() > 2:
-                raise DescriptionError(f"variants[{key!r}]", f"shape {tuple(values.shape)}; give (batch,) or "
-                                                             f"(batch, n) values, batch = {batch}")
-            values = values.reshape(batch, -1)
-            if owner in self.populations and (name in states[owner] or name in self.populations[owner].constants):
-                states[owner][name] = values.expand(batch, self.populations[owner].n).to(
-                    states[owner].get(name, values).dtype)
+            population = self.populations.get(owner)
+            if population and (name in states[owner] or name in population.constants):
+                widths = (1, population.n)
             elif owner in self.projections and name in self.plan.projections[owner].constants:
-                syn_states[owner][name] = values[:, :1]
+                widths = (1,)
             else:
                 raise DescriptionError(f"variants[{key!r}]", "names no state variable or parameter of a population, "
                                                              "and no parameter of a projection")
+            values = torch.as_tensor(values, dtype=self.dtype, device=self.device)
+            if values.dim() not in (1, 2) or values.shape[0] != batch or values.reshape(batch, -1).shape[1] not in widths:
+                allowed = " or ".join(f"({batch}, {width})" for width in widths)
+                raise DescriptionError(f"variants[{key!r}]", f"shape {tuple(values.shape)}; give ({batch},) or "
+                                                             f"{allowed} values (batch = {batch})")
+            values = values.reshape(batch, -1)
+            if not population:
+                syn_states[owner][name] = values
+            elif name in states[owner]:
+                states[owner][name] = values.expand(batch, population.n).to(states[owner][name].dtype)
+            else:  # a parameter: (batch, 1) keeps loop-invariant work per batch element, not per neuron
+                states[owner][name] = values
 
     def footprint(self, batch, records):
         """Bytes a forward pass of `batch` holds, estimated by part of the description: state and the spikes
