@@ -54,6 +54,35 @@ def _resized(example, changes):
     return text
 
 
+# Brunel 2000's sparse network of excitatory and inhibitory LIF neurons (state SI: g = 5, eta = 2), N_E = 80 % of
+# the neurons, connection probability 0.1 (random rather than fixed in-degree), external Poisson drive
+NETWORKS["brunel"] = """
+from brian2 import *
+seed(3)
+defaultclock.dt = 0.1*ms
+N = {size}
+N_E = int(0.8*N)
+tau, theta, V_r, tau_rp, J, D, g, eta = 20*ms, 20*mV, 10*mV, 2*ms, 0.1*mV, 1.5*ms, 5, 2
+C_E = int(0.1*N_E)
+nu_ext = eta*theta/(J*C_E*tau)
+neurons = NeuronGroup(N, 'dv/dt = -v/tau : volt (unless refractory)', threshold='v > theta', reset='v = V_r',
+                      refractory=tau_rp, method='exact', name='neurons')
+excitation = Synapses(neurons[:N_E], neurons, on_pre='v_post += J', delay=D, name='excitation')
+inhibition = Synapses(neurons[N_E:], neurons, on_pre='v_post += -g*J', delay=D, name='inhibition')
+excitation.connect(p=0.1)
+inhibition.connect(p=0.1)
+external = PoissonInput(neurons, 'v', C_E, nu_ext, weight=J)
+run({duration}*second)
+"""
+
+# Brette et al. 2007's COBAHH benchmark (Hodgkin-Huxley neurons, conductance-based synapses, 2 % connectivity),
+# the tests' example resized, without its state monitor
+NETWORKS["cobahh"] = _resized("cobahh.py", {
+    "NeuronGroup(400,": "NeuronGroup({size},",
+    "neurons[:320], neurons[320:]": "neurons[:int(0.8*{size})], neurons[int(0.8*{size}):]",
+    "state = StateMonitor(neurons, ['v', 'alpha_m'], record=True)": "",
+    "run(30 * ms)": "run({duration}*second)"})
+
 # Izhikevich 2003, Fig. 3 (all-to-all, two pathways, randn() noise), without its state monitor
 NETWORKS["izhikevich"] = _resized("izhikevich.py", {
     "n_exc, n_inh = 80, 20": "n_exc = int(0.8*{size})\nn_inh = {size} - n_exc",
