@@ -126,7 +126,7 @@ def run(simulation, target="numpy", build_dir=None, native_noise_seed=None):
         if native_noise_seed is not None:
             brian2.seed(native_noise_seed)
         network = Network(*objects.values(), *monitors.values())
-        for _ in plan.segment_starts:
+        for start in plan.segment_starts:
             for refresh in refreshers:
                 refresh()
             try:
@@ -135,11 +135,20 @@ def run(simulation, target="numpy", build_dir=None, native_noise_seed=None):
                 if isinstance(err.__cause__, DescriptionError):
                     raise err.__cause__ from None
                 raise
+            _check_completed(network, start + plan.segment_steps, plan, target)
         return _record(plan, monitors)
     finally:
         if target == "cpp_standalone":
             brian2.device.reinit()
             brian2.set_device("runtime")
+
+
+def _check_completed(network, steps, plan, target):
+    """Brian2 ends a run early, and returns normally, when it receives SIGINT (Ctrl-C): such a run raises
+    KeyboardInterrupt here rather than giving a truncated record. (cpp_standalone's binary is not stopped so.)"""
+    reached = int(round(float(network.t_) / plan.dt))
+    if target != "cpp_standalone" and reached < steps:
+        raise KeyboardInterrupt(f"Brian2 stopped at step {reached} of {plan.n_steps} (interrupted)")
 
 
 def _record(plan, monitors):

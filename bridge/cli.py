@@ -10,18 +10,14 @@ from importlib.metadata import entry_points
 from pathlib import Path
 
 from bridge import library
-from bridge.description import Simulation, from_json
 from bridge.errors import DescriptionError
 
 
 def _load(model_or_file, seed):
+    """(name, Simulation) of a library model or a description file."""
     path = Path(model_or_file)
-    if path.suffix == ".json" or path.exists():
-        simulation = from_json(path.read_text())
-        if not isinstance(simulation, Simulation):
-            raise DescriptionError(str(path), f"holds a {type(simulation).__name__}; expected a Simulation")
-        return path.stem, simulation
-    return model_or_file, library.scenario(model_or_file, seed=seed)
+    name = path.stem if path.suffix == ".json" or path.exists() else model_or_file
+    return name, library.simulation(model_or_file, seed)
 
 
 def models(args):
@@ -53,6 +49,24 @@ def crosscheck(args):
     (out / "report.json").write_text(json.dumps(report.to_dict(), indent=1))
     print(f"wrote {out / 'report.json'} and {out / 'crosscheck.png'}")
     return 0 if report.passed else 1
+
+
+def sweep(args):
+    from bridge import sweep as sweeps
+
+    try:
+        table = sweeps.run(args.sweep, args.out, scheduler=args.scheduler, workers=args.workers, resume=args.resume)
+    except KeyboardInterrupt:
+        done = len(list(Path(args.out).glob("runs/run_*/result.json")))
+        print(f"interrupted: {done} runs have a result in {args.out}; `spikebridge sweep {args.sweep} --out "
+              f"{args.out} --resume` continues", file=sys.stderr)
+        return 130
+    print(f"{len(table)} runs; wrote {Path(args.out) / 'results.csv'}, {Path(args.out) / 'summary.png'} and a "
+          f"folder per run in {Path(args.out) / 'runs'}")
+    failed = int(table["error"].notna().sum()) if "error" in table else 0
+    if failed:
+        print(f"{failed} runs failed (their error is in the table); --resume runs them again")
+    return 0
 
 
 def experiments():
@@ -136,6 +150,15 @@ def main(argv=None):
     export.add_argument("--brian2", required=True, metavar="OUT.py", help="the script to write")
     export.add_argument("--seed", type=int, default=0, help="seed of a library model's scenario")
     export.set_defaults(func=export_script)
+    many = commands.add_parser("sweep", help="run a model over many values (a sweep file), torch batched, Brian2 "
+                               "on a dask cluster; resumable")
+    many.add_argument("sweep", metavar="SWEEP.json")
+    many.add_argument("--out", required=True, help="the sweep's folder (results.csv, summary.png, runs/)")
+    many.add_argument("--scheduler", default="local", help="'local' (a LocalCluster of --workers processes), "
+                      "'serial' (this process only) or a dask scheduler's address (tcp://host:8786)")
+    many.add_argument("--workers", type=int, help="local worker processes (default: one per core)")
+    many.add_argument("--resume", action="store_true", help="continue the sweep in --out, skipping finished runs")
+    many.set_defaults(func=sweep)
     commands.add_parser("list", help="list the experiments").set_defaults(func=list_experiments)
     experiment = commands.add_parser("run", help="run an experiment (results JSON and PNGs in --out)")
     experiment.add_argument("name", metavar="EXPERIMENT", help="see `spikebridge list`")

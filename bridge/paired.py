@@ -20,12 +20,17 @@ def paired_run(simulation, target="numpy", dtype=None, device=None, k=1, progres
     dtype = dtype or plan.dtype
     brian_record = run_brian(plan, target=target)
     torch_record = run_torch(plan, dtype=dtype, device=device, progress=progress)
-    sizes = {name: p.n for name, p in plan.populations.items()}
+    return brian_record, torch_record, compare_records(simulation.network, brian_record, torch_record, dtype, k)
+
+
+def compare_records(network, brian_record, torch_record, dtype, k=1):
+    """The report of a paired run of `network`: torch's record (`dtype`) against Brian2's, in the tolerance
+    class of `dtype`."""
+    sizes = {p.name: p.n for p in network.populations}
     tolerance_class = "exact" if dtype == "float64" else "float32"
-    neuron_driven = {p.target for p in plan.projections.values() if p.source in sizes}
-    report = compare(brian_record, torch_record, sizes, tolerance_class, k=k, eps=float(np.finfo(dtype).eps),
-                     neuron_driven=neuron_driven)
-    return brian_record, torch_record, report
+    neuron_driven = {p.target for p in network.projections if p.source in sizes}
+    return compare(brian_record, torch_record, sizes, tolerance_class, k=k, eps=float(np.finfo(dtype).eps),
+                   neuron_driven=neuron_driven)
 
 
 def independent_noise_run(simulation, seeds=STOCHASTIC_MIN_SEEDS, target="numpy", dtype=None, progress=False):

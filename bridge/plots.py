@@ -51,3 +51,35 @@ def statistics_figure(report, path, title=""):
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def sweep_figure(table, paths, names, path, paired=False):
+    """The first population's rate against the first path varied (SI; paths given one value are left out), one
+    line per combination of the other varied values (`names`: a short name per path); in a paired sweep, runs
+    whose backends were not identical marked by a red cross."""
+    from bridge.quantities import si_value
+
+    rates = [column for column in table.columns if column.endswith(".rate_hz")]
+    fig, ax = plt.subplots(figsize=(7, 4))
+    done = table[table[rates[0]].notna()] if rates else table.iloc[:0]
+    paths = [path for path in paths if table[path].astype(str).nunique() > 1] or paths[:1]
+    x_path, others = paths[0], paths[1:]
+    number = lambda value: si_value(value, x_path) if isinstance(value, str) else float(value)
+    groups = done.groupby([done[p].astype(str) for p in others], sort=False) if others else [("", done)]
+    for label, rows in groups:
+        rows = rows.assign(_x=rows[x_path].map(number)).sort_values("_x")
+        name = ", ".join(f"{names[p]}={v}" for p, v in zip(others, np.atleast_1d(label)))
+        ax.plot(rows["_x"], rows[rates[0]], marker="o", ms=4, label=name or None)
+        if paired:
+            wrong = rows[~rows["identical"].astype(bool)]
+            ax.scatter(wrong["_x"], wrong[rates[0]], marker="x", s=60, color="red", zorder=3)
+    ax.set_xlabel(f"{x_path} (SI)")
+    ax.set_ylabel(f"{rates[0]} (Hz)" if rates else "no finished run")
+    if others and len(groups) <= 12:
+        ax.legend(fontsize=7)
+    failed = len(table) - len(done)
+    verdict = (f", identical: {int(done['identical'].astype(bool).sum())} of {len(done)}" if paired and len(done) else "")
+    fig.suptitle(f"{len(table)} runs{verdict}" + (f", {failed} failed" if failed else ""), fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110, format="png")
+    plt.close(fig)

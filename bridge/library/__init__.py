@@ -6,8 +6,12 @@ random per-synapse delays; seed 003's inhibitory delay-adjustment circuit (delay
 pattern; seed 002's SpikingNet (spiking_net.py), made of `graded_input` and `penalty_layer` units, by random
 weights and a random flickering image.
 """
+from pathlib import Path
+
 import numpy as np
 
+from bridge.description import Simulation, from_json
+from bridge.errors import DescriptionError
 from bridge.library import delay_circuit, spiking_net
 from bridge.library.neurons import (coincidence, coincidence_scenario, feedforward, graded_input, lif,  # noqa: F401
                                     lif_euler, lif_euler_scenario, lif_scenario, penalty, penalty_layer,
@@ -43,3 +47,14 @@ def scenario(name, seed=0, **kwargs):
     if name not in MODELS:
         raise KeyError(f"unknown model {name!r}; library models: {sorted(MODELS)}")
     return MODELS[name][1](seed=seed, **kwargs)
+
+
+def simulation(model_or_file, seed=0, folder="."):
+    """A Simulation from a description file (a path relative to `folder`) or a library model's scenario."""
+    path = Path(folder) / model_or_file
+    if path.suffix == ".json" or path.exists():
+        loaded = from_json(path.read_text())
+        if not isinstance(loaded, Simulation):
+            raise DescriptionError(str(path), f"holds a {type(loaded).__name__}; expected a Simulation")
+        return loaded
+    return scenario(model_or_file, seed=seed)
