@@ -105,9 +105,11 @@ def run_torch(plan, dtype, batch):
 
     start = time.perf_counter()
     module = StepwiseNetwork(plan, dtype=dtype)
-    population = next(iter(plan.populations.values()))  # variants: its first parameter from -10 % to +10 %
-    name, value = next(iter(population.constants.items()))
-    variants = {f"{population.name}.{name}": value * torch.linspace(0.9, 1.1, batch)} if batch > 1 else {}
+    variants = {}
+    if batch > 1:  # variants: the first population's first parameter from -10 % to +10 %
+        population = next(iter(plan.populations.values()))
+        name, value = next(iter(population.constants.items()))
+        variants = {f"{population.name}.{name}": value * torch.linspace(0.9, 1.1, batch)}
     built = time.perf_counter()
     with torch.no_grad():
         result = module(batch_size=batch, variants=variants)
