@@ -1,4 +1,5 @@
 """A Simulation (lowered to its Plan) compiled to Brian2 objects, run on the numpy, cython or cpp_standalone target."""
+import shutil
 import tempfile
 
 import brian2
@@ -116,9 +117,10 @@ def run(simulation, target="numpy", build_dir=None, native_noise_seed=None):
     `native_noise_seed`: draw the noise with Brian2's own generator, seeded so (independent of torch's)."""
     plan = lower(simulation)
     check_target(plan, target)
+    temporary = target == "cpp_standalone" and build_dir is None
     if target == "cpp_standalone":
-        brian2.set_device("cpp_standalone", directory=build_dir or tempfile.mkdtemp(prefix="spikebridge_"),
-                          build_on_run=True)
+        build_dir = build_dir or tempfile.mkdtemp(prefix="spikebridge_")
+        brian2.set_device("cpp_standalone", directory=build_dir, build_on_run=True)
     else:
         brian2.prefs.codegen.target = target
     try:
@@ -141,6 +143,8 @@ def run(simulation, target="numpy", build_dir=None, native_noise_seed=None):
         if target == "cpp_standalone":
             brian2.device.reinit()
             brian2.set_device("runtime")
+        if temporary:  # the build folder of a run: gone with the run
+            shutil.rmtree(build_dir, ignore_errors=True)
 
 
 def _check_completed(network, steps, plan, target):

@@ -1,7 +1,10 @@
 """Validation of descriptions with Brian2's own parser and unit checker; errors name the field."""
+import ast
 import json
+import re
 from brian2 import DimensionMismatchError, second
 from brian2.core.base import BrianObjectException
+from brian2.stateupdaters.base import StateUpdateMethod
 
 from bridge import brian_parse, plan
 from bridge.errors import DescriptionError
@@ -42,11 +45,49 @@ def _once(key, check, *args):
         _checked.add(key)
 
 
+def check_method(method, where, default_allowed=False):
+    """An integration method Brian2 knows (its own error would name a placeholder, not the method)."""
+    known = sorted(StateUpdateMethod.stateupdaters)
+    if method not in known and not (default_allowed and method == ""):
+        raise DescriptionError(where, f"{method!r}; known methods: {known}" + (" or '' for Brian2's choice"
+                                                                                 if default_allowed else ""))
+
+
+MAX_EXPONENT = 1000
+
+
+def check_powers(code, where):
+    """Refuse a power whose exponent holds another power or is a number beyond +-MAX_EXPONENT: Brian2's
+    optimiser evaluates constant powers exactly, and 9**9**9 would take it hours. Each statement's expression
+    (lines and ';'-separated parts) is the text after its first '=' (or all of it) up to an equation's ':'."""
+    for line in re.split(r"[\n;]", str(code)):
+        text = line.split("#")[0]
+        text = text.split("=", 1)[-1].rsplit(":", 1)[0] if ":" in text else text.split("=", 1)[-1]
+        try:
+            tree = ast.parse(text.strip() or "0", mode="eval")
+        except SyntaxError:
+            continue  # Brian2's parser names the error
+        for node in ast.walk(tree):
+            if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Pow):
+                exponent = node.right.operand if isinstance(node.right, ast.UnaryOp) else node.right
+                nested = any(isinstance(n, ast.BinOp) and isinstance(n.op, ast.Pow) for n in ast.walk(node.right))
+                large = isinstance(exponent, ast.Constant) and isinstance(exponent.value, (int, float)) and \
+                    abs(exponent.value) > MAX_EXPONENT
+                if nested or large:
+                    raise DescriptionError(where, f"{ast.unparse(node)!r}: exponents may not hold a power or exceed "
+                                                  f"{MAX_EXPONENT} in magnitude")
+
+
 def check_neuron_model(model):
     _once(_model_key(model), _check_neuron_model, model)
 
 
 def _check_neuron_model(model):
+    for name in ("equations", "threshold", "reset"):
+        check_powers(getattr(model, name), f"NeuronModel.{name}")
+    for field_name in ("events", "run_on_event"):
+        for key, code in getattr(model, field_name).items():
+            check_powers(code, f"NeuronModel.{field_name}[{key!r}]")
     try:
         group = brian_parse.neuron_group(model, 1, "checked_neuron")
     except (SyntaxError, ValueError, TypeError, KeyError, DimensionMismatchError) as err:
@@ -143,6 +184,9 @@ def _source_key(source):
 
 def _check_projection(proj, source, target):
     where = f"Projection {proj.name!r}.synapse"
+    check_powers(proj.synapse.model, f"{where}.model")
+    for pathway, (_, code, _) in proj.synapse.pathways().items():
+        check_powers(code, f"{where} pathway {pathway!r}")
     if hasattr(source, "model"):
         pre = brian_parse.neuron_group(source.model, 1, "checked_source")
     else:
@@ -181,6 +225,7 @@ def check_delay_variable(proj, source, target):
 def check_operation(operation, population):
     """An operation's code checked by Brian2 on its population's model (random draws as Brian2's own)."""
     where = f"Operation {operation.name!r}.code"
+    check_powers(operation.code, where)
     group = brian_parse.neuron_group(population.model, population.n, "checked_neuron")
     try:
         brian_parse.operation(group, operation, operation.code, "checked_operation")

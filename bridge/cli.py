@@ -4,12 +4,12 @@ EXPERIMENT ...`."""
 import argparse
 import importlib
 import inspect
-import json
+import signal
 import sys
 from importlib.metadata import entry_points
 from pathlib import Path
 
-from bridge import library
+from bridge import files, library
 from bridge.errors import DescriptionError
 
 
@@ -32,21 +32,23 @@ def crosscheck(args):
 
     name, simulation = _load(args.model, args.seed)
     out = Path(args.out or f"results/crosscheck_{name}")
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "simulation.json").write_text(simulation.to_json(indent=1))
+    files.remove_stale(out, "report.json", "crosscheck.png")
+    files.write_text(out / "simulation.json", simulation.to_json(indent=1))
     if args.independent_noise:
         print(f"crosscheck {name}: Brian2 ({args.target}) and torch ({args.dtype}) with independent noise, "
               f"{args.independent_noise} seeds")
         _, _, report = independent_noise_run(simulation, args.independent_noise, args.target, args.dtype)
-        statistics_figure(report, out / "crosscheck.png", title=name)
+        with files.atomic(out / "crosscheck.png") as temporary:
+            statistics_figure(report, temporary, title=name)
     else:
         print(f"crosscheck {name}: Brian2 ({args.target}, float64) vs torch ({args.dtype}), "
               f"{simulation.run.n_steps} steps of {simulation.dt * 1e3:g} ms")
         brian_record, torch_record, report = paired_run(simulation, target=args.target, dtype=args.dtype,
                                                           progress=True)
-        crosscheck_figure(brian_record, torch_record, report, out / "crosscheck.png", title=name)
+        with files.atomic(out / "crosscheck.png") as temporary:
+            crosscheck_figure(brian_record, torch_record, report, temporary, title=name)
     print(report.text())
-    (out / "report.json").write_text(json.dumps(report.to_dict(), indent=1))
+    files.write_json(out / "report.json", report.to_dict())
     print(f"wrote {out / 'report.json'} and {out / 'crosscheck.png'}")
     return 0 if report.passed else 1
 
@@ -83,7 +85,7 @@ def import_script(args):
 
     simulation = from_brian2(args.script)
     out = Path(args.out or Path(args.script).with_suffix(".json").name)
-    _write_atomically(out, simulation.to_json(indent=1))
+    files.write_text(out, simulation.to_json(indent=1))
     net = simulation.network
     print(f"imported {args.script} (up to its run()): {len(net.populations)} populations, {len(net.sources)} "
           f"sources, {len(net.projections)} projections, {simulation.run.n_steps} steps of {simulation.dt * 1e3:g} ms")
@@ -95,16 +97,9 @@ def export_script(args):
     from bridge.brian2_scripts import to_brian2
 
     _, simulation = _load(args.model, args.seed)
-    _write_atomically(Path(args.brian2), to_brian2(simulation))
+    files.write_text(Path(args.brian2), to_brian2(simulation))
     print(f"wrote {args.brian2}: a plain Brian2 script (python {args.brian2} runs it without spikebridge)")
     return 0
-
-
-def _write_atomically(path, text):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(path.name + ".tmp")
-    temporary.write_text(text)
-    temporary.replace(path)
 
 
 def list_experiments(args):
@@ -119,6 +114,12 @@ def run_experiment(args):
         raise KeyError(f"unknown experiment {args.name!r}; known: {sorted(registry)}")
     module = importlib.import_module(registry[args.name][0])
     out = args.out or f"results/{args.name.replace('-', '_')}"
+    if args.device == "cuda":
+        import torch
+        if not torch.cuda.is_available():
+            raise DescriptionError("--device", "cuda, but torch sees no GPU here (a CPU build, or no driver); "
+                                               "use --device cpu")
+    files.remove_stale(out, "results.json")
     extra = {"mnist": args.mnist} if args.mnist else {}
     if extra and "mnist" not in inspect.signature(module.run).parameters:
         raise ValueError(f"--mnist: experiment {args.name!r} takes no MNIST data (spiking-net does)")
@@ -128,7 +129,16 @@ def run_experiment(args):
     return 0
 
 
+def _keep_ignoring_sigint():
+    """A job started with SIGINT ignored (in the background) keeps ignoring it: Brian2's handler would call the
+    ignored handler and crash."""
+    handler = signal.getsignal(signal.SIGINT)
+    if getattr(handler, "previous_handler", None) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def main(argv=None):
+    _keep_ignoring_sigint()
     parser = argparse.ArgumentParser(prog="spikebridge", description="One spiking model, Brian2 and PyTorch.")
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("models", help="list the library models").set_defaults(func=models)
@@ -174,6 +184,10 @@ def main(argv=None):
     except (DescriptionError, KeyError, ValueError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt as err:
+        print(f"interrupted{f': {err}' if str(err) else ''}; nothing of this run was written as complete",
+              file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -5,14 +5,14 @@ Brian2's notation ("10*ms"); arrays (weights, delays, spike times, current value
 """
 import json
 import math
-from dataclasses import dataclass, field, fields, is_dataclass
+from dataclasses import MISSING, dataclass, field, fields, is_dataclass
 
 import numpy as np
 
-from bridge import checks, plan
+from bridge import checks, memory, plan
 from bridge.delays import DELAY_MODES, DELAY_OVERFLOW, round_steps
 from bridge.errors import DescriptionError
-from bridge.quantities import parse_quantity, si_value
+from bridge.quantities import parse_quantity, si_value, time_value
 
 REGISTRY = {}
 
@@ -65,9 +65,7 @@ class TimedArray:
         if values.ndim not in (1, 2) or not len(values):
             raise DescriptionError("TimedArray.values", f"shape {values.shape}; give rows of values: (steps,) or "
                                                         "(steps, n)")
-        dt = parse_quantity(self.dt, "TimedArray.dt")
-        if dt.dim != parse_quantity("1*ms", "").dim or float(np.asarray(dt)) <= 0:
-            raise DescriptionError("TimedArray.dt", f"{self.dt!r} must be a positive time")
+        time_value(self.dt, "TimedArray.dt", positive=True)
         parse_quantity(self.unit, "TimedArray.unit")
 
 
@@ -98,9 +96,10 @@ class NeuronModel:
 
     def __post_init__(self):
         _check_parameters(self.parameters, "NeuronModel")
+        if self.reset and not self.threshold:
+            raise DescriptionError("NeuronModel.reset", "a reset needs a threshold (no spikes would trigger it)")
         if self.refractory:
-            period = parse_quantity(self.refractory, "NeuronModel.refractory")
-            if float(np.asarray(period)) < 0:
+            if time_value(self.refractory, "NeuronModel.refractory") < 0:
                 raise DescriptionError("NeuronModel.refractory", f"{self.refractory!r} is negative; give >= 0*ms")
         for event in self.events:
             _check_name(event, "NeuronModel.events")
@@ -110,6 +109,7 @@ class NeuronModel:
         if unknown:
             raise DescriptionError("NeuronModel.run_on_event", f"events {sorted(unknown)} are not in `events` "
                                                                f"{sorted(self.events)}")
+        checks.check_method(self.method, "NeuronModel.method")
         checks.check_neuron_model(self)
 
 
@@ -131,6 +131,7 @@ class SynapseModel:
 
     def __post_init__(self):
         _check_parameters(self.parameters, "SynapseModel")
+        checks.check_method(self.method, "SynapseModel.method", default_allowed=True)
         pre, post = (_pathway_codes(getattr(self, f"on_{side}"), side) for side in ("pre", "post"))
         for name in pre.keys() | post.keys():
             _check_name(name, "SynapseModel pathway")
@@ -206,19 +207,20 @@ class SpikeTrains:
         times = _finite_array(self.times, f"SpikeTrains {self.name!r}.times")
         if np.any(times < 0):
             raise DescriptionError(f"SpikeTrains {self.name!r}.times", "negative spike time; times must be >= 0")
-        indices = np.asarray(self.indices, dtype=int)
-        if len(indices) and (indices.min() < 0 or indices.max() >= self.n):
-            raise DescriptionError(f"SpikeTrains {self.name!r}.indices", f"index out of range 0..{self.n - 1}")
+        _indices(self.indices, self.n, f"SpikeTrains {self.name!r}.indices")
 
     def spike_steps(self, dt, n_steps):
-        """(indices, steps) with Brian2's SpikeGeneratorGroup rule: step = int((t + 1e-3*dt)/dt)."""
+        """(indices, steps) with Brian2's SpikeGeneratorGroup rule: step = int((t + 1e-3*dt)/dt); every spike
+        must fall within the run's `n_steps`."""
+        where = f"SpikeTrains {self.name!r}.times"
         steps = ((np.asarray(self.times, dtype=float) + 1e-3 * dt) / dt).astype(np.int64)
-        indices = np.asarray(self.indices, dtype=np.int64)
-        if len(np.unique(indices * (n_steps + 1) + steps)) != len(steps):
-            raise DescriptionError(f"SpikeTrains {self.name!r}.times",
-                                   f"two spikes of one neuron fall in the same time step of dt = {dt} s")
-        keep = steps < n_steps
-        return indices[keep], steps[keep]
+        indices = _indices(self.indices, self.n, f"SpikeTrains {self.name!r}.indices")
+        if len(steps) and steps.max() >= n_steps:
+            raise DescriptionError(where, f"a spike at {max(self.times)!r} s falls at or after the end of the run "
+                                          f"({n_steps} steps of {dt} s); remove it or lengthen the run")
+        if len(np.unique(np.stack([indices, steps], axis=1), axis=0)) != len(steps):
+            raise DescriptionError(where, f"two spikes of one neuron fall in the same time step of dt = {dt} s")
+        return indices, steps
 
 
 @register
@@ -234,6 +236,7 @@ class PoissonTrains:
     def __post_init__(self):
         _check_name(self.name, "PoissonTrains.name")
         _check_count(self.n, f"PoissonTrains {self.name!r}.n")
+        _check_seed(self.seed, f"PoissonTrains {self.name!r}.seed")
         _probability(self.rate, 0.0, f"PoissonTrains {self.name!r}.rate")
 
     def spike_steps(self, dt, n_steps):
@@ -260,6 +263,7 @@ class PoissonInput:
     def __post_init__(self):
         _check_name(self.name, "PoissonInput.name")
         _check_count(self.n, f"PoissonInput {self.name!r}.n")
+        _check_seed(self.seed, f"PoissonInput {self.name!r}.seed")
         _probability(self.rate, 0.0, f"PoissonInput {self.name!r}.rate")
         parse_quantity(self.weight, f"PoissonInput {self.name!r}.weight")
 
@@ -288,7 +292,7 @@ class CurrentInjection:
 
     def array(self, n_steps):
         values = np.asarray(self.values, dtype=float)
-        return np.repeat(values, n_steps, axis=0) if len(values) == 1 else values[:n_steps]
+        return np.repeat(values, n_steps, axis=0) if len(values) == 1 else values
 
 
 OPERATION_SLOTS = ("start", "end")
@@ -317,9 +321,7 @@ class Operation:
         if self.when not in OPERATION_SLOTS:
             raise DescriptionError(f"{where}.when", f"{self.when!r}; allowed: {OPERATION_SLOTS}")
         if self.dt:
-            dt = parse_quantity(self.dt, f"{where}.dt")
-            if dt.dim != parse_quantity("1*ms", "").dim or float(np.asarray(dt)) <= 0:
-                raise DescriptionError(f"{where}.dt", f"{self.dt!r} must be a positive time")
+            time_value(self.dt, f"{where}.dt", positive=True)
 
     def neurons(self, n):
         """(start, stop) of the neurons it runs on, in a population of n."""
@@ -379,7 +381,7 @@ class Projection:
         if len(self.i) != len(self.j):
             raise DescriptionError(f"Projection {self.name!r}.j", f"{len(self.j)} targets for {len(self.i)} sources")
         self._check_delay_fields()
-        max_delay = si_value(self.max_delay, f"Projection {self.name!r}.max_delay")
+        max_delay = time_value(self.max_delay, f"Projection {self.name!r}.max_delay")
         if max_delay < 0:
             raise DescriptionError(f"Projection {self.name!r}.max_delay", f"{self.max_delay!r} must be >= 0*ms")
         for pathway in self.synapse.pathways():
@@ -432,7 +434,7 @@ class Projection:
             delays = self.delays.get(pathway, "0*ms")
         where = f"Projection {self.name!r}.delays" + (f"[{pathway!r}]" if isinstance(self.delays, dict) else "")
         if isinstance(delays, str):
-            return np.full(n_synapses, si_value(delays, where))
+            return np.full(n_synapses, time_value(delays, where))
         return _finite_array(delays, where).reshape(-1)
 
 
@@ -449,8 +451,16 @@ class Network:
     operations: tuple = ()
 
     def __post_init__(self):
-        for attr in ("populations", "sources", "currents", "projections", "poisson_inputs", "operations"):
+        elements = {"populations": (Population,), "sources": (SpikeTrains, PoissonTrains),
+                    "currents": (CurrentInjection,), "projections": (Projection,), "poisson_inputs": (PoissonInput,),
+                    "operations": (Operation,)}
+        for attr, kinds in elements.items():
             _set(self, attr, tuple(getattr(self, attr)))
+            for element in getattr(self, attr):
+                if not isinstance(element, kinds):
+                    raise DescriptionError(f"Network.{attr}", f"{str(element)[:60]} is not a "
+                                                              f"{' or '.join(k.__name__ for k in kinds)} object "
+                                                              "(each needs its \"type\")")
         names = [x.name for x in self.populations + self.sources + self.currents + self.projections +
                  self.poisson_inputs + self.operations]
         duplicates = sorted({n for n in names if names.count(n) > 1})
@@ -484,9 +494,7 @@ class Network:
         n_source, n_target = source.n, target.n
         if not proj.dense:
             for attr, n in (("i", n_source), ("j", n_target)):
-                idx = np.asarray(getattr(proj, attr), dtype=int)
-                if idx.min() < 0 or idx.max() >= n:
-                    raise DescriptionError(f"Projection {proj.name!r}.{attr}", f"index out of range 0..{n - 1}")
+                _indices(getattr(proj, attr), n, f"Projection {proj.name!r}.{attr}")
         n_synapses = len(proj.i) if not proj.dense else n_source * n_target
         expected = (n_synapses,) if not proj.dense else (n_source, n_target)
         for name, value in proj.values.items():
@@ -525,9 +533,7 @@ class Timing:
 
     def __post_init__(self):
         _set(self, "schedule", tuple(self.schedule))
-        dt = parse_quantity(self.dt, "Timing.dt")
-        if dt.dim != parse_quantity("1*ms", "").dim or float(np.asarray(dt)) <= 0:
-            raise DescriptionError("Timing.dt", f"{self.dt!r} must be a positive time")
+        time_value(self.dt, "Timing.dt", positive=True)
         if self.schedule != BRIAN_SCHEDULE:
             raise DescriptionError("Timing.schedule", f"{self.schedule} is not supported; allowed: {BRIAN_SCHEDULE}")
         if self.delay_rounding not in DELAY_ROUNDING:
@@ -559,11 +565,12 @@ class RunSettings:
 
     def __post_init__(self):
         _set(self, "record", tuple(self.record))
-        duration = parse_quantity(self.duration, "RunSettings.duration")
-        if duration.dim != parse_quantity("1*ms", "").dim or float(np.asarray(duration)) <= 0:
-            raise DescriptionError("RunSettings.duration", f"{self.duration!r} must be a positive time")
-        if self.dtype not in DTYPES:
-            raise DescriptionError("RunSettings.dtype", f"{self.dtype!r}; allowed: {DTYPES}")
+        time_value(self.duration, "RunSettings.duration", positive=True)
+        check_dtype(self.dtype, "RunSettings.dtype")
+        _check_seed(self.noise_seed, "RunSettings.noise_seed")
+        if self.n_steps < 1:
+            raise DescriptionError("RunSettings.duration", f"{self.duration!r} is shorter than one step of dt = "
+                                                           f"{self.timing.dt}")
         _check_count(self.segments, "RunSettings.segments")
         if self.n_steps % self.segments:
             raise DescriptionError("RunSettings.segments", f"{self.segments} segments do not divide the run's "
@@ -587,6 +594,7 @@ class Simulation:
 
     def __post_init__(self):
         net = self.network
+        memory.refuse_beyond(self.array_bytes(), memory.system_available_bytes(), "this machine")
         populations = {p.name: p for p in net.populations}
         for proj in net.projections:  # delays in range under the declared rules
             i, j = plan.synapses(proj, net.size(proj.source), net.size(proj.target))
@@ -602,14 +610,40 @@ class Simulation:
                 checks.check_recordable(net._population(owner, f"{where} (a population or projection)"), var, where)
         for operation in net.operations:
             operation.period_steps(self.dt)
+        for source in net.sources:
+            if isinstance(source, SpikeTrains):
+                source.spike_steps(self.dt, self.run.n_steps)
         for current in net.currents:
             rows = len(current.values)
-            if rows != 1 and rows < self.run.n_steps:
+            if rows not in (1, self.run.n_steps):
                 raise DescriptionError(f"CurrentInjection {current.name!r}.values",
-                                       f"{rows} rows; need 1 or at least n_steps = {self.run.n_steps}")
+                                       f"{rows} rows; need 1 or n_steps = {self.run.n_steps}")
             if len(current.values[0]) != net.size(current.target):
                 raise DescriptionError(f"CurrentInjection {current.name!r}.values",
                                        f"{len(current.values[0])} columns; expected {net.size(current.target)}")
+
+    def array_bytes(self):
+        """{part: bytes} of the arrays a run of this description builds in either backend, at least: per synapse
+        its indices, delays and values; per step and neuron the Poisson draws and the recorded traces; per
+        neuron its state."""
+        net, n_steps, size = self.network, self.run.n_steps, 8
+        parts = {}
+        for proj in net.projections:
+            n_synapses = net.size(proj.source) * net.size(proj.target) if proj.dense else len(proj.i)
+            per_synapse = 2 + len(proj.synapse.pathways()) + len(proj.values)
+            parts[f"Projection {proj.name!r}"] = n_synapses * per_synapse * size
+        for source in net.sources:
+            per_step = source.n if isinstance(source, PoissonTrains) else 0
+            parts[f"{type(source).__name__} {source.name!r}.n"] = (n_steps * per_step + source.n) * size
+        for poisson in net.poisson_inputs:
+            parts[f"PoissonInput {poisson.name!r}"] = n_steps * net.size(poisson.target) * size
+        for population in net.populations:
+            variables = len(checks.variable_dims(population.model)) + 2  # with lastspike, not_refractory
+            parts[f"Population {population.name!r}.n"] = population.n * variables * size
+        widths = {**{p.name: p.n for p in net.populations}, **{p.name: len(p.i) for p in net.projections}}
+        for key in self.run.record:
+            parts[f"RunSettings.record[{key!r}]"] = n_steps * widths.get(plan.record_key(key)[0], 0) * size
+        return parts
 
     @property
     def dt(self):
@@ -633,6 +667,28 @@ def _probability(rate, dt, where):
 def _check_name(name, where):
     if not isinstance(name, str) or not name.isidentifier() or name.startswith("_"):
         raise DescriptionError(where, f"{name!r} must be a Python identifier not starting with '_'")
+
+
+def check_dtype(dtype, where):
+    """A float type both backends run: float64 (the exact class) or float32."""
+    if dtype not in DTYPES:
+        raise DescriptionError(where, f"{dtype!r}; allowed: {list(DTYPES)}")
+
+
+def _check_seed(seed, where):
+    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
+        raise DescriptionError(where, f"{seed!r} must be an integer >= 0")
+
+
+def _indices(values, n, where):
+    """Neuron indices as int64, each a whole number in 0..n-1 (1.7 is refused, not truncated)."""
+    values = np.asarray(values, dtype=float).reshape(-1)
+    if np.any(values != np.round(values)):
+        raise DescriptionError(where, f"{values[values != np.round(values)][0]!r} is not a whole number; indices "
+                                      "are integers")
+    if len(values) and (values.min() < 0 or values.max() >= n):
+        raise DescriptionError(where, f"index out of range 0..{n - 1}")
+    return values.astype(np.int64)
 
 
 def _check_count(n, where):
@@ -662,7 +718,15 @@ def decode(data):
         unknown = set(data) - known - {"type"}
         if unknown:
             raise DescriptionError(kind, f"unknown fields {sorted(unknown)}; allowed: {sorted(known)}")
-        return cls(**{k: decode(v) for k, v in data.items() if k != "type"})
+        missing = {f.name for f in fields(cls) if f.default is MISSING and f.default_factory is MISSING} - set(data)
+        if missing:
+            raise DescriptionError(kind, f"missing required fields {sorted(missing)}")
+        values = {k: decode(v) for k, v in data.items() if k != "type"}
+        for f in fields(cls):  # a field that holds one object: an object of its type (a dict without "type" is not)
+            if f.type in REGISTRY.values() and f.name in values and not isinstance(values[f.name], f.type):
+                raise DescriptionError(f"{kind}.{f.name}", f"expected a {f.type.__name__} object "
+                                                           f"({{\"type\": \"{f.type.__name__}\", ...}})")
+        return cls(**values)
     if isinstance(data, list):
         return [decode(v) for v in data]
     if isinstance(data, dict):
@@ -675,4 +739,7 @@ def to_json(obj, **kwargs):
 
 
 def from_json(text):
-    return decode(json.loads(text))
+    try:
+        return decode(json.loads(text))
+    except RecursionError:
+        raise DescriptionError("JSON", "nested too deeply to be a description") from None

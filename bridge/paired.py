@@ -1,9 +1,10 @@
 """Paired runs: one Simulation, the same input, both backends, one comparison report."""
-import numpy as np
-
 import dataclasses
 
+import numpy as np
+
 from bridge.compare import STOCHASTIC_MIN_SEEDS, compare, compare_statistics
+from bridge.description import check_dtype
 from bridge.errors import DescriptionError
 from bridge.plan import lower
 
@@ -18,6 +19,7 @@ def paired_run(simulation, target="numpy", dtype=None, device=None, k=1, progres
 
     plan = lower(simulation)
     dtype = dtype or plan.dtype
+    check_dtype(dtype, "dtype")
     brian_record = run_brian(plan, target=target)
     torch_record = run_torch(plan, dtype=dtype, device=device, progress=progress)
     return brian_record, torch_record, compare_records(simulation.network, brian_record, torch_record, dtype, k)

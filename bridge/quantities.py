@@ -4,7 +4,7 @@ import math
 import operator
 
 import numpy as np
-from brian2 import Quantity
+from brian2 import Quantity, second
 from brian2.core.namespace import DEFAULT_UNITS
 
 from bridge.errors import DescriptionError
@@ -51,3 +51,15 @@ def _evaluate(node):
 def si_value(text, field):
     """The SI value of a quantity string, as a float."""
     return float(np.asarray(parse_quantity(text, field)))
+
+
+def time_value(text, field, positive=False):
+    """The SI value (seconds) of a time quantity; other units are refused (a delay in mV is not read as seconds),
+    and with `positive` values <= 0."""
+    quantity = parse_quantity(text, field)
+    seconds = float(np.asarray(quantity))
+    if quantity.dim != second.dim:
+        raise DescriptionError(field, f"{text!r} is not a time; give a quantity like '1.5*ms'")
+    if positive and seconds <= 0:
+        raise DescriptionError(field, f"{text!r} must be a positive time")
+    return seconds

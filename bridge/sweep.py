@@ -41,7 +41,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from bridge import library
+from bridge import files, library
 from bridge.compare import spike_statistics
 from bridge.errors import DescriptionError
 from bridge.plan import lower
@@ -392,9 +392,8 @@ def _claim(out, sweep, resume):
     elif resume:
         raise DescriptionError(str(out), "holds no sweep to resume")
     out.mkdir(parents=True, exist_ok=True)
-    for stale in ("results.csv", "summary.png"):
-        (out / stale).unlink(missing_ok=True)
-    _write_atomically(stored, text.encode())
+    files.remove_stale(out, "results.csv", "summary.png")
+    files.write_text(stored, text)
 
 
 def _finished(out, run_id):
@@ -415,7 +414,7 @@ def _finish(out, run_id, values, simulation, records, sweep, error):
     arrays = {f"{backend}.{kind}.{name}": array for backend, record in records.items()
               for kind, by_name in (("spikes", record.spikes), ("traces", record.traces))
               for name, array in by_name.items()}
-    with _atomic(folder / "records.npz") as temporary, open(temporary, "wb") as file:
+    with files.atomic(folder / "records.npz") as temporary, open(temporary, "wb") as file:
         np.savez_compressed(file, **{key: np.asarray(value) for key, value in arrays.items()})
     reference = records.get("brian2", records.get("torch"))
     for population in simulation.network.populations:
@@ -424,39 +423,14 @@ def _finish(out, run_id, values, simulation, records, sweep, error):
                     f"{population.name}.rate_hz": statistics["rate"], f"{population.name}.cv": statistics["cv"]})
     if sweep.run == "paired":
         report = compare_records(simulation.network, records["brian2"], records["torch"], sweep.dtype)
-        _write_atomically(folder / "report.json", json.dumps(report.to_dict(), indent=1).encode())
+        files.write_json(folder / "report.json", report.to_dict())
         row.update(identical=report.identical, passed=report.passed,
                    max_trace_rel=max((t["max_rel"] for t in report.traces.values()), default=0.0))
     _write_result(out, run_id, row)
 
 
 def _write_result(out, run_id, row):
-    folder = out / "runs" / run_id
-    folder.mkdir(parents=True, exist_ok=True)
-    _write_atomically(folder / "result.json", json.dumps(row, indent=1).encode())
-
-
-class _atomic:
-    """A temporary path beside `path`, renamed to it when the block succeeds."""
-
-    def __init__(self, path):
-        self.path, self.temporary = path, path.with_name(path.name + ".tmp")
-
-    def __enter__(self):
-        return self.temporary
-
-    def __exit__(self, kind, *exc):
-        if kind is None:
-            os.replace(self.temporary, self.path)
-        else:
-            self.temporary.unlink(missing_ok=True)
-        return False
-
-
-def _write_atomically(path, data):
-    with _atomic(path) as temporary:
-        with open(temporary, "wb") as file:
-            file.write(data)
+    files.write_json(out / "runs" / run_id / "result.json", row)
 
 
 def _summarize(out, sweep):
@@ -465,10 +439,10 @@ def _summarize(out, sweep):
 
     rows = [json.loads(path.read_text()) for path in sorted((out / "runs").glob("run_*/result.json"))]
     table = pd.DataFrame(rows)
-    with _atomic(out / "results.csv") as temporary:
+    with files.atomic(out / "results.csv") as temporary:
         table.to_csv(temporary, index=False)
     from bridge.plots import sweep_figure
-    with _atomic(out / "summary.png") as temporary:
+    with files.atomic(out / "summary.png") as temporary:
         names = {path: path.split(".")[-1] for path in sweep.vary}
         sweep_figure(table, list(sweep.vary), names, temporary, paired=sweep.run == "paired")
     return table

@@ -44,8 +44,12 @@ def one_thread():
 
 
 def save_figure(fig, path):
+    """A figure as PNG, written atomically."""
     import matplotlib.pyplot as plt
+
+    from bridge import files
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    with files.atomic(path) as temporary:
+        fig.savefig(temporary, dpi=110, format="png")
     plt.close(fig)
 

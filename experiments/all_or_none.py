@@ -8,7 +8,6 @@ every spike is a full event (v crosses V_th and is reset to V_reset), only their
 Nothing here is random: `seed` is recorded only.
 """
 import dataclasses
-import json
 import time
 from pathlib import Path
 
@@ -19,6 +18,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
+from bridge import files  # noqa: E402
 from bridge.description import Network, Population, RunSettings, Simulation  # noqa: E402
 from bridge.library import lif  # noqa: E402
 from bridge.paired import paired_run  # noqa: E402
@@ -134,7 +134,7 @@ def run(out="results/all_or_none", seed=0, quick=False, device=None, progress=Tr
                         "final_loss": history["loss"][-1], **{f"{k}_per_epoch": v for k, v in history.items()}},
                "lif": lif_result}
     results["seconds"] = round(time.time() - started, 1)
-    (out / "results.json").write_text(json.dumps(results, indent=1))
+    files.write_json(out / "results.json", results)
     _plot_training(history, out / "training.png")
     _plot_relu_response(history["b_final"][-1], out / "relu_response.png")
     _plot_lif(currents, lif_result, brian_record, torch_record, out / "lif_stimulus_response.png")

@@ -7,7 +7,6 @@ circuit learn, how long does it take. Sweep: random patterns and offsets (torch,
 of the seed's circuit, of each change added in turn, and of the one-period wrap of earlier versions, with a
 few trials of each re-run in Brian2 to confirm identical delay trajectories.
 """
-import json
 import time
 from pathlib import Path
 
@@ -19,6 +18,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
+from bridge import files  # noqa: E402
 from bridge.library import delay_circuit as circuit  # noqa: E402
 from bridge.library.delay_circuit import CircuitParameters  # noqa: E402
 from bridge.paired import paired_run  # noqa: E402
@@ -180,7 +180,7 @@ def run(out="results/delay_circuit", seed=0, quick=False, device=None, n_neurons
                                   "brian2_identical_delay_trajectories": f"{sum(checked)}/{len(checked)}",
                                   "trials": outcomes}
     results["seconds"] = round(time.time() - started, 1)
-    (out / "results.json").write_text(json.dumps(results, indent=1))
+    files.write_json(out / "results.json", results)
     _plot_delays(records, out / "delay_trajectories.png")
     _plot_states(records, out / "v_and_thresholds.png")
     _plot_rasters(records, out / "rasters.png")

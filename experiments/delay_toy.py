@@ -39,7 +39,6 @@ another delay; results.json says how many were counted that way.
 
 Full mode: 1000 epochs of this setting, then the seed's setting. Quick mode: 100 epochs, no baseline.
 """
-import json
 import math
 import time
 from dataclasses import asdict, dataclass, replace
@@ -54,6 +53,7 @@ from torch_models.delays import Delays, exponential_filter, shift
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from bridge import files  # noqa: E402
 from experiments import save_figure, versions  # noqa: E402
 
 PATTERN_STEPS, ZERO_STEPS, SPIKE_PROBABILITY = 20, 20, 0.3
@@ -243,7 +243,7 @@ def run(out="results/delay_toy", seed=0, quick=False, device="cpu", progress=Tru
                "seed_setting": None if quick else solve(problem, initial, replace(SEED_SETTING, tau=setting.tau),
                                                         seed, device, progress, "seed's setting")[0]}
     results["seconds"] = round(time.time() - started, 1)
-    (out / "results.json").write_text(json.dumps(results, indent=1))
+    files.write_json(out / "results.json", results)
     _plot_loss(results, out / "loss.png")
     _plot_delays(results, out / "delays.png")
     _plot_alignment(own, initial_force, learned, out / "alignment.png")

@@ -15,7 +15,6 @@ test set is run in Brian2 (numpy target; many samples at once as independent cop
 the same dt and at dt/10, classified from Brian2's output, and compared with torch (float64).
 """
 import dataclasses
-import json
 import time
 from pathlib import Path
 
@@ -28,6 +27,7 @@ import torch  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
 import torch_models  # noqa: E402
+from bridge import files  # noqa: E402
 from bridge import batch as batching  # noqa: E402
 from bridge.description import Timing, from_json  # noqa: E402
 from brian_models import network as brian_network  # noqa: E402
@@ -118,7 +118,7 @@ def evaluate(task, module, test, out, name, sizes, device):
     spikes, ipds, labels = test
     simulation = module.to_simulation()
     path = Path(out) / f"network_{name}.json"
-    path.write_text(simulation.to_json())
+    files.write_text(path, simulation.to_json())
     loaded = from_json(path.read_text())
     exact = torch_module(loaded, "float64", device)
     torch32, torch64 = predict(module, spikes, device), predict(exact, spikes, device)
@@ -162,7 +162,7 @@ def run(out, seed=0, quick=False, device="cpu", progress=True, settings=None):
                          "delays_initial_steps": initial_delays.reshape(shape).astype(int).tolist(),
                          "delays_learned_steps": learned.astype(int).tolist()}
         plot(task, name, results[name], test, predicted, out)
-    (out / "results.json").write_text(json.dumps(results, indent=1))
+    files.write_json(out / "results.json", results)
     return results
 
 

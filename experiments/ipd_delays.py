@@ -18,7 +18,6 @@ then the learning rate decays tenfold. Between whole steps r_c is linear in d_c 
 cluster at whole-step delays (at 50 Hz, 3.6 classes per 1 ms step: about 11 clusters, see confusion.png);
 the ideal observer has no such limit.
 """
-import json
 import math
 import time
 from pathlib import Path
@@ -31,6 +30,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
+from bridge import files  # noqa: E402
 from experiments.ipd import IPDTask, errors, ideal_observer  # noqa: E402
 from experiments import one_thread, save_figure, versions  # noqa: E402
 from torch_models.delays import Delays, exponential_filter, shift  # noqa: E402
@@ -182,7 +182,7 @@ def run(out="results/ipd_delays", seed=0, quick=False, device="cpu", progress=Tr
                "acceptance": {"accuracy_above_seed": main["accuracy"] > SEED_REPORTED["accuracy"],
                               "mae_below_seed": main["mae_bin_midpoints"] < SEED_REPORTED["mae_degrees"]}}
     results["seconds"] = round(time.time() - started, 1)
-    (out / "results.json").write_text(json.dumps(results, indent=1))
+    files.write_json(out / "results.json", results)
     _plot_losses(settings, out / "loss.png")
     _plot_delays(settings, out / "delays.png")
     _plot_confusion(settings, out / "confusion.png")

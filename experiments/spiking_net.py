@@ -8,7 +8,6 @@ as the seed's transform: value/max - 0.5. Training as the seed: SGD with momentu
 0.1, 0.05, 0.01 in its three epochs, negative log-likelihood of log_softmax(logits).
 """
 import gzip
-import json
 import time
 from pathlib import Path
 
@@ -18,6 +17,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from bridge import files
 from bridge.library import spiking_net as net
 
 matplotlib.use("Agg")
@@ -180,7 +180,7 @@ def run(out="results/spiking_net", seed=0, quick=False, device=None, mnist=None,
         "final_loss": {"spiking": float(np.mean(spiking_losses[-5:])), "relu": float(np.mean(relu_losses[-5:]))},
         "seconds": round(time.time() - started, 1),
     }
-    (out / "results.json").write_text(json.dumps(results, indent=1))
+    files.write_json(out / "results.json", results)
     _plot_training(spiking_losses, relu_losses, results, out / "training.png")
     _plot_layers(*example, out / "layers.png")
     return results

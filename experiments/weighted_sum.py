@@ -6,7 +6,6 @@ synapses carry w = weight/scale; one weighted-sum neuron per game accumulates th
 with subtractive reset, so its prediction is v + theta*count at the end. numpy's dot product is the reference.
 Nothing here is random: `seed` is recorded only.
 """
-import json
 import time
 from pathlib import Path
 
@@ -16,6 +15,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from bridge import files  # noqa: E402
 from bridge.description import (Network, Population, Projection, RunSettings, Simulation, SpikeTrains,  # noqa: E402
                                 SynapseModel, Timing)
 from bridge.library import weighted_sum  # noqa: E402
@@ -111,7 +111,7 @@ def run(out="results/weighted_sum", seed=0, quick=False, device=None, progress=T
                "output_spikes": np.bincount(brian_record.spikes["sum"][0], minlength=n_games).tolist(),
                "identical_spikes": report.identical, "comparison_passed": report.passed}
     results["seconds"] = round(time.time() - started, 1)
-    (out / "results.json").write_text(json.dumps(results, indent=1))
+    files.write_json(out / "results.json", results)
     _plot_predictions(results, out / "predictions.png")
     _plot_traces(brian_record, torch_record, theta, predicted["numpy"], out / "v_traces.png")
     return results

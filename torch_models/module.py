@@ -10,14 +10,14 @@ the description's layout, and `to_simulation()` writes them back into a descript
 """
 import dataclasses
 import itertools
-import os
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 from torch import nn
 
-from bridge.errors import DescriptionError
+from bridge.description import check_dtype
+from bridge.memory import refuse_beyond, system_available_bytes
 from bridge.plan import lower, record_key
 from bridge.record import Record
 
@@ -60,6 +60,7 @@ class SimulationModule(nn.Module):
         super().__init__()
         self.plan = lower(simulation)
         self.simulation = self.plan.simulation
+        check_dtype(dtype or self.plan.dtype, "dtype")
         self.dtype = getattr(torch, dtype or self.plan.dtype)
         self.dt, self.n_steps = self.plan.dt, self.plan.n_steps
         for name, source in self.plan.sources.items():
@@ -123,21 +124,10 @@ class SimulationModule(nn.Module):
 
 
 def available_bytes(device):
-    """Memory free for a run on `device`: the GPU's free memory, else the system's MemAvailable."""
-    if device.type == "cuda":
-        return torch.cuda.mem_get_info(device)[0]
-    with open("/proc/meminfo") as meminfo:
-        for line in meminfo:
-            if line.startswith("MemAvailable:"):
-                return int(line.split()[1]) * 1024
-    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES")
+    """Memory free for a run on `device`: the GPU's free memory, else the system's."""
+    return torch.cuda.mem_get_info(device)[0] if device.type == "cuda" else system_available_bytes()
 
 
 def check_memory(parts, device):
     """Refuse, before any work, a run whose estimated memory {part of the description: bytes} will not fit."""
-    needed, available = sum(parts.values()), available_bytes(device)
-    if needed > available:
-        part, most = max(parts.items(), key=lambda item: item[1])
-        raise DescriptionError(part, f"the run needs about {needed:,} bytes ({most:,} for this part), more than "
-                                     f"the {available:,} bytes available on {device}; lower the batch size, the "
-                                     "duration, the network or what is recorded")
+    refuse_beyond(parts, available_bytes(device), device)

@@ -6,6 +6,7 @@ random per-synapse delays; seed 003's inhibitory delay-adjustment circuit (delay
 pattern; seed 002's SpikingNet (spiking_net.py), made of `graded_input` and `penalty_layer` units, by random
 weights and a random flickering image.
 """
+import json
 from pathlib import Path
 
 import numpy as np
@@ -53,7 +54,12 @@ def simulation(model_or_file, seed=0, folder="."):
     """A Simulation from a description file (a path relative to `folder`) or a library model's scenario."""
     path = Path(folder) / model_or_file
     if path.suffix == ".json" or path.exists():
-        loaded = from_json(path.read_text())
+        try:
+            loaded = from_json(path.read_text())
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+            raise DescriptionError(str(path), f"cannot read a description: {err}") from None
+        except DescriptionError as err:
+            raise DescriptionError(str(path), str(err)) from None
         if not isinstance(loaded, Simulation):
             raise DescriptionError(str(path), f"holds a {type(loaded).__name__}; expected a Simulation")
         return loaded

@@ -1,0 +1,199 @@
+"""Bad input ends in one line naming the file and the field, exit code 2 (1 is a failed comparison); nothing is
+silently coerced; work that will not fit is refused before it starts (issue 20)."""
+import json
+import math
+import re
+import signal
+import subprocess
+import sys
+import time
+import warnings
+
+import pytest
+import torch
+
+from bridge import files, library
+from bridge.cli import main
+from bridge.description import SpikeTrains
+from bridge.errors import DescriptionError
+from bridge.paired import paired_run
+from torch_models.surrogate import SURROGATES
+
+
+def base():
+    """A small valid description as JSON data (the lif_euler scenario, 10 ms)."""
+    data = json.loads(library.scenario("lif_euler").to_json())
+    data["run"]["duration"] = "10*ms"
+    return data
+
+
+def population(data):
+    return data["network"]["populations"][0]
+
+
+def projection(data):
+    return data["network"]["projections"][0]
+
+
+def set_in(getter, key, value):
+    def change(data):
+        getter(data)[key] = value
+    return change
+
+
+def drop(getter, key):
+    return lambda data: getter(data).pop(key)
+
+
+CASES = {  # name: (change to the base data, what the message must say)
+    "missing field": (drop(population, "n"), r"Population: missing required fields \['n'\]"),
+    "object without type": (drop(lambda d: population(d)["model"], "type"),
+                            r"Population.model: expected a NeuronModel object"),
+    "list element without type": (drop(population, "type"), r"Network.populations: .* is not a Population object"),
+    "unknown unit": (set_in(lambda d: population(d)["model"]["parameters"], "tau_mem", "3*furlong"),
+                     r"parameters\['tau_mem'\]: cannot read quantity '3\*furlong': \"unknown unit 'furlong'\""),
+    "synapse model syntax": (set_in(lambda d: projection(d)["synapse"], "model", "w : 1 +"),
+                             r"Projection 'input_to_lif'.synapse"),
+    "shorter than a step": (set_in(lambda d: d["run"], "duration", "0.01*ms"),
+                            r"RunSettings.duration: '0.01\*ms' is shorter than one step"),
+    "seed not a number": (set_in(lambda d: d["network"]["sources"][0], "seed", "abc"),
+                          r"PoissonTrains 'poisson'.seed: 'abc' must be an integer >= 0"),
+    "unknown method": (set_in(lambda d: population(d)["model"], "method", "magic"),
+                       r"NeuronModel.method: 'magic'; known methods: \[.*'euler'"),
+    "delays in mV": (set_in(projection, "delays", "2*mV"), r"Projection 'input_to_lif'.delays: '2\*mV' is not a time"),
+    "max_delay in mV": (set_in(projection, "max_delay", "20*mV"), r"max_delay: '20\*mV' is not a time"),
+    "fractional synapse index": (lambda d: projection(d)["i"].__setitem__(0, 1.5),
+                                 r"Projection 'input_to_lif'.i: 1.5 is not a whole number"),
+    "reset without threshold": (set_in(lambda d: population(d)["model"], "threshold", ""),
+                                r"NeuronModel.reset: a reset needs a threshold"),
+    "power tower": (set_in(lambda d: population(d)["model"], "threshold", "v > 1 + 0*9**9**9"),
+                    r"NeuronModel.threshold: '9 \*\* 9 \*\* 9': exponents may not hold a power"),
+    "a billion neurons": (set_in(population, "n", 10**9), r"Population 'lif_euler'.n: the run needs about [\d,]+ "
+                                                          r"bytes"),
+}
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_bad_description_is_one_line_naming_file_and_field_with_exit_2(name, tmp_path, capsys):
+    change, message = CASES[name]
+    data = base()
+    change(data)
+    path = tmp_path / "model.json"
+    path.write_text(json.dumps(data))
+    start = time.perf_counter()
+    assert main(["crosscheck", str(path), "--out", str(tmp_path / "out")]) == 2
+    error = capsys.readouterr().err
+    assert time.perf_counter() - start < 10
+    assert error.startswith(f"error: {path}: ") and error.count("\n") == 1, error
+    assert re.search(message, error), error
+
+
+@pytest.mark.parametrize("text, message", [("{", r"cannot read a description: Expecting property name"),
+                                           ("[" * 100_000 + "]" * 100_000, r"JSON: nested too deeply")])
+def test_unreadable_files_are_named(text, message, tmp_path, capsys):
+    path = tmp_path / "model.json"
+    path.write_text(text)
+    assert main(["crosscheck", str(path)]) == 2
+    assert re.search(f"error: {path}: {message}", capsys.readouterr().err)
+
+
+def test_a_folder_as_the_model_file_and_cuda_without_a_gpu(tmp_path, capsys):
+    folder = tmp_path / "model.json"
+    folder.mkdir()
+    assert main(["crosscheck", str(folder)]) == 2
+    assert f"error: {folder}: cannot read a description: [Errno 21] Is a directory" in capsys.readouterr().err
+    assert main(["run", "delay-toy", "--device", "cuda", "--out", str(tmp_path / "toy")]) == 2
+    assert "error: --device: cuda, but torch sees no GPU here" in capsys.readouterr().err
+
+
+def test_spike_trains_refuse_spikes_after_the_run_and_fractional_indices():
+    trains = SpikeTrains("in", 2, [0, 1], [1.1e-3, 0.0])
+    indices, steps = trains.spike_steps(1e-4, 20)  # neuron 0 at step 11 and neuron 1 at step 0 are no duplicate
+    assert indices.tolist() == [0, 1] and steps.tolist() == [11, 0]
+    with pytest.raises(DescriptionError, match=r"SpikeTrains 'in'.times: a spike at 0.0011 s falls at or after the "
+                                               r"end of the run \(10 steps"):
+        trains.spike_steps(1e-4, 10)
+    with pytest.raises(DescriptionError, match=r"SpikeTrains 'in'.indices: 0.5 is not a whole number"):
+        SpikeTrains("in", 2, [0.5], [0.0])
+
+
+def test_current_rows_must_match_the_steps():
+    from bridge.description import CurrentInjection, Network, NeuronModel, Population, RunSettings, Simulation
+    cell = Population("p", NeuronModel("dv/dt = (I - v)/(10*ms) : 1\nI : 1"), 2)
+    rows = [[0.0, 0.0]] * 11
+    with pytest.raises(DescriptionError, match=r"CurrentInjection 'drive'.values: 11 rows; need 1 or n_steps = 10"):
+        Simulation(Network((cell,), currents=(CurrentInjection("drive", "p", "I", rows),)), RunSettings("1*ms"))
+
+
+def test_nan_in_a_report_is_written_as_null_with_a_warning(tmp_path):
+    with pytest.warns(UserWarning, match=r"1 values are NaN or infinite, written as null: traces.v.max_rel"):
+        files.write_json(tmp_path / "report.json", {"traces": {"v": {"max_rel": float("nan"), "max_abs": 1.0}}})
+    assert json.loads((tmp_path / "report.json").read_text()) == {"traces": {"v": {"max_rel": None, "max_abs": 1.0}}}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert json.loads(files.json_text({"a": 1.5})) == {"a": 1.5}
+
+
+def test_half_precision_is_refused_not_run_under_another_label():
+    with pytest.raises(DescriptionError, match=r"dtype: 'float16'; allowed: \['float64', 'float32'\]"):
+        paired_run(library.scenario("lif_euler"), dtype="float16")
+
+
+def crosscheck(out, **options):
+    return subprocess.Popen([sys.executable, "-m", "bridge.cli", "crosscheck", "lif", "--out", str(out)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **options)
+
+
+def test_ctrl_c_stops_a_crosscheck_with_exit_130_and_no_report(tmp_path):
+    out = tmp_path / "out"
+    (out).mkdir()
+    (out / "report.json").write_text("{}")  # an earlier run's
+    process = crosscheck(out)
+    while not (out / "simulation.json").exists():
+        assert process.poll() is None, process.communicate()
+        time.sleep(0.05)
+    time.sleep(1.0)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130 and "interrupted" in stderr and "Traceback" not in stderr, stderr
+    assert not (out / "report.json").exists()
+
+
+def test_a_background_job_that_ignores_sigint_keeps_running(tmp_path):
+    process = crosscheck(tmp_path / "out", preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
+    time.sleep(4.0)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 0 and (tmp_path / "out" / "report.json").exists(), stderr
+
+
+@pytest.mark.parametrize("name, formula", [
+    ("superspike", lambda m: 1 / (1 + 25 * abs(m)) ** 2),
+    ("sigmoid", lambda m: 5 * math.exp(-5 * m) / (1 + math.exp(-5 * m)) ** 2)])
+def test_surrogate_gradients_equal_their_formulas(name, formula):
+    """Forward: exactly the spike condition; backward: the surrogate's derivative at the margin, hand-computed
+    (a flipped sign or a wrong slope fails)."""
+    margins = torch.tensor([-0.3, -0.01, 0.0, 0.02, 0.5], dtype=torch.float64, requires_grad=True)
+    spikes = SURROGATES[name](margins >= 0, margins)
+    assert spikes.tolist() == [0.0, 0.0, 1.0, 1.0, 1.0]
+    spikes.sum().backward()
+    expected = [formula(m) for m in margins.tolist()]
+    assert margins.grad.tolist() == pytest.approx(expected, rel=1e-12)
+
+
+def test_compare_sees_a_difference_in_traces_alone():
+    """Identical spikes, one trace off by 1e-6 of its scale: the exact class fails, and the difference is
+    measured against the other backend (not the reference against itself)."""
+    import numpy as np
+    from bridge.compare import compare
+    from bridge.record import Record
+
+    spikes = {"p": (np.array([0, 1]), np.array([3, 5]))}
+    trace = np.linspace(-0.07, -0.05, 20).reshape(10, 2)
+    brian = Record("brian2", 1e-4, 10, dict(spikes), {"p.v": trace})
+    shifted = trace.copy()
+    shifted[4, 1] += 0.07e-6
+    report = compare(brian, Record("torch", 1e-4, 10, dict(spikes), {"p.v": shifted}), {"p": 2})
+    assert report.identical and not report.passed
+    assert report.traces["p.v"]["max_abs"] == pytest.approx(0.07e-6, rel=1e-6)
+    assert report.traces["p.v"]["max_rel"] == pytest.approx(1e-6, rel=1e-6)
