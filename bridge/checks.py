@@ -4,6 +4,7 @@ import json
 import re
 from brian2 import DimensionMismatchError, second
 from brian2.core.base import BrianObjectException
+from brian2.equations.equations import EquationError
 from brian2.stateupdaters.base import StateUpdateMethod
 
 from bridge import brian_parse, plan
@@ -19,7 +20,15 @@ def _brian_message(err):
     original = original or err
     if isinstance(original, KeyError):  # Brian2 raises KeyError('v_post') or KeyError('The identifier ...')
         return f"unknown identifier: {original.args[0]}"
-    return f"{type(original).__name__}: {original}".strip()
+    return " ".join(line.strip() for line in f"{type(original).__name__}: {original}".splitlines() if line.strip())
+
+
+def check_equations(text, where):
+    """Equations Brian2 can parse."""
+    try:
+        brian_parse.equations(text)
+    except (EquationError, SyntaxError, ValueError, TypeError, KeyError, DimensionMismatchError) as err:
+        raise DescriptionError(where, _brian_message(err)) from None
 
 
 def _field_of(err, fields):

@@ -182,7 +182,7 @@ def main(argv=None):
     try:
         return args.func(args)
     except (DescriptionError, KeyError, ValueError, FileNotFoundError) as err:
-        print(f"error: {err}", file=sys.stderr)
+        print("error: " + " ".join(str(err).splitlines()), file=sys.stderr)
         return 2
     except KeyboardInterrupt as err:
         print(f"interrupted{f': {err}' if str(err) else ''}; nothing of this run was written as complete",

@@ -132,6 +132,7 @@ class SynapseModel:
     def __post_init__(self):
         _check_parameters(self.parameters, "SynapseModel")
         checks.check_method(self.method, "SynapseModel.method", default_allowed=True)
+        checks.check_equations(self.model, "SynapseModel.model")
         pre, post = (_pathway_codes(getattr(self, f"on_{side}"), side) for side in ("pre", "post"))
         for name in pre.keys() | post.keys():
             _check_name(name, "SynapseModel pathway")
@@ -684,7 +685,7 @@ def _indices(values, n, where):
     """Neuron indices as int64, each a whole number in 0..n-1 (1.7 is refused, not truncated)."""
     values = np.asarray(values, dtype=float).reshape(-1)
     if np.any(values != np.round(values)):
-        raise DescriptionError(where, f"{values[values != np.round(values)][0]!r} is not a whole number; indices "
+        raise DescriptionError(where, f"{float(values[values != np.round(values)][0])!r} is not a whole number; indices "
                                       "are integers")
     if len(values) and (values.min() < 0 or values.max() >= n):
         raise DescriptionError(where, f"index out of range 0..{n - 1}")

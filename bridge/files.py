@@ -14,7 +14,7 @@ def atomic(path):
     """A temporary path beside `path`, renamed to `path` when the block completes; removed if it fails."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.tmp")
+    temporary = path.with_name(f".{path.stem}.tmp{path.suffix}")  # the suffix kept: writers read the format from it
     try:
         yield temporary
         os.replace(temporary, path)

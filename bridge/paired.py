@@ -1,5 +1,6 @@
 """Paired runs: one Simulation, the same input, both backends, one comparison report."""
 import dataclasses
+import signal
 
 import numpy as np
 
@@ -9,14 +10,24 @@ from bridge.errors import DescriptionError
 from bridge.plan import lower
 
 
+def backends():
+    """The runners of both backends (Brian2's, torch's step by step), imported with Ctrl-C held back until they
+    are loaded: torch aborts the whole process (SIGABRT) when SIGINT arrives while it loads."""
+    held = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        from brian_models.network import run as run_brian
+        from torch_models.stepwise import run as run_torch
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, held)
+    return run_brian, run_torch
+
+
 def paired_run(simulation, target="numpy", dtype=None, device=None, k=1, progress=False):
     """Run Brian2 (float64 reference) and torch step by step (`dtype`, default the simulation's) on the same
     plan and compare them in the tolerance class of `dtype`.
 
     Returns (brian_record, torch_record, report)."""
-    from brian_models.network import run as run_brian
-    from torch_models.stepwise import run as run_torch
-
+    run_brian, run_torch = backends()
     plan = lower(simulation)
     dtype = dtype or plan.dtype
     check_dtype(dtype, "dtype")
@@ -40,9 +51,7 @@ def independent_noise_run(simulation, seeds=STOCHASTIC_MIN_SEEDS, target="numpy"
     draws (noise_seed s), for seeds s = 0..seeds-1, compared by rates and CV (bridge/compare.py).
 
     Returns (brian_records, torch_records, report)."""
-    from brian_models.network import run as run_brian
-    from torch_models.stepwise import run as run_torch
-
+    run_brian, run_torch = backends()
     if seeds < STOCHASTIC_MIN_SEEDS:
         raise DescriptionError("seeds", f"{seeds}; the stochastic class needs at least {STOCHASTIC_MIN_SEEDS}")
     brian_records, torch_records = [], []
