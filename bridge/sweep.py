@@ -365,6 +365,7 @@ def _interruptible():
     if threading.current_thread() is not threading.main_thread():  # only the main thread receives signals
         yield requested
         return
+
     def lost(unraisable):  # not reported: raised again between tasks
         if not issubclass(unraisable.exc_type, KeyboardInterrupt):
             previous_hook(unraisable)
