@@ -684,9 +684,9 @@ def _check_seed(seed, where):
 def _indices(values, n, where):
     """Neuron indices as int64, each a whole number in 0..n-1 (1.7 is refused, not truncated)."""
     values = np.asarray(values, dtype=float).reshape(-1)
-    if np.any(values != np.round(values)):
-        raise DescriptionError(where, f"{float(values[values != np.round(values)][0])!r} is not a whole number; indices "
-                                      "are integers")
+    fractional = values[values != np.round(values)]
+    if len(fractional):
+        raise DescriptionError(where, f"{float(fractional[0])!r} is not a whole number; indices are integers")
     if len(values) and (values.min() < 0 or values.max() >= n):
         raise DescriptionError(where, f"index out of range 0..{n - 1}")
     return values.astype(np.int64)

@@ -78,7 +78,8 @@ def sweep_figure(table, paths, names, path, paired=False):
     if others and len(groups) <= 12:
         ax.legend(fontsize=7)
     failed = len(table) - len(done)
-    verdict = (f", identical: {int(done['identical'].astype(bool).sum())} of {len(done)}" if paired and len(done) else "")
+    identical = int(done["identical"].astype(bool).sum()) if paired and len(done) else None
+    verdict = f", identical: {identical} of {len(done)}" if identical is not None else ""
     fig.suptitle(f"{len(table)} runs{verdict}" + (f", {failed} failed" if failed else ""), fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=110, format="png")

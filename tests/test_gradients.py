@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from bridge.errors import DescriptionError
+from bridge.paired import paired_run
 from bridge.plan import lower
 from bridge import library
 from torch_models.stepwise import StepwiseNetwork
@@ -69,8 +70,8 @@ def test_variants_in_one_batch_equal_separate_runs():
     from torch_models.stepwise import StepwiseNetwork
 
     rng = np.random.default_rng(5)
-    cells = NeuronModel("dv/dt = (1.1 - v)/tau : 1", threshold="v > 1", reset="v = 0", refractory="1*ms",
-                        parameters={"tau": "10*ms"})
+    cells = NeuronModel("dv/dt = (1.1 - v)/tau : 1 (unless refractory)", threshold="v > 1", reset="v = 0",
+                        refractory="3*ms", parameters={"tau": "10*ms"})
     synapse = SynapseModel("w : 1", on_pre="v_post += gain*w", parameters={"gain": "1"})
     inputs = SpikeTrains("inp", 5, rng.integers(0, 5, 60), np.sort(rng.uniform(0, 0.05, 60)))
     projection = Projection("drive", "inp", "cells", synapse, values={"w": rng.uniform(0, 0.3, (5, 20))})
@@ -93,6 +94,8 @@ def test_variants_in_one_batch_equal_separate_runs():
             torch.testing.assert_close(batched.traces["cells.v"][k], single.traces["cells.v"][0], rtol=1e-12, atol=0)
     counts = batched.spikes["cells"].sum(dim=(1, 2))
     assert len(set(counts.tolist())) == 3 and counts.min() > 0  # the variants differ
+    _, _, report = paired_run(simulation("8e-3*second", "0.5", starts[0]))  # inputs reach refractory cells: dropped
+    assert report.identical and report.passed
     with pytest.raises(DescriptionError, match=r"variants\['cells.nope'\]: names no state variable or parameter"):
         StepwiseNetwork(simulation())(batch_size=3, variants={"cells.nope": taus})
     with pytest.raises(DescriptionError, match=r"variants\['drive.gain'\]: shape \(3, 20\); give \(3,\) or \(3, 1\)"):

@@ -77,7 +77,8 @@ def test_bad_sweep_files_are_refused_naming_the_file_and_field(tmp_path):
     for path, message in cases.items():
         with pytest.raises(DescriptionError, match=r"sweep.json: " + message):
             sweeps.load(write_sweep(tmp_path, vary={path: ["1*ms"]}))
-    with pytest.raises(DescriptionError, match=r"sweep.json: vary\['run.duration'\]: \[1, 2\] must be 3 finite numbers"):
+    with pytest.raises(DescriptionError, match=r"sweep.json: vary\['run.duration'\]: \[1, 2\] must be 3 finite "
+                                               r"numbers"):
         sweeps.load(write_sweep(tmp_path, vary={"run.duration": {"linspace": [1, 2]}}))
     with pytest.raises(DescriptionError, match=r"sweep.json: run: 'both'; allowed"):
         sweeps.load(write_sweep(tmp_path, run="both"))

@@ -42,6 +42,18 @@ class SynapticCode:
                 self.location[name] = ("synapse", name)
         self.constants = constants(proj.constants, names - set(self.location))
 
+    @property
+    def additive(self):
+        """Whether the code is temporaries, then one `x += expression` (or -=) onto a neuron variable, reading
+        only synaptic variables and constants: its events can be delivered per batch row (ProjectionStep.add)."""
+        if not self.statements:
+            return False
+        *temporaries, write = self.statements
+        reads = {name for statement in self.statements for name in statement.names if name in self.location}
+        return (all(s.op == "=" and s.target not in self.location for s in temporaries) and write.op in ("+=", "-=")
+                and self.location.get(write.target, ("",))[0] in ("source", "target")
+                and all(self.location[name][0] == "synapse" for name in reads))
+
 
 def _variable_name(var, group):
     return next(name for name, candidate in group.variables.items() if candidate is var)
@@ -63,6 +75,7 @@ class PathwayStep(nn.Module):
         super().__init__()
         self.name, self.side, self.event, self.code, self.slots = pathway.name, pathway.side, pathway.event, code, slots
         self.dtype, self.changing = dtype, changing
+        self.additive = not changing and code.additive
         self.register_buffer("delay_steps", torch.as_tensor(pathway.delay_steps))
         self.register_buffer("index", index)
         if not changing:  # the synapses by (neuron, delay): by_key[offsets[k]:offsets[k + 1]], k = neuron*slots + delay
@@ -89,8 +102,9 @@ class PathwayStep(nn.Module):
         return spikes[(owner, self.event)].to(self.dtype)
 
     def arrivals(self, buffer, events, step, delay_steps):
-        """(counts, synapses): the events arriving now, (batch, len(synapses)), at the synapses listed (None:
-        all); None when nothing arrives. `events`: its side's events now; `delay_steps`: the delays in force
+        """The events arriving now; None when none. (counts, synapses): counts (batch, len(synapses)) at the
+        synapses listed (None: all); for an additive pathway (rows, synapses, counts), one entry per batch row
+        and synapse reached, sorted by both. `events`: its side's events now; `delay_steps`: the delays in force
         (changing delays)."""
         if self.changing:
             self.push(buffer, events[:, self.index], step, delay_steps)
@@ -100,23 +114,38 @@ class PathwayStep(nn.Module):
         else:
             buffer[step % self.slots] = events
             history = buffer
-        chosen = self._reached(history, step)
-        if chosen is None:
+        if self.additive:
+            return self._reached_per_row(history, step)
+        slots, neurons = torch.nonzero(history.any(1), as_tuple=True)  # an event in any batch row
+        reached = self._synapses_of(slots, neurons, step)
+        if reached is None:
             return None
+        chosen = torch.sort(reached[1]).values
         return history[(step - self.delay_steps[chosen]) % self.slots, :, self.index[chosen]].T, chosen
 
-    def _reached(self, history, step):
-        """The synapses (in synapse order) whose neuron had an event `delay` steps ago; None when none."""
-        slots, neurons = torch.nonzero(history.any(1), as_tuple=True)
+    def _reached_per_row(self, history, step):
+        slots, rows, neurons = torch.nonzero(history, as_tuple=True)
+        reached = self._synapses_of(slots, neurons, step)
+        if reached is None:
+            return None
+        event, synapses = reached
+        position = rows[event] * len(self.index) + synapses
+        if len(position) > 1 and not bool((position[1:] > position[:-1]).all()):  # usually in order already
+            order = torch.argsort(position)
+            event, synapses = event[order], synapses[order]
+        return rows[event], synapses, history[slots[event], rows[event], neurons[event]]
+
+    def _synapses_of(self, slots, neurons, step):
+        """(event, synapse) for every synapse an event reaches now: the events of `neurons` in history `slots`,
+        each reaching the synapses of its neuron whose delay is its age; None when none."""
         keys = neurons * self.slots + (step - slots) % self.slots
         starts, lengths = self.offsets[keys], self.offsets[keys + 1] - self.offsets[keys]
         total = int(lengths.sum())
         if not total:
             return None
-        ends = lengths.cumsum(0)
-        position = torch.arange(total, device=lengths.device)
-        group = torch.searchsorted(ends, position, right=True)  # which (neuron, delay) each position belongs to
-        return torch.sort(self.by_key[starts[group] + position - (ends - lengths)[group]]).values
+        event = torch.repeat_interleave(torch.arange(len(keys), device=keys.device), lengths, output_size=total)
+        position = torch.arange(total, device=keys.device) - (lengths.cumsum(0) - lengths)[event]
+        return event, self.by_key[starts[event] + position]
 
     def push(self, buffer, counts, step, delay_steps):
         """Events now enter the ring buffer at slot step + delay (emission-time delays)."""
@@ -194,10 +223,12 @@ class ProjectionStep(nn.Module):
             values = states[getattr(self, kind)][var][:, self.j if kind == "target" else self.i]
         return self.rule.steps(values.detach()).long()
 
-    def deliver(self, pathway, counts, chosen, syn_state, states, populations, t, dt):
-        """A pathway's code for the events arrived at the synapses `chosen` (None: all). Changing delays can
-        bring two spikes of one synapse in one step; they are delivered one after the other, as Brian2's queue
-        delivers them."""
+    def deliver(self, pathway, arrived, syn_state, states, populations, t, dt):
+        """A pathway's code for the events arrived (PathwayStep.arrivals). Changing delays can bring two spikes
+        of one synapse in one step; they are delivered one after the other, as Brian2's queue delivers them."""
+        if pathway.additive:
+            return self.add(pathway.code, *arrived, syn_state, states, populations, t, dt)
+        counts, chosen = arrived
         repeats = pathway.changing
         while True:
             once = counts.clamp(max=1) if repeats else counts
@@ -205,6 +236,30 @@ class ProjectionStep(nn.Module):
             counts = counts - once
             if not repeats or not bool((counts > 0).any()):
                 return
+
+    def add(self, code, rows, synapses, counts, syn_state, states, populations, t, dt):
+        """An additive pathway's code for each (batch row, synapse) reached: its increments added to the neuron
+        variable in synapse order within each row, as Brian2 adds them; none to a neuron held by refractoriness."""
+        scope = {"t": t, "dt": dt}
+        for name, value in code.constants.items():  # a synaptic parameter's variants are (batch, 1)
+            value = syn_state.get(name, value)
+            scope[name] = value[rows, 0] if isinstance(value, torch.Tensor) else value
+        for name, (kind, var) in code.location.items():
+            if kind == "synapse":
+                values = syn_state[var]
+                scope[name] = values[synapses] if values.dim() == 1 else values[rows, synapses]
+        *temporaries, write = code.statements
+        for statement in temporaries:
+            scope[statement.target] = statement.evaluate(scope)
+        increment = torch.as_tensor(write.evaluate(scope), dtype=counts.dtype, device=counts.device) * counts
+        side, var = code.location[write.target]
+        columns = (self.j if side == "target" else self.i)[synapses]
+        owner = getattr(self, side)
+        state, receptive = states[owner], populations[owner].receptive(states[owner], var)
+        if receptive is not None:
+            increment = torch.where(receptive[rows, columns], increment, torch.zeros_like(increment))
+        old, signed = state[var], -increment if write.op == "-=" else increment
+        state[var] = old.reshape(-1).index_add(0, rows * old.shape[1] + columns, signed).reshape(old.shape)
 
     def groups_slot(self, summed, syn_state, states, populations, t, dt, batch):
         """The projection's part of the 'groups' slot: its clock-driven update (summed None), or the sum over
@@ -379,8 +434,9 @@ class StepwiseNetwork(SimulationModule):
                 raise DescriptionError(f"variants[{key!r}]", "names no state variable or parameter of a population, "
                                                              "and no parameter of a projection")
             values = torch.as_tensor(values, dtype=self.dtype, device=self.device)
-            if values.dim() not in (1, 2) or values.shape[0] != batch or values.reshape(batch, -1).shape[1] not in widths:
-                allowed = " or ".join(f"({batch}, {width})" for width in widths)
+            width = values.reshape(batch, -1).shape[1] if values.dim() in (1, 2) and values.shape[0] == batch else None
+            if width not in widths:
+                allowed = " or ".join(f"({batch}, {n})" for n in widths)
                 raise DescriptionError(f"variants[{key!r}]", f"shape {tuple(values.shape)}; give ({batch},) or "
                                                              f"{allowed} values (batch = {batch})")
             values = values.reshape(batch, -1)
@@ -446,7 +502,7 @@ class StepwiseNetwork(SimulationModule):
                 emitted_with = proj.delays_now(states, syn_states[name]) if dynamic else delays[name]
             arrived = pathway.arrivals(buffers[(name, part)], events, n, emitted_with)
             if arrived is not None:
-                proj.deliver(pathway, *arrived, syn_states[name], states, self.populations, t, self.dt)
+                proj.deliver(pathway, arrived, syn_states[name], states, self.populations, t, self.dt)
 
     def poisson_input(self, name, n, states):
         """Brian2's PoissonInput: weight times this step's counts added to the target variable."""
