@@ -146,3 +146,19 @@ def test_random_calls_where_no_draws_are_shared_are_refused():
                       projections=(Projection("maybe", "inp", "unit", synapse, values={"w": "1"}),))
     with pytest.raises(DescriptionError, match=r"Projection 'maybe'.synapse: rand\(\) / randn\(\) in 'v_post"):
         lower(Simulation(network, RunSettings("1*ms")))
+
+
+def test_poisson_draws_follow_their_rule_not_just_the_other_backend():
+    """Both backends read the same drawn spikes and counts, so a wrong draw would pass every crosscheck: pin the
+    rule (numpy's default_rng(seed): uniform < rate*dt per step and neuron; Binomial(n, rate*dt) counts) and the
+    rate it gives."""
+    from bridge.description import PoissonInput, PoissonTrains
+
+    trains = PoissonTrains("p", 50, "40*Hz", seed=7)
+    indices, steps = trains.spike_steps(1e-4, 20000)
+    expected_steps, expected_indices = np.nonzero(np.random.default_rng(7).random((20000, 50)) < 40 * 1e-4)
+    assert steps.tolist() == expected_steps.tolist() and indices.tolist() == expected_indices.tolist()
+    assert len(steps) / (50 * 2.0) == pytest.approx(40, rel=0.05)  # 4000 spikes expected, sd 63
+    counts = PoissonInput("drive", "cells", "v", 200, "25*Hz", "0.1*mV", seed=3).counts(1e-4, 5000, 4)
+    assert np.array_equal(counts, np.random.default_rng(3).binomial(200, 25 * 1e-4, size=(5000, 4)))
+    assert counts.mean() / 1e-4 / 200 == pytest.approx(25, rel=0.05)  # 10000 events expected, sd 100
