@@ -168,7 +168,7 @@ class Population:
 
     def __post_init__(self):
         _check_name(self.name, "Population.name")
-        _check_count(self.n, f"Population {self.name!r}.n")
+        check_integer(self.n, f"Population {self.name!r}.n", 1)
         _set(self, "initial", {k: _frozen(v) for k, v in self.initial.items()})
         for var, value in self.initial.items():
             where = f"Population {self.name!r}.initial[{var!r}]"
@@ -199,7 +199,7 @@ class SpikeTrains:
 
     def __post_init__(self):
         _check_name(self.name, "SpikeTrains.name")
-        _check_count(self.n, f"SpikeTrains {self.name!r}.n")
+        check_integer(self.n, f"SpikeTrains {self.name!r}.n", 1)
         _set(self, "indices", _frozen(self.indices))
         _set(self, "times", _frozen(self.times))
         if len(self.indices) != len(self.times):
@@ -236,8 +236,8 @@ class PoissonTrains:
 
     def __post_init__(self):
         _check_name(self.name, "PoissonTrains.name")
-        _check_count(self.n, f"PoissonTrains {self.name!r}.n")
-        _check_seed(self.seed, f"PoissonTrains {self.name!r}.seed")
+        check_integer(self.n, f"PoissonTrains {self.name!r}.n", 1)
+        check_integer(self.seed, f"PoissonTrains {self.name!r}.seed", 0)
         _probability(self.rate, 0.0, f"PoissonTrains {self.name!r}.rate")
 
     def spike_steps(self, dt, n_steps):
@@ -263,8 +263,8 @@ class PoissonInput:
 
     def __post_init__(self):
         _check_name(self.name, "PoissonInput.name")
-        _check_count(self.n, f"PoissonInput {self.name!r}.n")
-        _check_seed(self.seed, f"PoissonInput {self.name!r}.seed")
+        check_integer(self.n, f"PoissonInput {self.name!r}.n", 1)
+        check_integer(self.seed, f"PoissonInput {self.name!r}.seed", 0)
         _probability(self.rate, 0.0, f"PoissonInput {self.name!r}.rate")
         parse_quantity(self.weight, f"PoissonInput {self.name!r}.weight")
 
@@ -568,11 +568,11 @@ class RunSettings:
         _set(self, "record", tuple(self.record))
         time_value(self.duration, "RunSettings.duration", positive=True)
         check_dtype(self.dtype, "RunSettings.dtype")
-        _check_seed(self.noise_seed, "RunSettings.noise_seed")
+        check_integer(self.noise_seed, "RunSettings.noise_seed", 0)
         if self.n_steps < 1:
             raise DescriptionError("RunSettings.duration", f"{self.duration!r} is shorter than one step of dt = "
                                                            f"{self.timing.dt}")
-        _check_count(self.segments, "RunSettings.segments")
+        check_integer(self.segments, "RunSettings.segments", 1)
         if self.n_steps % self.segments:
             raise DescriptionError("RunSettings.segments", f"{self.segments} segments do not divide the run's "
                                                            f"{self.n_steps} steps; give a divisor")
@@ -676,9 +676,6 @@ def check_dtype(dtype, where):
         raise DescriptionError(where, f"{dtype!r}; allowed: {list(DTYPES)}")
 
 
-def _check_seed(seed, where):
-    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
-        raise DescriptionError(where, f"{seed!r} must be an integer >= 0")
 
 
 def _indices(values, n, where):
@@ -692,9 +689,10 @@ def _indices(values, n, where):
     return values.astype(np.int64)
 
 
-def _check_count(n, where):
-    if not isinstance(n, int) or isinstance(n, bool) or n < 1:
-        raise DescriptionError(where, f"{n!r} must be an integer >= 1")
+def check_integer(value, where, least):
+    """A whole number (not a bool) >= least: counts (least 1), seeds (least 0)."""
+    if not isinstance(value, int) or isinstance(value, bool) or value < least:
+        raise DescriptionError(where, f"{value!r} must be an integer >= {least}")
 
 
 def encode(obj):

@@ -43,6 +43,7 @@ from tqdm import tqdm
 
 from bridge import files, library
 from bridge.compare import spike_statistics
+from bridge.description import check_integer
 from bridge.errors import DescriptionError
 from bridge.plan import lower
 
@@ -66,9 +67,7 @@ class Sweep:
         if self.run not in RUN_KINDS:
             raise DescriptionError("run", f"{self.run!r}; allowed: {list(RUN_KINDS)}")
         for name in ("batch", "samples", "sample_seed", "base_seed"):
-            value, least = getattr(self, name), 1 if name == "batch" else 0
-            if not isinstance(value, int) or isinstance(value, bool) or value < least:
-                raise DescriptionError(name, f"{value!r} must be an integer >= {least}")
+            check_integer(getattr(self, name), name, 1 if name == "batch" else 0)
         if not isinstance(self.vary, Mapping) or not self.vary:
             raise DescriptionError("vary", "give at least one path with its values")
         for path, spec in self.vary.items():
@@ -204,7 +203,8 @@ def _variant(plan, path):
 
 
 def _brian2_task(simulation, target):
-    from brian_models.network import run as run_brian
+    from bridge.paired import backends
+    run_brian, _ = backends()
     return [run_brian(lower(simulation), target=target)]
 
 
