@@ -19,6 +19,7 @@ import functools
 import numpy as np
 from brian2.parsing.statements import parse_statement
 
+from bridge.delays import RING_WIDTH
 from bridge.errors import DescriptionError
 
 
@@ -35,7 +36,7 @@ class EmissionTimeQueue:
         self.rule = rule                # bridge.delays.DelayRule
         self.refuse_repeats = refuse_repeats  # why two arrivals of one synapse in one step cannot be delivered
         self.step = 0
-        self.rows = np.empty((rule.slots, 16), dtype=np.int32)
+        self.rows = np.empty((rule.slots, RING_WIDTH), dtype=np.int32)
         self.fill = np.zeros(rule.slots, dtype=np.int64)
         self.first = self.synapses = None
 

@@ -120,10 +120,17 @@ def run_experiment(args):
             raise DescriptionError("--device", "cuda, but torch sees no GPU here (a CPU build, or no driver); "
                                                "use --device cpu")
     files.remove_stale(out, "results.json")
-    extra = {"mnist": args.mnist} if args.mnist else {}
-    if extra and "mnist" not in inspect.signature(module.run).parameters:
-        raise ValueError(f"--mnist: experiment {args.name!r} takes no MNIST data (spiking-net does)")
-    results = module.run(out=out, seed=args.seed, quick=args.quick, device=args.device, **extra)
+    extra = {key: value for key, value in (("mnist", args.mnist), ("resume", args.resume)) if value}
+    for key in extra:
+        if key not in inspect.signature(module.run).parameters:
+            raise ValueError(f"--{key}: experiment {args.name!r} takes no such option")
+    try:
+        results = module.run(out=out, seed=args.seed, quick=args.quick, device=args.device, **extra)
+    except KeyboardInterrupt:
+        if "resume" in inspect.signature(module.run).parameters:
+            raise KeyboardInterrupt(f"`spikebridge run {args.name} --out {out} --resume` continues from the "
+                                    f"training checkpoints in {out}/checkpoints") from None
+        raise
     print(module.summary(results))
     print(f"wrote {out}/results.json and PNGs")
     return 0
@@ -176,6 +183,8 @@ def main(argv=None):
     experiment.add_argument("--seed", type=int, default=0)
     experiment.add_argument("--quick", action="store_true", help="a short version (used by the tests)")
     experiment.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="torch device")
+    experiment.add_argument("--resume", action="store_true", help="continue training from the checkpoints in --out "
+                            "(experiments that train: delay-toy, spiking-net, ipd-delays, ipd-cotrain)")
     experiment.add_argument("--mnist", metavar="DIR", help="spiking-net only: MNIST IDX files instead of the embedded digits")
     experiment.set_defaults(func=run_experiment)
     args = parser.parse_args(argv)
@@ -185,7 +194,7 @@ def main(argv=None):
         print("error: " + " ".join(str(err).splitlines()), file=sys.stderr)
         return 2
     except KeyboardInterrupt as err:
-        print(f"interrupted{f': {err}' if str(err) else ''}; nothing of this run was written as complete",
+        print(f"interrupted; nothing of this run was written as complete{f'; {err}' if str(err) else ''}",
               file=sys.stderr)
         return 130
 

@@ -13,6 +13,7 @@ from bridge.errors import DescriptionError
 DELAY_MODES = ("static", "between_runs", "dynamic")
 DELAY_OVERFLOW = ("error", "clip", "wrap", "reflect")
 OFF_GRID = 1e-9  # steps: 'exact_steps' tolerates this much floating-point error
+RING_WIDTH = 16  # synapse indices (int32) a row of a dynamic-delay ring holds before the ring widens
 
 
 class DelayRangeError(DescriptionError):
@@ -46,6 +47,11 @@ class DelayRule:
     def slots(self):
         """Ring-buffer length: every delay from 0 to max_steps."""
         return self.max_steps + 1
+
+    @property
+    def ring_bytes(self):
+        """The smallest ring of spikes in flight for dynamic delays: a row of indices and a fill count per slot."""
+        return self.slots * (RING_WIDTH * 4 + 8)
 
     def steps(self, delays):
         """Whole steps (as floats) by the rounding rule, then the overflow rule for [0, max_steps]."""

@@ -626,13 +626,15 @@ class Simulation:
     def array_bytes(self):
         """{part: bytes} of the arrays a run of this description builds in either backend, at least: per synapse
         its indices, delays and values; per step and neuron the Poisson draws and the recorded traces; per
-        neuron its state."""
+        neuron its state; per step of max_delay the ring of spikes in flight of dynamic delays."""
         net, n_steps, size = self.network, self.run.n_steps, 8
         parts = {}
         for proj in net.projections:
             n_synapses = net.size(proj.source) * net.size(proj.target) if proj.dense else len(proj.i)
             per_synapse = 2 + len(proj.synapse.pathways()) + len(proj.values)
             parts[f"Projection {proj.name!r}"] = n_synapses * per_synapse * size
+            if proj.delay_mode == "dynamic":  # a ring of spikes in flight, one row per step up to max_delay
+                parts[f"Projection {proj.name!r}.max_delay"] = plan.delay_rule(self.run.timing, proj).ring_bytes
         for source in net.sources:
             per_step = source.n if isinstance(source, PoissonTrains) else 0
             parts[f"{type(source).__name__} {source.name!r}.n"] = (n_steps * per_step + source.n) * size

@@ -47,7 +47,6 @@ from pathlib import Path
 import matplotlib
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from torch_models.delays import Delays, exponential_filter, shift
 
@@ -55,12 +54,14 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from bridge import files  # noqa: E402
 from experiments import save_figure, versions  # noqa: E402
+from experiments.checkpoints import Checkpoints  # noqa: E402
 
 PATTERN_STEPS, ZERO_STEPS, SPIKE_PROBABILITY = 20, 20, 0.3
 N_CLASSES, N_INPUTS = 20, 3
 FIXED_DELAY, MAX_DELAY = 20, 40
 MIN_LOSS = 1e-6  # the seed's stop
 EQUIVALENT = 1e-9  # relative tolerance of "aligns as well as the truth"
+CHECKPOINT_EVERY = 100  # epochs
 
 
 @dataclass(frozen=True)
@@ -171,15 +172,18 @@ def max_sum_loss(out, target, max_sum, margin):
     return ((out.gather(1, target[:, None])[:, 0] - max_sum[target]) ** 2).mean(), max_sum
 
 
-def train(model, samples, truth, landscape, setting, rng, progress, name):
+def train(model, samples, truth, landscape, setting, rng, progress, name, checkpoints):
     """SGD on the max-sum loss, one random batch an epoch, each move clipped to max_move steps, until
     setting.epochs or the loss is below MIN_LOSS: {loss, within_1, exact} per epoch."""
     steps = model.delays.steps
     max_sum = torch.zeros(N_CLASSES, dtype=samples.dtype, device=samples.device)
     history = {"loss": [], "within_1": [], "exact": []}
-    for _ in tqdm(range(setting.epochs), desc=f"delay-toy ({name})", disable=not progress):
+    state = {"steps": steps, "max_sum": max_sum, "rng": rng, "history": history}
+    for _ in checkpoints.steps(name.replace(" ", "_").replace("'", ""), setting.epochs, state,
+                               desc=f"delay-toy ({name})", disable=not progress):
         target = torch.as_tensor(rng.integers(0, N_CLASSES, setting.batch), device=samples.device)
-        loss, max_sum = max_sum_loss(model(samples)[target], target, max_sum, setting.margin)
+        loss, new_max_sum = max_sum_loss(model(samples)[target], target, max_sum, setting.margin)
+        max_sum.copy_(new_max_sum)
         steps.grad = None
         loss.backward()
         with torch.no_grad():
@@ -195,11 +199,12 @@ def train(model, samples, truth, landscape, setting, rng, progress, name):
     return history
 
 
-def solve(problem, initial, setting, seed, device, progress, name):
+def solve(problem, initial, setting, seed, device, progress, name, checkpoints):
     """Train from `initial` delays: (outcome dict, learned whole-step delays (classes, inputs - 1))."""
     samples, truth, landscape = problem
     model = AlignmentReadout(initial, setting.tau).to(device)
-    history = train(model, samples, truth, landscape, setting, np.random.default_rng([seed, 1]), progress, name)
+    history = train(model, samples, truth, landscape, setting, np.random.default_rng([seed, 1]), progress, name,
+                    checkpoints)
     learned = model.in_force()
     within, exact, elsewhere = recovery(learned, truth, landscape)
     full = np.flatnonzero(np.asarray(history["within_1"]) == 1.0)
@@ -212,12 +217,15 @@ def solve(problem, initial, setting, seed, device, progress, name):
     return outcome, learned
 
 
-def run(out="results/delay_toy", seed=0, quick=False, device="cpu", progress=True, **setting):
-    """The experiment; returns the results dict and writes results.json and PNGs into `out`. Keyword
+def run(out="results/delay_toy", seed=0, quick=False, device="cpu", progress=True, resume=False, **setting):
+    """The experiment; returns the results dict and writes results.json and PNGs into `out`, and checkpoints of
+    training every CHECKPOINT_EVERY epochs into out/checkpoints (`resume` continues from them). Keyword
     arguments override Setting's fields (epochs: 100 quick, 1000 full). Full mode also runs SEED_SETTING."""
     setting = Setting(**{"epochs": 100 if quick else 1000, **setting})
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    checkpoints = Checkpoints(out / "checkpoints", {"seed": seed, "quick": quick, "setting": asdict(setting)},
+                              resume, CHECKPOINT_EVERY)
     started = time.time()
     rng = np.random.default_rng(seed)
     pattern, offsets, trains = make_problem(rng)
@@ -228,7 +236,7 @@ def run(out="results/delay_toy", seed=0, quick=False, device="cpu", progress=Tru
     problem = (samples, truth, readout_landscape(own, setting.tau))
     initial_force = torch.as_tensor(initial.reshape(N_INPUTS - 1, N_CLASSES).T, dtype=samples.dtype, device=device)
     chance = recovery(initial_force, truth, problem[2])
-    main, learned = solve(problem, initial, setting, seed, device, progress, "this setting")
+    main, learned = solve(problem, initial, setting, seed, device, progress, "this setting", checkpoints)
     results = {"experiment": "delay-toy", "seed": seed, "quick": quick,
                "parameters": {"pattern_steps": PATTERN_STEPS, "zero_steps": ZERO_STEPS,
                               "spike_probability": SPIKE_PROBABILITY, "classes": N_CLASSES, "inputs": N_INPUTS,
@@ -241,7 +249,7 @@ def run(out="results/delay_toy", seed=0, quick=False, device="cpu", progress=Tru
                "initial_within_1": chance[0].double().mean().item(),
                "initial_exact": chance[1].double().mean().item(), **main,
                "seed_setting": None if quick else solve(problem, initial, replace(SEED_SETTING, tau=setting.tau),
-                                                        seed, device, progress, "seed's setting")[0]}
+                                                        seed, device, progress, "seed's setting", checkpoints)[0]}
     results["seconds"] = round(time.time() - started, 1)
     files.write_json(out / "results.json", results)
     _plot_loss(results, out / "loss.png")

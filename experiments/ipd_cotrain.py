@@ -24,7 +24,6 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
-from tqdm import tqdm  # noqa: E402
 
 import torch_models  # noqa: E402
 from bridge import files  # noqa: E402
@@ -32,6 +31,7 @@ from bridge import batch as batching  # noqa: E402
 from bridge.description import Timing, from_json  # noqa: E402
 from brian_models import network as brian_network  # noqa: E402
 from experiments import ipd, one_thread, save_figure, versions  # noqa: E402
+from experiments.checkpoints import Checkpoints  # noqa: E402
 
 MAX_DELAY_STEPS = 25
 TAU = {"hidden": "5*ms", "output": "5*ms", "synapse": None}
@@ -43,6 +43,7 @@ SETTINGS = {  # name: (task, hidden neurons)
 FULL = dict(batches=1000, batch_size=256, n_test=2048, n_brian=2048, n_brian_fine=1024)
 QUICK = dict(batches=80, batch_size=128, n_test=256, n_brian=64, n_brian_fine=32)
 LEARNING_RATES = {"weights": 5e-3, "delays": 0.15}  # Adam; delays in steps per update
+CHECKPOINT_EVERY = 50  # batches
 
 
 def initial_description(task, n_hidden, rng):
@@ -66,7 +67,7 @@ def predict(module, spikes, device, chunk=512):
     return np.concatenate(out)
 
 
-def train(task, n_hidden, sizes, seed, device, progress):
+def train(task, n_hidden, sizes, seed, device, progress, checkpoints):
     rng = np.random.default_rng(seed)
     module = torch_module(initial_description(task, n_hidden, rng), "float32", device)
     delays = module.learnable_delays()["ears_hidden"]
@@ -76,8 +77,9 @@ def train(task, n_hidden, sizes, seed, device, progress):
                                   {"params": [delays], "lr": LEARNING_RATES["delays"]}])
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, sizes["batches"])
     losses = []
-    for _ in tqdm(range(sizes["batches"]), desc=f"ipd-cotrain {task.n_classes} classes", disable=not progress,
-                  mininterval=2):
+    state = {"module": module, "optimizer": optimizer, "schedule": schedule, "rng": rng, "losses": losses}
+    for _ in checkpoints.steps(f"{task.n_classes}_classes", sizes["batches"], state, mininterval=2,
+                               desc=f"ipd-cotrain {task.n_classes} classes", disable=not progress):
         spikes, _, labels = task.draw(sizes["batch_size"], rng)
         run = module({"ears": torch.as_tensor(spikes, device=device)})
         loss = torch.nn.functional.cross_entropy(ipd.logits(run.traces["output.v"]),
@@ -138,11 +140,14 @@ def evaluate(task, module, test, out, name, sizes, device):
             "brian2_seconds": time.time() - started, "network_file": path.name}, torch64
 
 
-def run(out, seed=0, quick=False, device="cpu", progress=True, settings=None):
+def run(out, seed=0, quick=False, device="cpu", progress=True, settings=None, resume=False):
+    """The experiment; writes results.json, network files and PNGs into `out`, and checkpoints of training every
+    CHECKPOINT_EVERY batches into out/checkpoints (`resume` continues from them)."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     sizes = QUICK if quick else FULL
     names = settings or (["12_classes"] if quick else list(SETTINGS))
+    checkpoints = Checkpoints(out / "checkpoints", {"seed": seed, "sizes": sizes}, resume, CHECKPOINT_EVERY)
     results = {"experiment": "ipd-cotrain", "seed": seed, "quick": quick, "versions": versions(),
                "parameters": {"sizes": sizes, "learning_rates": LEARNING_RATES, "max_delay_steps": MAX_DELAY_STEPS,
                               "tau": TAU, "initial_weight_sd": INITIAL_WEIGHT_SD,
@@ -153,7 +158,7 @@ def run(out, seed=0, quick=False, device="cpu", progress=True, settings=None):
         task, n_hidden = SETTINGS[name]
         started = time.time()
         with one_thread():
-            module, initial_delays, losses = train(task, n_hidden, sizes, seed, device, progress)
+            module, initial_delays, losses = train(task, n_hidden, sizes, seed, device, progress, checkpoints)
         test = task.draw(sizes["n_test"], np.random.default_rng([seed, 1]))  # independent of training
         metrics, predicted = evaluate(task, module, test, out, name, sizes, device)
         shape = (2 * task.fibres, n_hidden)  # one delay per fibre -> hidden synapse

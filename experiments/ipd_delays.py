@@ -28,11 +28,11 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
-from tqdm import tqdm  # noqa: E402
 
 from bridge import files  # noqa: E402
 from experiments.ipd import IPDTask, errors, ideal_observer  # noqa: E402
 from experiments import one_thread, save_figure, versions  # noqa: E402
+from experiments.checkpoints import Checkpoints  # noqa: E402
 from torch_models.delays import Delays, exponential_filter, shift  # noqa: E402
 
 SEED_REPORTED = {"accuracy": 0.118, "mae_degrees": 19.1, "frequency_hz": 20.0}  # COMOB notebook, 20 Hz
@@ -45,6 +45,7 @@ TRAINING = dict(lr=0.1, tau_start=40.0, tau_final_periods=0.2, anneal_fraction=0
 FULL = dict(batches=1200, batch_size=128, n_test=3600, n_phases=360, settings=tuple(SETTINGS),
             modes=("fractional", "integer"))
 QUICK = dict(batches=300, batch_size=128, n_test=1200, n_phases=90, settings=("50Hz",), modes=("fractional",))
+CHECKPOINT_EVERY = 100  # batches
 
 
 def make_task(frequency):
@@ -97,7 +98,7 @@ def loss_value(readout, labels, loss, tau_final):
     return ((target - readout.detach().max(1).values) ** 2).mean()
 
 
-def train(task, max_steps, mode, loss, sizes, rng, device, progress):
+def train(task, max_steps, mode, loss, sizes, rng, device, progress, checkpoints):
     """(model, loss per batch): delays from a seeded uniform start, fresh samples each batch."""
     if loss not in LOSSES:
         raise ValueError(f"loss {loss!r}; allowed: {LOSSES}")
@@ -105,8 +106,9 @@ def train(task, max_steps, mode, loss, sizes, rng, device, progress):
     optimizer = torch.optim.Adam(model.parameters(), lr=TRAINING["lr"])
     tau_final = final_tau(task)
     history = []
-    for batch in tqdm(range(sizes["batches"]), desc=f"ipd-delays {task.frequency:g} Hz {mode} {loss}",
-                      disable=not progress, mininterval=1):
+    state = {"model": model, "optimizer": optimizer, "rng": rng, "history": history}
+    for batch in checkpoints.steps(f"{task.frequency:g}Hz_{mode}_{loss}", sizes["batches"], state, mininterval=1,
+                                   desc=f"ipd-delays {task.frequency:g} Hz {mode} {loss}", disable=not progress):
         tau, factor = schedule(batch, sizes["batches"], tau_final)
         optimizer.param_groups[0]["lr"] = TRAINING["lr"] * factor
         spikes, _, labels = task.draw(sizes["batch_size"], rng)
@@ -128,11 +130,11 @@ def metrics(task, predicted, ipd, labels):
     return {"accuracy": float(np.mean(predicted == labels)), **errors(task, predicted, ipd)}
 
 
-def evaluate_run(task, max_steps, mode, loss, sizes, seed, key, test, device, progress):
+def evaluate_run(task, max_steps, mode, loss, sizes, seed, key, test, device, progress, checkpoints):
     """Train one layer and score it on the test set; every run of a setting has the same training stream
     [seed, key, 1] (initial delays, then batches)."""
     model, history = train(task, max_steps, mode, loss, sizes, np.random.default_rng([seed, key, 1]), device,
-                           progress)
+                           progress, checkpoints)
     spikes, ipd, labels = test
     predicted = predict(model, spikes, final_tau(task), device)
     learned = model.delays.in_force().cpu().numpy()
@@ -143,7 +145,7 @@ def evaluate_run(task, max_steps, mode, loss, sizes, seed, key, test, device, pr
             "predicted": predicted.tolist()}
 
 
-def evaluate_setting(name, seed, key, sizes, device, progress, extra_runs=()):
+def evaluate_setting(name, seed, key, sizes, device, progress, checkpoints, extra_runs=()):
     """Ideal observer, aligned-delay readout and trained layers on one stimulus setting's test set."""
     frequency, max_steps = SETTINGS[name]
     task = make_task(frequency)
@@ -151,7 +153,7 @@ def evaluate_setting(name, seed, key, sizes, device, progress, extra_runs=()):
     spikes, ipd, labels = test
     aligned = predict(CoincidenceReadout(aligning_steps(task, max_steps), max_steps, "fractional").to(device),
                       spikes, final_tau(task), device)
-    runs = [evaluate_run(task, max_steps, mode, loss, sizes, seed, key, test, device, progress)
+    runs = [evaluate_run(task, max_steps, mode, loss, sizes, seed, key, test, device, progress, checkpoints)
             for mode, loss in [(m, "cross-entropy") for m in sizes["modes"]] + list(extra_runs)]
     ideal = ideal_observer(task, spikes, sizes["n_phases"])
     return {"task": {f: getattr(task, f) for f in task.__dataclass_fields__}, "max_steps": max_steps,
@@ -162,15 +164,17 @@ def evaluate_setting(name, seed, key, sizes, device, progress, extra_runs=()):
             "runs": runs, "test_ipd": ipd.tolist(), "test_labels": labels.tolist()}
 
 
-def run(out="results/ipd_delays", seed=0, quick=False, device="cpu", progress=True):
-    """The experiment; returns the results dict and writes results.json and PNGs into `out`."""
+def run(out="results/ipd_delays", seed=0, quick=False, device="cpu", progress=True, resume=False):
+    """The experiment; returns the results dict and writes results.json and PNGs into `out`, and checkpoints of
+    training every CHECKPOINT_EVERY batches into out/checkpoints (`resume` continues from them)."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     sizes = QUICK if quick else FULL
+    checkpoints = Checkpoints(out / "checkpoints", {"seed": seed, "sizes": sizes}, resume, CHECKPOINT_EVERY)
     device = device or "cpu"
     started = time.time()
     with one_thread():
-        settings = {name: evaluate_setting(name, seed, key, sizes, device, progress,
+        settings = {name: evaluate_setting(name, seed, key, sizes, device, progress, checkpoints,
                                            [("fractional", "max-sum")] if name == "50Hz" and not quick else [])
                     for key, name in enumerate(SETTINGS) if name in sizes["settings"]}
     main = settings["50Hz"]["runs"][0]

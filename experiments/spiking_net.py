@@ -24,10 +24,12 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from brian_models.network import run as run_brian  # noqa: E402
 from experiments import save_figure, versions  # noqa: E402
+from experiments.checkpoints import Checkpoints  # noqa: E402
 from torch_models.stepwise import StepwiseNetwork  # noqa: E402
 
 DIGITS = Path(__file__).parent / "data" / "digits.csv.gz"
 LEARNING_RATES = (0.1, 0.05, 0.01)
+CHECKPOINT_EVERY = 50  # batches
 MNIST_FILES = {"train_images": "train-images-idx3-ubyte", "train_labels": "train-labels-idx1-ubyte",
                "test_images": "t10k-images-idx3-ubyte", "test_labels": "t10k-labels-idx1-ubyte"}
 
@@ -103,19 +105,26 @@ def relu_net(shape):
     return nn.Sequential(nn.Linear(shape.n_inputs, shape.n_hidden), nn.ReLU(), nn.Linear(shape.n_hidden, shape.n_classes))
 
 
-def train(model, forward, images, labels, epochs, batch, rng, progress, name):
-    """The seed's schedule: SGD, momentum 0.5, one learning rate per epoch. Returns the loss per batch."""
-    losses = []
-    for epoch in range(epochs):
-        optimizer = torch.optim.SGD(model.parameters(), lr=LEARNING_RATES[min(epoch, 2)], momentum=0.5)
-        order = rng.permutation(len(labels))
-        for start in tqdm(range(0, len(order), batch), desc=f"{name} epoch {epoch + 1}", disable=not progress):
-            chosen = order[start:start + batch]
-            loss = nn.functional.cross_entropy(forward(images[chosen]), torch.as_tensor(labels[chosen]))
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-            losses.append(loss.item())
+def train(model, forward, images, labels, epochs, batch, rng, progress, name, checkpoints):
+    """The seed's schedule: SGD, momentum 0.5 (its buffer restarted every epoch, as the seed's new optimizer
+    each epoch), one learning rate per epoch. Returns the loss per batch."""
+    optimizer = torch.optim.SGD(model.parameters(), lr=LEARNING_RATES[0], momentum=0.5)
+    per_epoch = -(-len(labels) // batch)
+    order, losses = np.arange(len(labels)), []
+    state = {"model": model, "optimizer": optimizer, "rng": rng, "order": order, "losses": losses}
+    for step in checkpoints.steps(name, epochs * per_epoch, state, desc=f"{name}, {epochs} epochs",
+                                  disable=not progress):
+        epoch, start = divmod(step, per_epoch)
+        if start == 0:
+            order[:] = rng.permutation(len(labels))
+            optimizer.state.clear()
+            optimizer.param_groups[0]["lr"] = LEARNING_RATES[min(epoch, 2)]
+        chosen = order[start * batch:(start + 1) * batch]
+        loss = nn.functional.cross_entropy(forward(images[chosen]), torch.as_tensor(labels[chosen]))
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
     return losses
 
 
@@ -125,8 +134,9 @@ def _spikes_equal(brian_record, torch_record, populations=("hidden", "output")):
 
 
 def run(out="results/spiking_net", seed=0, quick=False, device=None, mnist=None, epochs=None, batch=32,
-        n_train=None, n_test=None, brian_samples=None, progress=True):
-    """Train both networks, test them, re-run test samples in Brian2; writes results.json and PNGs."""
+        n_train=None, n_test=None, brian_samples=None, progress=True, resume=False):
+    """Train both networks, test them, re-run test samples in Brian2; writes results.json and PNGs, and
+    checkpoints of training every CHECKPOINT_EVERY batches into out/checkpoints (`resume` continues from them)."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     started = time.time()
@@ -139,14 +149,16 @@ def run(out="results/spiking_net", seed=0, quick=False, device=None, mnist=None,
     brian_samples = brian_samples or (3 if quick else 20)
     train_x, train_y, test_x, test_y = train_x[:n_train], train_y[:n_train], test_x[:n_test], test_y[:n_test]
     shape = net.NetShape(n_inputs=train_x.shape[1], n_classes=int(max(train_y.max(), test_y.max())) + 1)
+    identity = {"seed": seed, "data": str(mnist), "n_train": n_train, "epochs": epochs, "batch": batch}
+    checkpoints = Checkpoints(out / "checkpoints", identity, resume, CHECKPOINT_EVERY)
 
     spiking = SpikingClassifier(net.initial_weights(shape, rng), shape, "float32", device)
     stimulus = lambda images, dtype: torch.as_tensor(flicker(images, rng, shape), dtype=dtype, device=device)
     spiking_losses = train(spiking, lambda x: spiking(stimulus(x, torch.float32))[0], train_x, train_y, epochs,
-                           batch, rng, progress, "spiking")
+                           batch, rng, progress, "spiking", checkpoints)
     relu = relu_net(shape).to(device)
     relu_losses = train(relu, lambda x: relu(torch.as_tensor(x, dtype=torch.float32, device=device)), train_x,
-                        train_y, epochs, batch, rng, progress, "ReLU")
+                        train_y, epochs, batch, rng, progress, "ReLU", checkpoints)
 
     weights = spiking.weights()
     checked = SpikingClassifier(weights, shape, "float64", device)  # the trained net, float64 as Brian2

@@ -26,7 +26,7 @@ def test_quick_mode_recovers_the_delays(quick):
     assert results["initial_within_1"] <= 0.2  # random delays: ~3/39
     assert results["final_loss"] < results["initial_loss"] / 100
     assert results["epochs_run"] == 100 and results["seed_setting"] is None
-    assert {p.name for p in out.iterdir()} == {"results.json", "loss.png", "delays.png", "alignment.png"}
+    assert {p.name for p in out.iterdir()} == {"results.json", "loss.png", "delays.png", "alignment.png", "checkpoints"}
     assert json.loads((out / "results.json").read_text()) == results
 
 

@@ -199,3 +199,17 @@ def test_compare_sees_a_difference_in_traces_alone():
     assert report.identical and not report.passed
     assert report.traces["p.v"]["max_abs"] == pytest.approx(0.07e-6, rel=1e-6)
     assert report.traces["p.v"]["max_rel"] == pytest.approx(1e-6, rel=1e-6)
+
+
+def test_dynamic_delays_with_a_huge_max_delay_are_refused_with_the_bytes(tmp_path, capsys):
+    """Dynamic delays keep a ring row (16 int32 indices and a count) per step up to max_delay: 1e6 s at 0.1 ms is
+    1e10 + 1 rows of 72 bytes."""
+    data = json.loads(library.scenario("delay_circuit").to_json())
+    plastic = next(p for p in data["network"]["projections"] if p["delay_mode"] == "dynamic")
+    plastic["max_delay"] = "1e6*second"
+    path = tmp_path / "model.json"
+    path.write_text(json.dumps(data))
+    assert main(["crosscheck", str(path), "--out", str(tmp_path / "out")]) == 2
+    error = capsys.readouterr().err
+    assert re.search(rf"error: {path}: Projection '{plastic['name']}'.max_delay: the run needs about [\d,]+ bytes "
+                     r"\(720,000,000,072 for this part\)", error), error

@@ -74,4 +74,5 @@ def test_quick_mode_learns_the_aligning_delays(tmp_path):
     assert learned["fraction_within_1_step"] >= 0.75
     assert setting["ideal_observer"]["accuracy"] >= 4 * results["chance"]
     assert {p.name for p in tmp_path.iterdir()} == {"results.json", "loss.png", "delays.png", "confusion.png",
-                                                    "errors.png"}
+                                                    "errors.png", "checkpoints"}
+    assert [p.name for p in (tmp_path / "checkpoints").iterdir()] == ["50Hz_fractional_cross-entropy.pt"]

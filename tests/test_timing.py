@@ -1,9 +1,12 @@
-"""The timing conventions (bridge.description.Timing, README), asserted as step numbers in both backends."""
+"""The timing conventions (bridge.description.Timing, README), asserted as step numbers in both backends (and the
+layered torch module)."""
 import numpy as np
 import pytest
+import torch
 
 from bridge.description import (NeuronModel, Network, Population, Projection, RunSettings, Simulation, SpikeTrains,
                                 SynapseModel, Timing)
+from torch_models.layered import LayeredNetwork
 
 # A non-leaky unit that fires when one input of weight 1.5 arrives; refractory 1 ms; v held while refractory.
 UNIT = NeuronModel("dv/dt = -v/tau : 1 (unless refractory)", threshold="v > 1", reset="v = 0",
@@ -18,6 +21,10 @@ def _run_both(paired, times, weights, delays, duration="8*ms", timing=Timing()):
                             RunSettings(duration, record=("unit.v",), timing=timing))
     brian_record, torch_record, report = paired(simulation)
     assert report.identical
+    with torch.no_grad():  # the layered module (time batched) keeps the same conventions
+        layered = LayeredNetwork(simulation, dtype="float64")(batch_size=1)
+    assert torch.equal(layered.spikes["unit"][0].nonzero()[:, 0], torch.as_tensor(brian_record.spikes["unit"][1]))
+    assert np.array_equal(layered.traces["unit.v"][0, :, 0].numpy(), torch_record.traces["unit.v"][:, 0])
     return list(brian_record.spikes["unit"][1]), brian_record.traces["unit.v"][:, 0], torch_record
 
 
@@ -51,3 +58,17 @@ def test_refractory_period_sets_the_shortest_interval(paired):
     times = [k * 1e-4 for k in range(10, 60)]
     steps, _, _ = _run_both(paired, times, [1.5] * len(times), [0.0] * len(times))
     assert steps == [11, 22, 33, 44, 55]
+
+
+def test_on_pre_runs_before_on_post_in_the_same_step(paired):
+    """Both neurons spike at step 10 (1 ms); the synapse starts with c = 1. Brian2 runs the on_pre pathway first:
+    c = 2, I += 2, then on_post: c = 6, I += 60 -> I = 62 from step 11 on (post first would give 3 + 1 -> 34)."""
+    both = NeuronModel("I : 1", threshold="t >= 1*ms and t < 1.05*ms")
+    synapse = SynapseModel("c : 1", on_pre="c += 1\nI_post += c", on_post="c = 3*c\nI_post += 10*c")
+    network = Network((Population("pre", both, 1), Population("post", both, 1)), (), (),
+                      (Projection("s", "pre", "post", synapse, i=[0], j=[0], values={"c": [1.0]}),))
+    brian_record, torch_record, report = paired(Simulation(network, RunSettings("2*ms", record=("post.I",))))
+    assert report.identical
+    for record in (brian_record, torch_record):
+        assert list(record.spikes["post"][1]) == [10]
+        assert list(record.traces["post.I"][9:13, 0]) == [0, 0, 62, 62]
