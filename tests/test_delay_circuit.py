@@ -101,7 +101,7 @@ def test_outcome_of_a_known_trajectory():
 
 def test_experiment_quick_mode(tmp_path):
     from experiments import delay_circuit
-    results = delay_circuit.run(out=tmp_path, quick=True, progress=False)
+    results = delay_circuit.run(out=tmp_path, quick=True, progress=False, repetitions=10)
     assert list(results["demo"]) == list(delay_circuit.DEMO_VARIANTS)
     for name, demo in results["demo"].items():
         assert demo["identical_spikes"] and demo["identical_delay_trajectories"], name
