@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 import warnings
+from pathlib import Path
 
 import pytest
 import torch
@@ -73,19 +74,37 @@ CASES = {  # name: (change to the base data, what the message must say)
 }
 
 
+def crosscheck_case(name, folder):
+    """`spikebridge crosscheck` of the base description with CASES[name]'s change: (file, exit code)."""
+    data = base()
+    CASES[name][0](data)
+    path = Path(folder) / f"{name.replace(' ', '_')}.json"
+    path.write_text(json.dumps(data))
+    return path, main(["crosscheck", str(path), "--out", str(Path(folder) / "out")])
+
+
 @pytest.mark.parametrize("name", CASES)
 def test_bad_description_is_one_line_naming_file_and_field_with_exit_2(name, tmp_path, capsys):
-    change, message = CASES[name]
-    data = base()
-    change(data)
-    path = tmp_path / "model.json"
-    path.write_text(json.dumps(data))
+    message = CASES[name][1]
     start = time.perf_counter()
-    assert main(["crosscheck", str(path), "--out", str(tmp_path / "out")]) == 2
+    path, code = crosscheck_case(name, tmp_path)
+    assert code == 2
     error = capsys.readouterr().err
     assert time.perf_counter() - start < 10
     assert error.startswith(f"error: {path}: ") and error.count("\n") == 1, error
     assert re.search(message, error), error
+
+
+def test_every_bad_description_is_refused_within_2_gb(tmp_path):
+    """All CASES in one fresh process: exit code 2 each, and the process's peak memory (imports included)
+    stays under 2 GB (a billion neurons is refused by its estimate, not by trying)."""
+    script = (f"import json, resource, sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); import test_errors\n"
+              f"codes = [test_errors.crosscheck_case(name, {str(tmp_path)!r})[1] for name in test_errors.CASES]\n"
+              "print(json.dumps([codes, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss]))")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    codes, peak_kb = json.loads(done.stdout.splitlines()[-1])
+    assert codes == [2] * len(CASES)
+    assert peak_kb < 2 * 1024 ** 2, f"peak {peak_kb / 1024 ** 2:.2f} GB"
 
 
 @pytest.mark.parametrize("text, message", [("{", r"cannot read a description: Expecting property name"),
