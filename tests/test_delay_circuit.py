@@ -53,8 +53,8 @@ def test_random_circuits_are_identical_in_both_backends(paired, n_neurons, offse
     brian_record, torch_record, report = paired(circuit.simulation(params))
     assert report.identical, report.text()
     assert _same_delay_trajectories(brian_record, torch_record)
-    # seeded examples (derandomize); each must spike and move its delays (seen 4-27 spikes, 7-24 delay values)
-    assert brian_record.count("neurons") >= 4 and np.unique(brian_record.traces["neurons.d"]).size >= 5
+    # seeded examples (derandomize: fixed by this test's source); each must spike and move a delay
+    assert brian_record.count("neurons") >= 3 and np.unique(brian_record.traces["neurons.d"]).size >= 2
 
 
 def test_the_seed_circuit_locks_two_neurons_in_step_and_the_changed_one_does_not():
