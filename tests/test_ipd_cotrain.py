@@ -3,12 +3,14 @@ predictions at the same dt."""
 import json
 
 import numpy as np
+import pytest
 
 from bridge.plan import lower
 from bridge.description import Simulation, from_json
 from experiments import ipd_cotrain
 
 
+@pytest.mark.slow
 def test_quick_cotraining_learns_and_brian2_agrees(tmp_path):
     results = ipd_cotrain.run(out=tmp_path, quick=True, progress=False)
     result = results["12_classes"]

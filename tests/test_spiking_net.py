@@ -63,6 +63,7 @@ def test_idx_loader_reads_what_it_is_given(tmp_path):
         experiment.load_idx(tmp_path / "wrong")
 
 
+@pytest.mark.slow
 def test_quick_experiment_learns_and_brian2_agrees(tmp_path):
     results = experiment.run(out=tmp_path, quick=True, progress=False)
     saved = json.loads((tmp_path / "results.json").read_text())

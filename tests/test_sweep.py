@@ -131,6 +131,7 @@ def test_interrupted_sweep_resumes_without_recomputing(serial, tmp_path):
     pd.testing.assert_frame_equal(table[COMPARED], serial[1][COMPARED])
 
 
+@pytest.mark.slow
 def test_local_cluster_with_a_killed_worker_gives_the_serial_rows(serial, tmp_path):
     """Two dask worker processes; one is killed (SIGKILL) after the first result: dask runs its tasks again
     elsewhere, and the rows equal those of the serial sweep."""
