@@ -41,7 +41,7 @@ def test_seed_default_circuit_is_identical_and_keeps_the_aligned_delay(paired, v
 
 
 @pytest.mark.slow
-@settings(max_examples=4, deadline=None, derandomize=True,
+@settings(max_examples=4, deadline=None, derandomize=True, database=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(n_neurons=st.integers(2, 4), offset=st.integers(0, 12), pattern_seed=st.integers(0, 2**31 - 1),
        rule=st.sampled_from(sorted(circuit.RULES)), delay_range=st.sampled_from(circuit.DELAY_RANGES),
@@ -54,8 +54,8 @@ def test_random_circuits_are_identical_in_both_backends(paired, n_neurons, offse
     brian_record, torch_record, report = paired(circuit.simulation(params))
     assert report.identical, report.text()
     assert _same_delay_trajectories(brian_record, torch_record)
-    # seeded examples (derandomize: fixed by this test's source); each must spike and move a delay
-    assert brian_record.count("neurons") >= 3 and np.unique(brian_record.traces["neurons.d"]).size >= 2
+    # seeded examples (derandomize); each must spike and move a delay, or it compares nothing
+    assert brian_record.count("neurons") >= 2 and np.unique(brian_record.traces["neurons.d"]).size >= 2
 
 
 @pytest.mark.slow

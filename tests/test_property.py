@@ -1,5 +1,5 @@
 """Property test: the LIF model with random parameters, weights and delays gives identical spikes. Examples are
-seeded (derandomize: the same four every run) and must spike: a silent example would compare nothing."""
+seeded (derandomize, no example database) and must spike: a silent example would compare nothing."""
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
@@ -9,10 +9,10 @@ from bridge.description import Network, PoissonTrains, Population, Projection, R
 
 
 @pytest.mark.slow
-@settings(max_examples=4, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=4, deadline=None, derandomize=True, database=None, suppress_health_check=[HealthCheck.too_slow])
 @given(tau_m=st.floats(5, 40), tau_syn=st.floats(1, 10), v_th=st.floats(-55, -45),
        refractory=st.sampled_from(["0*ms", "1*ms", "2.5*ms"]), seed=st.integers(0, 10_000),
-       w_max=st.floats(0.2, 0.5), rate=st.floats(30, 80))
+       w_max=st.floats(0.3, 0.6), rate=st.floats(30, 80))
 def test_lif_random_parameters_identical(paired, tau_m, tau_syn, v_th, refractory, seed, w_max, rate):
     rng = np.random.default_rng(seed)
     model = library.lif()
@@ -28,6 +28,8 @@ def test_lif_random_parameters_identical(paired, tau_m, tau_syn, v_th, refractor
                                     (PoissonTrains("poisson", n_in, f"{rate}*Hz", seed),), (), (proj,)),
                             RunSettings("100*ms", record=("lif.v",)))
     brian_record, torch_record, report = paired(simulation)
-    assert brian_record.count("lif") >= 30  # every example drives the neurons (seen 40-221)
+    # the mean drive (>= 30 mV) is above every threshold, so every example fires: the weakest corner (tau_m 40 ms,
+    # V_th -45 mV, w_max 0.3, 30 Hz) gives 8-14 spikes, the seeded examples 56-318
+    assert brian_record.count("lif") >= 5
     assert brian_record.spike_set("lif") == torch_record.spike_set("lif")
     assert report.traces["lif.v"]["max_rel"] <= 1e-9
