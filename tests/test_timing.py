@@ -62,7 +62,8 @@ def test_refractory_period_sets_the_shortest_interval(paired):
 
 def test_on_pre_runs_before_on_post_in_the_same_step(paired):
     """Both neurons spike at step 10 (1 ms); the synapse starts with c = 1. Brian2 runs the on_pre pathway first:
-    c = 2, I += 2, then on_post: c = 6, I += 60 -> I = 62 from step 11 on (post first would give 3 + 1 -> 34)."""
+    c = 2, I += 2, then on_post: c = 6, I += 60 -> I = 62 from step 11 on (post first: c = 3, I += 30, then c = 4,
+    I += 4 -> 34)."""
     both = NeuronModel("I : 1", threshold="t >= 1*ms and t < 1.05*ms")
     synapse = SynapseModel("c : 1", on_pre="c += 1\nI_post += c", on_post="c = 3*c\nI_post += 10*c")
     network = Network((Population("pre", both, 1), Population("post", both, 1)), (), (),
