@@ -120,14 +120,15 @@ def run_experiment(args):
             raise DescriptionError("--device", "cuda, but torch sees no GPU here (a CPU build, or no driver); "
                                                "use --device cpu")
     files.remove_stale(out, "results.json")
+    accepted = inspect.signature(module.run).parameters
     extra = {key: value for key, value in (("mnist", args.mnist), ("resume", args.resume)) if value}
     for key in extra:
-        if key not in inspect.signature(module.run).parameters:
+        if key not in accepted:
             raise ValueError(f"--{key}: experiment {args.name!r} takes no such option")
     try:
         results = module.run(out=out, seed=args.seed, quick=args.quick, device=args.device, **extra)
     except KeyboardInterrupt:
-        if "resume" in inspect.signature(module.run).parameters:
+        if "resume" in accepted:
             raise KeyboardInterrupt(f"`spikebridge run {args.name} --out {out} --resume` continues from the "
                                     f"training checkpoints in {out}/checkpoints") from None
         raise

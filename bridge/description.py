@@ -678,8 +678,6 @@ def check_dtype(dtype, where):
         raise DescriptionError(where, f"{dtype!r}; allowed: {list(DTYPES)}")
 
 
-
-
 def _indices(values, n, where):
     """Neuron indices as int64, each a whole number in 0..n-1 (1.7 is refused, not truncated)."""
     values = np.asarray(values, dtype=float).reshape(-1)

@@ -4,6 +4,7 @@ arrays, lists and dicts (the loop's record) by value, and torch's global RNG. A 
 loop from its last checkpoint to the same numbers as an uninterrupted run; a run without it removes the folder's
 checkpoints first, so that an earlier run's state is never resumed. A checkpoint keeps the run's identity (seed,
 sizes, ...): resuming from another run's folder is refused."""
+import re
 import shutil
 from pathlib import Path
 
@@ -24,7 +25,7 @@ class Checkpoints:
     def steps(self, name, total, state, **progress):
         """range(total) from loop `name`'s last checkpoint on (its values restored into `state`), saving `state`
         after every `every`-th step and the last; `progress`: tqdm's arguments."""
-        path = self.folder / f"{name}.pt"
+        path = self.folder / (re.sub(r"[^\w-]+", "_", name) + ".pt")  # "seed's setting" -> seed_s_setting.pt
         start = self._restore(path, state) if path.exists() else 0
         for step in tqdm(range(start, total), initial=start, total=total, **progress):
             yield step

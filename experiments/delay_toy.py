@@ -179,8 +179,7 @@ def train(model, samples, truth, landscape, setting, rng, progress, name, checkp
     max_sum = torch.zeros(N_CLASSES, dtype=samples.dtype, device=samples.device)
     history = {"loss": [], "within_1": [], "exact": []}
     state = {"steps": steps, "max_sum": max_sum, "rng": rng, "history": history}
-    for _ in checkpoints.steps(name.replace(" ", "_").replace("'", ""), setting.epochs, state,
-                               desc=f"delay-toy ({name})", disable=not progress):
+    for _ in checkpoints.steps(name, setting.epochs, state, desc=f"delay-toy ({name})", disable=not progress):
         target = torch.as_tensor(rng.integers(0, N_CLASSES, setting.batch), device=samples.device)
         loss, new_max_sum = max_sum_loss(model(samples)[target], target, max_sum, setting.margin)
         max_sum.copy_(new_max_sum)
