@@ -40,7 +40,7 @@ inhibitory.connect('i >= n_exc', p=0.02)
 run({duration}*second)
 """,
 }
-BACKENDS = ("torch", "numpy", "cython", "cpp_standalone")
+BACKENDS = ("torch", "torch-compiled", "numpy", "cython", "cpp_standalone")  # torch-compiled: compile=True
 EXAMPLES = Path(__file__).parents[1] / "tests" / "brian2_examples"
 
 
@@ -99,19 +99,23 @@ def simulation(network, size, duration):
         return from_brian2(path)
 
 
-def run_torch(plan, dtype, batch):
+def run_torch(plan, dtype, batch, compiled):
+    """`compiled`: the populations through torch.compile, whose compilation (a first run) is listed apart."""
     import torch
     from torch_models.stepwise import StepwiseNetwork
 
     start = time.perf_counter()
-    module = StepwiseNetwork(plan, dtype=dtype)
+    options = {"compile": True} if compiled else {}  # none for --compare-with an older checkout
+    module = StepwiseNetwork(plan, dtype=dtype, **options)
     variants = {}
     if batch > 1:  # variants: the first population's first parameter from -10 % to +10 %
         population = next(iter(plan.populations.values()))
         name, value = next(iter(population.constants.items()))
         variants = {f"{population.name}.{name}": value * torch.linspace(0.9, 1.1, batch)}
-    built = time.perf_counter()
     with torch.no_grad():
+        if compiled:
+            module(batch_size=batch, variants=variants)
+        built = time.perf_counter()
         result = module(batch_size=batch, variants=variants)
     spikes = int(sum(s.sum() for s in result.spikes.values()))
     return {"build_s": built - start, "run_s": time.perf_counter() - built, "spikes": spikes / batch}
@@ -144,7 +148,8 @@ def child(network, size, backend, dtype, batch, duration):
 
     plan = lower(simulation(network, size, duration))
     n_synapses = sum(len(p.i) for p in plan.projections.values())
-    result = run_torch(plan, dtype, batch) if backend == "torch" else run_brian(plan, backend)
+    on_torch = backend.startswith("torch")
+    result = run_torch(plan, dtype, batch, backend == "torch-compiled") if on_torch else run_brian(plan, backend)
     print("RESULT " + json.dumps({"network": network, "size": size, "backend": backend, "dtype": dtype,
                                   "batch": batch, "duration_s": duration, "synapses": n_synapses, **result}))
 
@@ -186,10 +191,12 @@ def main():
     rows = []
     for network in args.networks:
         for size in args.sizes:
-            configurations = [(b, "float64", 1) for b in args.backends if b != "torch"]
+            configurations = [(b, "float64", 1) for b in args.backends if not b.startswith("torch")]
             codes = [None, args.compare_with] if args.compare_with else [None]
             if "torch" in args.backends:
                 configurations += [("torch", d, n, code) for d in args.dtypes for n in args.batches for code in codes]
+            if "torch-compiled" in args.backends:
+                configurations += [("torch-compiled", d, n) for d in args.dtypes for n in args.batches]
             for backend, dtype, batch, *code in configurations:
                 row = measure(args, network, size, backend, dtype, batch, *code)
                 rows.append(row)

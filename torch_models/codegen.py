@@ -6,6 +6,7 @@ so no user text is ever executed as arbitrary Python.
 """
 import ast
 import math
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -78,10 +79,20 @@ def _unconditional(node):
         yield from _unconditional(child)
 
 
+class Expression:
+    """A compiled expression: `function(*arguments)`; called with a scope dict, it reads its arguments there."""
+
+    def __init__(self, function, arguments):
+        self.function, self.arguments = function, arguments
+
+    def __call__(self, scope):
+        return self.function(*[scope[name] for name in self.arguments])
+
+
 def compile_expression(text, where, function_table):
-    """(function of a scope dict, the names it reads) for an expression. The function is built once, as a
-    Python function of those names that computes repeated operations once (no eval per call, so
-    torch.compile can trace it)."""
+    """(Expression, the names it reads) for an expression text. Its function is built once, as a Python
+    function of those names that computes repeated operations once (no eval per call, so torch.compile can
+    trace it)."""
     tree = ast.fix_missing_locations(_TensorLogic().visit(ast.parse(text.strip(), mode="eval")))
     known = {name for name in function_table if not name.startswith("__")}
     names = set()
@@ -104,8 +115,7 @@ def compile_expression(text, where, function_table):
     module = ast.fix_missing_locations(ast.Module([definition], type_ignores=[]))
     namespace = dict(function_table)
     exec(compile(module, where, "exec"), namespace)  # validated text; defines the function once
-    function = namespace["expression"]
-    return (lambda scope: function(*[scope[name] for name in ordered])), frozenset(names)
+    return Expression(namespace["expression"], tuple(ordered)), frozenset(names)
 
 
 def compile_block(code, where, function_table):
@@ -137,6 +147,71 @@ def brian_block(runner, where, function_table):
                                      optimise=prefs.codegen.loop_invariant_optimisations)
     text = "\n".join(f"{s.var} {'=' if s.op == ':=' else s.op} {s.expr}" for s in scalar + vector)
     return compile_block(text, where, function_table)
+
+
+class Program:
+    """Statements run in order on a scope dict by one generated Python function, `run(scope)` -> {target: its
+    value after them}: the statements' own operations and no Python work per statement around them. A target the
+    scope holds as a tensor keeps that tensor's shape and type; a target in `held` keeps its old value where
+    `not_refractory` is False (Brian2's (unless refractory))."""
+
+    def __init__(self, statements, held, where):
+        self.statements = statements
+        targets = dict.fromkeys(s.target for s in statements)
+        holds = ["not_refractory"] if held & set(targets) else []
+        names = sorted(set().union(*[s.evaluate.arguments for s in statements], targets, holds))
+        lines = [f"{name} = __scope.get({name!r})" for name in names]
+        namespace = {"__where": torch.where, "__assign": _assign}
+        for k, statement in enumerate(statements):
+            namespace[f"__f{k}"] = statement.evaluate.function
+            target, value = statement.target, f"__f{k}({', '.join(statement.evaluate.arguments)})"
+            value = f"__assign({target}, {value if statement.op == '=' else f'{target} {statement.op[0]} {value}'})"
+            lines.append(f"{target} = " + (f"__where(not_refractory, {value}, {target})" if target in held else value))
+        lines.append("return {" + ", ".join(f"{target!r}: {target}" for target in targets) + "}")
+        source = "def program(__scope):\n" + "\n".join(f"    {line}" for line in lines)
+        exec(compile(source, where, "exec"), namespace)  # names and operators from validated statements
+        self.run = namespace["program"]
+
+    def __iter__(self):
+        return iter(self.statements)
+
+    def __len__(self):
+        return len(self.statements)
+
+
+def _assign(old, value):
+    """A value assigned to a name the scope holds as a tensor, with that tensor's shape and type."""
+    if not isinstance(old, torch.Tensor) or (isinstance(value, torch.Tensor) and value.shape == old.shape
+                                             and value.dtype == old.dtype):
+        return value
+    return torch.broadcast_to(torch.as_tensor(value, dtype=old.dtype, device=old.device), old.shape)
+
+
+class Compiled:
+    """`function` through torch.compile, shapes fixed as a network's are; where compiling or running the compiled
+    code fails (no C++ compiler, an operation the backend lacks), the eager function from then on, after one
+    warning naming `what`: the same model, more slowly. `backend`: torch.compile's."""
+
+    def __init__(self, function, what, backend="inductor"):
+        # every compiled population adds entries to torch's cache of compiled code; past its limit (8 by
+        # default) torch would quietly run them eagerly
+        torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, 64)
+        self.eager, self.what = function, what
+        self.current = torch.compile(function, dynamic=False, backend=backend)
+
+    @property
+    def fell_back(self):
+        return self.current is self.eager
+
+    def __call__(self, *args):
+        try:
+            return self.current(*args)
+        except Exception as error:
+            if self.fell_back:
+                raise
+            warnings.warn(f"{self.what}: torch.compile failed, running it eagerly ({type(error).__name__}: {error})")
+            self.current = self.eager
+            return self.eager(*args)
 
 
 def execute_block(statements, scope):

@@ -13,8 +13,8 @@ import numpy as np
 import torch
 
 from bridge import brian_parse
-from torch_models.codegen import (apply_op, brian_block, compile_expression, execute_block, functions,
-                                  unit_constants)
+from torch_models.codegen import (Compiled, Program, apply_op, brian_block, compile_expression, execute_block,
+                                  functions, unit_constants)
 from torch_models.surrogate import superspike
 
 LASTSPIKE_NEVER = -1e4  # seconds: Brian2's initial lastspike
@@ -53,7 +53,11 @@ class PopulationStep:
         where = f"population {self.name!r}"
         table = functions(dtype, population.arrays, float(brian_group.clock.dt_))
         code = lambda runners, event: brian_block(runners[event], where, table) if event in runners else []
-        self.update = brian_block(brian_group.state_updater, where, table)
+        equations = brian_group.equations
+        self.variables = {name: brian_group.variables[name] for name in equations.names
+                          if name not in equations.subexpr_names}
+        self.conditional = {n for n, v in self.variables.items() if v.conditional_write is not None}
+        self.update = Program(brian_block(brian_group.state_updater, where, table), self.conditional, where)
         # thresholds: blocks that end in `_cond = condition`
         self.threshold, self.reset = code(brian_group.thresholder, "spike"), code(brian_group.resetter, "spike")
         # custom events: conditions checked in 'after_thresholds', their code run in 'after_resets'
@@ -61,15 +65,12 @@ class PopulationStep:
         self.on_event = {event: code(brian_group.resetter, event) for event in sorted(model.run_on_event)}
         # (constant over dt) subexpressions: variables Brian2 sets once per step, before the state is recorded
         constant = getattr(brian_group, "subexpression_updater", None)
-        self.before_start = brian_block(constant, where, table) if constant is not None else []
+        self.before_start = Program(brian_block(constant, where, table) if constant is not None else [],
+                                    self.conditional, where)
         margin = _margin_expression(population.threshold) if population.threshold else None
         self.margin, self.margin_names = compile_expression(margin, where, table) if margin else (None, frozenset())
-        equations = brian_group.equations
-        self.variables = {name: brian_group.variables[name] for name in equations.names
-                          if name not in equations.subexpr_names}
         self.subexpressions = [(eq.varname, *compile_expression(eq.expr.code, where, table))
                                for eq in equations.ordered if eq.varname in equations.subexpr_names]
-        self.conditional = {n for n, v in self.variables.items() if v.conditional_write is not None}
         statements = [*self.update, *self.threshold, *self.reset, *self.before_start,
                       *(statement for block in [*self.events.values(), *self.on_event.values()] for statement in block)]
         names = names_read(statements) | self.margin_names
@@ -120,6 +121,16 @@ class PopulationStep:
         synaptic writes (Brian2's rule)."""
         return state["not_refractory"] if variable in self.conditional else None
 
+    def compile(self, backend="inductor"):
+        """Run the state update, threshold and reset through torch.compile (codegen.Compiled). t reaches them as
+        a 0-d float64 tensor: as a Python float it would be a constant of the compiled code, compiled again every
+        step."""
+        self.compiled = {method: Compiled(getattr(self, method), f"population {self.name!r}", backend)
+                         for method in ("integrate", "threshold_crossings", "apply_reset")}
+        for method, function in self.compiled.items():
+            setattr(self, method, lambda state, t, *args, function=function:
+                    function(state, torch.as_tensor(t, dtype=torch.float64), *args))
+
     def integrate(self, state, t, dt):
         """The state update ('groups')."""
         return self.execute(self.update, state, t, dt)
@@ -128,19 +139,11 @@ class PopulationStep:
         """The (constant over dt) subexpressions, set once per step ('before_start')."""
         return self.execute(self.before_start, state, t, dt) if self.before_start else state
 
-    def execute(self, statements, state, t, dt, neurons=None, constants=None):
-        """Run statements on the state (of the neurons in the slice `neurons`); `constants` they read besides the
-        population's. Variables marked (unless refractory) keep their value while refractory."""
+    def execute(self, program, state, t, dt, neurons=None, constants=None):
+        """Run a Program on the state (of the neurons in the slice `neurons`); `constants` it reads besides the
+        population's."""
         scope = {**(constants or {}), **self._scope(state, t, dt, neurons)}
-        for statement in statements:
-            old = scope.get(statement.target)
-            value = apply_op(statement.op, old, statement.evaluate(scope))
-            if isinstance(old, torch.Tensor):  # a constant assigned to a state variable takes its shape
-                value = torch.broadcast_to(torch.as_tensor(value, dtype=old.dtype, device=old.device), old.shape)
-            receptive = self.receptive(scope, statement.target)
-            if receptive is not None:
-                value = torch.where(receptive, value, old)
-            scope[statement.target] = value
+        scope.update(program.run(scope))
         if neurons is None:
             return {name: scope[name] for name in state}
         return {name: torch.cat([value[:, :neurons.start], scope[name], value[:, neurons.stop:]], dim=1)
@@ -172,11 +175,11 @@ class PopulationStep:
         margin = self.margin(scope) if self.margin is not None else condition.to(self.dtype)
         margin = torch.as_tensor(margin, dtype=self.dtype).expand(batch, self.n)
         if "lastspike" in state:
-            state["lastspike"] = torch.where(condition, torch.full_like(state["lastspike"], t), state["lastspike"])
+            state["lastspike"] = torch.where(condition, t, state["lastspike"])
             state["not_refractory"] = state["not_refractory"] & ~condition
         return self.surrogate(condition, margin), margin
 
-    def apply_reset(self, state, spiked, t, dt, statements=None):
+    def apply_reset(self, state, t, dt, spiked, statements=None):
         """The reset (or `statements`) for the neurons where `spiked`."""
         scope = self._scope(state, t, dt)
         for statement in self.reset if statements is None else statements:
@@ -188,7 +191,7 @@ class PopulationStep:
     def after_resets(self, state, events, t, dt):
         """run_on_event code of the custom events that happened (Brian2's 'after_resets' slot)."""
         for event, statements in self.on_event.items():
-            state = self.apply_reset(state, events[event], t, dt, statements)
+            state = self.apply_reset(state, t, dt, events[event], statements)
         return state
 
 
@@ -205,7 +208,8 @@ class OperationStep:
         brian_group.namespace.update(operation.namespace)
         runner = brian_group.run_regularly(operation.code, name=self.name)  # its statements; `i` comes from the slice
         table = functions(dtype, operation.arrays, operation.period_steps * dt)
-        self.statements = brian_block(runner, f"Operation {self.name!r}", table)
+        where = f"Operation {self.name!r}"
+        self.statements = Program(brian_block(runner, where, table), population.conditional, where)
         self.constants = constants(population.population.constants, names_read(self.statements))
 
     def run(self, states, n, t, dt):
@@ -230,7 +234,7 @@ def step(populations, states, t, dt, batch, synapses, groups=None):
     events = {name: custom for name, (_, _, custom) in crossings.items()}
     synapses({**spikes, **{(name, event): happened for name, custom in events.items()
                            for event, happened in custom.items()}}, states)
-    states = {name: population.apply_reset(states[name], spikes[name] > 0, t, dt)
+    states = {name: population.apply_reset(states[name], t, dt, spikes[name] > 0)
               for name, population in populations.items()}
     states = {name: population.after_resets(states[name], events[name], t, dt)
               for name, population in populations.items()}

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from torch_models import population
+from torch_models.codegen import Compiled
 
 PROBE_SCALES = (1.0, 1e3)
 CHUNK_STEPS = 10  # steps per call of a chunk function: what torch.compile unrolls and fuses
@@ -114,7 +115,7 @@ class AffineScan:
     def __init__(self, group, update, margin, reset):
         self.group, self.variables = group, tuple(group.variables)
         self.update, self.margin, self.reset = update, margin, reset
-        code = group.update + group.threshold + group.reset
+        code = [*group.update, *group.threshold, *group.reset]
         self.reads_time = "t" in set().union(*[s.names for s in code]) | group.margin_names
         self.chunks = {"forward": self._forward_chunk, "backward": self._backward_chunk}
 
@@ -130,8 +131,8 @@ class AffineScan:
             probes = {
                 "update": lambda s: list(group.integrate(s, t, dt).values()),
                 "margin": lambda s: [group.margin(group._scope(s, t, dt))],
-                "reset": lambda s: list(group.apply_reset(s, torch.ones_like(s[variables[0]], dtype=torch.bool),
-                                                          t, dt).values())}
+                "reset": lambda s: list(group.apply_reset(s, t, dt, torch.ones_like(s[variables[0]],
+                                                                                   dtype=torch.bool)).values())}
             jacobians.append({name: _jacobian(f, variables, n, dtype) for name, f in probes.items()})
         first, second = jacobians
         if any(first[name] is None or second[name] is None or not torch.equal(first[name], second[name])
@@ -143,22 +144,8 @@ class AffineScan:
         if self.reads_time:  # its chunks would be compiled again for every start time
             warnings.warn(f"AffineScan: population {self.group.name!r} reads t; it runs eagerly")
             return
-        # Every compiled population adds entries to torch's cache of these two functions; past its limit
-        # (8 by default) torch would quietly run them eagerly.
-        torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, 64)
-        self.chunks = {name: torch.compile(function, dynamic=False) for name, function in self.chunks.items()}
-
-    def run_chunk(self, name, *args):
-        try:
-            return self.chunks[name](*args)
-        except Exception as error:  # a compiled chunk: no C++ compiler, an unsupported operation...
-            eager = getattr(self, f"_{name}_chunk")
-            if self.chunks[name] == eager:
-                raise
-            warnings.warn(f"AffineScan: torch.compile failed for population {self.group.name!r}, running it "
-                          f"eagerly ({type(error).__name__}: {error})")
-            self.chunks[name] = eager
-            return eager(*args)
+        self.chunks = {name: Compiled(function, f"AffineScan of population {self.group.name!r}")
+                       for name, function in self.chunks.items()}
 
     def __call__(self, state, drive, batch, n_steps, dt, keep):
         """(spikes, margins, {variable in keep: values at the start of each step}), each (batch, steps, n)."""
@@ -214,7 +201,7 @@ class _Scan(torch.autograd.Function):
         for start in range(0, padded, CHUNK_STEPS):
             chunk = {var: d[start:start + CHUNK_STEPS] for var, d in drives.items()}
             t = start * dt if scan.reads_time else 0.0  # a chunk that does not read t is compiled once
-            state, spikes, margins, history = scan.run_chunk("forward", state, chunk, t, dt, batch, kept)
+            state, spikes, margins, history = scan.chunks["forward"](state, chunk, t, dt, batch, kept)
             outputs.append((spikes, margins, *history))
         spikes, margins, *history = (torch.cat(x)[:n_steps] for x in zip(*outputs))
         ctx.scan, ctx.driven, ctx.kept, ctx.padded = scan, driven, kept, padded
@@ -237,8 +224,9 @@ class _Scan(torch.autograd.Function):
         for start in reversed(range(0, padded, CHUNK_STEPS)):
             window = slice(start, start + CHUNK_STEPS)
             part = lambda x: None if x is None else x[window]
-            adjoint, grad = scan.run_chunk("backward", adjoint, margins[window], fired[window], part(grad_spikes),
-                                           part(grad_margins), {a: g[window] for a, g in history.items()}, driven)
+            adjoint, grad = scan.chunks["backward"](adjoint, margins[window], fired[window], part(grad_spikes),
+                                                    part(grad_margins), {a: g[window] for a, g in history.items()},
+                                                    driven)
             grad_w.append(grad)
         grad_w = torch.cat(grad_w[::-1], dim=1)[:, :n_steps]
         return (None,) * 7 + tuple(grad_w.transpose(1, 2))

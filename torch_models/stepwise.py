@@ -357,9 +357,14 @@ class StepwiseNetwork(SimulationModule):
     """The torch form of any Simulation, run step by step (the interface: torch_models/module.py)."""
     strategy = "stepwise"
 
-    def __init__(self, simulation, dtype=None, device=None):
+    def __init__(self, simulation, dtype=None, device=None, compile=False):
+        """`compile`: each population's state update, threshold and reset through torch.compile (the
+        synapses stay eager: which synapses the events reach changes shape every step); the first steps then
+        take the compilation's seconds."""
         super().__init__(simulation, dtype)
         self.populations, brian_groups = compile_populations(self.plan, self.dtype)
+        for population in self.populations.values() if compile else ():
+            population.compile()
         self.projections = nn.ModuleDict({name: ProjectionStep(self.plan.projections[name], brian_groups,
                                                                self.dtype, self.dt)
                                           for name in sorted(self.plan.projections)})
