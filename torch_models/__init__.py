@@ -12,17 +12,19 @@ def compile(simulation, strategy="auto", dtype=None, device=None, **options):
     """The torch module of a Simulation (or its Plan). 'stepwise' runs any description step by step;
     'layered' computes each population's input for all steps at once (fast training of feed-forward
     networks; `options` are LayeredNetwork's); 'auto' takes 'layered' where the description allows it and
-    'stepwise' otherwise. The module's `strategy_note` says which, and why."""
+    'stepwise' otherwise. The module's `strategy_note` says which, and why. `compile=True` is an option of
+    both."""
     if strategy not in STRATEGIES:
         raise ValueError(f"strategy {strategy!r}; allowed: {STRATEGIES}")
     why_not = "; ".join(map(str, layered.refusals(simulation))) if strategy != "stepwise" else "as asked"
     if strategy == "layered" and why_not:
         raise DescriptionError("strategy 'layered'", why_not)
     if strategy == "stepwise" or why_not:
-        if options:
-            raise ValueError(f"options {sorted(options)} are the layered module's; this description runs step by "
+        layered_only = sorted(set(options) - {"compile"})
+        if layered_only:
+            raise ValueError(f"options {layered_only} are the layered module's; this description runs step by "
                              f"step ({why_not})")
-        module = StepwiseNetwork(simulation, dtype, device)
+        module = StepwiseNetwork(simulation, dtype, device, **options)
         module.strategy_note = f"step by step: {why_not}"
     else:
         module = LayeredNetwork(simulation, dtype, device, **options)
