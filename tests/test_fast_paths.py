@@ -146,15 +146,15 @@ def test_a_failing_compilation_falls_back_to_eager_with_a_warning():
 
 
 @pytest.mark.cython
-def test_compiled_population_steps_equal_eager_bitwise_and_compile_once():
-    """StepwiseNetwork(compile=True): each population's update, threshold and reset through torch.compile give
-    the eager module's spikes, margins and traces bit for bit (float64; lif: exact integration, refractoriness),
-    each compiled once for the run, not again every step (t reaches them as a tensor, not as a constant)."""
+def test_compiled_state_update_equals_eager_bitwise_and_compiles_once():
+    """StepwiseNetwork(compile=True): each population's state update through torch.compile gives the eager
+    module's spikes, margins and traces bit for bit (float64; lif: exact integration, refractoriness), compiled
+    once for the run, not again every step (t reaches it as a tensor, not as a constant)."""
     simulation = library.scenario("lif", seed=3, duration="100*ms")
     eager, compiled = (StepwiseNetwork(simulation, compile=flag) for flag in (False, True))
     with torch._dynamo.config.patch(error_on_recompile=True), torch.no_grad():
         run, other = compiled(), eager()
-    assert not any(function.fell_back for function in compiled.populations["lif"].compiled.values())
+    assert not compiled.populations["lif"].compiled.fell_back
     assert other.spikes["lif"].sum() >= 50  # seen 104
     assert_same_run(run, other, simulation)
 
@@ -167,10 +167,9 @@ def test_a_failing_population_compilation_falls_back_to_eager_with_a_warning():
 
     def broken(*args):
         raise RuntimeError("no C++ compiler")
-    population.compiled["threshold_crossings"].current = broken
+    population.compiled.current = broken
     with torch.no_grad(), pytest.warns(UserWarning, match="population 'lif'.*running it eagerly.*no C\\+\\+ compiler"):
         run = module()
-    assert population.compiled["threshold_crossings"].fell_back
-    assert not population.compiled["integrate"].fell_back
+    assert population.compiled.fell_back
     with torch.no_grad():
         assert_same_run(run, StepwiseNetwork(simulation)(), simulation)

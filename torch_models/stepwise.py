@@ -358,9 +358,9 @@ class StepwiseNetwork(SimulationModule):
     strategy = "stepwise"
 
     def __init__(self, simulation, dtype=None, device=None, compile=False):
-        """`compile`: each population's state update, threshold and reset through torch.compile (the
-        synapses stay eager: which synapses the events reach changes shape every step); the first steps then
-        take the compilation's seconds."""
+        """`compile`: each population's state update through torch.compile (PopulationStep.compile; the
+        synapses stay eager: which synapses the events reach changes shape every step); the first step then
+        takes the compilation's seconds."""
         super().__init__(simulation, dtype)
         self.populations, brian_groups = compile_populations(self.plan, self.dtype)
         for population in self.populations.values() if compile else ():
