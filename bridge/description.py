@@ -30,12 +30,19 @@ def register(cls):
 def _frozen(value):
     """Lists and arrays become (nested) tuples so descriptions compare and round-trip by value."""
     if isinstance(value, np.ndarray):
-        value = value.tolist()
+        return _tuples(value.tolist())
     if isinstance(value, (list, tuple, range)):
         return tuple(_frozen(v) for v in value)
     if isinstance(value, np.generic):
         return value.item()
     return value
+
+
+def _tuples(value):
+    """An array's tolist() (Python numbers in lists nested to one depth) as nested tuples, a row at a time."""
+    if not isinstance(value, list):
+        return value
+    return tuple(map(_tuples, value)) if value and isinstance(value[0], list) else tuple(value)
 
 
 def _set(obj, name, value):
