@@ -128,6 +128,7 @@ def run(simulation, target="numpy", build_dir=None, native_noise_seed=None):
         if native_noise_seed is not None:
             brian2.seed(native_noise_seed)
         network = Network(*objects.values(), *monitors.values())
+        brian_parse.freeze_long_lived_objects()
         for start in plan.segment_starts:
             for refresh in refreshers:
                 refresh()

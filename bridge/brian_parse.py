@@ -3,6 +3,9 @@
 Both backends and the validation build Brian2 objects from a description through these two functions, so
 that a model is turned into Brian2 terms in exactly one place.
 """
+import functools
+import gc
+
 import brian2
 from brian2 import Equations, NeuronGroup, SpikeGeneratorGroup, Synapses, second
 
@@ -57,11 +60,23 @@ def equations(text):
     return Equations(text)
 
 
+@functools.cache
+def freeze_long_lived_objects():
+    """Brian2's Network.run starts with a full garbage collection (to warn about objects left out of a network);
+    with torch and sympy imported that scans millions of objects, ~0.2 s a run. Called before a run, this
+    collects once and moves every object that exists then out of the collector's view (gc.freeze), so that
+    later collections scan only newer objects (frozen objects are still freed when unreferenced; only
+    reference cycles among them outlive their use)."""
+    gc.collect()
+    gc.freeze()
+
+
 def run_checks(objects):
     """Let Brian2 check units and names of `objects` by preparing a zero-length run on the numpy target."""
     previous = brian2.prefs.codegen.target
     brian2.prefs.codegen.target = "numpy"
     try:
+        freeze_long_lived_objects()
         brian2.Network(*objects).run(0 * second)
     finally:
         brian2.prefs.codegen.target = previous
