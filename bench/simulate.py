@@ -100,7 +100,8 @@ def simulation(network, size, duration):
 
 
 def run_torch(plan, dtype, batch, compiled):
-    """`compiled`: the populations through torch.compile, whose compilation (a first run) is listed apart."""
+    """`compiled`: each population's state update through torch.compile; its compilation (a first run) is listed
+    with building."""
     import torch
     from torch_models.stepwise import StepwiseNetwork
 
