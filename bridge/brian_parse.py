@@ -7,13 +7,47 @@ import functools
 import gc
 
 import brian2
+import numpy as np
 from brian2 import Equations, NeuronGroup, SpikeGeneratorGroup, Synapses, second
 
-from bridge import plan
-from bridge.quantities import parse_quantity
+from bridge.quantities import parse_quantity, si_value
 
 # Validation builds Brian2 objects only to check them; Brian2 need not warn that they were never run.
 brian2.BrianLogger.suppress_name("unused_brian_object")
+
+
+NEURON_SIDES = {"_post": "target", "_pre": "source"}
+MONITOR_KINDS = ("spikes", "state")  # spikebridge's Brian2 monitors of a population: SpikeMonitor, StateMonitor
+
+
+def monitor_name(kind, population):
+    """The name of spikebridge's Brian2 monitor of a population, `kind` one of MONITOR_KINDS."""
+    return f"{kind}_{population}"
+
+
+def neuron_variable(name):
+    """A name in synaptic code: ('target', x) for `x_post`, ('source', x) for `x_pre`, None otherwise."""
+    for suffix, side in NEURON_SIDES.items():
+        if name.endswith(suffix):
+            return side, name[:-len(suffix)]
+    return None
+
+
+def brian_namespace(parameters):
+    """{name: Brian2 Quantity or TimedArray} of a model's parameters."""
+    return {name: _brian_timed_array(value) if hasattr(value, "values") else parse_quantity(value, name)
+            for name, value in parameters.items()}
+
+
+def _brian_timed_array(array):
+    unit = parse_quantity(array.unit, "TimedArray.unit")
+    return brian2.TimedArray(brian2.Quantity(np.asarray(array.values, dtype=float), dim=unit.dim),
+                             dt=si_value(array.dt, "TimedArray.dt") * brian2.second)
+
+
+def brian_arrays(arrays):
+    """{name: Brian2 TimedArray} of {name: (values, seconds per row)}."""
+    return {name: brian2.TimedArray(values, dt=seconds * brian2.second) for name, (values, seconds) in arrays.items()}
 
 
 def neuron_group(model, n, name, dt=None, namespace=None, lowered=None):
@@ -25,7 +59,7 @@ def neuron_group(model, n, name, dt=None, namespace=None, lowered=None):
                         reset=code.reset if code.threshold else None,
                         refractory=parse_quantity(model.refractory, "refractory") if model.refractory else False,
                         events=dict(model.events), method=model.method,
-                        namespace=namespace or plan.namespace(model.parameters), name=name, **kwargs)
+                        namespace=namespace or brian_namespace(model.parameters), name=name, **kwargs)
     for event, code in model.run_on_event.items():
         group.run_on_event(event, code)
     return group
@@ -43,7 +77,7 @@ def synapses(synapse_model, source, target, name, dt=None, namespace=None):
     on_event = {"on_event": dict(synapse_model.on_event)} if synapse_model.on_event else {}
     return Synapses(source, target, model=synapse_model.model, on_pre=synapse_model.on_pre or None,
                     on_post=synapse_model.on_post or None, **method, **on_event,
-                    namespace=namespace or plan.namespace(synapse_model.parameters),
+                    namespace=namespace or brian_namespace(synapse_model.parameters),
                     name=name, **kwargs)
 
 

@@ -17,6 +17,7 @@ exactly once, here:
 Time-to-step rules: spike times go to step int((t + 1e-3*dt)/dt) (Brian2's SpikeGeneratorGroup rule);
 delays by the run's `Timing.delay_rounding` (bridge/delays.py).
 """
+import functools
 import re
 from dataclasses import dataclass
 
@@ -24,11 +25,12 @@ import brian2
 import numpy as np
 from brian2.utils.stringtools import word_substitute
 
+from bridge import abstract_code
+from bridge.brian_parse import brian_arrays, brian_namespace, neuron_variable
 from bridge.delays import DelayRule
 from bridge.errors import DescriptionError
-from bridge.quantities import parse_quantity, si_value
+from bridge.quantities import si_value
 
-NEURON_SIDES = {"_post": "target", "_pre": "source"}
 PATHWAY_SIDES = {"pre": "source", "post": "target"}  # whose events trigger an on_pre / on_post pathway
 
 
@@ -38,29 +40,9 @@ def record_key(key):
     return population, variable
 
 
-def neuron_variable(name):
-    """A name in synaptic code: ('target', x) for `x_post`, ('source', x) for `x_pre`, None otherwise."""
-    for suffix, side in NEURON_SIDES.items():
-        if name.endswith(suffix):
-            return side, name[:-len(suffix)]
-    return None
-
-
 def delay_owner(delay_variable):
     """Where a projection's delay variable lives: (side, variable), side 'target', 'source' or 'synapse'."""
     return neuron_variable(delay_variable) or ("synapse", delay_variable)
-
-
-def namespace(parameters):
-    """{name: Brian2 Quantity or TimedArray} of a model's parameters."""
-    return {name: _brian_timed_array(value) if hasattr(value, "values") else parse_quantity(value, name)
-            for name, value in parameters.items()}
-
-
-def _brian_timed_array(array):
-    unit = parse_quantity(array.unit, "TimedArray.unit")
-    return brian2.TimedArray(brian2.Quantity(np.asarray(array.values, dtype=float), dim=unit.dim),
-                             dt=si_value(array.dt, "TimedArray.dt") * brian2.second)
 
 
 def si_constants(quantities):
@@ -202,6 +184,12 @@ class Plan:
     def size(self, name):
         return (self.populations.get(name) or self.sources[name]).n
 
+    @functools.cached_property
+    def code(self):
+        """Brian2's abstract code of every code object (bridge/abstract_code.py: NetworkCode), extracted at the
+        first use (Brian2's state updaters take tens of ms per model; Brian2's own runs do not need it)."""
+        return abstract_code.extract(self)
+
 
 def lower(simulation):
     """The Plan of a Simulation (a Plan is returned as it is)."""
@@ -225,7 +213,7 @@ def lower(simulation):
 
 
 def _population(population, index, run, n_steps):
-    quantities = namespace(population.model.parameters)
+    quantities = brian_namespace(population.model.parameters)
     arrays = timed_arrays(population.model.parameters)
     initial = {var: population.initial_array(var) for var in population.initial}
     model, where, dt = population.model, f"Population {population.name!r}.model", run.timing.dt_seconds
@@ -235,7 +223,7 @@ def _population(population, index, run, n_steps):
     rng, rows = np.random.default_rng([run.noise_seed, 2, index]), (n_steps, population.n)
     threshold, reset = (drawn(code, f"drawn_{part}", rng, rows, dt, drawn_arrays)
                         for part, code in (("threshold", model.threshold), ("reset", model.reset)))
-    quantities.update(_brian_arrays(drawn_arrays))
+    quantities.update(brian_arrays(drawn_arrays))
     return PopulationPlan(population.name, population.n, model, quantities, si_constants(quantities),
                           {**arrays, **drawn_arrays}, initial, equations, threshold, reset)
 
@@ -270,10 +258,6 @@ def drawn(code, prefix, rng, rows, row_seconds, arrays):
     return RANDOM_CALL.sub(draw, code)
 
 
-def _brian_arrays(arrays):
-    return {name: brian2.TimedArray(values, dt=seconds * brian2.second) for name, (values, seconds) in arrays.items()}
-
-
 def _operation(operation, index, run, n):
     """An Operation's plan: its rand() / randn() drawn once per run from numpy's default_rng([noise_seed, 1,
     operation index]), one row per run of the code, one column per neuron it runs on."""
@@ -282,7 +266,7 @@ def _operation(operation, index, run, n):
     code = drawn(operation.code, f"drawn_{operation.name}", np.random.default_rng([run.noise_seed, 1, index]),
                  (-(-run.n_steps // period), stop - start), period * dt, arrays)
     return OperationPlan(operation.name, operation, operation.target, start, stop, period, code, arrays,
-                         _brian_arrays(arrays))
+                         brian_arrays(arrays))
 
 
 def _refuse_random_calls(where, *codes):
@@ -296,7 +280,7 @@ def _projection(proj, timing, populations, sizes):
     _refuse_random_calls(f"Projection {proj.name!r}.synapse", proj.synapse.model,
                          *(code for _, code, _ in proj.synapse.pathways().values()))
     i, j = synapses(proj, sizes[proj.source], sizes[proj.target])
-    rule, quantities = delay_rule(timing, proj), namespace(proj.synapse.parameters)
+    rule, quantities = delay_rule(timing, proj), brian_namespace(proj.synapse.parameters)
     shape = (sizes[proj.source], sizes[proj.target]) if proj.dense else (len(i),)
     return ProjectionPlan(
         name=proj.name, source=proj.source, target=proj.target, n_source=sizes[proj.source],

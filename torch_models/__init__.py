@@ -1,6 +1,7 @@
 """The torch backend: torch_models.compile(simulation, strategy, dtype, device) -> a module with one interface
 (torch_models/module.py), whichever strategy runs it."""
 from bridge.errors import DescriptionError
+from bridge.plan import lower
 from torch_models import layered
 from torch_models.layered import LayeredNetwork
 from torch_models.stepwise import StepwiseNetwork
@@ -16,7 +17,8 @@ def compile(simulation, strategy="auto", dtype=None, device=None, **options):
     both."""
     if strategy not in STRATEGIES:
         raise ValueError(f"strategy {strategy!r}; allowed: {STRATEGIES}")
-    why_not = "; ".join(map(str, layered.refusals(simulation))) if strategy != "stepwise" else "as asked"
+    plan = lower(simulation)
+    why_not = "; ".join(map(str, layered.refusals(plan))) if strategy != "stepwise" else "as asked"
     if strategy == "layered" and why_not:
         raise DescriptionError("strategy 'layered'", why_not)
     if strategy == "stepwise" or why_not:
@@ -24,9 +26,9 @@ def compile(simulation, strategy="auto", dtype=None, device=None, **options):
         if layered_only:
             raise ValueError(f"options {layered_only} are the layered module's; this description runs step by "
                              f"step ({why_not})")
-        module = StepwiseNetwork(simulation, dtype, device, **options)
+        module = StepwiseNetwork(plan, dtype, device, **options)
         module.strategy_note = f"step by step: {why_not}"
     else:
-        module = LayeredNetwork(simulation, dtype, device, **options)
+        module = LayeredNetwork(plan, dtype, device, **options)
         module.strategy_note = "layered: feed-forward, static delays, additive synapses"
     return module

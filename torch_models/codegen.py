@@ -1,4 +1,4 @@
-"""Brian2 abstract code (the statements its parser and state updaters produce) compiled for torch.
+"""Brian2 abstract code (the statements bridge/abstract_code.py extracts into the plan) compiled for torch.
 
 Each statement `target op expression` becomes a compiled Python expression that is evaluated with tensors
 (batch, neurons) or Python floats; only arithmetic, comparisons and a fixed table of functions are allowed,
@@ -11,9 +11,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from brian2 import prefs
-from brian2.codegen.translation import analyse_identifiers, make_statements
-from brian2.core.namespace import DEFAULT_UNITS
 
 _OPS = {ast.Add: "+=", ast.Sub: "-=", ast.Mult: "*=", ast.Div: "/="}
 _ALLOWED = (ast.Expression, ast.BinOp, ast.UnaryOp, ast.Compare, ast.Call, ast.Name, ast.Load, ast.Constant,
@@ -134,21 +131,6 @@ def compile_block(code, where, function_table):
     return statements
 
 
-def brian_block(runner, where, function_table):
-    """The statements Brian2 executes for a code runner: its abstract code through Brian2's make_statements
-    with Brian2's loop-invariant optimisation preference (expressions constant over the group pulled out as
-    `_lio_*` statements, subexpressions as temporaries, operations reordered as Brian2 reorders them), so that
-    torch evaluates the formulas Brian2's numpy target evaluates, in the same order of operations."""
-    runner.update_abstract_code(run_namespace={})
-    group = runner.group
-    _, used, unknown = analyse_identifiers(runner.abstract_code, group.variables, recursive=True)
-    variables = group.resolve_all(used | unknown, run_namespace={})
-    scalar, vector = make_statements(runner.abstract_code, variables, np.float64,
-                                     optimise=prefs.codegen.loop_invariant_optimisations)
-    text = "\n".join(f"{s.var} {'=' if s.op == ':=' else s.op} {s.expr}" for s in scalar + vector)
-    return compile_block(text, where, function_table)
-
-
 class Program:
     """Statements run in order on a scope dict by one generated Python function, `run(scope)` -> {target: its
     value after them}: the statements' own operations and no Python work per statement around them. A target the
@@ -231,11 +213,6 @@ def apply_op(op, old, value):
     if op == "*=":
         return old * value
     return old / value
-
-
-def unit_constants(names):
-    """SI values of the unit names among `names` (e.g. mV -> 0.001)."""
-    return {n: float(DEFAULT_UNITS[n]) for n in names if n in DEFAULT_UNITS}
 
 
 def _elementwise(torch_fn, math_fn):

@@ -20,7 +20,6 @@ import numpy as np
 import torch
 from torch import nn
 
-from bridge import brian_parse
 from bridge.errors import DescriptionError
 from bridge.plan import lower, neuron_variable
 from torch_models.delays import Delays, delayed_weighted_sum, exponential_filter
@@ -33,12 +32,12 @@ from torch_models.surrogate import SURROGATES
 DELAY_KINDS = ("synapse", "axonal")
 
 
-def additive_target(proj):
-    """(target variable, weight name) of an on_pre `x_post += w`; DescriptionError otherwise."""
+def additive_target(proj, parameters):
+    """(target variable, weight name) of an on_pre `x_post += w`, w one of the synaptic `parameters`;
+    DescriptionError otherwise."""
     where, pathways = f"Projection {proj.name!r}.synapse.on_pre", proj.synapse.pathways()
     _, code, event = pathways.get("pre", (None, "", None))
     body = ast.parse("\n".join(line.strip() for line in code.splitlines() if line.strip())).body
-    parameters = brian_parse.equations(proj.synapse.model).parameter_names
     node = body[0] if len(body) == 1 and set(pathways) == {"pre"} and event == "spike" else None
     if (isinstance(node, ast.AugAssign) and isinstance(node.op, ast.Add) and isinstance(node.target, ast.Name)
             and isinstance(node.value, ast.Name) and node.value.id in parameters):
@@ -72,7 +71,7 @@ def refusals(simulation):
         reasons.append(DescriptionError("Network.currents", "the layered torch module takes no current injections; "
                                                             "use strategy 'stepwise'"))
     for population in plan.populations.values():
-        if any("constant over dt" in eq.flags for eq in brian_parse.equations(population.model.equations).ordered):
+        if plan.code.populations[population.name].before_start.statements:
             reasons.append(DescriptionError(f"Population {population.name!r}.model.equations", "(constant over dt) "
                                             "subexpressions run step by step; use strategy 'stepwise'"))
         if population.model.events:
@@ -88,7 +87,8 @@ def refusals(simulation):
         if proj.delay_mode != "static":
             reasons.append(DescriptionError(f"Projection {proj.name!r}.delay_mode", f"{proj.delay_mode!r}; the "
                                             "layered torch module takes 'static' delays"))
-    checks = [lambda: feed_forward_order(plan)] + [lambda p=p: additive_target(p) for p in plan.projections.values()]
+    checks = [lambda: feed_forward_order(plan)] + [
+        lambda p=p: additive_target(p, plan.code.projections[p.name].parameters) for p in plan.projections.values()]
     for check in checks:
         try:
             check()
@@ -100,13 +100,14 @@ def refusals(simulation):
 class LayeredProjection(nn.Module):
     """Weights and delays of one projection: forward(source spikes) -> input to the target (batch, steps, n)."""
 
-    def __init__(self, proj, dtype, delay_kind, delay_mode, learn_delays):
-        """`proj`: the ProjectionPlan (bridge/plan.py), with static delays and an additive on_pre."""
+    def __init__(self, proj, parameters, dtype, delay_kind, delay_mode, learn_delays):
+        """`proj`: the ProjectionPlan (bridge/plan.py), with static delays and an additive on_pre; `parameters`:
+        its synaptic parameters."""
         super().__init__()
         if delay_kind not in DELAY_KINDS:
             raise ValueError(f"delays[{proj.name!r}]: {delay_kind!r}; allowed: {DELAY_KINDS}")
         self.dense, self.n_source, self.n_target = proj.dense, proj.n_source, proj.n_target
-        self.variable, self.weight_name = additive_target(proj)
+        self.variable, self.weight_name = additive_target(proj, parameters)
         self.register_buffer("i", torch.as_tensor(proj.i))
         self.register_buffer("j", torch.as_tensor(proj.j))
         self.values = nn.ParameterDict({self.weight_name: torch.as_tensor(proj.values[self.weight_name],
@@ -172,11 +173,12 @@ class LayeredNetwork(SimulationModule):
         if unknown:
             raise ValueError(f"delays: unknown projections {sorted(unknown)}; known: {sorted(plan.projections)}")
         self.order = feed_forward_order(plan)
-        self.populations, _ = compile_populations(plan, self.dtype)
+        self.populations = compile_populations(plan, self.dtype)
         for population in self.populations.values():
             population.surrogate = SURROGATES[surrogate]
         learned = set(plan.projections) if learn_delays is True else set(learn_delays or ())
-        self.projections = nn.ModuleDict({name: LayeredProjection(proj, self.dtype, delays.get(name, "synapse"),
+        self.projections = nn.ModuleDict({name: LayeredProjection(proj, plan.code.projections[name].parameters,
+                                                                  self.dtype, delays.get(name, "synapse"),
                                                                   delay_mode, name in learned)
                                           for name, proj in plan.projections.items()})
         self.decays = {name: linear_decay(group, self.dt) for name, group in self.populations.items()}

@@ -9,26 +9,12 @@ timestep(t - lastspike) < timestep(refractory) (Brian2's thresholder marks it); 
 """
 import ast
 
-import numpy as np
 import torch
 
-from bridge import brian_parse
-from torch_models.codegen import (Compiled, Program, apply_op, brian_block, compile_expression, execute_block,
-                                  functions, unit_constants)
+from torch_models.codegen import Compiled, Program, apply_op, compile_block, compile_expression, execute_block, functions
 from torch_models.surrogate import superspike
 
 LASTSPIKE_NEVER = -1e4  # seconds: Brian2's initial lastspike
-
-
-def constants(parameters, names):
-    """{name: float} of the parameters (SI floats, from the plan) and units that code reading `names` needs."""
-    values = {name: parameters[name] for name in names if name in parameters}
-    values.update(unit_constants(set(names) - set(values)))
-    return values
-
-
-def names_read(statements):
-    return set().union(*[s.names for s in statements])
 
 
 def _margin_expression(threshold):
@@ -46,49 +32,38 @@ def _margin_expression(threshold):
 class PopulationStep:
     """One population: its state update, threshold and reset, compiled from Brian2's abstract code."""
 
-    def __init__(self, population, brian_group, dtype):
-        """`population`: its PopulationPlan (bridge/plan.py); `brian_group`: the Brian2 NeuronGroup built from it."""
+    def __init__(self, population, code, dt, dtype):
+        """`population`: its PopulationPlan (bridge/plan.py); `code`: its NeuronCode (bridge/abstract_code.py)."""
         self.name, self.n, self.dtype, self.population = population.name, population.n, dtype, population
-        model = population.model
         where = f"population {self.name!r}"
-        table = functions(dtype, population.arrays, float(brian_group.clock.dt_))
-        code = lambda runners, event: brian_block(runners[event], where, table) if event in runners else []
-        equations = brian_group.equations
-        self.variables = {name: brian_group.variables[name] for name in equations.names
-                          if name not in equations.subexpr_names}
-        self.conditional = {n for n, v in self.variables.items() if v.conditional_write is not None}
-        self.update = Program(brian_block(brian_group.state_updater, where, table), self.conditional, where)
-        # thresholds: blocks that end in `_cond = condition`
-        self.threshold, self.reset = code(brian_group.thresholder, "spike"), code(brian_group.resetter, "spike")
+        table = functions(dtype, population.arrays, dt)
+        block = lambda block: compile_block(block.text, where, table)
+        self.variables, self.conditional = code.variables, code.conditional  # variable -> 'float', 'integer', 'boolean'
+        self.update = Program(block(code.update), self.conditional, where)
+        self.threshold, self.reset = block(code.threshold), block(code.reset)  # threshold: ends in `_cond = ...`
         # custom events: conditions checked in 'after_thresholds', their code run in 'after_resets'
-        self.events = {event: code(brian_group.thresholder, event) for event in sorted(model.events)}
-        self.on_event = {event: code(brian_group.resetter, event) for event in sorted(model.run_on_event)}
+        self.events = {event: block(condition) for event, condition in code.events.items()}
+        self.on_event = {event: block(statements) for event, statements in code.on_event.items()}
         # (constant over dt) subexpressions: variables Brian2 sets once per step, before the state is recorded
-        constant = getattr(brian_group, "subexpression_updater", None)
-        self.before_start = Program(brian_block(constant, where, table) if constant is not None else [],
-                                    self.conditional, where)
+        self.before_start = Program(block(code.before_start), self.conditional, where)
         margin = _margin_expression(population.threshold) if population.threshold else None
         self.margin, self.margin_names = compile_expression(margin, where, table) if margin else (None, frozenset())
-        self.subexpressions = [(eq.varname, *compile_expression(eq.expr.code, where, table))
-                               for eq in equations.ordered if eq.varname in equations.subexpr_names]
-        statements = [*self.update, *self.threshold, *self.reset, *self.before_start,
-                      *(statement for block in [*self.events.values(), *self.on_event.values()] for statement in block)]
-        names = names_read(statements) | self.margin_names
-        self.constants = constants(population.constants,
-                                   names.union(*[read for _, _, read in self.subexpressions]))
+        self.subexpressions = [(name, *compile_expression(expression, where, table))
+                               for name, expression in code.subexpressions]
+        self.constants = code.constants
         self.index = None  # the neuron index i, on the device of the state
         self.surrogate = superspike  # spike function with a surrogate gradient (torch_models/surrogate.py)
 
     def initial_state(self, batch, device):
         self.index = torch.arange(self.n, device=device, dtype=self.dtype)  # the neuron index i
         state = {}
-        for name, var in self.variables.items():
-            if var.dtype == bool:  # not_refractory
+        for name, kind in self.variables.items():
+            if kind == "boolean":  # not_refractory
                 state[name] = torch.ones(batch, self.n, dtype=torch.bool, device=device)
             elif name == "lastspike":
                 state[name] = torch.full((batch, self.n), LASTSPIKE_NEVER, dtype=torch.float64, device=device)
             else:
-                dtype = torch.int64 if np.issubdtype(var.dtype, np.integer) else self.dtype
+                dtype = torch.int64 if kind == "integer" else self.dtype
                 init = torch.as_tensor(self.population.initial_array(name), dtype=torch.float64)
                 state[name] = init.to(dtype).expand(batch, self.n).to(device)
         return state
@@ -196,18 +171,16 @@ class OperationStep:
     """An Operation (Brian2's run_regularly) on its population: its statements, run on its neurons at the
     steps that are multiples of its period (bridge/plan.py lowered its random draws to drawn values)."""
 
-    def __init__(self, operation, population, brian_group, dtype, dt):
-        """`operation`: its OperationPlan; `population`: the target's PopulationStep and Brian2 group."""
+    def __init__(self, operation, code, population, dtype, dt):
+        """`operation`: its OperationPlan; `code`: its OperationCode; `population`: the target's PopulationStep."""
         self.name, self.target, self.when = operation.name, operation.target, operation.operation.when
         self.population, self.period = population, operation.period_steps
         whole = (operation.start, operation.stop) == (0, population.n)
-        self.neurons = None if whole else slice(operation.start, operation.stop)
-        brian_group.namespace.update(operation.namespace)
-        runner = brian_group.run_regularly(operation.code, name=self.name)  # its statements; `i` comes from the slice
+        self.neurons = None if whole else slice(operation.start, operation.stop)  # `i` counts within the slice
         table = functions(dtype, operation.arrays, operation.period_steps * dt)
         where = f"Operation {self.name!r}"
-        self.statements = Program(brian_block(runner, where, table), population.conditional, where)
-        self.constants = constants(population.population.constants, names_read(self.statements))
+        self.statements = Program(compile_block(code.block.text, where, table), population.conditional, where)
+        self.constants = code.constants
 
     def run(self, states, n, t, dt):
         """The states after this operation at step n."""
@@ -239,9 +212,6 @@ def step(populations, states, t, dt, batch, synapses, groups=None):
 
 
 def compile_populations(plan, dtype):
-    """({name: PopulationStep} of a Plan's populations, {name: Brian2 group} of its populations and sources)."""
-    groups = {p.name: brian_parse.neuron_group(p.model, p.n, p.name, plan.dt, p.namespace, p)
-              for p in plan.populations.values()}
-    populations = {name: PopulationStep(plan.populations[name], group, dtype) for name, group in groups.items()}
-    groups.update({s.name: brian_parse.spike_source(s.n, s.name, dt=plan.dt) for s in plan.sources.values()})
-    return populations, groups
+    """{name: PopulationStep} of a Plan's populations."""
+    return {name: PopulationStep(population, plan.code.populations[name], plan.dt, dtype)
+            for name, population in plan.populations.items()}

@@ -19,7 +19,6 @@ chunks of CHUNK_STEPS steps, which torch.compile can fuse into a few kernels eac
 """
 import warnings
 
-import numpy as np
 import torch
 
 from torch_models import population
@@ -123,7 +122,7 @@ class AffineScan:
     def of(cls, group, dt):
         variables = tuple(group.variables)
         if (not group.threshold or group.margin is None or group.conditional
-                or not all(np.issubdtype(group.variables[v].dtype, np.floating) for v in variables)):
+                or any(group.variables[v] != "float" for v in variables)):
             return None
         n, dtype = group.n, group.dtype
         jacobians = []

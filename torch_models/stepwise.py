@@ -13,34 +13,24 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from bridge import brian_parse
 from bridge.errors import DescriptionError
-from bridge.plan import neuron_variable, record_key
-from torch_models.codegen import apply_op, brian_block, functions
+from bridge.plan import record_key
+from torch_models.codegen import apply_op, compile_block, functions
 from torch_models.module import SimulationModule, TorchRun, check_memory
-from torch_models.population import OperationStep, compile_populations, constants, names_read, step
+from torch_models.population import OperationStep, compile_populations, step
+
 
 class SynapticCode:
     """Code run over a projection's synapses (a pathway, the synaptic state update, a summed variable): its
-    statements as Brian2 executes them for `runner` (torch_models/codegen.py: brian_block; synaptic
-    subexpressions as temporaries), and where each name lives."""
+    statements (a Block of the plan's SynapseCode, bridge/abstract_code.py; synaptic subexpressions as
+    temporaries), where each name it uses lives, and the constants it reads."""
 
-    def __init__(self, brian_synapses, runner, proj, where, dtype):
-        """`proj`: the ProjectionPlan (SI constants, TimedArrays)."""
-        equations = brian_synapses.equations
-        table = functions(dtype, proj.arrays, float(brian_synapses.clock.dt_))
-        self.statements = brian_block(runner, where, table)
-        self.location = {}  # name -> ('synapse' | 'source' | 'target', variable name in that owner)
-        names = names_read(self.statements) | {s.target for s in self.statements}
-        for name in (names & set(brian_synapses.variables)) - set(equations.subexpr_names):
-            var, index = brian_synapses.variables[name], brian_synapses.variables.indices[name]
-            if index == "_presynaptic_idx":
-                self.location[name] = ("source", _variable_name(var, brian_synapses.source))
-            elif index == "_postsynaptic_idx":
-                self.location[name] = ("target", _variable_name(var, brian_synapses.target))
-            elif index == "_idx" and getattr(var.owner, "name", None) == brian_synapses.name:
-                self.location[name] = ("synapse", name)
-        self.constants = constants(proj.constants, names - set(self.location))
+    def __init__(self, block, code, proj, where, dtype, dt):
+        """`code`: the projection's SynapseCode; `proj`: its ProjectionPlan (TimedArrays)."""
+        self.statements = compile_block(block.text, where, functions(dtype, proj.arrays, dt))
+        names = block.names
+        self.location = {name: code.locations[name] for name in names if name in code.locations}
+        self.constants = {name: code.constants[name] for name in names if name in code.constants}
 
     @property
     def additive(self):
@@ -53,10 +43,6 @@ class SynapticCode:
         return (all(s.op == "=" and s.target not in self.location for s in temporaries) and write.op in ("+=", "-=")
                 and self.location.get(write.target, ("",))[0] in ("source", "target")
                 and all(self.location[name][0] == "synapse" for name in reads))
-
-
-def _variable_name(var, group):
-    return next(name for name, candidate in group.variables.items() if candidate is var)
 
 
 class PathwayStep(nn.Module):
@@ -172,45 +158,34 @@ class ProjectionStep(nn.Module):
     re-read from the delay variable at segment starts ('between_runs') or at every push ('dynamic'; then they
     may differ per batch element)."""
 
-    def __init__(self, proj, brian_groups, dtype, dt):
-        """`proj`: the ProjectionPlan (bridge/plan.py); `brian_groups`: Brian2 groups of its source and target."""
+    def __init__(self, proj, code, dtype, dt):
+        """`proj`: the ProjectionPlan (bridge/plan.py); `code`: its SynapseCode (bridge/abstract_code.py)."""
         super().__init__()
         self.name, self.source, self.target = proj.name, proj.source, proj.target
         where = f"Projection {proj.name!r}.synapse"
-        brian_synapses = brian_parse.synapses(proj.synapse, brian_groups[proj.source], brian_groups[proj.target],
-                                              proj.name, dt, proj.namespace)
-        brian_synapses.connect(i=proj.i, j=proj.j)
         self.register_buffer("i", torch.as_tensor(proj.i))
         self.register_buffer("j", torch.as_tensor(proj.j))
         self.delay_mode, self.rule, self.delay_owner = proj.delay_mode, proj.rule, proj.delay_owner
         self.values = nn.ParameterDict({name: torch.as_tensor(values, dtype=dtype)
                                         for name, values in proj.values.items()})
-        # synaptic state without initial values in the description, as Brian2 starts it: 0
-        event_driven = brian_synapses.event_driven
-        unset = [*brian_synapses.equations.diff_eq_names, *(event_driven.diff_eq_names if event_driven else ()),
-                 *(["lastupdate"] if "lastupdate" in brian_synapses.variables else [])]
-        self.unset = tuple(sorted(set(unset) - set(proj.values)))
+        self.unset = code.unset  # synaptic state without initial values in the description, as Brian2 starts it: 0
         for name in self.unset:
             self.register_buffer(f"start_{name}", torch.zeros(len(proj.i), dtype=dtype))
-        code = lambda runner, field_name: SynapticCode(brian_synapses, runner, proj, f"{where}.{field_name}", dtype)
+        synaptic = lambda block, field_name: SynapticCode(block, code, proj, f"{where}.{field_name}", dtype, dt)
         self.pathways = nn.ModuleDict()
         for name, pathway in proj.pathways.items():
             changing = name == "pre" and self.delay_mode != "static"
             slots = self.rule.slots if changing else int(pathway.delay_steps.max(initial=0)) + 1
             index, n_side = (self.i, proj.n_source) if pathway.side == "source" else (self.j, proj.n_target)
-            self.pathways[name] = PathwayStep(pathway, code(getattr(brian_synapses, name), f"pathway {name!r}"),
+            self.pathways[name] = PathwayStep(pathway, synaptic(code.pathways[name], f"pathway {name!r}"),
                                               index, n_side, slots, dtype, changing)
         # the 'groups' slot: clock-driven equations; (summed) variables, written to the source or target neuron
-        updater = brian_synapses.state_updater
-        self.update = code(updater, "model") if updater is not None else None
-        self.summed = {neuron_variable(name): code(runner, "model") for name, runner in
-                       brian_synapses.summed_updaters.items()}
-        self.slot_entries = ([(runner.order, runner.name, self.name, None) for runner in [updater] if runner] +
-                             [(runner.order, runner.name, self.name, neuron_variable(name))
-                              for name, runner in brian_synapses.summed_updaters.items()])
+        self.update = synaptic(code.update, "model") if code.update is not None else None
+        self.summed = {side_variable: synaptic(block, "model") for side_variable, block in code.summed.items()}
+        self.slot_entries = ([(code.update.order, code.update.name, self.name, None)] if code.update else []) + \
+                            [(block.order, block.name, self.name, summed) for summed, block in code.summed.items()]
         # the synapses slot: every pathway, as Brian2 orders them (on_pre -1, on_post +1; then by name)
-        self.pathway_entries = [(runner.order, runner.name, self.name, runner.objname)
-                                for runner in brian_synapses._pathways]
+        self.pathway_entries = [(block.order, block.name, self.name, name) for name, block in code.pathways.items()]
         self._every = {}
 
     def delays_now(self, states, syn_state):
@@ -362,22 +337,23 @@ class StepwiseNetwork(SimulationModule):
         synapses stay eager: which synapses the events reach changes shape every step); the first step then
         takes the compilation's seconds."""
         super().__init__(simulation, dtype)
-        self.populations, brian_groups = compile_populations(self.plan, self.dtype)
+        plan = self.plan
+        self.populations = compile_populations(plan, self.dtype)
         for population in self.populations.values() if compile else ():
             population.compile()
-        self.projections = nn.ModuleDict({name: ProjectionStep(self.plan.projections[name], brian_groups,
+        self.projections = nn.ModuleDict({name: ProjectionStep(plan.projections[name], plan.code.projections[name],
                                                                self.dtype, self.dt)
-                                          for name in sorted(self.plan.projections)})
-        self.operations = [OperationStep(operation, self.populations[operation.target], brian_groups[operation.target],
-                                         self.dtype, self.dt) for operation in self.plan.operations.values()]
+                                          for name in sorted(plan.projections)})
+        self.operations = [OperationStep(operation, plan.code.operations[name], self.populations[operation.target],
+                                         self.dtype, self.dt) for name, operation in plan.operations.items()]
         # the synapses slot in Brian2's order (order, then name): pathways, and PoissonInputs at order 0
         self.synapses_order = sorted([entry for proj in self.projections.values() for entry in proj.pathway_entries] +
-                                     [(0, name, None, name) for name in self.plan.poisson_inputs])
+                                     [(0, name, None, name) for name in plan.poisson_inputs])
         synaptic = [entry for proj in self.projections.values() for entry in proj.slot_entries]
         # the 'groups' slot in Brian2's order (order, then name) when synapses take part in it
-        self.groups_order = sorted(synaptic + [(brian_groups[name].state_updater.order,
-                                                brian_groups[name].state_updater.name, name, "population")
-                                               for name in self.populations]) if synaptic else None
+        updates = {name: plan.code.populations[name].update for name in self.populations}
+        self.groups_order = sorted(synaptic + [(update.order, update.name, name, "population")
+                                               for name, update in updates.items()]) if synaptic else None
         self.to(device)
 
     def forward(self, inputs=None, currents=None, batch_size=None, record=None, progress=False, variants=None):

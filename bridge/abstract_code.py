@@ -1,0 +1,174 @@
+"""Brian2's abstract code of a lowered network, extracted once: the statements each of Brian2's code objects
+executes (state update, threshold, reset, custom events, synaptic pathways, clock-driven synaptic updates,
+summed variables, run_regularly), with where each name lives and the SI value of every constant read.
+
+The statements come from Brian2's own objects, built from the plan (bridge/brian_parse.py): its state
+updaters, then make_statements with Brian2's loop-invariant optimisation preference (expressions constant
+over the group pulled out as `_lio_*` statements, subexpressions as temporaries, operations ordered as
+Brian2 orders them), so that a backend executing them evaluates the formulas Brian2's numpy target
+evaluates, in the same order of operations. What is extracted is plain text and numbers: the torch backend
+needs nothing of Brian2's object model.
+"""
+from dataclasses import dataclass
+
+import numpy as np
+from brian2 import prefs
+from brian2.codegen.translation import analyse_identifiers, make_statements
+from brian2.core.namespace import DEFAULT_UNITS
+from brian2.utils.stringtools import get_identifiers
+
+from bridge import brian_parse
+from bridge.brian_parse import neuron_variable
+
+
+@dataclass(frozen=True)
+class Block:
+    """The statements of one code object, `target op expression` lines in order; `name` and `order` place it
+    within its slot of the schedule (Brian2 runs a slot's objects by (order, name))."""
+    statements: tuple
+    name: str = ""
+    order: int = 0
+
+    @property
+    def text(self):
+        return "\n".join(self.statements)
+
+    @property
+    def names(self):
+        """Every identifier the statements read or write."""
+        return set().union(*[get_identifiers(line) for line in self.statements])
+
+
+EMPTY = Block(())
+
+
+@dataclass(frozen=True)
+class NeuronCode:
+    variables: dict          # state variable -> 'float', 'integer' or 'boolean' (lastspike, not_refractory too)
+    conditional: frozenset   # the variables marked (unless refractory)
+    update: Block            # the state update ('groups' slot)
+    threshold: Block         # ends in `_cond = condition`; EMPTY without threshold
+    reset: Block
+    events: dict             # custom event -> Block ending in `_cond = condition` ('after_thresholds')
+    on_event: dict           # custom event -> Block of its run_on_event code ('after_resets')
+    before_start: Block      # the (constant over dt) subexpressions, set once per step
+    subexpressions: tuple    # (name, expression) of every subexpression, in Brian2's order
+    constants: dict          # name -> SI float of every parameter and unit the code reads
+
+
+@dataclass(frozen=True)
+class SynapseCode:
+    locations: dict          # name -> (owner, variable in it), owner 'synapse', 'source' or 'target'
+    pathways: dict           # pathway name -> Block (on_pre order -1, on_post +1)
+    update: object           # Block of the clock-driven equations ('groups' slot), or None
+    summed: dict             # (side, neuron variable) -> Block computing `_synaptic_var` ('groups' slot)
+    unset: tuple             # synaptic state variables the description gives no value: they start at 0
+    parameters: frozenset    # the synaptic parameters (per synapse, constant during the run)
+    constants: dict          # name -> SI float of every parameter and unit the code reads
+
+
+@dataclass(frozen=True)
+class OperationCode:
+    block: Block
+    constants: dict
+
+
+@dataclass(frozen=True)
+class NetworkCode:
+    populations: dict        # name -> NeuronCode
+    projections: dict        # name -> SynapseCode
+    operations: dict         # name -> OperationCode
+
+
+def extract(plan):
+    """The NetworkCode of a Plan."""
+    groups = {p.name: brian_parse.neuron_group(p.model, p.n, p.name, plan.dt, p.namespace, p)
+              for p in plan.populations.values()}
+    groups.update({s.name: brian_parse.spike_source(s.n, s.name, dt=plan.dt) for s in plan.sources.values()})
+    populations = {name: _neuron_code(plan.populations[name], groups[name]) for name in plan.populations}
+    projections = {name: _synapse_code(proj, groups, plan.dt) for name, proj in plan.projections.items()}
+    operations = {}
+    for name, operation in plan.operations.items():
+        group = groups[operation.target]
+        group.namespace.update(operation.namespace)
+        block = statements(group.run_regularly(operation.code, name=name))  # `i` counts within its neurons
+        operations[name] = OperationCode(block, constants(plan.populations[operation.target].constants, block.names))
+    return NetworkCode(populations, projections, operations)
+
+
+def statements(runner):
+    """The Block Brian2 executes for a code runner (None: EMPTY)."""
+    if runner is None:
+        return EMPTY
+    runner.update_abstract_code(run_namespace={})
+    group = runner.group
+    _, used, unknown = analyse_identifiers(runner.abstract_code, group.variables, recursive=True)
+    variables = group.resolve_all(used | unknown, run_namespace={})
+    scalar, vector = make_statements(runner.abstract_code, variables, np.float64,
+                                     optimise=prefs.codegen.loop_invariant_optimisations)
+    lines = tuple(f"{s.var} {'=' if s.op == ':=' else s.op} {s.expr}" for s in scalar + vector)
+    return Block(lines, runner.name, runner.order)
+
+
+def constants(parameters, names):
+    """{name: SI float} of the parameters (the plan's SI constants) and the units among `names`."""
+    values = {name: parameters[name] for name in names if name in parameters}
+    values.update({name: float(DEFAULT_UNITS[name]) for name in set(names) - set(values) if name in DEFAULT_UNITS})
+    return values
+
+
+def _kind(variable):
+    if variable.dtype == bool:
+        return "boolean"
+    return "integer" if np.issubdtype(variable.dtype, np.integer) else "float"
+
+
+def _neuron_code(population, group):
+    equations = group.equations
+    variables = {name: group.variables[name] for name in equations.names if name not in equations.subexpr_names}
+    events = lambda runners, event: statements(runners.get(event))
+    subexpressions = tuple((eq.varname, eq.expr.code) for eq in equations.ordered
+                           if eq.varname in equations.subexpr_names)
+    code = dict(
+        variables={name: _kind(var) for name, var in variables.items()},
+        conditional=frozenset(name for name, var in variables.items() if var.conditional_write is not None),
+        update=statements(group.state_updater), threshold=events(group.thresholder, "spike"),
+        reset=events(group.resetter, "spike"),
+        events={event: events(group.thresholder, event) for event in sorted(population.model.events)},
+        on_event={event: events(group.resetter, event) for event in sorted(population.model.run_on_event)},
+        before_start=statements(getattr(group, "subexpression_updater", None)),
+        subexpressions=subexpressions)
+    blocks = [code["update"], code["threshold"], code["reset"], code["before_start"], *code["events"].values(),
+              *code["on_event"].values()]
+    names = set().union(*[block.names for block in blocks], *[get_identifiers(expression)
+                                                              for _, expression in subexpressions],
+                        get_identifiers(population.threshold or ""))
+    return NeuronCode(**code, constants=constants(population.constants, names))
+
+
+def _synapse_code(proj, groups, dt):
+    syn = brian_parse.synapses(proj.synapse, groups[proj.source], groups[proj.target], proj.name, dt,
+                               proj.namespace)
+    syn.connect(i=proj.i, j=proj.j)
+    pathways = {pathway.objname: statements(pathway) for pathway in syn._pathways}
+    update = statements(syn.state_updater) if syn.state_updater is not None else None
+    summed = {neuron_variable(name): statements(runner) for name, runner in syn.summed_updaters.items()}
+    names = set().union(*[block.names for block in [*pathways.values(), *summed.values(), update or EMPTY]])
+    locations = {}
+    for name in (names & set(syn.variables)) - set(syn.equations.subexpr_names):
+        var, index = syn.variables[name], syn.variables.indices[name]
+        if index == "_presynaptic_idx":
+            locations[name] = ("source", _name_in(var, syn.source))
+        elif index == "_postsynaptic_idx":
+            locations[name] = ("target", _name_in(var, syn.target))
+        elif index == "_idx" and getattr(var.owner, "name", None) == syn.name:
+            locations[name] = ("synapse", name)
+    event_driven = syn.event_driven
+    unset = {*syn.equations.diff_eq_names, *(event_driven.diff_eq_names if event_driven else ()),
+             *(["lastupdate"] if "lastupdate" in syn.variables else [])}
+    return SynapseCode(locations, pathways, update, summed, tuple(sorted(unset - set(proj.values))),
+                       frozenset(syn.equations.parameter_names), constants(proj.constants, names - set(locations)))
+
+
+def _name_in(variable, group):
+    return next(name for name, candidate in group.variables.items() if candidate is variable)
