@@ -66,15 +66,16 @@ def build(plan, target="numpy", native_noise=False):
             elif proj.delay_mode == "between_runs":
                 refreshers.append(_delay_refresher(syn, _delay_reader(proj, syn), proj.rule, dt))
         objects[proj.name] = syn
-    monitors = {f"spikes_{p.name}": SpikeMonitor(objects[p.name], name=f"spikes_{p.name}")
+    spikes = lambda name: brian_parse.monitor_name("spikes", name)
+    monitors = {spikes(p.name): SpikeMonitor(objects[p.name], name=spikes(p.name))
                 for p in plan.populations.values() if p.model.threshold}
     by_population = {}
     for population, variable in plan.records.values():
         by_population.setdefault(population, []).append(variable)
     for population, variables in by_population.items():
         # order 1: after the operations of the 'start' slot (order 0)
-        monitors[f"state_{population}"] = StateMonitor(objects[population], variables, record=True, order=1,
-                                                       name=f"state_{population}")
+        name = brian_parse.monitor_name("state", population)
+        monitors[name] = StateMonitor(objects[population], variables, record=True, order=1, name=name)
     return objects, monitors, refreshers
 
 
@@ -160,7 +161,7 @@ def _record(plan, monitors):
     dt, n_steps = plan.dt, plan.n_steps
     spikes = {}
     for pop in plan.populations.values():
-        monitor = monitors.get(f"spikes_{pop.name}")
+        monitor = monitors.get(brian_parse.monitor_name("spikes", pop.name))
         if monitor is None:  # no threshold, no spikes
             spikes[pop.name] = (np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64))
             continue
@@ -168,6 +169,6 @@ def _record(plan, monitors):
         spikes[pop.name] = (np.asarray(monitor.i[:], dtype=np.int64), steps)
     traces = {}
     for key, (population, variable) in plan.records.items():
-        monitor = monitors[f"state_{population}"]
+        monitor = monitors[brian_parse.monitor_name("state", population)]
         traces[key] = np.asarray(getattr(monitor, variable + "_")).T.astype(np.float64)
     return Record("brian2", dt, n_steps, spikes, traces)

@@ -12,6 +12,8 @@ from bridge.errors import DescriptionError
 from bridge.quantities import parse_quantity
 
 _INTERNAL = {"lastspike", "not_refractory"}
+# what Brian2 raises for bad code or units while building objects (an unknown unit in a declaration: EquationError)
+BRIAN_ERRORS = (EquationError, SyntaxError, ValueError, TypeError, KeyError, DimensionMismatchError)
 
 
 def _brian_message(err):
@@ -27,7 +29,7 @@ def check_equations(text, where):
     """Equations Brian2 can parse."""
     try:
         brian_parse.equations(text)
-    except (EquationError, SyntaxError, ValueError, TypeError, KeyError, DimensionMismatchError) as err:
+    except BRIAN_ERRORS as err:
         raise DescriptionError(where, _brian_message(err)) from None
 
 
@@ -99,7 +101,7 @@ def _check_neuron_model(model):
             check_powers(code, f"NeuronModel.{field_name}[{key!r}]")
     try:
         group = brian_parse.neuron_group(model, 1, "checked_neuron")
-    except (SyntaxError, ValueError, TypeError, KeyError, DimensionMismatchError) as err:
+    except BRIAN_ERRORS as err:
         raise DescriptionError("NeuronModel.equations", _brian_message(err)) from None
     try:
         brian_parse.run_checks([group])
@@ -208,7 +210,7 @@ def _check_projection(proj, source, target):
     except BrianObjectException as err:
         part = _field_of(err, (("synapses_pre", "on_pre"), ("synapses_post", "on_post"), ("", "model")))
         raise DescriptionError(f"{where}.{part}", _brian_message(err)) from None
-    except (SyntaxError, ValueError, TypeError, KeyError, DimensionMismatchError) as err:
+    except BRIAN_ERRORS as err:
         raise DescriptionError(where, _brian_message(err)) from None
 
 
@@ -241,5 +243,5 @@ def check_operation(operation, population):
         brian_parse.run_checks([group])
     except BrianObjectException as err:
         raise DescriptionError(where, _brian_message(err)) from None
-    except (SyntaxError, ValueError, TypeError, KeyError, DimensionMismatchError) as err:
+    except BRIAN_ERRORS as err:
         raise DescriptionError(where, _brian_message(err)) from None

@@ -9,7 +9,7 @@ from dataclasses import MISSING, dataclass, field, fields, is_dataclass
 
 import numpy as np
 
-from bridge import checks, memory, plan
+from bridge import brian_parse, checks, memory, plan
 from bridge.delays import DELAY_MODES, DELAY_OVERFLOW, round_steps
 from bridge.errors import DescriptionError
 from bridge.quantities import parse_quantity, si_value, time_value
@@ -50,7 +50,11 @@ def _set(obj, name, value):
 
 
 def _finite_array(values, field_name):
-    array = np.asarray(values, dtype=float)
+    try:
+        array = np.asarray(values, dtype=float)
+    except (ValueError, TypeError):
+        raise DescriptionError(field_name, "rows of different lengths, or entries that are not numbers; give a "
+                                           "rectangular array of numbers") from None
     if not np.all(np.isfinite(array)):
         raise DescriptionError(field_name, "contains NaN or infinite values; all values must be finite")
     return array
@@ -474,6 +478,11 @@ class Network:
         duplicates = sorted({n for n in names if names.count(n) > 1})
         if duplicates:
             raise DescriptionError("Network", f"duplicate names {duplicates}; every element needs its own name")
+        monitors = sorted(set(names) & {brian_parse.monitor_name(kind, p.name) for p in self.populations
+                                        for kind in brian_parse.MONITOR_KINDS})
+        if monitors:
+            raise DescriptionError("Network", f"names {monitors} are those of spikebridge's own Brian2 monitors "
+                                              "(spikes_<population>, state_<population>); choose other names")
         for current in self.currents:
             checks.check_current(current, self._population(current.target, f"CurrentInjection {current.name!r}.target"))
         for proj in self.projections:
@@ -515,9 +524,9 @@ class Network:
                                               f"({'n_source x n_target' if proj.dense else 'one per synapse'})")
         delays = proj.delays if isinstance(proj.delays, dict) else {"pre": proj.delays}
         for pathway, value in delays.items():
-            if not isinstance(value, str) and np.shape(value) != expected:
-                raise DescriptionError(f"Projection {proj.name!r}.delays", f"shape {np.shape(value)} (pathway "
-                                                                           f"{pathway!r}); expected {expected}")
+            where = f"Projection {proj.name!r}.delays"
+            if not isinstance(value, str) and _finite_array(value, where).shape != expected:
+                raise DescriptionError(where, f"shape {np.shape(value)} (pathway {pathway!r}); expected {expected}")
         checks.check_projection(proj, source, target)
         if proj.delay_variable:
             checks.check_delay_variable(proj, source, target)
@@ -744,8 +753,14 @@ def to_json(obj, **kwargs):
     return json.dumps(encode(obj), **kwargs)
 
 
-def from_json(text):
+def from_json(text, expected=None):
+    """The description a JSON text holds: a Simulation, or an object of the type `expected` names."""
+    expected = expected or Simulation
     try:
-        return decode(json.loads(text))
+        loaded = decode(json.loads(text))
     except RecursionError:
         raise DescriptionError("JSON", "nested too deeply to be a description") from None
+    if not isinstance(loaded, expected):
+        raise DescriptionError("JSON", f"holds a {type(loaded).__name__}; expected a {expected.__name__} "
+                                       f"({{\"type\": \"{expected.__name__}\", ...}})")
+    return loaded

@@ -15,7 +15,7 @@ import torch
 
 from bridge import files, library
 from bridge.cli import main
-from bridge.description import SpikeTrains
+from bridge.description import SpikeTrains, from_json
 from bridge.errors import DescriptionError
 from bridge.paired import paired_run
 from torch_models.surrogate import SURROGATES
@@ -69,6 +69,18 @@ CASES = {  # name: (change to the base data, what the message must say)
                                 r"NeuronModel.reset: a reset needs a threshold"),
     "power tower": (set_in(lambda d: population(d)["model"], "threshold", "v > 1 + 0*9**9**9"),
                     r"NeuronModel.threshold: '9 \*\* 9 \*\* 9': exponents may not hold a power"),
+    "unknown unit in a declaration": (lambda d: population(d)["model"].__setitem__(
+        "equations", population(d)["model"]["equations"] + "\nI_ext : furlong"),
+        r"NeuronModel.equations: EquationError: .*refers to 'furlong', but this is not a base unit"),
+    "unknown unit in a synaptic declaration": (set_in(lambda d: projection(d)["synapse"], "model", "w : furlong"),
+                                               r"SynapseModel.model: EquationError: .*refers to 'furlong'"),
+    "ragged current rows": (lambda d: d["network"]["currents"].append(
+        {"type": "CurrentInjection", "name": "drive", "target": "lif_euler", "variable": "v_leak",
+         "values": [[0.5], [0.5, 0.5]]}), r"CurrentInjection 'drive'.values: rows of different lengths"),
+    "ragged delays": (set_in(projection, "delays", [[0.001], [0.001, 0.002]]),
+                      r"Projection 'input_to_lif'.delays: rows of different lengths"),
+    "named like a monitor": (set_in(projection, "name", "spikes_lif_euler"),
+                             r"Network: names \['spikes_lif_euler'\] are those of spikebridge's own Brian2 monitors"),
     "a billion neurons": (set_in(population, "n", 10**9), r"RunSettings.record\['lif_euler.v'\]: the run needs "
                                                           r"about [\d,]+ bytes \([\d,]+ for this part\)"),
 }
@@ -114,6 +126,17 @@ def test_unreadable_files_are_named(text, message, tmp_path, capsys):
     path.write_text(text)
     assert main(["crosscheck", str(path)]) == 2
     assert re.search(f"error: {path}: {message}", capsys.readouterr().err)
+
+
+@pytest.mark.parametrize("holding, content", [("list", lambda d: [d]), ("Population", population)])
+def test_a_file_holding_no_simulation_is_refused(holding, content, tmp_path, capsys):
+    path = tmp_path / "model.json"
+    path.write_text(json.dumps(content(base())))
+    assert main(["crosscheck", str(path)]) == 2
+    error = capsys.readouterr().err
+    assert error == f"error: {path}: JSON: holds a {holding}; expected a Simulation ({{\"type\": \"Simulation\", ...}})\n"
+    with pytest.raises(DescriptionError, match=f"JSON: holds a {holding}; expected a Simulation"):
+        from_json(json.dumps(content(base())))
 
 
 def test_a_folder_as_the_model_file_and_cuda_without_a_gpu(tmp_path, capsys):

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bridge.description import Simulation, from_json
+from bridge.description import from_json
 from bridge.errors import DescriptionError
 from bridge.library import delay_circuit, spiking_net
 from bridge.library.neurons import (coincidence, coincidence_scenario, feedforward, graded_input, lif,  # noqa: F401
@@ -55,12 +55,9 @@ def simulation(model_or_file, seed=0, folder="."):
     path = Path(folder) / model_or_file
     if path.suffix == ".json" or path.exists():
         try:
-            loaded = from_json(path.read_text())
+            return from_json(path.read_text())
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
             raise DescriptionError(str(path), f"cannot read a description: {err}") from None
         except DescriptionError as err:
             raise DescriptionError(str(path), str(err)) from None
-        if not isinstance(loaded, Simulation):
-            raise DescriptionError(str(path), f"holds a {type(loaded).__name__}; expected a Simulation")
-        return loaded
     return scenario(model_or_file, seed=seed)
