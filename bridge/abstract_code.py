@@ -18,7 +18,7 @@ from brian2.core.namespace import DEFAULT_UNITS
 from brian2.utils.stringtools import get_identifiers
 
 from bridge import brian_parse
-from bridge.brian_parse import neuron_variable
+from bridge.names import neuron_variable
 
 
 @dataclass(frozen=True)

@@ -37,6 +37,7 @@ from bridge.description import (OPERATION_SLOTS, CurrentInjection, NeuronModel, 
                                 PoissonTrains, Population, Projection, RunSettings, Simulation, SpikeTrains,
                                 SynapseModel, Timing)
 from bridge.errors import DescriptionError
+from bridge.names import record_key
 from bridge.quantities import parse_quantity
 
 POISSON_REGISTRY = "SPIKEBRIDGE_POISSON"
@@ -532,7 +533,7 @@ def to_brian2(simulation):
             value = value if isinstance(value, str) else np.ravel(value)  # dense: row-major, the synapses' order
             write(f"{proj.name}.{name} = {_array_code(value, dims[name].dim)}")
         for pathway in synapse.pathways():
-            steps = plan.initial_delay_steps(proj, plan.delay_rule(run.timing, proj), i, j, {}, pathway)
+            steps = plan.initial_delay_steps(proj, run.timing.delay_rule(proj), i, j, {}, pathway)
             if np.any(steps):
                 write(f"{proj.name}.{pathway}.delay = {_array_code(steps, None)} * defaultclock.dt")
     for pop in net.populations:
@@ -551,7 +552,7 @@ def to_brian2(simulation):
 def _records_by_population(record):
     by_population = {}
     for key in record:
-        population, variable = plan.record_key(key)
+        population, variable = record_key(key)
         by_population.setdefault(population, []).append(variable)
     return by_population
 

@@ -16,21 +16,12 @@ from bridge.quantities import parse_quantity, si_value
 brian2.BrianLogger.suppress_name("unused_brian_object")
 
 
-NEURON_SIDES = {"_post": "target", "_pre": "source"}
 MONITOR_KINDS = ("spikes", "state")  # spikebridge's Brian2 monitors of a population: SpikeMonitor, StateMonitor
 
 
 def monitor_name(kind, population):
     """The name of spikebridge's Brian2 monitor of a population, `kind` one of MONITOR_KINDS."""
     return f"{kind}_{population}"
-
-
-def neuron_variable(name):
-    """A name in synaptic code: ('target', x) for `x_post`, ('source', x) for `x_pre`, None otherwise."""
-    for suffix, side in NEURON_SIDES.items():
-        if name.endswith(suffix):
-            return side, name[:-len(suffix)]
-    return None
 
 
 def brian_namespace(parameters):

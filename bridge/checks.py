@@ -7,8 +7,9 @@ from brian2.core.base import BrianObjectException
 from brian2.equations.equations import EquationError
 from brian2.stateupdaters.base import StateUpdateMethod
 
-from bridge import brian_parse, plan
+from bridge import brian_parse
 from bridge.errors import DescriptionError
+from bridge.names import delay_owner
 from bridge.quantities import parse_quantity
 
 _INTERNAL = {"lastspike", "not_refractory"}
@@ -217,7 +218,7 @@ def _check_projection(proj, source, target):
 def check_delay_variable(proj, source, target):
     """A delay variable must be a time: a synaptic variable, or `x_post` / `x_pre` of a neuron model."""
     name, where = proj.delay_variable, f"Projection {proj.name!r}.delay_variable"
-    side, var = plan.delay_owner(name)
+    side, var = delay_owner(name)
     if side != "synapse":
         owner = target if side == "target" else source
         if not hasattr(owner, "model"):

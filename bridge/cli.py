@@ -2,6 +2,7 @@
 SCRIPT.py`, `spikebridge export MODEL_OR_JSON_FILE --brian2 OUT.py`, `spikebridge list`, `spikebridge run
 EXPERIMENT ...`."""
 import argparse
+import contextlib
 import importlib
 import inspect
 import signal
@@ -20,6 +21,15 @@ def _load(model_or_file, seed):
     return name, library.simulation(model_or_file, seed)
 
 
+@contextlib.contextmanager
+def _about(model_or_file):
+    """A bad value met while running a description (memory, delays out of range) named with its file."""
+    try:
+        yield
+    except DescriptionError as err:
+        raise DescriptionError(model_or_file, str(err)) from None
+
+
 def models(args):
     for name, (model, _) in library.MODELS.items():
         print(f"{name:14s} {model.__doc__.strip().splitlines()[0]}")
@@ -27,10 +37,15 @@ def models(args):
 
 
 def crosscheck(args):
+    name, simulation = _load(args.model, args.seed)
+    with _about(args.model):
+        return _crosscheck(name, simulation, args)
+
+
+def _crosscheck(name, simulation, args):
     from bridge.paired import independent_noise_run, paired_run
     from bridge.plots import crosscheck_figure, statistics_figure
 
-    name, simulation = _load(args.model, args.seed)
     out = Path(args.out or f"results/crosscheck_{name}")
     files.remove_stale(out, "report.json", "crosscheck.png")
     files.write_text(out / "simulation.json", simulation.to_json(indent=1))
@@ -97,7 +112,8 @@ def export_script(args):
     from bridge.brian2_scripts import to_brian2
 
     _, simulation = _load(args.model, args.seed)
-    files.write_text(Path(args.brian2), to_brian2(simulation))
+    with _about(args.model):
+        files.write_text(Path(args.brian2), to_brian2(simulation))
     print(f"wrote {args.brian2}: a plain Brian2 script (python {args.brian2} runs it without spikebridge)")
     return 0
 

@@ -9,9 +9,10 @@ from dataclasses import MISSING, dataclass, field, fields, is_dataclass
 
 import numpy as np
 
-from bridge import brian_parse, checks, memory, plan
-from bridge.delays import DELAY_MODES, DELAY_OVERFLOW, round_steps
+from bridge import brian_parse, checks, plan
+from bridge.delays import DELAY_MODES, DELAY_OVERFLOW, DelayRule, round_steps
 from bridge.errors import DescriptionError
+from bridge.names import record_key
 from bridge.quantities import parse_quantity, si_value, time_value
 
 REGISTRY = {}
@@ -560,6 +561,14 @@ class Timing:
     def dt_seconds(self):
         return si_value(self.dt, "Timing.dt")
 
+    def delay_rule(self, proj):
+        """A projection's DelayRule under this Timing: dt, max_delay in steps, rounding and overflow rules."""
+        where = f"Projection {proj.name!r}"
+        max_delay = si_value(proj.max_delay, f"{where}.max_delay")
+        max_steps = int(self.delay_steps(max_delay, f"{where}.max_delay"))
+        field_name = "delay_variable" if proj.delay_variable else "delays"
+        return DelayRule(f"{where}.{field_name}", self.dt_seconds, max_steps, self.delay_rounding, proj.delay_overflow)
+
     def delay_steps(self, delays, where="delays"):
         """Delays (seconds) in whole steps by the declared rule."""
         ratio = np.asarray(delays, dtype=np.float64) / self.dt_seconds
@@ -610,16 +619,17 @@ class Simulation:
     run: RunSettings
 
     def __post_init__(self):
+        """Checks that hold on any machine (the memory a run needs is checked when it is lowered, bridge/plan.py)."""
         net = self.network
-        memory.refuse_beyond(self.array_bytes(), memory.system_available_bytes(), "this machine")
         populations = {p.name: p for p in net.populations}
-        for proj in net.projections:  # delays in range under the declared rules
-            i, j = plan.synapses(proj, net.size(proj.source), net.size(proj.target))
+        for proj in net.projections:  # delays in range under the declared rules (a dense projection's synapses
+            # are not built for it: its delays are given for all of them)
+            i, j = (None, None) if proj.dense else plan.synapses(proj, net.size(proj.source), net.size(proj.target))
             for pathway in proj.synapse.pathways():
-                plan.initial_delay_steps(proj, plan.delay_rule(self.run.timing, proj), i, j, populations, pathway)
+                self.run.timing.delay_rule(proj).steps(plan.initial_delays(proj, populations, pathway, i, j))
         projections = {p.name: p for p in net.projections}
         for key in self.run.record:
-            owner, var = plan.record_key(key)
+            owner, var = record_key(key)
             where = f"RunSettings.record[{key!r}]"
             if owner in projections:
                 checks.check_recordable_synaptic(projections[owner], var, where)
@@ -638,31 +648,6 @@ class Simulation:
             if len(current.values[0]) != net.size(current.target):
                 raise DescriptionError(f"CurrentInjection {current.name!r}.values",
                                        f"{len(current.values[0])} columns; expected {net.size(current.target)}")
-
-    def array_bytes(self):
-        """{part: bytes} of the arrays a run of this description builds in either backend, at least: per synapse
-        its indices, delays and values; per step and neuron the Poisson draws and the recorded traces; per
-        neuron its state; per step of max_delay the ring of spikes in flight of dynamic delays."""
-        net, n_steps, size = self.network, self.run.n_steps, 8
-        parts = {}
-        for proj in net.projections:
-            n_synapses = net.size(proj.source) * net.size(proj.target) if proj.dense else len(proj.i)
-            per_synapse = 2 + len(proj.synapse.pathways()) + len(proj.values)
-            parts[f"Projection {proj.name!r}"] = n_synapses * per_synapse * size
-            if proj.delay_mode == "dynamic":  # a ring of spikes in flight, one row per step up to max_delay
-                parts[f"Projection {proj.name!r}.max_delay"] = plan.delay_rule(self.run.timing, proj).ring_bytes
-        for source in net.sources:
-            per_step = source.n if isinstance(source, PoissonTrains) else 0
-            parts[f"{type(source).__name__} {source.name!r}.n"] = (n_steps * per_step + source.n) * size
-        for poisson in net.poisson_inputs:
-            parts[f"PoissonInput {poisson.name!r}"] = n_steps * net.size(poisson.target) * size
-        for population in net.populations:
-            variables = len(checks.variable_dims(population.model)) + 2  # with lastspike, not_refractory
-            parts[f"Population {population.name!r}.n"] = population.n * variables * size
-        widths = {**{p.name: p.n for p in net.populations}, **{p.name: len(p.i) for p in net.projections}}
-        for key in self.run.record:
-            parts[f"RunSettings.record[{key!r}]"] = n_steps * widths.get(plan.record_key(key)[0], 0) * size
-        return parts
 
     @property
     def dt(self):

@@ -1,8 +1,17 @@
-"""Memory a run will need, checked before the work starts: a description that would not fit is refused with the
-bytes it needs, naming its largest part."""
+"""Memory a run will need, estimated by part of the description and checked before the work starts: a run that
+would not fit is refused with the bytes it needs, naming its largest part. One model, checked at two moments:
+- `lowering_bytes(simulation)`: the arrays lowering builds and either backend holds (bridge/plan.py checks them
+  before it builds anything, on the machine that runs; a description itself loads the same everywhere);
+- `torch_run_bytes(plan, batch, element_bytes, records)`: what a torch forward pass of `batch` holds on top
+  (checked by the module before its first step, against its device's free memory).
+"""
 import os
 
+from bridge import checks
 from bridge.errors import DescriptionError
+from bridge.names import record_key
+
+FLOAT64 = 8
 
 
 def system_available_bytes():
@@ -22,3 +31,53 @@ def refuse_beyond(parts, available, where):
         raise DescriptionError(part, f"the run needs about {needed:,} bytes ({most:,} for this part), more than "
                                      f"the {available:,} bytes available on {where}; lower the batch size, the "
                                      "duration, the network or what is recorded")
+
+
+def record_part(key, n_steps, width, batch, element_bytes):
+    """{part: bytes} of a variable recorded at every step: (batch, steps, width) values."""
+    return {f"RunSettings.record[{key!r}]": n_steps * batch * width * element_bytes}
+
+
+def lowering_bytes(simulation):
+    """{part: bytes} of the arrays a run of this description builds in either backend, at least (float64): per
+    synapse its indices, delays and values; per step and neuron the Poisson draws and the recorded traces; per
+    neuron its state; per step of max_delay the ring of spikes in flight of dynamic delays."""
+    net, run = simulation.network, simulation.run
+    n_steps, size, parts, widths = run.n_steps, FLOAT64, {}, {p.name: p.n for p in net.populations}
+    for proj in net.projections:
+        widths[proj.name] = net.size(proj.source) * net.size(proj.target) if proj.dense else len(proj.i)
+        per_synapse = 2 + len(proj.synapse.pathways()) + len(proj.values)
+        parts[f"Projection {proj.name!r}"] = widths[proj.name] * per_synapse * size
+        if proj.delay_mode == "dynamic":  # a ring of spikes in flight, one row per step up to max_delay
+            parts[f"Projection {proj.name!r}.max_delay"] = run.timing.delay_rule(proj).ring_bytes
+    for source in net.sources:
+        per_step = source.n if hasattr(source, "rate") else 0  # a Poisson source draws every step
+        parts[f"{type(source).__name__} {source.name!r}.n"] = (n_steps * per_step + source.n) * size
+    for poisson in net.poisson_inputs:
+        parts[f"PoissonInput {poisson.name!r}"] = n_steps * net.size(poisson.target) * size
+    for population in net.populations:
+        variables = len(checks.variable_dims(population.model)) + 2  # with lastspike, not_refractory
+        parts[f"Population {population.name!r}.n"] = population.n * variables * size
+    for key in run.record:
+        parts.update(record_part(key, n_steps, widths[record_key(key)[0]], 1, size))
+    return parts
+
+
+def torch_run_bytes(plan, batch, element_bytes, records):
+    """{part: bytes} a torch forward pass of `batch` holds: per population its state and the spikes and margins
+    of every step; per projection its event buffers (past events per neuron, or a per-synapse ring where delays
+    change) and per-synapse values; the traces of `records` {key: (owner, variable)} (gradients' saved tensors
+    come on top)."""
+    size, n_steps = element_bytes, plan.n_steps
+    parts = {f"Population {name!r}": batch * p.n * (len(plan.code.populations[name].variables) + 2 * n_steps) * size
+             for name, p in plan.populations.items()}
+    for name, proj in plan.projections.items():
+        n_syn, sides = len(proj.i), {"source": proj.n_source, "target": proj.n_target}
+        buffers = sum(proj.slots(pathway) * (n_syn if proj.changing(pathway) else sides[pathway_plan.side])
+                      for pathway, pathway_plan in proj.pathways.items())
+        per_synapse = batch * (len(proj.values) + len(plan.code.projections[name].unset)) + 4 * len(proj.pathways) + 2
+        parts[f"Projection {name!r}"] = (batch * buffers + n_syn * per_synapse) * size
+    for key, (owner, _) in records.items():
+        width = len(plan.projections[owner].i) if owner in plan.projections else plan.populations[owner].n
+        parts.update(record_part(key, n_steps, width, batch, size))
+    return parts

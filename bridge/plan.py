@@ -25,24 +25,14 @@ import brian2
 import numpy as np
 from brian2.utils.stringtools import word_substitute
 
-from bridge import abstract_code
-from bridge.brian_parse import brian_arrays, brian_namespace, neuron_variable
+from bridge import abstract_code, memory
+from bridge.brian_parse import brian_arrays, brian_namespace
 from bridge.delays import DelayRule
 from bridge.errors import DescriptionError
+from bridge.names import delay_owner, record_key
 from bridge.quantities import si_value
 
 PATHWAY_SIDES = {"pre": "source", "post": "target"}  # whose events trigger an on_pre / on_post pathway
-
-
-def record_key(key):
-    """'population.variable' -> (population, variable)."""
-    population, _, variable = key.partition(".")
-    return population, variable
-
-
-def delay_owner(delay_variable):
-    """Where a projection's delay variable lives: (side, variable), side 'target', 'source' or 'synapse'."""
-    return neuron_variable(delay_variable) or ("synapse", delay_variable)
 
 
 def si_constants(quantities):
@@ -148,6 +138,14 @@ class ProjectionPlan:
         """Per-synapse values (synapses,) in the description's layout."""
         return values.reshape(self.shape)
 
+    def changing(self, pathway):
+        """Whether a pathway's delays may change during the run: those of 'pre' unless 'static'."""
+        return pathway == "pre" and self.delay_mode != "static"
+
+    def slots(self, pathway):
+        """Steps of events a pathway keeps: its longest delay + 1, or the rule's whole range when delays change."""
+        return self.rule.slots if self.changing(pathway) else int(self.pathways[pathway].delay_steps.max(initial=0)) + 1
+
 
 @dataclass(frozen=True)
 class OperationPlan:
@@ -195,6 +193,7 @@ def lower(simulation):
     """The Plan of a Simulation (a Plan is returned as it is)."""
     if isinstance(simulation, Plan):
         return simulation
+    memory.refuse_beyond(memory.lowering_bytes(simulation), memory.system_available_bytes(), "this machine")
     net, run = simulation.network, simulation.run
     dt, n_steps = run.timing.dt_seconds, run.n_steps
     populations = {p.name: _population(p, k, run, n_steps) for k, p in enumerate(net.populations)}
@@ -280,7 +279,7 @@ def _projection(proj, timing, populations, sizes):
     _refuse_random_calls(f"Projection {proj.name!r}.synapse", proj.synapse.model,
                          *(code for _, code, _ in proj.synapse.pathways().values()))
     i, j = synapses(proj, sizes[proj.source], sizes[proj.target])
-    rule, quantities = delay_rule(timing, proj), brian_namespace(proj.synapse.parameters)
+    rule, quantities = timing.delay_rule(proj), brian_namespace(proj.synapse.parameters)
     shape = (sizes[proj.source], sizes[proj.target]) if proj.dense else (len(i),)
     return ProjectionPlan(
         name=proj.name, source=proj.source, target=proj.target, n_source=sizes[proj.source],
@@ -301,26 +300,20 @@ def synapses(proj, n_source, n_target):
     return np.asarray(proj.i, dtype=np.int64), np.asarray(proj.j, dtype=np.int64)
 
 
-def delay_rule(timing, proj):
-    """The projection's DelayRule under the run's Timing: dt, max_delay in steps, rounding and overflow rules."""
-    where = f"Projection {proj.name!r}"
-    max_delay = si_value(proj.max_delay, f"{where}.max_delay")
-    max_steps = int(timing.delay_steps(max_delay, f"{where}.max_delay"))
-    field_name = "delay_variable" if proj.delay_variable else "delays"
-    return DelayRule(f"{where}.{field_name}", timing.dt_seconds, max_steps, timing.delay_rounding,
-                     proj.delay_overflow)
-
-
 def initial_delay_steps(proj, rule, i, j, populations, pathway="pre"):
-    """Every synapse's delay in whole steps at the start of the run on `pathway`: from `delays`, or from the
-    delay variable's initial values (of the synapses, or of their target / source neurons)."""
+    """Every synapse's delay in whole steps at the start of the run on `pathway` (by the DelayRule `rule`)."""
+    return rule.steps(initial_delays(proj, populations, pathway, i, j)).astype(np.int64)
+
+
+def initial_delays(proj, populations, pathway="pre", i=None, j=None):
+    """Every synapse's delay in seconds at the start of the run on `pathway`: from `delays`, or from the delay
+    variable's initial values (of the synapses, or of their target / source neurons). With i and j None (a
+    dense projection checked without building its synapses): the values that stand for all synapses."""
+    n_synapses = 1 if i is None else len(i)
     if not proj.delay_variable or pathway != "pre":
-        seconds = proj.delay_array(len(i), pathway)
-    else:
-        side, variable = delay_owner(proj.delay_variable)
-        if side == "synapse":
-            seconds = proj.value_array(variable, len(i))
-        else:
-            owner = proj.target if side == "target" else proj.source
-            seconds = populations[owner].initial_array(variable)[j if side == "target" else i]
-    return rule.steps(seconds).astype(np.int64)
+        return proj.delay_array(n_synapses, pathway)
+    side, variable = delay_owner(proj.delay_variable)
+    if side == "synapse":
+        return proj.value_array(variable, n_synapses)
+    values = populations[proj.target if side == "target" else proj.source].initial_array(variable)
+    return values if i is None else values[j if side == "target" else i]

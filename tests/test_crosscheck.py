@@ -117,12 +117,13 @@ def test_cli_exit_code_for_bad_input(tmp_path, capsys):
 def test_a_run_that_will_not_fit_is_refused_before_it_starts(monkeypatch):
     import torch_models.module
     from bridge.errors import DescriptionError
+    from bridge.memory import torch_run_bytes
     from torch_models.stepwise import StepwiseNetwork
 
     simulation = library.scenario("lif", seed=0, duration="100*ms")
     module = StepwiseNetwork(simulation)
     plan = lower(simulation)
-    parts = module.footprint(4, module.records(None))
+    parts = torch_run_bytes(module.plan, 4, 8, module.records(None))
     for key, (population, _) in plan.records.items():  # by hand: a trace of every step, batch and neuron
         assert parts[f"RunSettings.record[{key!r}]"] == plan.n_steps * 4 * plan.populations[population].n * 8
     monkeypatch.setattr(torch_models.module, "available_bytes", lambda device: sum(parts.values()) - 1)

@@ -255,3 +255,19 @@ def test_dynamic_delays_with_a_huge_max_delay_are_refused_with_the_bytes(tmp_pat
     error = capsys.readouterr().err
     assert re.search(rf"error: {path}: Projection '{plastic['name']}'.max_delay: the run needs about [\d,]+ bytes "
                      r"\(720,000,000,072 for this part\)", error), error
+
+
+def test_a_description_loads_on_a_machine_too_small_to_run_it(monkeypatch):
+    """Loading is the same everywhere; the memory a run needs is checked when it is lowered, on the machine that
+    runs it, before any array is built."""
+    from bridge import memory
+    from bridge.plan import lower
+
+    text = json.dumps(base())
+    parts = memory.lowering_bytes(from_json(text))
+    monkeypatch.setattr(memory, "system_available_bytes", lambda: sum(parts.values()) - 1)
+    simulation = from_json(text)  # loads and validates
+    with pytest.raises(DescriptionError, match=rf"the run needs about {sum(parts.values()):,} bytes"):
+        lower(simulation)
+    monkeypatch.setattr(memory, "system_available_bytes", lambda: sum(parts.values()))
+    assert lower(simulation).n_steps == 100

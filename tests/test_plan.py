@@ -102,11 +102,11 @@ def test_bridge_imports_a_backend_only_in_paired_runs_and_sweeps_and_never_exper
                 assert path.name in ("paired.py", "sweep.py"), f"{path} imports {name}"
 
 
-def test_naming_conventions_are_decoded_only_in_the_plan():
+def test_naming_conventions_are_decoded_only_in_bridge_names():
     decoding = re.compile(r"""["']_(post|pre)["']|\b(split|partition)\(["']\.["']\)""")
     for folder in ("bridge", "brian_models", "torch_models", "experiments"):
         for path in (ROOT / folder).rglob("*.py"):
-            if path.name not in ("plan.py", "sweep.py"):  # sweep.py: its own paths into a description
+            if path.name not in ("names.py", "sweep.py"):  # sweep.py: its own paths into a description
                 assert not decoding.search(path.read_text()), f"{path} decodes a suffix or a record key"
 
 

@@ -21,7 +21,8 @@ import torch
 from torch import nn
 
 from bridge.errors import DescriptionError
-from bridge.plan import lower, neuron_variable
+from bridge.names import neuron_variable
+from bridge.plan import lower
 from torch_models.delays import Delays, delayed_weighted_sum, exponential_filter
 from torch_models.events import event_product
 from torch_models.module import SimulationModule, TorchRun

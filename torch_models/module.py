@@ -18,7 +18,8 @@ from torch import nn
 
 from bridge.description import check_dtype
 from bridge.memory import refuse_beyond, system_available_bytes
-from bridge.plan import lower, record_key
+from bridge.names import record_key
+from bridge.plan import lower
 from bridge.record import Record
 
 
@@ -62,6 +63,7 @@ class SimulationModule(nn.Module):
         self.simulation = self.plan.simulation
         check_dtype(dtype or self.plan.dtype, "dtype")
         self.dtype = getattr(torch, dtype or self.plan.dtype)
+        self.element_bytes = torch.empty(0, dtype=self.dtype).element_size()
         self.dt, self.n_steps = self.plan.dt, self.plan.n_steps
         for name, source in self.plan.sources.items():
             self.register_buffer(f"input_{name}", torch.as_tensor(source.raster(self.n_steps), dtype=self.dtype))

@@ -14,7 +14,8 @@ from torch import nn
 from tqdm import tqdm
 
 from bridge.errors import DescriptionError
-from bridge.plan import record_key
+from bridge.memory import torch_run_bytes
+from bridge.names import record_key
 from torch_models.codegen import apply_op, compile_block, functions
 from torch_models.module import SimulationModule, TorchRun, check_memory
 from torch_models.population import OperationStep, compile_populations, step
@@ -174,11 +175,9 @@ class ProjectionStep(nn.Module):
         synaptic = lambda block, field_name: SynapticCode(block, code, proj, f"{where}.{field_name}", dtype, dt)
         self.pathways = nn.ModuleDict()
         for name, pathway in proj.pathways.items():
-            changing = name == "pre" and self.delay_mode != "static"
-            slots = self.rule.slots if changing else int(pathway.delay_steps.max(initial=0)) + 1
             index, n_side = (self.i, proj.n_source) if pathway.side == "source" else (self.j, proj.n_target)
             self.pathways[name] = PathwayStep(pathway, synaptic(code.pathways[name], f"pathway {name!r}"),
-                                              index, n_side, slots, dtype, changing)
+                                              index, n_side, proj.slots(name), dtype, proj.changing(name))
         # the 'groups' slot: clock-driven equations; (summed) variables, written to the source or target neuron
         self.update = synaptic(code.update, "model") if code.update is not None else None
         self.summed = {side_variable: synaptic(block, "model") for side_variable, block in code.summed.items()}
@@ -362,7 +361,7 @@ class StepwiseNetwork(SimulationModule):
         batch runs that many variants of the network at once."""
         batch, inputs, currents = self.given(inputs, currents, batch_size)
         records, device, dt = self.records(record), self.device, self.dt
-        check_memory(self.footprint(batch, records), device)
+        check_memory(torch_run_bytes(self.plan, batch, self.element_bytes, records), device)
         states = {name: population.initial_state(batch, device) for name, population in self.populations.items()}
         syn_states = {name: {**p.values, **{var: getattr(p, f"start_{var}") for var in p.unset}, "i": p.i,
                              "j": p.j} for name, p in self.projections.items()}  # i, j: read by synaptic code
@@ -427,24 +426,6 @@ class StepwiseNetwork(SimulationModule):
                 states[owner][name] = values.expand(batch, population.n).to(states[owner][name].dtype)
             else:  # a parameter: (batch, 1) keeps loop-invariant work per batch element, not per neuron
                 states[owner][name] = values
-
-    def footprint(self, batch, records):
-        """Bytes a forward pass of `batch` holds, estimated by part of the description: state and the spikes
-        and margins of every step per population; event buffers and per-synapse values per projection; the
-        traces recorded (gradients' saved tensors come on top)."""
-        size = torch.empty(0, dtype=self.dtype).element_size()
-        parts = {f"Population {name!r}": batch * p.n * (len(p.variables) + 2 * self.n_steps) * size
-                 for name, p in self.populations.items()}
-        for name, proj in self.projections.items():
-            n_syn = len(proj.i)
-            buffers = sum(pathway.slots * (n_syn if pathway.changing else self.plan.size(getattr(proj, pathway.side)))
-                          for pathway in proj.pathways.values())
-            parts[f"Projection {name!r}"] = (batch * buffers + n_syn * (batch * (len(proj.values) + len(proj.unset))
-                                                                     + 4 * len(proj.pathways) + 2)) * size
-        for key, (owner, _) in records.items():
-            width = len(self.projections[owner].i) if owner in self.projections else self.populations[owner].n
-            parts[f"RunSettings.record[{key!r}]"] = self.n_steps * batch * width * size
-        return parts
 
     def run_operations(self, when, states, n, t):
         """The operations of the slot `when` ('start' or 'end'), in name order."""
