@@ -75,6 +75,31 @@ def test_float32_matches_and_explains_every_divergence(paired):
     assert report.passed
 
 
+def test_float32_class_fails_on_one_unexplained_divergence():
+    """200 spikes matched (one shifted by a step, at the threshold) and one extra spike far from threshold: the
+    matched fraction is within the class, yet the class fails, for that one divergence no rounding explains."""
+    from bridge.compare import compare
+    from bridge.record import Record
+
+    steps = np.arange(0, 2000, 10)
+    margins = np.full((2000, 2), -0.5)  # torch's distance past threshold: far below it
+    margins[steps, 0] = 0.5
+    margins[500, 0], margins[501, 0] = -1e-14, 1e-14  # the shifted spike: torch crossed a step later, at threshold
+    reference = Record("brian2", 1e-4, 2000, {"pop": (np.zeros(200, int), steps)}, {})
+    shifted = np.where(steps == 500, 501, steps)
+    candidate = Record("torch", 1e-4, 2000, {"pop": (np.r_[np.zeros(200, int), 1], np.r_[shifted, 1234])}, {},
+                       {"pop": margins})
+    report = compare(reference, candidate, {"pop": 2}, tolerance_class="float32", eps=np.finfo(np.float32).eps)
+    assert report.matched_fraction["pop"] == 200 / 201 >= FLOAT32_MATCHED  # Brian2's 200 matched, of 201
+    by_step = {d.step: d.explanation for d in report.divergences}
+    assert by_step[1234] == "unexplained" and by_step[501].startswith("near threshold")
+    assert not report.passed
+    # without the extra spike the class passes: the shift alone is explained
+    candidate.spikes["pop"] = (np.zeros(200, int), shifted)
+    assert compare(reference, candidate, {"pop": 2}, tolerance_class="float32",
+                   eps=np.finfo(np.float32).eps).passed
+
+
 def test_exact_class_names_the_first_divergence():
     """A deliberately different weight in one backend is found and located."""
     from bridge.compare import compare

@@ -126,6 +126,13 @@ def test_interrupted_sweep_resumes_without_recomputing(serial, tmp_path):
     assert 1 <= len(before) < 4 and not (out / "results.csv").exists()
     with pytest.raises(DescriptionError, match="holds a sweep's results; give --resume"):
         sweeps.run(path, out, "serial", progress=False)
+    (tmp_path / "other").mkdir()
+    other = write_sweep(tmp_path / "other", vary={**SWEEP["vary"], "network.sources.poisson.rate": ["9*Hz"]})
+    with pytest.raises(DescriptionError, match="holds the results of a different sweep"):
+        sweeps.run(other, out, "serial", resume=True, progress=False)
+    with pytest.raises(DescriptionError, match="holds no sweep to resume"):
+        sweeps.run(path, tmp_path / "empty", "serial", resume=True, progress=False)
+    assert results(out) == before  # nothing of the other sweep ran into it
     table = sweeps.run(path, out, "serial", resume=True, progress=False)
     assert all(results(out)[run] == stamp for run, stamp in before.items())  # not computed again
     pd.testing.assert_frame_equal(table[COMPARED], serial[1][COMPARED])
