@@ -44,7 +44,7 @@ from tqdm import tqdm  # noqa: E402
 from bridge import batch as batching  # noqa: E402
 from bridge import library  # noqa: E402
 from brian_models import network as brian_network  # noqa: E402
-from experiments import versions  # noqa: E402
+from bridge.app.files import versions  # noqa: E402
 import torch_models  # noqa: E402
 
 N_INPUT, N_HIDDEN, N_OUTPUT, N_STEPS, BATCH, RATE = 700, 256, 20, 100, 32, 0.05

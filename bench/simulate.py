@@ -3,7 +3,7 @@
 Each configuration (network, size, backend, float type, batch) runs in its own process under /usr/bin/time -v,
 so that peak memory (max RSS) is the configuration's own; the process reports the wall time of the simulation
 alone (building, and for cpp_standalone compiling, listed apart). Networks are Brian2 scripts imported with
-`spikebridge import` (bridge.brian2_scripts.from_brian2), so both backends run the same description.
+`spikebridge import` (bridge.app.brian2_scripts.from_brian2), so both backends run the same description.
 
     python bench/simulate.py --networks cuba --sizes 1000 4000 --duration 0.2 --out bench/results/simulate
 """
@@ -91,7 +91,7 @@ NETWORKS["izhikevich"] = _resized("izhikevich.py", {
 
 
 def simulation(network, size, duration):
-    from bridge.brian2_scripts import from_brian2
+    from bridge.app.brian2_scripts import from_brian2
 
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / f"{network}.py"
@@ -103,11 +103,11 @@ def run_torch(plan, dtype, batch, compiled):
     """`compiled`: each population's state update through torch.compile; its compilation (a first run) is listed
     with building."""
     import torch
-    from torch_models.stepwise import StepwiseNetwork
+    import torch_models
 
     start = time.perf_counter()
     options = {"compile": True} if compiled else {}  # none for --compare-with an older checkout
-    module = StepwiseNetwork(plan, dtype=dtype, **options)
+    module = torch_models.compile(plan, "stepwise", dtype=dtype, **options)
     variants = {}
     if batch > 1:  # variants: the first population's first parameter from -10 % to +10 %
         population = next(iter(plan.populations.values()))

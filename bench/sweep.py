@@ -2,7 +2,7 @@
 in one module against one module per variant. Not a test.
 
 The network is the CUBA benchmark of bench/simulate.py (Brette et al. 2007), imported from its Brian2 script;
-the sweep varies the membrane time constant. Each configuration is a whole `bridge.sweep.run` (cluster start,
+the sweep varies the membrane time constant. Each configuration is a whole `bridge.app.sweep.run` (cluster start,
 building, running, writing), timed side by side in this process.
 
     python bench/sweep.py --size 1000 --duration 0.2 --brian-runs 8 --workers 2 --torch-variants 32
@@ -17,7 +17,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 import simulate  # noqa: E402
 
-from bridge import sweep  # noqa: E402
+from bridge.app import sweep  # noqa: E402
 
 
 def timed_sweep(folder, base, runs, kind, scheduler, workers=None, batch=32):

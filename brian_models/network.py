@@ -4,7 +4,7 @@ import tempfile
 
 import brian2
 import numpy as np
-from brian2 import Network, SpikeMonitor, StateMonitor, TimedArray, second
+from brian2 import Network, second
 from brian2.core.base import BrianObjectException
 
 from bridge import brian_parse
@@ -12,70 +12,27 @@ from bridge.errors import DescriptionError
 from bridge.plan import lower
 from bridge.record import Record
 from brian_models import dynamic_delays
+from brian_models.program import program
 
 TARGETS = ("numpy", "cython", "cpp_standalone")
 
 
 def build(plan, target="numpy", native_noise=False):
     """Brian2 objects for a Plan (bridge/plan.py): ({name: object}, monitors, delay refreshers), ready to run.
-    Each delay refresher re-reads a 'between_runs' projection's delay variable; call them before each run().
-    `native_noise`: xi, rand() and randn() drawn by Brian2 itself, not the plan's draws."""
-    dt, objects, refreshers = plan.dt, {}, []
-    for pop in plan.populations.values():
-        group = brian_parse.neuron_group(pop.model, pop.n, pop.name, dt, pop.namespace,
-                                         None if native_noise else pop)
-        for var, values in pop.initial.items():
-            variable = group.variables[var]
-            values = values[:1] if variable.scalar else values  # (shared): one value, checked equal for all
-            variable.set_value(brian2.Quantity(values, dim=variable.dim))
-        objects[pop.name] = group
-    for source in plan.sources.values():
-        objects[source.name] = brian_parse.spike_source(source.n, source.name, source.indices, source.steps * dt, dt)
-    for current in plan.currents.values():
-        group = objects[current.target]
-        dim = group.variables[current.variable].dim
-        values = TimedArray(brian2.Quantity(current.values, dim=dim), dt=dt * second, name=f"{current.name}_values")
-        group.namespace[values.name] = values  # run_regularly resolves names in the group's namespace
-        objects[current.name] = group.run_regularly(f"{current.variable} = {values.name}(t, i)",
-                                                    when="before_groups", name=current.name)
-    for poisson in plan.poisson_inputs.values():  # Brian2's PoissonInput, with the plan's draws: 'synapses' slot, order 0
-        group = objects[poisson.target]
-        counts = TimedArray(poisson.counts.astype(float), dt=dt * second, name=f"{poisson.name}_counts")
-        weight = brian2.Quantity(poisson.weight, dim=group.variables[poisson.variable].dim)
-        group.namespace.update({counts.name: counts, f"{poisson.name}_weight": weight})
-        objects[poisson.name] = group.run_regularly(
-            f"{poisson.variable} += {poisson.name}_weight*{counts.name}(t, i)", when="synapses", order=0,
-            name=poisson.name)
-    for operation in plan.operations.values():  # run_regularly; drawn values in the whole group's namespace
-        group = objects[operation.target]
-        group.namespace.update(operation.namespace)
-        code = operation.operation.code if native_noise else operation.code
-        objects[operation.name] = brian_parse.operation(group, operation.operation, code, operation.name, dt)
+    The objects are those of the plan's Brian2 program (brian_models/program.py: what an export prints), with
+    spikebridge's queue installed where delays change. Each delay refresher re-reads a 'between_runs'
+    projection's delay variable; call them before each run(). `native_noise`: xi, rand() and randn() drawn by
+    Brian2 itself, not the plan's draws."""
+    code = program(plan, native_noise)
+    created = code.execute()
+    objects, monitors = ({name: created[name] for name in names} for names in (code.objects, code.monitors))
+    refreshers = []
     for proj in plan.projections.values():
-        syn = brian_parse.synapses(proj.synapse, objects[proj.source], objects[proj.target], proj.name, dt,
-                                   proj.namespace)
-        syn.connect(i=proj.i, j=proj.j)
-        for name, values in proj.values.items():
-            syn.variables[name].set_value(brian2.Quantity(values, dim=syn.variables[name].dim))
-        for name, pathway in proj.pathways.items():
-            # whole steps by the declared rule; Brian2 then rounds d/dt + 0.5 of an exact multiple: the same step
-            getattr(syn, name).delay = pathway.delay_steps * dt * second
-        if "pre" in proj.pathways:
-            if proj.delay_mode == "dynamic":
-                dynamic_delays.install(syn.pre, _delay_reader(proj, syn), proj.rule, target)
-            elif proj.delay_mode == "between_runs":
-                refreshers.append(_delay_refresher(syn, _delay_reader(proj, syn), proj.rule, dt))
-        objects[proj.name] = syn
-    spikes = lambda name: brian_parse.monitor_name("spikes", name)
-    monitors = {spikes(p.name): SpikeMonitor(objects[p.name], name=spikes(p.name))
-                for p in plan.populations.values() if p.model.threshold}
-    by_population = {}
-    for population, variable in plan.records.values():
-        by_population.setdefault(population, []).append(variable)
-    for population, variables in by_population.items():
-        # order 1: after the operations of the 'start' slot (order 0)
-        name = brian_parse.monitor_name("state", population)
-        monitors[name] = StateMonitor(objects[population], variables, record=True, order=1, name=name)
+        syn = objects[proj.name]
+        if proj.delay_mode == "dynamic":
+            dynamic_delays.install(syn.pre, _delay_reader(proj, syn), proj.rule, target)
+        elif proj.delay_mode == "between_runs":
+            refreshers.append(_delay_refresher(syn, _delay_reader(proj, syn), proj.rule, plan.dt))
     return objects, monitors, refreshers
 
 

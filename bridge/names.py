@@ -1,7 +1,10 @@
-"""The description's naming conventions, decoded here only: record keys `"owner.variable"`, and the neuron
-variables synaptic code names with a suffix (`x_post` of the target, `x_pre` of the source)."""
+"""The description's naming conventions, decoded here only: record keys `"owner.variable"`, the neuron
+variables synaptic code names with a suffix (`x_post` of the target, `x_pre` of the source), and the names
+under which an exported Brian2 script lists spikebridge's random inputs for its import."""
 
 NEURON_SIDES = {"_post": "target", "_pre": "source"}
+POISSON_REGISTRY = "SPIKEBRIDGE_POISSON"  # {name: (rate, seed)} of PoissonTrains
+POISSON_INPUT_REGISTRY = "SPIKEBRIDGE_POISSON_INPUTS"  # {name: (variable, n, rate, weight, seed)} of PoissonInputs
 
 
 def record_key(key):

@@ -6,9 +6,13 @@ import operator
 import numpy as np
 from brian2 import Quantity, second
 from brian2.core.namespace import DEFAULT_UNITS
+from brian2.units.fundamentalunits import get_unit
 
 from bridge.errors import DescriptionError
 
+SI_BASE = ("metre", "kilogram", "second", "amp", "kelvin", "mole", "candle")
+BASE_UNITS = {"amp", "coulomb", "farad", "henry", "hertz", "joule", "kelvin", "kilogram", "metre", "mole", "newton",
+              "ohm", "pascal", "radian", "second", "siemens", "tesla", "volt", "watt", "weber", "candle"}
 _BINARY = {ast.Mult: operator.mul, ast.Div: operator.truediv, ast.Pow: operator.pow,
            ast.Add: operator.add, ast.Sub: operator.sub}
 
@@ -63,3 +67,22 @@ def time_value(text, field, positive=False):
     if positive and seconds <= 0:
         raise DescriptionError(field, f"{text!r} must be a positive time")
     return seconds
+
+
+def quantity_text(value, dim, where):
+    """A scalar as a quantity string in SI units that reads back to the same float."""
+    value = float(np.asarray(value))
+    text = repr(value) if dim.is_dimensionless else f"{value!r}*{get_unit(dim)!r}"
+    if float(np.asarray(parse_quantity(text, where))) != value:
+        raise DescriptionError(where, f"{value} in units {dim} has no exact quantity string")
+    return text
+
+
+def unit_text(dim):
+    """A dimension as Brian2 accepts it in equations: a named base unit, else a product of SI base units."""
+    name = repr(get_unit(dim))
+    if dim.is_dimensionless:
+        return "1"
+    if name.isidentifier() and name in BASE_UNITS:
+        return name
+    return " * ".join(f"{unit} ** {power:g}" for unit, power in zip(SI_BASE, dim._dims) if power)

@@ -23,14 +23,6 @@ EXPERIMENTS = {"all-or-none": ("experiments.all_or_none",
                                "IPD localisation with delays and weights learned together in torch, re-run in Brian2")}
 
 
-def versions():
-    """The library versions an experiment's results.json records."""
-    import brian2
-    import numpy
-    import torch
-    return {"brian2": brian2.__version__, "torch": torch.__version__, "numpy": numpy.__version__}
-
-
 @contextlib.contextmanager
 def one_thread():
     """torch on one thread inside the block: small tensors gain nothing from more, and contend for the cores."""
@@ -47,7 +39,7 @@ def save_figure(fig, path):
     """A figure as PNG, written atomically."""
     import matplotlib.pyplot as plt
 
-    from bridge import files
+    from bridge.app import files
     fig.tight_layout()
     with files.atomic(path) as temporary:
         fig.savefig(temporary, dpi=110, format="png")

@@ -18,12 +18,12 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from bridge import files  # noqa: E402
+from bridge.app import files  # noqa: E402
 from bridge.description import Network, Population, RunSettings, Simulation  # noqa: E402
 from bridge.library import lif  # noqa: E402
-from bridge.paired import paired_run  # noqa: E402
+from bridge.app.paired import paired_run  # noqa: E402
 from bridge.quantities import si_value  # noqa: E402
-from experiments import save_figure, versions  # noqa: E402
+from experiments import save_figure  # noqa: E402
 
 WEIGHTS = {"w00": 1.70, "b00": -0.85, "w01": -40.8, "w10": 12.6, "b10": 0.00, "w11": 2.70}
 STIMULI, RESPONSES = (0.0, 0.5, 1.0), (0.0, 1.0, 0.0)
@@ -127,7 +127,7 @@ def run(out="results/all_or_none", seed=0, quick=False, device=None, progress=Tr
                               "lif": {"model": model.parameters, "refractory": model.refractory,
                                       "currents_nA": (currents * 1e9).tolist(), "duration": duration,
                                       "dt": "0.1*ms", "target": "numpy", "dtype": "float64"}},
-               "versions": versions(),
+               "versions": files.versions(),
                "relu": {"first_epoch_gradient": history["gradient"][0], "b_final": history["b_final"][-1],
                         "seed_first_epoch_gradient": SEED_FIRST_GRADIENT, "seed_b_final": SEED_B_FINAL,
                         "b_final_matches_seed": abs(history["b_final"][-1] - SEED_B_FINAL) <= 0.01,

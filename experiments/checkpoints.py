@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from bridge import files
+from bridge.app import files
 from bridge.errors import DescriptionError
 
 

@@ -18,13 +18,13 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
-from bridge import files  # noqa: E402
+from bridge.app import files  # noqa: E402
 from bridge.library import delay_circuit as circuit  # noqa: E402
 from bridge.library.delay_circuit import CircuitParameters  # noqa: E402
-from bridge.paired import paired_run  # noqa: E402
+from bridge.app.paired import paired_run  # noqa: E402
 from bridge.plan import lower  # noqa: E402
-from experiments import save_figure, versions  # noqa: E402
-from torch_models.stepwise import StepwiseNetwork  # noqa: E402
+from experiments import save_figure  # noqa: E402
+import torch_models  # noqa: E402
 
 # The seed's circuit, the changes of bridge/library/delay_circuit.py added one at a time, and the one-period wrap.
 VARIANTS = {"seed": circuit.SEED_CIRCUIT,
@@ -113,7 +113,7 @@ def sweep_configurations(seed, trials, **common):
 def sweep_torch(configurations, device=None, progress=True):
     """All configurations in one torch batch (they differ only in their input spikes): outcomes."""
     plans = [lower(circuit.simulation(p)) for p in configurations]
-    module = StepwiseNetwork(plans[0], dtype="float64", device=device)
+    module = torch_models.compile(plans[0], "stepwise", "float64", device)
     inputs = {source: torch.as_tensor(np.stack([plan.sources[source].raster(plan.n_steps) for plan in plans]),
                                       device=device)
               for source in ("plastic", "reference")}
@@ -160,7 +160,7 @@ def run(out="results/delay_circuit", seed=0, quick=False, device=None, n_neurons
     results = {"experiment": "delay-circuit", "seed": seed, "quick": quick,
                "parameters": {"n_neurons": n_neurons, "repetitions": repetitions, "trials": trials,
                               "defaults": vars(CircuitParameters()), "variants": VARIANTS},
-               "versions": versions(), "demo": {}, "sweep": {}}
+               "versions": files.versions(), "demo": {}, "sweep": {}}
     records = {}
     for name in tqdm(DEMO_VARIANTS, desc="demo", disable=not progress):
         params = CircuitParameters(n_neurons=n_neurons, offset=5.0, pattern_seed=seed, repetitions=repetitions,

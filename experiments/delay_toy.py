@@ -52,8 +52,8 @@ from torch_models.delays import Delays, exponential_filter, shift
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
-from bridge import files  # noqa: E402
-from experiments import save_figure, versions  # noqa: E402
+from bridge.app import files  # noqa: E402
+from experiments import save_figure  # noqa: E402
 from experiments.checkpoints import Checkpoints  # noqa: E402
 
 PATTERN_STEPS, ZERO_STEPS, SPIKE_PROBABILITY = 20, 20, 0.3
@@ -242,7 +242,7 @@ def run(out="results/delay_toy", seed=0, quick=False, device="cpu", progress=Tru
                               "fixed_delay": FIXED_DELAY, "max_delay": MAX_DELAY, "time_steps": trains.shape[1],
                               "min_loss": MIN_LOSS, "equivalent": EQUIVALENT, "mode": "integer",
                               "dtype": "float64", **asdict(setting)},
-               "versions": versions(),
+               "versions": files.versions(),
                "pattern": pattern.astype(int).tolist(), "offsets": offsets.tolist(),
                "truth": truth.long().tolist(), "initial_delays": initial_force.long().tolist(),
                "initial_within_1": chance[0].double().mean().item(),

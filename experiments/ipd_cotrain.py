@@ -26,11 +26,11 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 import torch_models  # noqa: E402
-from bridge import files  # noqa: E402
+from bridge.app import files  # noqa: E402
 from bridge import batch as batching  # noqa: E402
 from bridge.description import Timing, from_json  # noqa: E402
 from brian_models import network as brian_network  # noqa: E402
-from experiments import ipd, one_thread, save_figure, versions  # noqa: E402
+from experiments import ipd, one_thread, save_figure  # noqa: E402
 from experiments.checkpoints import Checkpoints  # noqa: E402
 
 MAX_DELAY_STEPS = 25
@@ -148,7 +148,7 @@ def run(out, seed=0, quick=False, device="cpu", progress=True, settings=None, re
     sizes = QUICK if quick else FULL
     names = settings or (["12_classes"] if quick else list(SETTINGS))
     checkpoints = Checkpoints(out / "checkpoints", {"seed": seed, "sizes": sizes}, resume, CHECKPOINT_EVERY)
-    results = {"experiment": "ipd-cotrain", "seed": seed, "quick": quick, "versions": versions(),
+    results = {"experiment": "ipd-cotrain", "seed": seed, "quick": quick, "versions": files.versions(),
                "parameters": {"sizes": sizes, "learning_rates": LEARNING_RATES, "max_delay_steps": MAX_DELAY_STEPS,
                               "tau": TAU, "initial_weight_sd": INITIAL_WEIGHT_SD,
                               "settings": {n: {"task": SETTINGS[n][0].__dict__, "hidden": SETTINGS[n][1]}

@@ -29,9 +29,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from bridge import files  # noqa: E402
+from bridge.app import files  # noqa: E402
 from experiments.ipd import IPDTask, errors, ideal_observer  # noqa: E402
-from experiments import one_thread, save_figure, versions  # noqa: E402
+from experiments import one_thread, save_figure  # noqa: E402
 from experiments.checkpoints import Checkpoints  # noqa: E402
 from torch_models.delays import Delays, exponential_filter, shift  # noqa: E402
 
@@ -182,7 +182,7 @@ def run(out="results/ipd_delays", seed=0, quick=False, device="cpu", progress=Tr
                "parameters": {"sizes": sizes, "training": TRAINING, "dtype": "float32", "optimizer": "Adam",
                               "delay_init": "uniform over [0, max_steps]",
                               "streams": "numpy default_rng([seed, setting, 0]) test, [seed, setting, 1] training"},
-               "versions": versions(), "chance": 1 / 36, "seed_reported": SEED_REPORTED, "settings": settings,
+               "versions": files.versions(), "chance": 1 / 36, "seed_reported": SEED_REPORTED, "settings": settings,
                "acceptance": {"accuracy_above_seed": main["accuracy"] > SEED_REPORTED["accuracy"],
                               "mae_below_seed": main["mae_bin_midpoints"] < SEED_REPORTED["mae_degrees"]}}
     results["seconds"] = round(time.time() - started, 1)

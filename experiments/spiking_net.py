@@ -17,15 +17,15 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from bridge import files
+from bridge.app import files
 from bridge.library import spiking_net as net
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from brian_models.network import run as run_brian  # noqa: E402
-from experiments import save_figure, versions  # noqa: E402
+from experiments import save_figure  # noqa: E402
 from experiments.checkpoints import Checkpoints  # noqa: E402
-from torch_models.stepwise import StepwiseNetwork  # noqa: E402
+import torch_models  # noqa: E402
 
 DIGITS = Path(__file__).parent / "data" / "digits.csv.gz"
 LEARNING_RATES = (0.1, 0.05, 0.01)
@@ -90,7 +90,7 @@ class SpikingClassifier(nn.Module):
     def __init__(self, weights, shape, dtype, device):
         super().__init__()
         self.shape = shape
-        self.network = StepwiseNetwork(net.simulation(weights, shape), dtype=dtype, device=device)
+        self.network = torch_models.compile(net.simulation(weights, shape), "stepwise", dtype, device)
 
     def forward(self, stimulus, record=("output.v",)):
         run = self.network(currents={"image": stimulus}, record=list(record))
@@ -184,7 +184,7 @@ def run(out="results/spiking_net", seed=0, quick=False, device=None, mnist=None,
         "parameters": {"n_train": n_train, "n_test": n_test, "epochs": epochs, "batch": batch,
                        "learning_rates": LEARNING_RATES[:epochs], "momentum": 0.5, "shape": vars(shape),
                        "neuron": {"decay": 0.9, "threshold": 1.0, "penalty_threshold": 1.5}},
-        "versions": versions(),
+        "versions": files.versions(),
         "test_accuracy": {"spiking_torch_float64": float(np.mean(predictions == test_y)),
                           "relu": float(np.mean(relu_predictions == test_y))},
         "brian2": {"samples": len(agree), "same_prediction": float(np.mean(agree)),

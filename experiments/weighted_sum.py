@@ -15,13 +15,13 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from bridge import files  # noqa: E402
+from bridge.app import files  # noqa: E402
 from bridge.description import (Network, Population, Projection, RunSettings, Simulation, SpikeTrains,  # noqa: E402
                                 SynapseModel, Timing)
 from bridge.library import weighted_sum  # noqa: E402
-from bridge.paired import paired_run  # noqa: E402
+from bridge.app.paired import paired_run  # noqa: E402
 from bridge.quantities import si_value  # noqa: E402
-from experiments import save_figure, versions  # noqa: E402
+from experiments import save_figure  # noqa: E402
 
 INPUTS = {"toes": (8.5, 9.5, 9.9, 9.0), "record": (0.65, 0.8, 0.8, 0.9), "fans": (1.2, 1.3, 0.5, 1.0)}
 WEIGHTS = (0.1, 0.2, 0.0)
@@ -101,7 +101,7 @@ def run(out="results/weighted_sum", seed=0, quick=False, device=None, progress=T
                "parameters": {"inputs": inputs, "weights": weights, "scale": scale, "theta": theta,
                               "dt": f"{DT_MS:g}*ms", "n_steps": sim.run.n_steps, "target": "numpy",
                               "dtype": "float64"},
-               "versions": versions(),
+               "versions": files.versions(),
                "predictions": {k: v.tolist() for k, v in predicted.items()},
                "seed_predictions": seed_values,
                "match_seed_to_2_decimals": None if seed_values is None else

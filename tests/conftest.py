@@ -6,5 +6,5 @@ brian2.prefs.codegen.target = "numpy"
 
 @pytest.fixture(scope="session")
 def paired():
-    from bridge.paired import paired_run
+    from bridge.app.paired import paired_run
     return paired_run

@@ -10,11 +10,12 @@ import torch
 from scipy.special import exprel
 
 import torch_models
-from bridge.brian2_scripts import from_brian2, to_brian2
-from bridge.compare import TRACE_RTOL, compare_statistics, spike_statistics
-from bridge.paired import independent_noise_run
+from bridge.app.brian2_scripts import from_brian2
+from brian_models.program import to_brian2
+from bridge.app.compare import TRACE_RTOL, compare_statistics, spike_statistics
+from bridge.app.paired import independent_noise_run
 from bridge.record import Record
-from torch_models.stepwise import run as run_torch
+from torch_models import run as run_torch
 from bridge.errors import DescriptionError
 from bridge.description import NeuronModel, Network, Population, RunSettings, Simulation
 from bridge.plan import lower

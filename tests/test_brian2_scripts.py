@@ -1,4 +1,4 @@
-"""Brian2 scripts in and out (bridge/brian2_scripts.py): an imported script runs as the script itself runs;
+"""Brian2 scripts in and out (bridge/app/brian2_scripts.py): an imported script runs as the script itself runs;
 export -> import gives the same run back; what cannot be represented is refused, naming object and construct."""
 import os
 import re
@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 
 from bridge import library
-from bridge.brian2_scripts import from_brian2, to_brian2
-from bridge.cli import main
+from bridge.app.brian2_scripts import from_brian2
+from brian_models.program import to_brian2
+from bridge.app.cli import main
 from bridge.description import (NeuronModel, Network, PoissonInput, Population, Projection, RunSettings, Simulation,
                                 SpikeTrains, SynapseModel, TimedArray)
 from bridge.errors import DescriptionError
@@ -202,7 +203,7 @@ def test_poisson_input_adds_weight_times_binomial_counts(paired, tmp_path):
     again = from_brian2(_script(tmp_path, to_brian2(simulation)))
     assert again.network.poisson_inputs == simulation.network.poisson_inputs
     assert np.array_equal(run_brian(again).traces["cells.v"], brian_record.traces["cells.v"])
-    edited = to_brian2(simulation).replace("0.5*mV, 3)", "0.5*mV, 4)")  # the registry still names seed 3
+    edited = to_brian2(simulation).replace("0.5*mV, 3, 300", "0.5*mV, 4, 300")  # the registry still names seed 3
     with pytest.raises(DescriptionError, match="Poisson counts 'drive' that differ from the PoissonInput"):
         from_brian2(_script(tmp_path, edited, "edited.py"))
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from bridge import cli
+from bridge.app import cli
 from bridge.errors import DescriptionError
 from experiments import delay_toy
 from experiments.checkpoints import Checkpoints

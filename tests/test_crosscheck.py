@@ -7,8 +7,8 @@ import pytest
 
 from bridge.plan import lower
 from bridge import library
-from bridge.cli import main
-from bridge.compare import FLOAT32_MATCHED, TRACE_RTOL
+from bridge.app.cli import main
+from bridge.app.compare import FLOAT32_MATCHED, TRACE_RTOL
 from brian_models import network as brian_network
 
 
@@ -78,7 +78,7 @@ def test_float32_matches_and_explains_every_divergence(paired):
 def test_float32_class_fails_on_one_unexplained_divergence():
     """200 spikes matched (one shifted by a step, at the threshold) and one extra spike far from threshold: the
     matched fraction is within the class, yet the class fails, for that one divergence no rounding explains."""
-    from bridge.compare import compare
+    from bridge.app.compare import compare
     from bridge.record import Record
 
     steps = np.arange(0, 2000, 10)
@@ -102,7 +102,7 @@ def test_float32_class_fails_on_one_unexplained_divergence():
 
 def test_exact_class_names_the_first_divergence():
     """A deliberately different weight in one backend is found and located."""
-    from bridge.compare import compare
+    from bridge.app.compare import compare
     from torch_models.stepwise import StepwiseNetwork
     import torch
 

@@ -123,7 +123,7 @@ def test_repeated_arrivals_with_synaptic_writes_are_refused_on_numpy():
 
 def test_delay_beyond_max_is_an_error_in_both_backends():
     from brian_models.network import run as run_brian
-    from torch_models.stepwise import run as run_torch
+    from torch_models import run as run_torch
     simulation = _circuit([10, 40], {5: 4e-3})
     for run in (run_brian, run_torch):
         with pytest.raises(DelayRangeError, match=r"'drive'.delay_variable: delay 6 ms is outside \[0, 5 ms\]"):

@@ -14,11 +14,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from bridge import files, library
-from bridge.cli import main
+from bridge import library
+
+from bridge.app import files
+from bridge.app.cli import main
 from bridge.description import SpikeTrains, from_json
 from bridge.errors import DescriptionError
-from bridge.paired import paired_run
+from bridge.app.paired import paired_run
 from torch_models.surrogate import SURROGATES
 
 
@@ -183,7 +185,7 @@ def test_half_precision_is_refused_not_run_under_another_label():
 
 
 def crosscheck(model, out, **options):
-    return subprocess.Popen([sys.executable, "-m", "bridge.cli", "crosscheck", str(model), "--out", str(out)],
+    return subprocess.Popen([sys.executable, "-m", "bridge.app.cli", "crosscheck", str(model), "--out", str(out)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **options)
 
 
@@ -240,7 +242,7 @@ def test_compare_sees_a_difference_in_traces_alone():
     """Identical spikes, one trace off by 1e-6 of its scale: the exact class fails, and the difference is
     measured against the other backend (not the reference against itself)."""
     import numpy as np
-    from bridge.compare import compare
+    from bridge.app.compare import compare
     from bridge.record import Record
 
     spikes = {"p": (np.array([0, 1]), np.array([3, 5]))}

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from bridge.errors import DescriptionError
-from bridge.paired import paired_run
+from bridge.app.paired import paired_run
 from bridge.plan import lower
 from bridge import library
 from torch_models.stepwise import StepwiseNetwork

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from bridge.library import spiking_net as net
-from bridge.paired import paired_run
+from bridge.app.paired import paired_run
 from experiments import spiking_net as experiment
 
 

@@ -1,4 +1,4 @@
-"""Sweeps (bridge/sweep.py): a model over a grid of values, torch variants batched, Brian2 on a dask cluster,
+"""Sweeps (bridge/app/sweep.py): a model over a grid of values, torch variants batched, Brian2 on a dask cluster,
 results per run written atomically, interrupted sweeps resumed."""
 import dataclasses
 import json
@@ -13,9 +13,11 @@ import pandas as pd
 import psutil
 import pytest
 
-from bridge import library, sweep as sweeps
+from bridge import library
+
+from bridge.app import sweep as sweeps
 from bridge.errors import DescriptionError
-from bridge.paired import paired_run
+from bridge.app.paired import paired_run
 
 TAU = "network.populations.lif_euler.model.parameters.tau_mem"
 SWEEP = {"base": "lif_euler", "run": "paired", "vary": {
@@ -82,7 +84,7 @@ def test_bad_sweep_files_are_refused_naming_the_file_and_field(tmp_path):
         sweeps.load(write_sweep(tmp_path, vary={"run.duration": {"linspace": [1, 2]}}))
     with pytest.raises(DescriptionError, match=r"sweep.json: run: 'both'; allowed"):
         sweeps.load(write_sweep(tmp_path, run="both"))
-    done = subprocess.run([sys.executable, "-m", "bridge.cli", "sweep", str(write_sweep(tmp_path, run="both")),
+    done = subprocess.run([sys.executable, "-m", "bridge.app.cli", "sweep", str(write_sweep(tmp_path, run="both")),
                            "--out", str(tmp_path / "out")], capture_output=True, text=True)
     assert done.returncode == 2 and "sweep.json: run: 'both'" in done.stderr and "Traceback" not in done.stderr
 
@@ -102,7 +104,7 @@ def results(folder):
 
 
 def start_sweep(path, out, *options):
-    return subprocess.Popen([sys.executable, "-m", "bridge.cli", "sweep", str(path), "--out", str(out), *options],
+    return subprocess.Popen([sys.executable, "-m", "bridge.app.cli", "sweep", str(path), "--out", str(out), *options],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 

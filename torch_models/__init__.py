@@ -1,5 +1,7 @@
 """The torch backend: torch_models.compile(simulation, strategy, dtype, device) -> a module with one interface
 (torch_models/module.py), whichever strategy runs it."""
+import torch
+
 from bridge.errors import DescriptionError
 from bridge.plan import lower
 from torch_models import layered
@@ -32,3 +34,10 @@ def compile(simulation, strategy="auto", dtype=None, device=None, **options):
         module = LayeredNetwork(plan, dtype, device, **options)
         module.strategy_note = "layered: feed-forward, static delays, additive synapses"
     return module
+
+
+def run(simulation, dtype=None, device=None, progress=False):
+    """Run a Simulation (or its Plan) once step by step (batch 1, no gradients) and return the common Record."""
+    module = compile(simulation, "stepwise", dtype, device)
+    with torch.no_grad():
+        return module(progress=progress).record()

@@ -475,10 +475,3 @@ class StepwiseNetwork(SimulationModule):
         if receptive is not None:
             increment = torch.where(receptive, increment, torch.zeros_like(increment))
         state[poisson.variable] = state[poisson.variable] + increment
-
-
-def run(simulation, dtype=None, device=None, progress=False):
-    """Run a Simulation once (batch 1, no gradients) and return the common Record."""
-    module = StepwiseNetwork(simulation, dtype=dtype, device=device)
-    with torch.no_grad():
-        return module(progress=progress).record()

@@ -10,7 +10,9 @@ import sys
 from importlib.metadata import entry_points
 from pathlib import Path
 
-from bridge import files, library
+from bridge import library
+
+from bridge.app import files
 from bridge.errors import DescriptionError
 
 
@@ -43,8 +45,8 @@ def crosscheck(args):
 
 
 def _crosscheck(name, simulation, args):
-    from bridge.paired import independent_noise_run, paired_run
-    from bridge.plots import crosscheck_figure, statistics_figure
+    from bridge.app.paired import independent_noise_run, paired_run
+    from bridge.app.plots import crosscheck_figure, statistics_figure
 
     out = Path(args.out or f"results/crosscheck_{name}")
     files.remove_stale(out, "report.json", "crosscheck.png")
@@ -69,7 +71,7 @@ def _crosscheck(name, simulation, args):
 
 
 def sweep(args):
-    from bridge import sweep as sweeps
+    from bridge.app import sweep as sweeps
 
     try:
         table = sweeps.run(args.sweep, args.out, scheduler=args.scheduler, workers=args.workers, resume=args.resume)
@@ -96,7 +98,7 @@ def experiments():
 
 
 def import_script(args):
-    from bridge.brian2_scripts import from_brian2
+    from bridge.app.brian2_scripts import from_brian2
 
     simulation = from_brian2(args.script)
     out = Path(args.out or Path(args.script).with_suffix(".json").name)
@@ -109,7 +111,7 @@ def import_script(args):
 
 
 def export_script(args):
-    from bridge.brian2_scripts import to_brian2
+    from brian_models.program import to_brian2
 
     _, simulation = _load(args.model, args.seed)
     with _about(args.model):

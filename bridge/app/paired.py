@@ -4,7 +4,7 @@ import signal
 
 import numpy as np
 
-from bridge.compare import STOCHASTIC_MIN_SEEDS, compare, compare_statistics
+from bridge.app.compare import STOCHASTIC_MIN_SEEDS, compare, compare_statistics
 from bridge.description import check_dtype
 from bridge.errors import DescriptionError
 from bridge.plan import lower
@@ -16,7 +16,7 @@ def backends():
     held = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
     try:
         from brian_models.network import run as run_brian
-        from torch_models.stepwise import run as run_torch
+        from torch_models import run as run_torch
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, held)
     return run_brian, run_torch
@@ -48,7 +48,7 @@ def compare_records(network, brian_record, torch_record, dtype, k=1):
 
 def independent_noise_run(simulation, seeds=STOCHASTIC_MIN_SEEDS, target="numpy", dtype=None, progress=False):
     """The stochastic class: Brian2 with its own random numbers (brian2.seed(s)) and torch with spikebridge's
-    draws (noise_seed s), for seeds s = 0..seeds-1, compared by rates and CV (bridge/compare.py).
+    draws (noise_seed s), for seeds s = 0..seeds-1, compared by rates and CV (bridge/app/compare.py).
 
     Returns (brian_records, torch_records, report)."""
     run_brian, run_torch = backends()

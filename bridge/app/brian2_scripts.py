@@ -1,5 +1,5 @@
-"""Brian2 scripts in and out: `from_brian2(script)` imports the model a script builds, `to_brian2(simulation)`
-writes a plain Brian2 script that reproduces a description's run without spikebridge.
+"""Brian2 scripts in: `from_brian2(script)` imports the model a script builds (the way out, a description as a
+plain Brian2 script, is brian_models.program.to_brian2).
 
 Import executes the script up to its first `run()` / `Network.run()`, which does not run: the network's objects
 are read with their realized state (initial values drawn with rand(), connectivity from connect(p=...) or
@@ -8,8 +8,8 @@ group's namespace, else the script's), dt, the run's duration and the monitors (
 always recorded). A construct the description cannot represent stops the import with an error naming the
 object and the construct.
 
-Spike sources drawn by spikebridge (PoissonTrains) are exported as numpy draws with the same generator and
-seed, listed in the script's SPIKEBRIDGE_POISSON so that an import reads them back as PoissonTrains; a Brian2
+Spike sources drawn by spikebridge (PoissonTrains, PoissonInput), which an exported script lists in its
+SPIKEBRIDGE_POISSON and SPIKEBRIDGE_POISSON_INPUTS, are read back as such (checked against the draws); a Brian2
 PoissonGroup with a constant rate is imported as PoissonTrains (seed 0: spikebridge draws the spikes, so that
 both backends receive the same ones).
 """
@@ -29,23 +29,16 @@ from brian2.equations.equations import BOOLEAN, DIFFERENTIAL_EQUATION, INTEGER, 
 from brian2.groups.group import Group
 from brian2.groups.subgroup import Subgroup
 from brian2.stateupdaters.base import StateUpdateMethod, UnsupportedEquationsException
-from brian2.units.fundamentalunits import get_unit
 from brian2.utils.stringtools import get_identifiers
 
-from bridge import brian_parse, description, plan
+from bridge import description
 from bridge.description import (OPERATION_SLOTS, CurrentInjection, NeuronModel, Network, Operation, PoissonInput,
                                 PoissonTrains, Population, Projection, RunSettings, Simulation, SpikeTrains,
                                 SynapseModel, Timing)
 from bridge.errors import DescriptionError
-from bridge.names import record_key
-from bridge.quantities import parse_quantity
+from bridge.names import POISSON_INPUT_REGISTRY, POISSON_REGISTRY
+from bridge.quantities import quantity_text, unit_text
 
-POISSON_REGISTRY = "SPIKEBRIDGE_POISSON"
-POISSON_INPUT_REGISTRY = "SPIKEBRIDGE_POISSON_INPUTS"
-TRIPLE_QUOTE = "'" * 3
-SI_BASE = ("metre", "kilogram", "second", "amp", "kelvin", "mole", "candle")
-BASE_UNITS = {"amp", "coulomb", "farad", "henry", "hertz", "joule", "kelvin", "kilogram", "metre", "mole", "newton",
-              "ohm", "pascal", "radian", "second", "siemens", "tesla", "volt", "watt", "weber", "candle"}
 _INTERNAL = {"lastspike", "not_refractory", "t", "dt", "i", "j", "N", "t_in_timesteps", "xi"}
 
 
@@ -95,25 +88,6 @@ def _script_namespace(path):
     while frame is not None and os.path.abspath(frame.f_code.co_filename) != str(path):
         frame = frame.f_back
     return {**frame.f_globals, **frame.f_locals} if frame is not None else {}
-
-
-def quantity_text(value, dim, where):
-    """A scalar as a quantity string in SI units that reads back to the same float."""
-    value = float(np.asarray(value))
-    text = repr(value) if dim.is_dimensionless else f"{value!r}*{get_unit(dim)!r}"
-    if float(np.asarray(parse_quantity(text, where))) != value:
-        raise DescriptionError(where, f"{value} in units {dim} has no exact quantity string")
-    return text
-
-
-def unit_text(dim):
-    """A dimension as Brian2 accepts it in equations: a named base unit, else a product of SI base units."""
-    name = repr(get_unit(dim))
-    if dim.is_dimensionless:
-        return "1"
-    if name.isidentifier() and name in BASE_UNITS:
-        return name
-    return " * ".join(f"{unit} ** {power:g}" for unit, power in zip(SI_BASE, dim._dims) if power)
 
 
 def equations_text(equations):
@@ -448,145 +422,3 @@ class _Importer:
         if not monitor.record_all:
             self.fail(monitor, "recording a subset of neurons (spikebridge records every neuron)")
         return [f"{monitor.source.name}.{name}" for name in monitor.record_variables]
-
-
-def to_brian2(simulation):
-    """A plain Brian2 script (text) that runs `simulation` as spikebridge's Brian2 backend does, without
-    spikebridge: the same objects, values, delays in whole steps, inputs and monitors."""
-    net, run, lines = simulation.network, simulation.run, []
-    write = lines.append
-    write('"""A spikebridge description written as a plain Brian2 script; it runs without spikebridge, and\n'
-          '`spikebridge import` reads it back. Spike times and delays are whole steps of dt."""')
-    write("import numpy as np\nfrom brian2 import *\n")
-    write(f"defaultclock.dt = {run.timing.dt}\nN_STEPS = {run.n_steps}\n")
-    poisson = {s.name: (s.rate, s.seed) for s in net.sources if isinstance(s, PoissonTrains)}
-    if poisson:
-        write(f"# spikebridge's PoissonTrains (rate, seed): Bernoulli(rate*dt) per step and neuron from numpy's\n"
-              f"# default_rng(seed); `spikebridge import` reads these back as PoissonTrains\n"
-              f"{POISSON_REGISTRY} = {poisson!r}\n\n\n"
-              "def poisson_trains(name, n, rate, seed):\n"
-              "    p = float(rate * defaultclock.dt)\n"
-              "    steps, indices = np.nonzero(np.random.default_rng(seed).random((N_STEPS, n)) < p)\n"
-              "    return SpikeGeneratorGroup(n, indices, steps * defaultclock.dt, name=name)\n")
-    for pop in net.populations:
-        model = pop.model
-        write(f"\n{pop.name} = NeuronGroup({pop.n}, {_code(model.equations)}, threshold={_code(model.threshold)},\n"
-              f"    reset={_code(model.reset if model.threshold else '')}, "
-              f"refractory={model.refractory or False}, method={model.method!r},\n"
-              f"    namespace={_namespace_code(model.parameters)}, name={pop.name!r}"
-              f"{f', events={_code(model.events)}' if model.events else ''})")
-        for event, code in model.run_on_event.items():
-            write(f"{pop.name}.run_on_event({event!r}, {_code(code)})")
-        dims = brian_parse.equations(model.equations)
-        for var, value in pop.initial.items():
-            write(f"{pop.name}.{var} = {_array_code(value, dims[var].dim)}")
-    for source in net.sources:
-        if isinstance(source, PoissonTrains):
-            write(f"{source.name} = poisson_trains({source.name!r}, {source.n}, {source.rate}, {source.seed})")
-        else:
-            write(f"{source.name} = SpikeGeneratorGroup({source.n}, {_array_code(source.indices, None)}, "
-                  f"{_array_code(source.times, brian2.second.dim)}, name={source.name!r})")
-    if net.poisson_inputs:
-        registry = {p.name: (p.variable, p.n, p.rate, p.weight, p.seed) for p in net.poisson_inputs}
-        write(f"\n# spikebridge's PoissonInputs (variable, n, rate, weight, seed): Binomial(n, rate*dt) counts per\n"
-              f"# step and neuron from numpy's default_rng(seed), added in the synapses slot as Brian2's\n"
-              f"# PoissonInput; `spikebridge import` reads these back as PoissonInputs\n"
-              f"{POISSON_INPUT_REGISTRY} = {registry!r}\n\n\n"
-              "def poisson_input(target, name, variable, n, rate, weight, seed):\n"
-              "    p = float(rate * defaultclock.dt)\n"
-              "    counts = np.random.default_rng(seed).binomial(n, p, (N_STEPS, len(target)))\n"
-              "    target.namespace[f'{name}_counts'] = TimedArray(counts.astype(float), dt=defaultclock.dt)\n"
-              "    target.namespace[f'{name}_weight'] = weight\n"
-              "    return target.run_regularly(f'{variable} += {name}_weight*{name}_counts(t, i)', when='synapses',\n"
-              "                                order=0, name=name)\n")
-    for poisson in net.poisson_inputs:
-        write(f"poisson_input({poisson.target}, {poisson.name!r}, {poisson.variable!r}, {poisson.n}, {poisson.rate}, "
-              f"{poisson.weight}, {poisson.seed})")
-    for current in net.currents:
-        dim = brian_parse.equations(net._population(current.target, "target").model.equations)[current.variable].dim
-        write(f"{current.name}_values = TimedArray({_array_code(current.array(run.n_steps), dim)}, "
-              f"dt=defaultclock.dt)")
-        write(f"{current.target}.run_regularly('{current.variable} = {current.name}_values(t, i)', "
-              f"when='before_groups', name={current.name!r})")
-    for operation in net.operations:
-        n = net.size(operation.target)
-        start, stop = operation.neurons(n)
-        group = operation.target if (start, stop) == (0, n) else f"{operation.target}[{start}:{stop}]"
-        period = f", dt={operation.dt}" if operation.dt else ""
-        write(f"{group}.run_regularly({_code(operation.code)}{period}, when={operation.when!r}, "
-              f"name={operation.name!r})")
-    for proj in net.projections:
-        if proj.delay_mode != "static":
-            raise DescriptionError(f"Projection {proj.name!r}.delay_mode", f"{proj.delay_mode!r}: delays that change "
-                                   "during a run need spikebridge's queue; a plain Brian2 script has 'static' only")
-        synapse = proj.synapse
-        write(f"\n{proj.name} = Synapses({proj.source}, {proj.target}, model={_code(synapse.model)}, "
-              f"on_pre={_code(synapse.on_pre)},\n    on_post={_code(synapse.on_post)}, "
-              f"namespace={_namespace_code(synapse.parameters)}, name={proj.name!r}"
-              f"{f', method={synapse.method!r}' if synapse.method else ''}"
-              f"{f', on_event={synapse.on_event!r}' if synapse.on_event else ''})")
-        n_source, n_target = net.size(proj.source), net.size(proj.target)
-        i, j = plan.synapses(proj, n_source, n_target)
-        write(f"{proj.name}.connect(i={_array_code(i, None)}, j={_array_code(j, None)})")
-        dims = brian_parse.equations(synapse.model)
-        for name, value in proj.values.items():
-            value = value if isinstance(value, str) else np.ravel(value)  # dense: row-major, the synapses' order
-            write(f"{proj.name}.{name} = {_array_code(value, dims[name].dim)}")
-        for pathway in synapse.pathways():
-            steps = plan.initial_delay_steps(proj, run.timing.delay_rule(proj), i, j, {}, pathway)
-            if np.any(steps):
-                write(f"{proj.name}.{pathway}.delay = {_array_code(steps, None)} * defaultclock.dt")
-    for pop in net.populations:
-        if pop.model.threshold:
-            write(f"spikes_{pop.name} = SpikeMonitor({pop.name})")
-    for population, variables in _records_by_population(run.record).items():
-        order = ", order=1" if net.operations else ""  # after the operations of the 'start' slot
-        write(f"state_{population} = StateMonitor({population}, {variables!r}, record=True{order})")
-    write(f"\nrun({run.duration})")
-    for pop in net.populations:
-        if pop.model.threshold:
-            write(f"print({pop.name!r}, spikes_{pop.name}.num_spikes, 'spikes')")
-    return "\n".join(lines) + "\n"
-
-
-def _records_by_population(record):
-    by_population = {}
-    for key in record:
-        population, variable = record_key(key)
-        by_population.setdefault(population, []).append(variable)
-    return by_population
-
-
-def _code(text):
-    """Brian2 code (equations, statements) as a Python literal: one line quoted, several lines triple-quoted;
-    {name: code} as a dict of those."""
-    if isinstance(text, dict):
-        return "{" + ", ".join(f"{name!r}: {_code(code)}" for name, code in text.items()) + "}"
-    lines = [line.strip() for line in text.strip().splitlines()]
-    if not lines:
-        return "None"
-    return repr(lines[0]) if len(lines) == 1 else TRIPLE_QUOTE + "\n".join(lines) + TRIPLE_QUOTE
-
-
-def _namespace_code(parameters):
-    return "{" + ", ".join(f"{name!r}: {_parameter_code(value)}" for name, value in parameters.items()) + "}"
-
-
-def _parameter_code(value):
-    """A parameter as Python code: a quantity string as it is, a TimedArray built from its values."""
-    if not isinstance(value, description.TimedArray):
-        return value
-    dim = parse_quantity(value.unit, "unit").dim
-    return f"TimedArray({_array_code(value.values, dim)}, dt={value.dt})"
-
-
-def _array_code(value, dim):
-    """Python code for a quantity string, or an array of SI values times its unit."""
-    if isinstance(value, str):
-        return value
-    array = np.asarray(value)
-    numbers = f"np.array({array.tolist()!r})"
-    if dim is None or dim.is_dimensionless:
-        return numbers
-    unit = unit_text(dim)
-    return f"{numbers} * {unit if unit.isidentifier() else f'({unit})'}"

@@ -56,3 +56,11 @@ def remove_stale(folder, *names):
     """Remove an earlier run's results from `folder` before this run writes its own."""
     for name in names:
         (Path(folder) / name).unlink(missing_ok=True)
+
+
+def versions():
+    """The library versions an experiment's results.json records."""
+    import brian2
+    import numpy
+    import torch
+    return {"brian2": brian2.__version__, "torch": torch.__version__, "numpy": numpy.__version__}

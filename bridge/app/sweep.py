@@ -19,7 +19,7 @@ without a unit), or
 combination of the listed values, times the `samples` draws when uniform values are given.
 
 Torch runs whose descriptions differ only in neuron or synapse parameters and neuron initial values run as one
-batch of variants (StepwiseNetwork.forward(variants=...)), up to `batch` per module. Every task (a Brian2 run,
+batch of variants (the step-by-step module's forward(variants=...)), up to `batch` per module. Every task (a Brian2 run,
 a torch batch) runs on dask.distributed: a LocalCluster of worker processes by default, a scheduler's address
 for a real cluster, or 'serial' (one process, no dask). Each run writes its folder runs/run_NNNN (spikes and
 traces as npz, the report of a paired run, then result.json, atomically); results.csv holds one row per run and
@@ -41,8 +41,10 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from bridge import files, library
-from bridge.compare import spike_statistics
+from bridge import library
+
+from bridge.app import files
+from bridge.app.compare import spike_statistics
 from bridge.description import check_integer
 from bridge.errors import DescriptionError
 from bridge.plan import lower
@@ -185,7 +187,7 @@ def _replaced(obj, parts, value, path):
 
 
 def _variant(plan, path):
-    """(name, SI value) that StepwiseNetwork.forward(variants=...) takes for a path's value in a lowered plan,
+    """(name, SI value) that the step-by-step module's forward(variants=...) takes for a path's value in a lowered plan,
     or None when the path is not one a batch can vary: neuron and synapse parameters that code reads, neuron
     initial values."""
     parts = path.split(".")
@@ -203,17 +205,17 @@ def _variant(plan, path):
 
 
 def _brian2_task(simulation, target):
-    from bridge.paired import backends
+    from bridge.app.paired import backends
     run_brian, _ = backends()
     return [run_brian(lower(simulation), target=target)]
 
 
 def _torch_task(simulation, dtype, variants, batch):
     import torch
-    from torch_models.stepwise import StepwiseNetwork
+    import torch_models
 
     with torch.no_grad():
-        result = StepwiseNetwork(simulation, dtype=dtype)(batch_size=batch, variants=variants)
+        result = torch_models.compile(simulation, "stepwise", dtype=dtype)(batch_size=batch, variants=variants)
     return [result.record(b) for b in range(batch)]
 
 
@@ -404,7 +406,7 @@ def _finished(out, run_id):
 
 def _finish(out, run_id, values, simulation, records, sweep, error):
     """Write one run's folder: its records (npz) and report, then result.json (a row of the table)."""
-    from bridge.paired import compare_records
+    from bridge.app.paired import compare_records
 
     row = {"run": run_id, **values}
     if error:
@@ -442,7 +444,7 @@ def _summarize(out, sweep):
     table = pd.DataFrame(rows)
     with files.atomic(out / "results.csv") as temporary:
         table.to_csv(temporary, index=False)
-    from bridge.plots import sweep_figure
+    from bridge.app.plots import sweep_figure
     with files.atomic(out / "summary.png") as temporary:
         names = {path: path.split(".")[-1] for path in sweep.vary}
         sweep_figure(table, list(sweep.vary), names, temporary, paired=sweep.run == "paired")

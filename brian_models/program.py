@@ -1,0 +1,278 @@
+"""The one Brian2 lowering: a Plan as the Python statements that create its Brian2 objects.
+
+`network.build` executes the statements; `to_brian2` prints the same statements as a plain Brian2 script, so
+the objects a run builds and the script an export writes cannot disagree. A statement names the values it
+uses (equations, arrays, namespaces): executed, the names are bound to the values themselves (no text is
+evaluated); printed, each is written as a literal, or as the description's own text where it has one (a
+quantity string such as '10*ms'). Helper functions (spikebridge's Poisson draws) are real functions here:
+executed, they are called; printed, their source goes into the script.
+
+One function per construct, in Brian2's order of creation: populations, spike sources, current injections,
+Poisson inputs, operations, projections, monitors.
+"""
+import inspect
+from dataclasses import dataclass
+
+import brian2
+import numpy as np
+from brian2 import SpikeGeneratorGroup, TimedArray
+from brian2.utils.stringtools import word_substitute
+
+from bridge import brian_parse
+from bridge.description import PoissonTrains
+from bridge.errors import DescriptionError
+from bridge.names import POISSON_INPUT_REGISTRY, POISSON_REGISTRY
+from bridge.plan import lower
+from bridge.quantities import parse_quantity, quantity_text, unit_text
+
+TRIPLE_QUOTE = "'" * 3
+
+
+@dataclass(frozen=True)
+class Written:
+    """A value with the text a script writes for it (the description's quantity string)."""
+    value: object
+    text: str
+
+
+class Program:
+    """Lines of Python that create Brian2 objects, the values they name, and the helpers they call."""
+
+    def __init__(self):
+        self.lines, self.values, self.helpers, self.objects, self.monitors = [], {}, [], [], []
+
+    def value(self, value, text=None):
+        """The name that stands for `value` in the lines (printed as `text`, or as a literal of the value)."""
+        name = f"_value_{len(self.values)}"
+        self.values[name] = value if text is None else Written(value, text)
+        return name
+
+    def add(self, line, creates=None, monitor=None):
+        """A line; `creates`: the name of the Brian2 object it creates, one of the network's; `monitor`: the
+        name of the monitor it creates."""
+        self.lines.append(line)
+        self.objects += [creates] if creates else []
+        self.monitors += [monitor] if monitor else []
+
+    def helper(self, function):
+        if function not in self.helpers:
+            self.helpers.append(function)
+
+    def execute(self):
+        """Run the lines: {name: object} of every name they bind."""
+        scope = {**vars(brian2), "np": np, **{f.__name__: f for f in self.helpers},
+                 **{name: _unwritten(value) for name, value in self.values.items()}}
+        exec(compile("\n".join(self.lines), "<spikebridge Brian2 program>", "exec"), scope)  # our own lines
+        return scope
+
+    def text(self):
+        """The lines as a script's statements, every value written out."""
+        literals = {name: literal(value) for name, value in self.values.items()}
+        return "\n".join(word_substitute(line, literals) for line in self.lines)
+
+
+def _unwritten(value):
+    if isinstance(value, Written):
+        return value.value
+    if isinstance(value, dict):
+        return {key: _unwritten(item) for key, item in value.items()}
+    return value
+
+
+def literal(value):
+    """Python code for a value: code strings quoted (several lines triple-quoted), quantities in SI units that
+    read back to the same floats, arrays as np.array(...) times their unit, TimedArrays as their constructor."""
+    if isinstance(value, Written):
+        return value.text
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{key!r}: {literal(item)}" for key, item in value.items()) + "}"
+    if isinstance(value, str):
+        lines = [line.strip() for line in value.strip().splitlines()]
+        return repr(lines[0] if lines else "") if len(lines) <= 1 else TRIPLE_QUOTE + "\n".join(lines) + TRIPLE_QUOTE
+    if isinstance(value, TimedArray):
+        values = brian2.Quantity(np.asarray(value.values), dim=value.dim)
+        return f"TimedArray({literal(values)}, dt={literal(value.dt * brian2.second)})"
+    if isinstance(value, brian2.Quantity) and value.ndim == 0:
+        return quantity_text(value, value.dim, "value")
+    if isinstance(value, (brian2.Quantity, np.ndarray)):
+        numbers = f"np.array({np.asarray(value).tolist()!r})"
+        dim = getattr(value, "dim", None)
+        if dim is None or dim.is_dimensionless:
+            return numbers
+        unit = unit_text(dim)
+        return f"{numbers} * {unit if unit.isidentifier() else f'({unit})'}"
+    return repr(value)
+
+
+def poisson_trains(name, n, rate, seed, n_steps, dt):
+    """spikebridge's PoissonTrains: a spike where numpy's default_rng(seed) draws below rate*dt, per step and
+    neuron."""
+    p = float(rate * dt)
+    steps, indices = np.nonzero(np.random.default_rng(seed).random((n_steps, n)) < p)
+    return SpikeGeneratorGroup(n, indices, steps * dt, name=name, dt=dt)
+
+
+def poisson_input(target, name, variable, n, rate, weight, seed, n_steps, dt):
+    """spikebridge's PoissonInput: Binomial(n, rate*dt) counts per step and neuron from numpy's
+    default_rng(seed), weight times them added in the synapses slot (order 0), as Brian2's PoissonInput adds."""
+    counts = np.random.default_rng(seed).binomial(n, float(rate * dt), (n_steps, len(target)))
+    target.namespace[f"{name}_counts"] = TimedArray(counts.astype(float), dt=dt)
+    target.namespace[f"{name}_weight"] = weight
+    return target.run_regularly(f"{variable} += {name}_weight*{name}_counts(t, i)", when="synapses", order=0,
+                                name=name, dt=dt)
+
+
+def program(plan, native_noise=False):
+    """The Program of a Plan. `native_noise`: white noise and rand() / randn() left to Brian2 (the model's own
+    code), not the plan's draws."""
+    code = Program()
+    code.add(f"dt = {code.value(plan.dt * brian2.second, plan.simulation.run.timing.dt)}")
+    constructs = ((_population, plan.populations), (_source, plan.sources), (_current, plan.currents),
+                  (_poisson_input, plan.poisson_inputs), (_operation, plan.operations),
+                  (_projection, plan.projections))
+    for emit, elements in constructs:
+        for element in elements.values():
+            emit(code, element, plan, native_noise)
+    _monitors(code, plan)
+    return code
+
+
+def _described(plan, kind, name):
+    """The description's element of a plan's element."""
+    return next(element for element in getattr(plan.simulation.network, kind) if element.name == name)
+
+
+def _namespace(code, values, parameters):
+    """A namespace's name in the lines; printed with the description's quantity strings."""
+    written = {name: Written(value, parameters[name]) if isinstance(parameters.get(name), str) else value
+               for name, value in values.items()}
+    return code.value(written)
+
+
+def _population(code, population, plan, native_noise):
+    model = population.model
+    lowered = model if native_noise else population
+    namespace = brian_parse.brian_namespace(model.parameters) if native_noise else population.namespace
+    refractory = code.value(parse_quantity(model.refractory, "refractory"), model.refractory) \
+        if model.refractory else False
+    events = f", events={code.value(dict(model.events))}" if model.events else ""
+    code.add(f"{population.name} = NeuronGroup({population.n}, {code.value(lowered.equations)}, "
+             f"threshold={code.value(lowered.threshold or None)}, "
+             f"reset={code.value(lowered.reset if model.threshold else None)}, refractory={refractory}, "
+             f"method={model.method!r}, namespace={_namespace(code, namespace, model.parameters)}, "
+             f"name={population.name!r}{events}, dt=dt)", creates=population.name)
+    for event, statements in model.run_on_event.items():
+        code.add(f"{population.name}.run_on_event({event!r}, {code.value(statements)})")
+    given = _described(plan, "populations", population.name).initial
+    dims = brian_parse.equations(model.equations)
+    for variable, values in population.initial.items():
+        value = brian2.Quantity(values[0] if np.all(values == values[0]) else values, dim=dims[variable].dim)
+        text = given[variable] if isinstance(given[variable], str) else None
+        code.add(f"{population.name}.{variable} = {code.value(value, text)}")
+
+
+def _source(code, source, plan, native_noise):
+    described = _described(plan, "sources", source.name)
+    if isinstance(described, PoissonTrains):
+        code.helper(poisson_trains)
+        rate = code.value(parse_quantity(described.rate, "rate"), described.rate)
+        code.add(f"{source.name} = poisson_trains({source.name!r}, {source.n}, {rate}, {described.seed}, "
+                 f"{plan.n_steps}, dt)", creates=source.name)
+        return
+    times = brian2.Quantity(np.asarray(described.times, dtype=float), dim=brian2.second.dim)
+    code.add(f"{source.name} = SpikeGeneratorGroup({source.n}, {code.value(np.asarray(described.indices))}, "
+             f"{code.value(times)}, name={source.name!r}, dt=dt)", creates=source.name)
+
+
+def _current(code, current, plan, native_noise):
+    """A CurrentInjection: a TimedArray of one row per step, set before the state update."""
+    dim = brian_parse.equations(plan.populations[current.target].model.equations)[current.variable].dim
+    values = TimedArray(brian2.Quantity(current.values, dim=dim), dt=plan.dt * brian2.second)
+    code.add(f"{current.target}.namespace['{current.name}_values'] = {code.value(values)}")
+    code.add(f"{current.name} = {current.target}.run_regularly('{current.variable} = {current.name}_values(t, i)', "
+             f"when='before_groups', name={current.name!r}, dt=dt)", creates=current.name)
+
+
+def _poisson_input(code, poisson, plan, native_noise):
+    described = _described(plan, "poisson_inputs", poisson.name)
+    dim = brian_parse.equations(plan.populations[poisson.target].model.equations)[poisson.variable].dim
+    code.helper(poisson_input)
+    rate = code.value(parse_quantity(described.rate, "rate"), described.rate)
+    weight = code.value(brian2.Quantity(poisson.weight, dim=dim), described.weight)
+    code.add(f"{poisson.name} = poisson_input({poisson.target}, {poisson.name!r}, {poisson.variable!r}, "
+             f"{described.n}, {rate}, {weight}, {described.seed}, {plan.n_steps}, dt)", creates=poisson.name)
+
+
+def _operation(code, operation, plan, native_noise):
+    """An Operation: run_regularly on the target (or the subgroup it names); the plan's draws in the target's
+    namespace."""
+    described, n = operation.operation, plan.populations[operation.target].n
+    if not native_noise and operation.namespace:
+        code.add(f"{operation.target}.namespace.update({code.value(operation.namespace)})")
+    whole = (operation.start, operation.stop) == (0, n)
+    group = operation.target if whole else f"{operation.target}[{operation.start}:{operation.stop}]"
+    period = code.value(operation.period_steps * plan.dt * brian2.second, described.dt) if described.dt else "dt"
+    code.add(f"{operation.name} = {group}.run_regularly({code.value(described.code if native_noise else operation.code)}, "
+             f"dt={period}, when={described.when!r}, name={operation.name!r})", creates=operation.name)
+
+
+def _projection(code, proj, plan, native_noise):
+    synapse = proj.synapse
+    method = f", method={synapse.method!r}" if synapse.method else ""
+    on_event = f", on_event={code.value(dict(synapse.on_event))}" if synapse.on_event else ""
+    namespace = _namespace(code, proj.namespace, synapse.parameters)
+    code.add(f"{proj.name} = Synapses({proj.source}, {proj.target}, model={code.value(synapse.model)}, "
+             f"on_pre={code.value(synapse.on_pre or None)}, on_post={code.value(synapse.on_post or None)}, "
+             f"namespace={namespace}, name={proj.name!r}{method}{on_event}, dt=dt)", creates=proj.name)
+    code.add(f"{proj.name}.connect(i={code.value(proj.i)}, j={code.value(proj.j)})")
+    given, dims = _described(plan, "projections", proj.name).values, brian_parse.equations(synapse.model)
+    for variable, values in proj.values.items():
+        text = given[variable] if isinstance(given[variable], str) else None
+        code.add(f"{proj.name}.{variable} = {code.value(brian2.Quantity(values, dim=dims[variable].dim), text)}")
+    for name, pathway in proj.pathways.items():
+        if np.any(pathway.delay_steps):  # whole steps: Brian2 rounds d/dt + 0.5 of an exact multiple, the same step
+            code.add(f"{proj.name}.{name}.delay = {code.value(pathway.delay_steps)} * dt")
+
+
+def _monitors(code, plan):
+    """A SpikeMonitor of every population with a threshold; a StateMonitor of each recorded population, order 1:
+    after the operations of the 'start' slot (order 0). Brian2 names them in the order they are created (an
+    import reads records in that order)."""
+    for population in plan.populations.values():
+        if population.model.threshold:
+            name = brian_parse.monitor_name("spikes", population.name)
+            code.add(f"{name} = SpikeMonitor({population.name})", monitor=name)
+    by_population = {}
+    for population, variable in plan.records.values():
+        by_population.setdefault(population, []).append(variable)
+    for population, variables in by_population.items():
+        name = brian_parse.monitor_name("state", population)
+        code.add(f"{name} = StateMonitor({population}, {variables!r}, record=True, order=1)", monitor=name)
+
+
+def to_brian2(simulation):
+    """A plain Brian2 script (text) that runs `simulation` as spikebridge's Brian2 backend builds it (with
+    Brian2's own noise), without spikebridge. Delays that change during a run are refused: a plain script has
+    Brian2's static delays only (its issue #355)."""
+    for proj in simulation.network.projections:
+        if proj.delay_mode != "static":
+            raise DescriptionError(f"Projection {proj.name!r}.delay_mode", f"{proj.delay_mode!r}: delays that change "
+                                   "during a run need spikebridge's queue; a plain Brian2 script has 'static' only")
+    plan = lower(simulation)
+    code = program(plan, native_noise=True)
+    net = simulation.network
+    registries = {POISSON_REGISTRY: {s.name: (s.rate, s.seed) for s in net.sources if isinstance(s, PoissonTrains)},
+                  POISSON_INPUT_REGISTRY: {p.name: (p.variable, p.n, p.rate, p.weight, p.seed)
+                                           for p in net.poisson_inputs}}
+    registries = [f"{name} = {registry!r}" for name, registry in registries.items() if registry]
+    spiking = [p.name for p in plan.populations.values() if p.model.threshold]
+    return "\n".join([
+        '"""A spikebridge description written as a plain Brian2 script; it runs without spikebridge, and\n'
+        '`spikebridge import` reads it back. Spike times and delays are whole steps of dt."""',
+        "import numpy as np\nfrom brian2 import *\n",
+        *(["# spikebridge's random inputs, read back by `spikebridge import`: PoissonTrains (rate, seed) and\n"
+           "# PoissonInputs (variable, n, rate, weight, seed), drawn by the functions below", *registries]
+          if registries else []),
+        *(f"\n{inspect.getsource(helper)}" for helper in code.helpers),
+        code.text(), f"\nrun({simulation.run.duration})",
+        *(f"print({name!r}, {brian_parse.monitor_name('spikes', name)}.num_spikes, 'spikes')" for name in spiking)]) + "\n"
