@@ -69,7 +69,9 @@ def step(group, state, arrived, t, dt, batch):
 
 def schedule(group, state, drive, batch, n_steps, dt):
     """Brian2's schedule for one population fed `drive` {variable: (batch, steps, n)}: yields (state at the
-    start of the step, spikes, margin) for each step."""
+    start of the step, spikes, margin) for each step. A loop of its own, beside StepwiseNetwork.forward's: the
+    layered strategy computes every population's input before its dynamics, so this loop runs one population
+    with no synapses, operations or records; both run population.step."""
     per_step = {var: current.unbind(1) for var, current in drive.items()}  # one backward node, not one per step
     for n in range(n_steps):
         before = state
@@ -154,7 +156,9 @@ class AffineScan:
 
     def _forward_chunk(self, state, drives, t, dt, batch, kept):
         """CHUNK_STEPS steps from `state` with drives {variable: (steps, batch, n)}: (state, spikes, margins,
-        [values of each kept variable at the start of each step]), time first."""
+        [values of each kept variable at the start of each step]), time first. A loop of its own, beside
+        `schedule`: a fixed number of steps in one plain function is what torch.compile traces into one graph
+        (no generator, fixed shapes); the step is population.step, as everywhere."""
         spikes, margins, history = [], [], {var: [] for var in kept}
         for n in range(CHUNK_STEPS):
             for var in kept:

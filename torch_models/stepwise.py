@@ -8,7 +8,6 @@ operations of the 'end' slot. In the synapses slot each pathway delivers the eve
 now (PathwayStep); on_pre pathways, Poisson inputs, then on_post pathways, by name within each (Brian2's
 order). Tensors are (batch, neurons) or (batch, synapses).
 """
-import numpy as np
 import torch
 from torch import nn
 from tqdm import tqdm
@@ -17,6 +16,7 @@ from bridge.errors import DescriptionError
 from bridge.memory import torch_run_bytes
 from bridge.names import record_key
 from torch_models.codegen import apply_op, compile_block, functions
+from torch_models.delivery import ArrivedPerRow, EventLists, RingBuffer
 from torch_models.module import SimulationModule, TorchRun, check_memory
 from torch_models.population import OperationStep, compile_populations, step
 
@@ -48,108 +48,23 @@ class SynapticCode:
 
 class PathwayStep(nn.Module):
     """One pathway of a projection: the events that trigger it (the spikes, or a custom event, of the source's
-    neurons for an on_pre pathway, of the target's for on_post), its delays in steps, its code.
+    neurons for an on_pre pathway, of the target's for on_post), how they reach its synapses (`delivery`:
+    torch_models/delivery.py), its code."""
 
-    Fixed delays, event-driven: the events of the last `slots` steps are kept per neuron (slots x batch x
-    neurons); the synapses reached now are looked up by (neuron, delay) for the neurons with an event `delay`
-    steps ago, and only those run the code. Delays that change (re-read at segment starts or at every push): an
-    event enters a per-synapse ring buffer at slot step + delay when emitted, so later changes do not move it
-    (emission-time semantics)."""
-
-    def __init__(self, pathway, code, index, n_side, slots, dtype, changing):
-        """`pathway`: its PathwayPlan; `index`: the neuron of its side (of `n_side`) at each synapse (i or j);
-        `changing`: its delays may change during the run."""
+    def __init__(self, pathway, code, delivery, changing):
+        """`pathway`: its PathwayPlan; `code`: its SynapticCode; `changing`: its delays may change during the run
+        (its delivery then reads the delays in force)."""
         super().__init__()
-        self.name, self.side, self.event, self.code, self.slots = pathway.name, pathway.side, pathway.event, code, slots
-        self.dtype, self.changing = dtype, changing
-        self.additive = not changing and code.additive
-        self.register_buffer("delay_steps", torch.as_tensor(pathway.delay_steps))
-        self.register_buffer("index", index)
-        if not changing:  # the synapses by (neuron, delay): by_key[offsets[k]:offsets[k + 1]], k = neuron*slots + delay
-            keys = index.numpy() * slots + pathway.delay_steps
-            order = np.argsort(keys, kind="stable")
-            self.register_buffer("by_key", torch.as_tensor(order))
-            self.register_buffer("offsets", torch.as_tensor(np.searchsorted(keys[order],
-                                                                            np.arange(n_side * slots + 1))))
-        self._grids = {}
-
-    def buffer(self, batch, n_side, device):
-        """The state it keeps between steps: past events per neuron, or the per-synapse ring buffer; None when
-        its events arrive at once."""
-        if self.slots == 1 and not self.changing:
-            return None
-        width = len(self.index) if self.changing else n_side
-        return torch.zeros(self.slots, batch, width, dtype=self.dtype, device=device)
+        self.name, self.side, self.event, self.code, self.delivery = (pathway.name, pathway.side, pathway.event,
+                                                                      code, delivery)
+        self.changing = changing
 
     def events(self, spikes, owner):
         """This pathway's events of its side's neurons now, (batch, neurons), from `spikes` {population: spikes,
         (population, event): custom events}."""
         if self.event == "spike":
             return spikes[owner]
-        return spikes[(owner, self.event)].to(self.dtype)
-
-    def arrivals(self, buffer, events, step, delay_steps):
-        """The events arriving now; None when none. (counts, synapses): counts (batch, len(synapses)) at the
-        synapses listed (None: all); for an additive pathway (rows, synapses, counts), one entry per batch row
-        and synapse reached, sorted by both. `events`: its side's events now; `delay_steps`: the delays in force
-        (changing delays)."""
-        if self.changing:
-            self.push(buffer, events[:, self.index], step, delay_steps)
-            return self.pop(buffer, step), None
-        if buffer is None:
-            history = events[None]
-        else:
-            buffer[step % self.slots] = events
-            history = buffer
-        if self.additive:
-            return self._reached_per_row(history, step)
-        slots, neurons = torch.nonzero(history.any(1), as_tuple=True)  # an event in any batch row
-        reached = self._synapses_of(slots, neurons, step)
-        if reached is None:
-            return None
-        chosen = torch.sort(reached[1]).values
-        return history[(step - self.delay_steps[chosen]) % self.slots, :, self.index[chosen]].T, chosen
-
-    def _reached_per_row(self, history, step):
-        slots, rows, neurons = torch.nonzero(history, as_tuple=True)
-        reached = self._synapses_of(slots, neurons, step)
-        if reached is None:
-            return None
-        event, synapses = reached
-        position = rows[event] * len(self.index) + synapses
-        if len(position) > 1 and not bool((position[1:] > position[:-1]).all()):  # usually in order already
-            order = torch.argsort(position)
-            event, synapses = event[order], synapses[order]
-        return rows[event], synapses, history[slots[event], rows[event], neurons[event]]
-
-    def _synapses_of(self, slots, neurons, step):
-        """(event, synapse) for every synapse an event reaches now: the events of `neurons` in history `slots`,
-        each reaching the synapses of its neuron whose delay is its age; None when none."""
-        keys = neurons * self.slots + (step - slots) % self.slots
-        starts, lengths = self.offsets[keys], self.offsets[keys + 1] - self.offsets[keys]
-        total = int(lengths.sum())
-        if not total:
-            return None
-        event = torch.repeat_interleave(torch.arange(len(keys), device=keys.device), lengths, output_size=total)
-        position = torch.arange(total, device=keys.device) - (lengths.cumsum(0) - lengths)[event]
-        return event, self.by_key[starts[event] + position]
-
-    def push(self, buffer, counts, step, delay_steps):
-        """Events now enter the ring buffer at slot step + delay (emission-time delays)."""
-        batch, n_syn = counts.shape
-        slots = ((step + delay_steps) % self.slots).expand(batch, n_syn)
-        key = (batch, buffer.device)
-        if key not in self._grids:  # (batch row, synapse column) of every entry, built once per batch size
-            self._grids[key] = (torch.arange(batch, device=buffer.device)[:, None].expand(batch, n_syn),
-                                torch.arange(n_syn, device=buffer.device).expand(batch, n_syn))
-        rows, columns = self._grids[key]
-        buffer.index_put_((slots, rows, columns), counts.to(buffer.dtype), accumulate=True)
-
-    def pop(self, buffer, step):
-        slot = step % self.slots
-        arrived = buffer[slot].clone()
-        buffer[slot] = 0
-        return arrived
+        return spikes[(owner, self.event)].to(self.delivery.dtype)
 
 
 class ProjectionStep(nn.Module):
@@ -176,8 +91,11 @@ class ProjectionStep(nn.Module):
         self.pathways = nn.ModuleDict()
         for name, pathway in proj.pathways.items():
             index, n_side = (self.i, proj.n_source) if pathway.side == "source" else (self.j, proj.n_target)
-            self.pathways[name] = PathwayStep(pathway, synaptic(code.pathways[name], f"pathway {name!r}"),
-                                              index, n_side, proj.slots(name), dtype, proj.changing(name))
+            pathway_code = synaptic(code.pathways[name], f"pathway {name!r}")
+            changing = proj.changing(name)
+            delivery = RingBuffer(index, proj.slots(name), dtype) if changing else \
+                EventLists(index, pathway.delay_steps, n_side, proj.slots(name), dtype, pathway_code.additive)
+            self.pathways[name] = PathwayStep(pathway, pathway_code, delivery, changing)
         # the 'groups' slot: clock-driven equations; (summed) variables, written to the source or target neuron
         self.update = synaptic(code.update, "model") if code.update is not None else None
         self.summed = {side_variable: synaptic(block, "model") for side_variable, block in code.summed.items()}
@@ -198,12 +116,12 @@ class ProjectionStep(nn.Module):
         return self.rule.steps(values.detach()).long()
 
     def deliver(self, pathway, arrived, syn_state, states, populations, t, dt):
-        """A pathway's code for the events arrived (PathwayStep.arrivals). Changing delays can bring two spikes
-        of one synapse in one step; they are delivered one after the other, as Brian2's queue delivers them."""
-        if pathway.additive:
-            return self.add(pathway.code, *arrived, syn_state, states, populations, t, dt)
-        counts, chosen = arrived
-        repeats = pathway.changing
+        """A pathway's code for the events arrived (its delivery's arrivals). Changing delays can bring two
+        spikes of one synapse in one step; they are delivered one after the other, as Brian2's queue does."""
+        if isinstance(arrived, ArrivedPerRow):
+            return self.add(pathway.code, arrived.rows, arrived.synapses, arrived.counts, syn_state, states,
+                            populations, t, dt)
+        counts, chosen, repeats = arrived.counts, arrived.synapses, pathway.delivery.may_repeat
         while True:
             once = counts.clamp(max=1) if repeats else counts
             self.run_code(pathway.code, once, syn_state, states, populations, t, dt, chosen)
@@ -366,10 +284,9 @@ class StepwiseNetwork(SimulationModule):
         syn_states = {name: {**p.values, **{var: getattr(p, f"start_{var}") for var in p.unset}, "i": p.i,
                              "j": p.j} for name, p in self.projections.items()}  # i, j: read by synaptic code
         self.set_variants(variants or {}, states, syn_states, batch)
-        buffers = {(name, pathway.name): pathway.buffer(batch, self.plan.size(getattr(p, pathway.side)), device)
+        buffers = {(name, pathway.name): pathway.delivery.buffer(batch, device)
                    for name, p in self.projections.items() for pathway in p.pathways.values()}
-        delays = {name: p.pathways["pre"].delay_steps for name, p in self.projections.items()
-                  if p.delay_mode == "between_runs"}  # re-read at segment starts
+        delays = {}  # 'between_runs' delays in force, read at each segment's start
         segment_starts = set(self.plan.segment_starts)
         spike_log, margin_log, trace_log = StepLog(self.n_steps), StepLog(self.n_steps), StepLog(self.n_steps)
         for n in tqdm(range(self.n_steps), desc="torch", unit="step", disable=not progress, mininterval=1):
@@ -462,7 +379,7 @@ class StepwiseNetwork(SimulationModule):
             if pathway.changing:
                 dynamic = proj.delay_mode == "dynamic"
                 emitted_with = proj.delays_now(states, syn_states[name]) if dynamic else delays[name]
-            arrived = pathway.arrivals(buffers[(name, part)], events, n, emitted_with)
+            arrived = pathway.delivery.arrivals(buffers[(name, part)], events, n, emitted_with)
             if arrived is not None:
                 proj.deliver(pathway, arrived, syn_states[name], states, self.populations, t, self.dt)
 

@@ -1,0 +1,45 @@
+"""Event delivery (torch_models/delivery.py), each kernel on its own against arrivals worked out by hand."""
+import torch
+
+from torch_models.delivery import Arrived, ArrivedPerRow, EventLists, RingBuffer
+
+INDEX = torch.tensor([0, 0, 1, 2])  # the source neuron of each of 4 synapses
+DELAYS = [2, 0, 1, 2]               # in steps
+
+
+def run(delivery, events, delays=None):
+    """{step: arrivals} over the steps of `events` (steps, batch, neurons)."""
+    buffer, arrived = delivery.buffer(events.shape[1], "cpu"), {}
+    for step, now in enumerate(events):
+        result = delivery.arrivals(buffer, now, step, delays(step) if delays else None)
+        if result is not None:
+            arrived[step] = result
+    return arrived
+
+
+def test_event_lists_deliver_each_event_after_its_synapses_delay():
+    """Neuron 0 fires at step 0 (batch row 0), neuron 2 at step 1 (row 1): synapse 1 (delay 0) at step 0,
+    synapse 0 (delay 2) at step 2 in row 0; synapse 3 (delay 2) at step 3 in row 1; nothing else."""
+    events = torch.zeros(5, 2, 3, dtype=torch.float64)
+    events[0, 0, 0] = events[1, 1, 2] = 1
+    arrived = run(EventLists(INDEX, torch.tensor(DELAYS).numpy(), 3, 3, torch.float64, per_row=False), events)
+    assert sorted(arrived) == [0, 2, 3]
+    assert arrived[0].synapses.tolist() == [1] and arrived[0].counts.tolist() == [[1.0], [0.0]]
+    assert arrived[2].synapses.tolist() == [0] and arrived[2].counts.tolist() == [[1.0], [0.0]]
+    assert arrived[3].synapses.tolist() == [3] and arrived[3].counts.tolist() == [[0.0], [1.0]]
+    per_row = run(EventLists(INDEX, torch.tensor(DELAYS).numpy(), 3, 3, torch.float64, per_row=True), events)
+    assert isinstance(per_row[3], ArrivedPerRow) and (per_row[3].rows.tolist(), per_row[3].synapses.tolist()) == \
+        ([1], [3])
+
+
+def test_ring_buffer_keeps_the_delay_in_force_at_emission():
+    """Neuron 0 fires at steps 0 and 1; synapse 0's delay is 2 at step 0, then 0: the first event arrives at
+    step 2, the second at step 1 (emitted with delay 0), and a change after emission moves neither."""
+    events = torch.zeros(4, 1, 3, dtype=torch.float64)
+    events[0, 0, 0] = events[1, 0, 0] = 1
+    delays = lambda step: torch.tensor([2 if step == 0 else 0, 0, 1, 2])
+    arrived = run(RingBuffer(INDEX, 3, torch.float64), events, delays)
+    counts = {step: result.counts[0, 0].item() for step, result in arrived.items()}
+    assert counts == {0: 0.0, 1: 1.0, 2: 1.0, 3: 0.0}
+    assert all(isinstance(result, Arrived) and result.synapses is None for result in arrived.values())
+    assert arrived[0].counts[0].tolist() == [0.0, 1.0, 0.0, 0.0]  # synapse 1: delay 0, at once

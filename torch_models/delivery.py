@@ -1,0 +1,125 @@
+"""Event delivery: which synapses a pathway's events reach at each step, behind one small interface, so that
+another kernel (dense products, CSR, a GPU kernel) is another class:
+
+    delivery.buffer(batch, device)                      -> the state it keeps between steps (None: none)
+    delivery.arrivals(buffer, events, step, delays)     -> Arrived, ArrivedPerRow, or None when nothing arrives
+
+`events` (batch, neurons): this step's events of the pathway's side; `delays` (changing delays only): every
+synapse's delay in steps in force now. `may_repeat`: whether one synapse can receive several events in one step
+(they are then delivered one after the other, as Brian2's queue delivers them).
+"""
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+
+@dataclass
+class Arrived:
+    counts: torch.Tensor     # (batch, synapses listed): events arriving at each
+    synapses: object         # (k,) synapse indices, sorted; None: all synapses
+
+
+@dataclass
+class ArrivedPerRow:
+    rows: torch.Tensor       # one entry per (batch row, synapse) reached, sorted by both
+    synapses: torch.Tensor
+    counts: torch.Tensor
+
+
+class EventLists(nn.Module):
+    """Fixed delays, event-driven: the events of the last `slots` steps are kept per neuron (slots x batch x
+    neurons); the synapses reached now are looked up by (neuron, delay) for the neurons with an event `delay`
+    steps ago. `per_row`: arrivals listed per batch row (for code that adds per row, ProjectionStep.add)."""
+    may_repeat = False
+
+    def __init__(self, index, delay_steps, n_side, slots, dtype, per_row):
+        """`index`: the neuron of the pathway's side (of `n_side`) at each synapse; `delay_steps`: its delays."""
+        super().__init__()
+        self.n_side, self.slots, self.dtype, self.per_row = n_side, slots, dtype, per_row
+        self.register_buffer("index", index)
+        self.register_buffer("delay_steps", torch.as_tensor(delay_steps))
+        # the synapses by (neuron, delay): by_key[offsets[k]:offsets[k + 1]], k = neuron*slots + delay
+        keys = index.numpy() * slots + delay_steps
+        order = np.argsort(keys, kind="stable")
+        self.register_buffer("by_key", torch.as_tensor(order))
+        self.register_buffer("offsets", torch.as_tensor(np.searchsorted(keys[order], np.arange(n_side * slots + 1))))
+
+    def buffer(self, batch, device):
+        """Past events per neuron; None when every delay is 0 (events arrive at once)."""
+        return None if self.slots == 1 else torch.zeros(self.slots, batch, self.n_side, dtype=self.dtype,
+                                                        device=device)
+
+    def arrivals(self, buffer, events, step, delays=None):
+        if buffer is None:
+            history = events[None]
+        else:
+            buffer[step % self.slots] = events
+            history = buffer
+        if self.per_row:
+            return self._reached_per_row(history, step)
+        slots, neurons = torch.nonzero(history.any(1), as_tuple=True)  # an event in any batch row
+        reached = self._synapses_of(slots, neurons, step)
+        if reached is None:
+            return None
+        chosen = torch.sort(reached[1]).values
+        return Arrived(history[(step - self.delay_steps[chosen]) % self.slots, :, self.index[chosen]].T, chosen)
+
+    def _reached_per_row(self, history, step):
+        slots, rows, neurons = torch.nonzero(history, as_tuple=True)
+        reached = self._synapses_of(slots, neurons, step)
+        if reached is None:
+            return None
+        event, synapses = reached
+        position = rows[event] * len(self.index) + synapses
+        if len(position) > 1 and not bool((position[1:] > position[:-1]).all()):  # usually in order already
+            order = torch.argsort(position)
+            event, synapses = event[order], synapses[order]
+        return ArrivedPerRow(rows[event], synapses, history[slots[event], rows[event], neurons[event]])
+
+    def _synapses_of(self, slots, neurons, step):
+        """(event, synapse) for every synapse an event reaches now: the events of `neurons` in history `slots`,
+        each reaching the synapses of its neuron whose delay is its age; None when none."""
+        keys = neurons * self.slots + (step - slots) % self.slots
+        starts, lengths = self.offsets[keys], self.offsets[keys + 1] - self.offsets[keys]
+        total = int(lengths.sum())
+        if not total:
+            return None
+        event = torch.repeat_interleave(torch.arange(len(keys), device=keys.device), lengths, output_size=total)
+        position = torch.arange(total, device=keys.device) - (lengths.cumsum(0) - lengths)[event]
+        return event, self.by_key[starts[event] + position]
+
+
+class RingBuffer(nn.Module):
+    """Delays that change (re-read at segment starts or at every emission): an event enters a per-synapse ring
+    of `slots` steps at slot step + delay when emitted, so later changes do not move it (emission-time
+    semantics); every synapse's count arrives each step."""
+    may_repeat = True
+
+    def __init__(self, index, slots, dtype):
+        super().__init__()
+        self.slots, self.dtype = slots, dtype
+        self.register_buffer("index", index)
+        self._grids = {}
+
+    def buffer(self, batch, device):
+        return torch.zeros(self.slots, batch, len(self.index), dtype=self.dtype, device=device)
+
+    def arrivals(self, buffer, events, step, delays):
+        self._push(buffer, events[:, self.index], step, delays)
+        slot = step % self.slots
+        arrived = buffer[slot].clone()
+        buffer[slot] = 0
+        return Arrived(arrived, None)
+
+    def _push(self, buffer, counts, step, delays):
+        """Events now enter the ring at slot step + delay."""
+        batch, n_syn = counts.shape
+        slots = ((step + delays) % self.slots).expand(batch, n_syn)
+        key = (batch, buffer.device)
+        if key not in self._grids:  # (batch row, synapse column) of every entry, built once per batch size
+            self._grids[key] = (torch.arange(batch, device=buffer.device)[:, None].expand(batch, n_syn),
+                                torch.arange(n_syn, device=buffer.device).expand(batch, n_syn))
+        rows, columns = self._grids[key]
+        buffer.index_put_((slots, rows, columns), counts.to(buffer.dtype), accumulate=True)
