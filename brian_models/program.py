@@ -112,16 +112,6 @@ def poisson_trains(name, n, rate, seed, n_steps, dt):
     return SpikeGeneratorGroup(n, indices, steps * dt, name=name, dt=dt)
 
 
-def poisson_input(target, name, variable, n, rate, weight, seed, n_steps, dt):
-    """spikebridge's PoissonInput: Binomial(n, rate*dt) counts per step and neuron from numpy's
-    default_rng(seed), weight times them added in the synapses slot (order 0), as Brian2's PoissonInput adds."""
-    counts = np.random.default_rng(seed).binomial(n, float(rate * dt), (n_steps, len(target)))
-    target.namespace[f"{name}_counts"] = TimedArray(counts.astype(float), dt=dt)
-    target.namespace[f"{name}_weight"] = weight
-    return target.run_regularly(f"{variable} += {name}_weight*{name}_counts(t, i)", when="synapses", order=0,
-                                name=name, dt=dt)
-
-
 def program(plan, native_noise=False):
     """The Program of a Plan. `native_noise`: white noise and rand() / randn() left to Brian2 (the model's own
     code), not the plan's draws."""
@@ -194,13 +184,9 @@ def _current(code, current, plan, native_noise):
 
 
 def _poisson_input(code, poisson, plan, native_noise):
-    described = _described(plan, "poisson_inputs", poisson.name)
+    """A PoissonInput: its own statements (bridge/constructs/poisson_input.py)."""
     dim = brian_parse.equations(plan.populations[poisson.target].model.equations)[poisson.variable].dim
-    code.helper(poisson_input)
-    rate = code.value(parse_quantity(described.rate, "rate"), described.rate)
-    weight = code.value(brian2.Quantity(poisson.weight, dim=dim), described.weight)
-    code.add(f"{poisson.name} = poisson_input({poisson.target}, {poisson.name!r}, {poisson.variable!r}, "
-             f"{described.n}, {rate}, {weight}, {described.seed}, {plan.n_steps}, dt)", creates=poisson.name)
+    poisson.brian2(code, dim, plan.n_steps)
 
 
 def _operation(code, operation, plan, native_noise):
@@ -262,8 +248,7 @@ def to_brian2(simulation):
     code = program(plan, native_noise=True)
     net = simulation.network
     registries = {POISSON_REGISTRY: {s.name: (s.rate, s.seed) for s in net.sources if isinstance(s, PoissonTrains)},
-                  POISSON_INPUT_REGISTRY: {p.name: (p.variable, p.n, p.rate, p.weight, p.seed)
-                                           for p in net.poisson_inputs}}
+                  POISSON_INPUT_REGISTRY: {p.name: p.registry_entry() for p in net.poisson_inputs}}
     registries = [f"{name} = {registry!r}" for name, registry in registries.items() if registry]
     spiking = [p.name for p in plan.populations.values() if p.model.threshold]
     return "\n".join([

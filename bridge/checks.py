@@ -148,18 +148,6 @@ def check_recordable_synaptic(projection, var, where):
         raise DescriptionError(where, f"unknown variable {var!r}; projection {projection.name!r} has {sorted(names)}")
 
 
-def check_poisson_input(poisson, population):
-    dims = variable_dims(population.model)
-    where = f"PoissonInput {poisson.name!r}"
-    if poisson.variable not in dims:
-        raise DescriptionError(f"{where}.variable", f"unknown variable {poisson.variable!r}; population "
-                                                    f"{population.name!r} has {sorted(dims)}")
-    weight = parse_quantity(poisson.weight, f"{where}.weight")
-    if weight.dim != dims[poisson.variable]:
-        raise DescriptionError(f"{where}.weight", f"{poisson.weight!r} has units {weight.dim}; "
-                                                  f"{poisson.variable} needs {dims[poisson.variable] or 'no units'}")
-
-
 def check_current(current, population):
     eqs = brian_parse.equations(population.model.equations)
     where = f"CurrentInjection {current.name!r}.variable"

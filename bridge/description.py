@@ -10,55 +10,18 @@ from dataclasses import MISSING, dataclass, field, fields, is_dataclass
 import numpy as np
 
 from bridge import brian_parse, checks, plan
+from bridge.constructs.poisson_input import PoissonInput  # noqa: F401 (a description type)
 from bridge.delays import DELAY_MODES, DELAY_OVERFLOW, DelayRule, round_steps
 from bridge.errors import DescriptionError
+from bridge.fields import (REGISTRY, check_integer, check_name, finite_array, frozen, probability, register,
+                           set_field)
 from bridge.names import record_key
 from bridge.quantities import parse_quantity, si_value, time_value
-
-REGISTRY = {}
 
 # Brian2's default schedule; the only order both backends execute (see Timing).
 BRIAN_SCHEDULE = ("start", "groups", "thresholds", "synapses", "resets", "end")
 DELAY_ROUNDING = ("half_up", "exact_steps")
 DTYPES = ("float64", "float32")
-
-
-def register(cls):
-    REGISTRY[cls.__name__] = cls
-    return cls
-
-
-def _frozen(value):
-    """Lists and arrays become (nested) tuples so descriptions compare and round-trip by value."""
-    if isinstance(value, np.ndarray):
-        return _tuples(value.tolist())
-    if isinstance(value, (list, tuple, range)):
-        return tuple(_frozen(v) for v in value)
-    if isinstance(value, np.generic):
-        return value.item()
-    return value
-
-
-def _tuples(value):
-    """An array's tolist() (Python numbers in lists nested to one depth) as nested tuples, a row at a time."""
-    if not isinstance(value, list):
-        return value
-    return tuple(map(_tuples, value)) if value and isinstance(value[0], list) else tuple(value)
-
-
-def _set(obj, name, value):
-    object.__setattr__(obj, name, value)
-
-
-def _finite_array(values, field_name):
-    try:
-        array = np.asarray(values, dtype=float)
-    except (ValueError, TypeError):
-        raise DescriptionError(field_name, "rows of different lengths, or entries that are not numbers; give a "
-                                           "rectangular array of numbers") from None
-    if not np.all(np.isfinite(array)):
-        raise DescriptionError(field_name, "contains NaN or infinite values; all values must be finite")
-    return array
 
 
 @register
@@ -72,8 +35,8 @@ class TimedArray:
     unit: str = "1"
 
     def __post_init__(self):
-        _set(self, "values", _frozen(self.values))
-        values = _finite_array(self.values, "TimedArray.values")
+        set_field(self, "values", frozen(self.values))
+        values = finite_array(self.values, "TimedArray.values")
         if values.ndim not in (1, 2) or not len(values):
             raise DescriptionError("TimedArray.values", f"shape {values.shape}; give rows of values: (steps,) or "
                                                         "(steps, n)")
@@ -114,7 +77,7 @@ class NeuronModel:
             if time_value(self.refractory, "NeuronModel.refractory") < 0:
                 raise DescriptionError("NeuronModel.refractory", f"{self.refractory!r} is negative; give >= 0*ms")
         for event in self.events:
-            _check_name(event, "NeuronModel.events")
+            check_name(event, "NeuronModel.events")
             if event == "spike":
                 raise DescriptionError("NeuronModel.events", "'spike' is the threshold's event; give `threshold`")
         unknown = set(self.run_on_event) - set(self.events)
@@ -147,7 +110,7 @@ class SynapseModel:
         checks.check_equations(self.model, "SynapseModel.model")
         pre, post = (_pathway_codes(getattr(self, f"on_{side}"), side) for side in ("pre", "post"))
         for name in pre.keys() | post.keys():
-            _check_name(name, "SynapseModel pathway")
+            check_name(name, "SynapseModel pathway")
         if pre.keys() & post.keys():
             raise DescriptionError("SynapseModel.on_post", f"pathways {sorted(pre.keys() & post.keys())} are also "
                                                            "in on_pre; every pathway needs its own name")
@@ -179,9 +142,9 @@ class Population:
     initial: dict = field(default_factory=dict)
 
     def __post_init__(self):
-        _check_name(self.name, "Population.name")
+        check_name(self.name, "Population.name")
         check_integer(self.n, f"Population {self.name!r}.n", 1)
-        _set(self, "initial", {k: _frozen(v) for k, v in self.initial.items()})
+        set_field(self, "initial", {k: frozen(v) for k, v in self.initial.items()})
         for var, value in self.initial.items():
             where = f"Population {self.name!r}.initial[{var!r}]"
             if isinstance(value, str):
@@ -189,7 +152,7 @@ class Population:
             elif np.ndim(value) != 1:
                 raise DescriptionError(where, f"{value!r}: give a quantity string (e.g. '0*mV') or n = {self.n} "
                                               "SI values")
-            elif len(_finite_array(value, where)) != self.n:
+            elif len(finite_array(value, where)) != self.n:
                 raise DescriptionError(where, f"has {len(value)} values; expected n = {self.n}")
         checks.check_initial_values(self)
 
@@ -210,14 +173,14 @@ class SpikeTrains:
     times: tuple = ()
 
     def __post_init__(self):
-        _check_name(self.name, "SpikeTrains.name")
+        check_name(self.name, "SpikeTrains.name")
         check_integer(self.n, f"SpikeTrains {self.name!r}.n", 1)
-        _set(self, "indices", _frozen(self.indices))
-        _set(self, "times", _frozen(self.times))
+        set_field(self, "indices", frozen(self.indices))
+        set_field(self, "times", frozen(self.times))
         if len(self.indices) != len(self.times):
             raise DescriptionError(f"SpikeTrains {self.name!r}.times",
                                    f"{len(self.times)} times for {len(self.indices)} indices; lengths must match")
-        times = _finite_array(self.times, f"SpikeTrains {self.name!r}.times")
+        times = finite_array(self.times, f"SpikeTrains {self.name!r}.times")
         if np.any(times < 0):
             raise DescriptionError(f"SpikeTrains {self.name!r}.times", "negative spike time; times must be >= 0")
         _indices(self.indices, self.n, f"SpikeTrains {self.name!r}.indices")
@@ -247,43 +210,15 @@ class PoissonTrains:
     seed: int = 0
 
     def __post_init__(self):
-        _check_name(self.name, "PoissonTrains.name")
+        check_name(self.name, "PoissonTrains.name")
         check_integer(self.n, f"PoissonTrains {self.name!r}.n", 1)
         check_integer(self.seed, f"PoissonTrains {self.name!r}.seed", 0)
-        _probability(self.rate, 0.0, f"PoissonTrains {self.name!r}.rate")
+        probability(self.rate, 0.0, f"PoissonTrains {self.name!r}.rate")
 
     def spike_steps(self, dt, n_steps):
-        p = _probability(self.rate, dt, f"PoissonTrains {self.name!r}.rate")
+        p = probability(self.rate, dt, f"PoissonTrains {self.name!r}.rate")
         steps, indices = np.nonzero(np.random.default_rng(self.seed).random((n_steps, self.n)) < p)
         return indices.astype(np.int64), steps.astype(np.int64)
-
-
-@register
-@dataclass(frozen=True)
-class PoissonInput:
-    """`n` independent Poisson inputs at `rate` onto every neuron of population `target` (Brian2's PoissonInput):
-    at each step each neuron's `variable` grows by `weight` times a Binomial(n, rate*dt) count, in the synapses
-    slot (after the pre pathways, before the post pathways). The counts are drawn once per run from `seed`
-    (numpy's default_rng), so that both backends receive identical input."""
-    name: str
-    target: str
-    variable: str
-    n: int
-    rate: str
-    weight: str
-    seed: int = 0
-
-    def __post_init__(self):
-        _check_name(self.name, "PoissonInput.name")
-        check_integer(self.n, f"PoissonInput {self.name!r}.n", 1)
-        check_integer(self.seed, f"PoissonInput {self.name!r}.seed", 0)
-        _probability(self.rate, 0.0, f"PoissonInput {self.name!r}.rate")
-        parse_quantity(self.weight, f"PoissonInput {self.name!r}.weight")
-
-    def counts(self, dt, n_steps, n_target):
-        """Binomial(n, rate*dt) counts, (n_steps, n_target)."""
-        p = _probability(self.rate, dt, f"PoissonInput {self.name!r}.rate")
-        return np.random.default_rng(self.seed).binomial(self.n, p, size=(n_steps, n_target))
 
 
 @register
@@ -297,9 +232,9 @@ class CurrentInjection:
     values: tuple
 
     def __post_init__(self):
-        _check_name(self.name, "CurrentInjection.name")
-        _set(self, "values", _frozen(self.values))
-        values = _finite_array(self.values, f"CurrentInjection {self.name!r}.values")
+        check_name(self.name, "CurrentInjection.name")
+        set_field(self, "values", frozen(self.values))
+        values = finite_array(self.values, f"CurrentInjection {self.name!r}.values")
         if values.ndim != 2:
             raise DescriptionError(f"CurrentInjection {self.name!r}.values", "must be a 2-D array (steps, neurons)")
 
@@ -329,7 +264,7 @@ class Operation:
     stop: object = None
 
     def __post_init__(self):
-        _check_name(self.name, "Operation.name")
+        check_name(self.name, "Operation.name")
         where = f"Operation {self.name!r}"
         if self.when not in OPERATION_SLOTS:
             raise DescriptionError(f"{where}.when", f"{self.when!r}; allowed: {OPERATION_SLOTS}")
@@ -384,13 +319,13 @@ class Projection:
     delay_overflow: str = "error"
 
     def __post_init__(self):
-        _check_name(self.name, "Projection.name")
+        check_name(self.name, "Projection.name")
         for attr in ("i", "j"):
-            _set(self, attr, _frozen(getattr(self, attr)))
+            set_field(self, attr, frozen(getattr(self, attr)))
         delays = self.delays
-        _set(self, "delays", {k: _frozen(v) for k, v in delays.items()} if isinstance(delays, dict)
-             else _frozen(delays))
-        _set(self, "values", {k: _frozen(v) for k, v in self.values.items()})
+        set_field(self, "delays", {k: frozen(v) for k, v in delays.items()} if isinstance(delays, dict)
+             else frozen(delays))
+        set_field(self, "values", {k: frozen(v) for k, v in self.values.items()})
         if len(self.i) != len(self.j):
             raise DescriptionError(f"Projection {self.name!r}.j", f"{len(self.j)} targets for {len(self.i)} sources")
         self._check_delay_fields()
@@ -448,7 +383,7 @@ class Projection:
         where = f"Projection {self.name!r}.delays" + (f"[{pathway!r}]" if isinstance(self.delays, dict) else "")
         if isinstance(delays, str):
             return np.full(n_synapses, time_value(delays, where))
-        return _finite_array(delays, where).reshape(-1)
+        return finite_array(delays, where).reshape(-1)
 
 
 @register
@@ -468,7 +403,7 @@ class Network:
                     "currents": (CurrentInjection,), "projections": (Projection,), "poisson_inputs": (PoissonInput,),
                     "operations": (Operation,)}
         for attr, kinds in elements.items():
-            _set(self, attr, tuple(getattr(self, attr)))
+            set_field(self, attr, tuple(getattr(self, attr)))
             for element in getattr(self, attr):
                 if not isinstance(element, kinds):
                     raise DescriptionError(f"Network.{attr}", f"{str(element)[:60]} is not a "
@@ -489,8 +424,7 @@ class Network:
         for proj in self.projections:
             self._check_projection(proj)
         for poisson in self.poisson_inputs:
-            checks.check_poisson_input(poisson, self._population(poisson.target,
-                                                                 f"PoissonInput {poisson.name!r}.target"))
+            poisson.check(self._population(poisson.target, f"PoissonInput {poisson.name!r}.target"))
         for operation in self.operations:
             population = self._population(operation.target, f"Operation {operation.name!r}.target")
             operation.neurons(population.n)
@@ -519,14 +453,14 @@ class Network:
             where = f"Projection {proj.name!r}.values[{name!r}]"
             if isinstance(value, str):
                 continue
-            shape = _finite_array(value, where).shape
+            shape = finite_array(value, where).shape
             if shape != expected:
                 raise DescriptionError(where, f"shape {shape}; expected {expected} "
                                               f"({'n_source x n_target' if proj.dense else 'one per synapse'})")
         delays = proj.delays if isinstance(proj.delays, dict) else {"pre": proj.delays}
         for pathway, value in delays.items():
             where = f"Projection {proj.name!r}.delays"
-            if not isinstance(value, str) and _finite_array(value, where).shape != expected:
+            if not isinstance(value, str) and finite_array(value, where).shape != expected:
                 raise DescriptionError(where, f"shape {np.shape(value)} (pathway {pathway!r}); expected {expected}")
         checks.check_projection(proj, source, target)
         if proj.delay_variable:
@@ -550,7 +484,7 @@ class Timing:
     delay_rounding: str = "half_up"
 
     def __post_init__(self):
-        _set(self, "schedule", tuple(self.schedule))
+        set_field(self, "schedule", tuple(self.schedule))
         time_value(self.dt, "Timing.dt", positive=True)
         if self.schedule != BRIAN_SCHEDULE:
             raise DescriptionError("Timing.schedule", f"{self.schedule} is not supported; allowed: {BRIAN_SCHEDULE}")
@@ -590,7 +524,7 @@ class RunSettings:
     noise_seed: int = 0
 
     def __post_init__(self):
-        _set(self, "record", tuple(self.record))
+        set_field(self, "record", tuple(self.record))
         time_value(self.duration, "RunSettings.duration", positive=True)
         check_dtype(self.dtype, "RunSettings.dtype")
         check_integer(self.noise_seed, "RunSettings.noise_seed", 0)
@@ -657,22 +591,6 @@ class Simulation:
         return to_json(self, **kwargs)
 
 
-def _probability(rate, dt, where):
-    """rate*dt, the chance of a spike per step; the rate must be >= 0*Hz and rate*dt <= 1."""
-    quantity = parse_quantity(rate, where)
-    if quantity.dim != parse_quantity("1*Hz", "").dim or float(np.asarray(quantity)) < 0:
-        raise DescriptionError(where, f"{rate!r} must be a rate >= 0*Hz")
-    p = float(np.asarray(quantity)) * dt
-    if p > 1:
-        raise DescriptionError(where, f"rate*dt = {p} > 1; lower the rate or dt")
-    return p
-
-
-def _check_name(name, where):
-    if not isinstance(name, str) or not name.isidentifier() or name.startswith("_"):
-        raise DescriptionError(where, f"{name!r} must be a Python identifier not starting with '_'")
-
-
 def check_dtype(dtype, where):
     """A float type both backends run: float64 (the exact class) or float32."""
     if dtype not in DTYPES:
@@ -688,12 +606,6 @@ def _indices(values, n, where):
     if len(values) and (values.min() < 0 or values.max() >= n):
         raise DescriptionError(where, f"index out of range 0..{n - 1}")
     return values.astype(np.int64)
-
-
-def check_integer(value, where, least):
-    """A whole number (not a bool) >= least: counts (least 1), seeds (least 0)."""
-    if not isinstance(value, int) or isinstance(value, bool) or value < least:
-        raise DescriptionError(where, f"{value!r} must be an integer >= {least}")
 
 
 def encode(obj):

@@ -54,7 +54,7 @@ def lowering_bytes(simulation):
         per_step = source.n if hasattr(source, "rate") else 0  # a Poisson source draws every step
         parts[f"{type(source).__name__} {source.name!r}.n"] = (n_steps * per_step + source.n) * size
     for poisson in net.poisson_inputs:
-        parts[f"PoissonInput {poisson.name!r}"] = n_steps * net.size(poisson.target) * size
+        parts.update(poisson.memory_bytes(n_steps, net.size(poisson.target)))
     for population in net.populations:
         variables = len(checks.variable_dims(population.model)) + 2  # with lastspike, not_refractory
         parts[f"Population {population.name!r}.n"] = population.n * variables * size

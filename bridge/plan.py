@@ -88,15 +88,6 @@ class CurrentPlan:
 
 
 @dataclass(frozen=True)
-class PoissonInputPlan:
-    name: str
-    target: str
-    variable: str
-    weight: float          # SI
-    counts: np.ndarray     # (n_steps, n) Binomial counts, added times weight in the synapses slot
-
-
-@dataclass(frozen=True)
 class PathwayPlan:
     name: str
     side: str              # whose events trigger it: 'source' (an on_pre pathway) or 'target' (on_post)
@@ -172,7 +163,7 @@ class Plan:
     sources: dict          # name -> SourcePlan
     currents: dict         # name -> CurrentPlan
     projections: dict      # name -> ProjectionPlan, in the description's order
-    poisson_inputs: dict   # name -> PoissonInputPlan, in name order (Brian2's order among them)
+    poisson_inputs: dict   # name -> PoissonInputPlan (bridge/constructs/poisson_input.py), in name order
     operations: dict       # name -> OperationPlan, in name order (Brian2's order within a slot)
 
     @property
@@ -204,9 +195,8 @@ def lower(simulation):
         sources={s.name: SourcePlan(s.name, s.n, *s.spike_steps(dt, n_steps)) for s in net.sources},
         currents={c.name: CurrentPlan(c.name, c.target, c.variable, c.array(n_steps)) for c in net.currents},
         projections={p.name: _projection(p, run.timing, populations, sizes) for p in net.projections},
-        poisson_inputs={p.name: PoissonInputPlan(p.name, p.target, p.variable, si_value(p.weight, p.name),
-                                         p.counts(dt, n_steps, sizes[p.target]))
-                for p in sorted(net.poisson_inputs, key=lambda p: p.name)},
+        poisson_inputs={p.name: p.lower(dt, n_steps, sizes[p.target])
+                        for p in sorted(net.poisson_inputs, key=lambda p: p.name)},
         operations={o.name: _operation(o, k, run, sizes[o.target]) for k, o in
                     sorted(enumerate(net.operations), key=lambda item: item[1].name)})
 

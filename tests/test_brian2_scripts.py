@@ -208,6 +208,32 @@ def test_poisson_input_adds_weight_times_binomial_counts(paired, tmp_path):
         from_brian2(_script(tmp_path, edited, "edited.py"))
 
 
+def test_poisson_input_is_dropped_while_its_variable_is_held(paired):
+    """A counter held (unless refractory) for 3 ms after each spike: its Poisson increments are dropped then, as
+    Brian2 drops them. By hand, step by step in Brian2's order: refractory check, threshold, increment, reset."""
+    counter = NeuronModel("dv/dt = 0*mV/ms : volt (unless refractory)", threshold="v > 2*mV", reset="v = 0*mV",
+                          refractory="3*ms", method="euler")
+    drive = PoissonInput("drive", "cells", "v", 50, "200*Hz", "0.5*mV", seed=3)
+    simulation = Simulation(Network((Population("cells", counter, 4),), poisson_inputs=(drive,)),
+                            RunSettings("30*ms", record=("cells.v",)))
+    brian_record, torch_record, report = paired(simulation)
+    assert report.identical and report.passed
+    counts = np.random.default_rng(3).binomial(50, 200 * 1e-4, size=(300, 4))
+    v, last, trace, spikes = np.zeros(4), np.full(4, -10**8), np.zeros((300, 4)), 0
+    for n in range(300):
+        trace[n] = v
+        receptive = n - last >= 30
+        spiked = (v > 2e-3) & receptive
+        last = np.where(spiked, n, last)
+        receptive &= ~spiked
+        v = np.where(receptive, v + 0.5e-3 * counts[n], v)
+        v = np.where(spiked, 0.0, v)
+        spikes += spiked.sum()
+    assert spikes >= 10 and (counts[trace == 0] > 0).any()  # increments fell inside the held periods
+    for record in (brian_record, torch_record):
+        np.testing.assert_allclose(record.traces["cells.v"], trace, rtol=0, atol=1e-15)
+
+
 def test_brian2_poisson_input_is_imported_with_spikebridge_draws(tmp_path, paired):
     script = CUBA.replace("spikes = SpikeMonitor(P)", "noise = PoissonInput(P, 'ge', 40, 15*Hz, weight=0.8*mV)\n"
                                                       "spikes = SpikeMonitor(P)")

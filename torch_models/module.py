@@ -70,7 +70,7 @@ class SimulationModule(nn.Module):
         for name, current in self.plan.currents.items():
             self.register_buffer(f"current_{name}", torch.as_tensor(current.values, dtype=self.dtype))
         for name, poisson in self.plan.poisson_inputs.items():
-            self.register_buffer(f"poisson_{name}", torch.as_tensor(poisson.counts * poisson.weight, dtype=self.dtype))
+            self.register_buffer(f"poisson_{name}", torch.as_tensor(poisson.increments(), dtype=self.dtype))
 
     @property
     def device(self):

@@ -265,7 +265,7 @@ class StepwiseNetwork(SimulationModule):
                                          self.dtype, self.dt) for name, operation in plan.operations.items()]
         # the synapses slot in Brian2's order (order, then name): pathways, and PoissonInputs at order 0
         self.synapses_order = sorted([entry for proj in self.projections.values() for entry in proj.pathway_entries] +
-                                     [(0, name, None, name) for name in plan.poisson_inputs])
+                                     [(poisson.order, name, None, name) for name, poisson in plan.poisson_inputs.items()])
         synaptic = [entry for proj in self.projections.values() for entry in proj.slot_entries]
         # the 'groups' slot in Brian2's order (order, then name) when synapses take part in it
         updates = {name: plan.code.populations[name].update for name in self.populations}
@@ -384,11 +384,8 @@ class StepwiseNetwork(SimulationModule):
                 proj.deliver(pathway, arrived, syn_states[name], states, self.populations, t, self.dt)
 
     def poisson_input(self, name, n, states):
-        """Brian2's PoissonInput: weight times this step's counts added to the target variable."""
+        """A PoissonInput's step (bridge/constructs/poisson_input.py): this step's increment added."""
         poisson = self.plan.poisson_inputs[name]
-        state, population = states[poisson.target], self.populations[poisson.target]
-        increment = getattr(self, f"poisson_{name}")[n]
-        receptive = population.receptive(state, poisson.variable)
-        if receptive is not None:
-            increment = torch.where(receptive, increment, torch.zeros_like(increment))
-        state[poisson.variable] = state[poisson.variable] + increment
+        state = states[poisson.target]
+        receptive = self.populations[poisson.target].receptive(state, poisson.variable)
+        state[poisson.variable] = poisson.add(state[poisson.variable], getattr(self, f"poisson_{name}")[n], receptive)

@@ -32,9 +32,9 @@ from brian2.stateupdaters.base import StateUpdateMethod, UnsupportedEquationsExc
 from brian2.utils.stringtools import get_identifiers
 
 from bridge import description
-from bridge.description import (OPERATION_SLOTS, CurrentInjection, NeuronModel, Network, Operation, PoissonInput,
-                                PoissonTrains, Population, Projection, RunSettings, Simulation, SpikeTrains,
-                                SynapseModel, Timing)
+from bridge.constructs import poisson_input
+from bridge.description import (OPERATION_SLOTS, CurrentInjection, NeuronModel, Network, Operation, PoissonTrains,
+                                Population, Projection, RunSettings, Simulation, SpikeTrains, SynapseModel, Timing)
 from bridge.errors import DescriptionError
 from bridge.names import POISSON_INPUT_REGISTRY, POISSON_REGISTRY
 from bridge.quantities import quantity_text, unit_text
@@ -174,7 +174,7 @@ class _Importer:
             elif isinstance(obj, StateMonitor):
                 record += self._records(obj)
             elif isinstance(obj, brian2.PoissonInput):
-                self.poisson_inputs.append(self._poisson_input(obj))
+                self.poisson_inputs.append(poisson_input.from_brian2(obj, self.fail))
             elif isinstance(obj, EventMonitor):
                 self._event_monitor(obj)
             elif isinstance(obj, PopulationRateMonitor):
@@ -275,7 +275,8 @@ class _Importer:
         for child in self._runners(group):
             registered = self.poisson_input_registry.get(child.name)
             if registered:
-                self.poisson_inputs.append(self._registered_poisson_input(group, child.name, registered))
+                self.poisson_inputs.append(poisson_input.from_exported(group, child.name, registered, self.dt,
+                                                                       self.n_steps, self.fail))
             elif child not in known:
                 current = self._current(group, child)
                 if current:
@@ -319,18 +320,6 @@ class _Importer:
                 continue
         self.fail(group, "equations no state updater integrates")
 
-    def _poisson_input(self, poisson):
-        """A PoissonInput with a constant weight onto a whole group (seed 0: spikebridge draws the counts)."""
-        target = poisson._group
-        if isinstance(target, Subgroup) or (poisson.when, poisson.order) != ("synapses", 0):
-            self.fail(poisson, "a PoissonInput onto a subgroup or out of its place in the schedule")
-        if isinstance(poisson.weight, str):
-            self.fail(poisson, f"the weight expression {poisson.weight!r} (give a quantity)")
-        dim = target.variables[poisson.target_var].dim
-        return PoissonInput(poisson.name, target.name, poisson.target_var, int(poisson.N),
-                            quantity_text(poisson.rate, brian2.Hz.dim, f"{poisson.name}.rate"),
-                            quantity_text(poisson.weight, dim, f"{poisson.name}.weight"))
-
     def _spike_trains(self, group):
         if group.variables["period"].get_value()[0] != 0:
             self.fail(group, "a spike generator with a period (repeating spikes)")
@@ -343,16 +332,6 @@ class _Importer:
         drawn, given = poisson.spike_steps(self.dt, self.n_steps), trains.spike_steps(self.dt, self.n_steps)
         if not all(np.array_equal(a, b) for a, b in zip(drawn, given)):
             self.fail(group, f"spikes that differ from the PoissonTrains {POISSON_REGISTRY} names")
-        return poisson
-
-    def _registered_poisson_input(self, group, name, registered):
-        """A PoissonInput that to_brian2 wrote, checked against the counts the script adds."""
-        poisson = PoissonInput(name, group.name, *registered)
-        counts = group.namespace.get(f"{name}_counts")
-        if not isinstance(counts, TimedArray) or not np.array_equal(
-                np.asarray(counts.values), poisson.counts(self.dt, self.n_steps, len(group))):
-            self.fail(group, f"Poisson counts {name!r} that differ from the PoissonInput "
-                             f"{POISSON_INPUT_REGISTRY} names")
         return poisson
 
     def _poisson_group(self, group):

@@ -45,7 +45,7 @@ from bridge import library
 
 from bridge.app import files
 from bridge.app.compare import spike_statistics
-from bridge.description import check_integer
+from bridge.fields import check_integer
 from bridge.errors import DescriptionError
 from bridge.plan import lower
 

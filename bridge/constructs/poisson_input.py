@@ -1,0 +1,137 @@
+"""Brian2's PoissonInput, the whole construct in one module: its description type and validation, its lowering
+to plan numbers, the memory it takes, what each backend does with it, and how a Brian2 script's PoissonInput
+is imported. The backends hold no PoissonInput code: they iterate the plan's entries and call these hooks.
+
+`n` independent Poisson inputs at `rate` onto every neuron of population `target`: at each step each neuron's
+`variable` grows by `weight` times a Binomial(n, rate*dt) count, in the synapses slot at order 0 (after the
+on_pre pathways, before the on_post ones; by name among PoissonInputs), dropped while a variable marked
+(unless refractory) is held. The counts are drawn once per run from `seed` (numpy's default_rng), so that both
+backends receive identical input; Brian2 runs them as a run_regularly adding a TimedArray of the counts.
+"""
+from dataclasses import dataclass
+
+import brian2
+import numpy as np
+from brian2 import TimedArray
+from brian2.groups.subgroup import Subgroup
+
+from bridge import checks
+from bridge.errors import DescriptionError
+from bridge.fields import check_integer, check_name, probability, register
+from bridge.names import POISSON_INPUT_REGISTRY
+from bridge.quantities import parse_quantity, quantity_text, si_value
+
+ORDER = 0  # its order in the synapses slot: on_pre pathways run at -1, on_post at +1
+
+
+@register
+@dataclass(frozen=True)
+class PoissonInput:
+    """The description: see the module's docstring."""
+    name: str
+    target: str
+    variable: str
+    n: int
+    rate: str
+    weight: str
+    seed: int = 0
+
+    def __post_init__(self):
+        check_name(self.name, "PoissonInput.name")
+        check_integer(self.n, f"PoissonInput {self.name!r}.n", 1)
+        check_integer(self.seed, f"PoissonInput {self.name!r}.seed", 0)
+        probability(self.rate, 0.0, f"PoissonInput {self.name!r}.rate")
+        parse_quantity(self.weight, f"PoissonInput {self.name!r}.weight")
+
+    def check(self, population):
+        """Against its target population: a variable of the model, a weight in that variable's units."""
+        dims, where = checks.variable_dims(population.model), f"PoissonInput {self.name!r}"
+        if self.variable not in dims:
+            raise DescriptionError(f"{where}.variable", f"unknown variable {self.variable!r}; population "
+                                                        f"{population.name!r} has {sorted(dims)}")
+        weight = parse_quantity(self.weight, f"{where}.weight")
+        if weight.dim != dims[self.variable]:
+            raise DescriptionError(f"{where}.weight", f"{self.weight!r} has units {weight.dim}; "
+                                                      f"{self.variable} needs {dims[self.variable] or 'no units'}")
+
+    def counts(self, dt, n_steps, n_target):
+        """Binomial(n, rate*dt) counts, (n_steps, n_target)."""
+        p = probability(self.rate, dt, f"PoissonInput {self.name!r}.rate")
+        return np.random.default_rng(self.seed).binomial(self.n, p, size=(n_steps, n_target))
+
+    def memory_bytes(self, n_steps, n_target):
+        """{part: bytes} of its lowered counts (float64)."""
+        return {f"PoissonInput {self.name!r}": n_steps * n_target * 8}
+
+    def lower(self, dt, n_steps, n_target):
+        return PoissonInputPlan(self, self.name, self.target, self.variable, si_value(self.weight, self.name),
+                                self.counts(dt, n_steps, n_target))
+
+    def registry_entry(self):
+        """What an exported script lists for its import (names.POISSON_INPUT_REGISTRY)."""
+        return self.variable, self.n, self.rate, self.weight, self.seed
+
+
+@dataclass(frozen=True)
+class PoissonInputPlan:
+    described: PoissonInput
+    name: str
+    target: str
+    variable: str
+    weight: float          # SI
+    counts: np.ndarray     # (n_steps, n) Binomial counts, added times weight in the synapses slot
+    order: int = ORDER
+
+    def brian2(self, code, dim, n_steps):
+        """Its Brian2 statements in a program (brian_models/program.py): the helper below, called; `dim`: the
+        target variable's dimension."""
+        code.helper(poisson_input)
+        rate = code.value(parse_quantity(self.described.rate, "rate"), self.described.rate)
+        weight = code.value(brian2.Quantity(self.weight, dim=dim), self.described.weight)
+        code.add(f"{self.name} = poisson_input({self.target}, {self.name!r}, {self.variable!r}, {self.described.n}, "
+                 f"{rate}, {weight}, {self.described.seed}, {n_steps}, dt)", creates=self.name)
+
+    def increments(self):
+        """What torch adds at each step: weight times the counts, (n_steps, n)."""
+        return self.counts * self.weight
+
+    @staticmethod
+    def add(value, increment, receptive):
+        """torch's synapses slot: the target variable's `value` (batch, n) after this step's `increment`, none
+        where `receptive` (None: everywhere) is False."""
+        return value + (increment if receptive is None else increment.where(receptive, 0.0))
+
+
+def poisson_input(target, name, variable, n, rate, weight, seed, n_steps, dt):
+    """spikebridge's PoissonInput: Binomial(n, rate*dt) counts per step and neuron from numpy's
+    default_rng(seed), weight times them added in the synapses slot (order 0), as Brian2's PoissonInput adds."""
+    counts = np.random.default_rng(seed).binomial(n, float(rate * dt), (n_steps, len(target)))
+    target.namespace[f"{name}_counts"] = TimedArray(counts.astype(float), dt=dt)
+    target.namespace[f"{name}_weight"] = weight
+    return target.run_regularly(f"{variable} += {name}_weight*{name}_counts(t, i)", when="synapses", order=0,
+                                name=name, dt=dt)
+
+
+def from_brian2(poisson, fail):
+    """A Brian2 PoissonInput with a constant weight onto a whole group (seed 0: spikebridge draws the counts);
+    `fail(obj, construct)` refuses what a description cannot hold."""
+    target = poisson._group
+    if isinstance(target, Subgroup) or (poisson.when, poisson.order) != ("synapses", ORDER):
+        fail(poisson, "a PoissonInput onto a subgroup or out of its place in the schedule")
+    if isinstance(poisson.weight, str):
+        fail(poisson, f"the weight expression {poisson.weight!r} (give a quantity)")
+    dim = target.variables[poisson.target_var].dim
+    return PoissonInput(poisson.name, target.name, poisson.target_var, int(poisson.N),
+                        quantity_text(poisson.rate, brian2.Hz.dim, f"{poisson.name}.rate"),
+                        quantity_text(poisson.weight, dim, f"{poisson.name}.weight"))
+
+
+def from_exported(group, name, registered, dt, n_steps, fail):
+    """A PoissonInput an exported script lists (`registered`: its registry entry), checked against the counts
+    the script adds to `group`."""
+    poisson = PoissonInput(name, group.name, *registered)
+    counts = group.namespace.get(f"{name}_counts")
+    if not isinstance(counts, TimedArray) or not np.array_equal(np.asarray(counts.values),
+                                                                poisson.counts(dt, n_steps, len(group))):
+        fail(group, f"Poisson counts {name!r} that differ from the PoissonInput {POISSON_INPUT_REGISTRY} names")
+    return poisson
