@@ -118,7 +118,7 @@ def program(plan, native_noise=False):
     code = Program()
     code.add(f"dt = {code.value(plan.dt * brian2.second, plan.simulation.run.timing.dt)}")
     constructs = ((_population, plan.populations), (_source, plan.sources), (_current, plan.currents),
-                  (_poisson_input, plan.poisson_inputs), (_operation, plan.operations),
+                  (_construct, plan.poisson_inputs), (_operation, plan.operations),
                   (_projection, plan.projections))
     for emit, elements in constructs:
         for element in elements.values():
@@ -183,10 +183,9 @@ def _current(code, current, plan, native_noise):
              f"when='before_groups', name={current.name!r}, dt=dt)", creates=current.name)
 
 
-def _poisson_input(code, poisson, plan, native_noise):
-    """A PoissonInput: its own statements (bridge/constructs/poisson_input.py)."""
-    dim = brian_parse.equations(plan.populations[poisson.target].model.equations)[poisson.variable].dim
-    poisson.brian2(code, dim, plan.n_steps)
+def _construct(code, entry, plan, native_noise):
+    """The plan entry of a construct module (bridge/constructs/): the statements it adds itself."""
+    entry.brian2(code, plan)
 
 
 def _operation(code, operation, plan, native_noise):
@@ -198,7 +197,8 @@ def _operation(code, operation, plan, native_noise):
     whole = (operation.start, operation.stop) == (0, n)
     group = operation.target if whole else f"{operation.target}[{operation.start}:{operation.stop}]"
     period = code.value(operation.period_steps * plan.dt * brian2.second, described.dt) if described.dt else "dt"
-    code.add(f"{operation.name} = {group}.run_regularly({code.value(described.code if native_noise else operation.code)}, "
+    statements = code.value(described.code if native_noise else operation.code)
+    code.add(f"{operation.name} = {group}.run_regularly({statements}, "
              f"dt={period}, when={described.when!r}, name={operation.name!r})", creates=operation.name)
 
 
@@ -250,7 +250,8 @@ def to_brian2(simulation):
     registries = {POISSON_REGISTRY: {s.name: (s.rate, s.seed) for s in net.sources if isinstance(s, PoissonTrains)},
                   POISSON_INPUT_REGISTRY: {p.name: p.registry_entry() for p in net.poisson_inputs}}
     registries = [f"{name} = {registry!r}" for name, registry in registries.items() if registry]
-    spiking = [p.name for p in plan.populations.values() if p.model.threshold]
+    spikes = [(p.name, brian_parse.monitor_name("spikes", p.name)) for p in plan.populations.values()
+              if p.model.threshold]
     return "\n".join([
         '"""A spikebridge description written as a plain Brian2 script; it runs without spikebridge, and\n'
         '`spikebridge import` reads it back. Spike times and delays are whole steps of dt."""',
@@ -260,4 +261,4 @@ def to_brian2(simulation):
           if registries else []),
         *(f"\n{inspect.getsource(helper)}" for helper in code.helpers),
         code.text(), f"\nrun({simulation.run.duration})",
-        *(f"print({name!r}, {brian_parse.monitor_name('spikes', name)}.num_spikes, 'spikes')" for name in spiking)]) + "\n"
+        *(f"print({name!r}, {monitor}.num_spikes, 'spikes')" for name, monitor in spikes)]) + "\n"

@@ -137,7 +137,8 @@ def test_a_file_holding_no_simulation_is_refused(holding, content, tmp_path, cap
     path.write_text(json.dumps(content(base())))
     assert main(["crosscheck", str(path)]) == 2
     error = capsys.readouterr().err
-    assert error == f"error: {path}: JSON: holds a {holding}; expected a Simulation ({{\"type\": \"Simulation\", ...}})\n"
+    expected = f"JSON: holds a {holding}; expected a Simulation ({{\"type\": \"Simulation\", ...}})"
+    assert error == f"error: {path}: {expected}\n"
     with pytest.raises(DescriptionError, match=f"JSON: holds a {holding}; expected a Simulation"):
         from_json(json.dumps(content(base())))
 

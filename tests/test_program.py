@@ -56,7 +56,8 @@ def test_exported_example_creates_the_objects_build_makes(script, tmp_path):
 def test_values_are_written_as_literals_that_read_back_exactly():
     values = {"tau": Written(brian2.Quantity(0.01, dim=brian2.second.dim), "10*ms"),
               "v": brian2.Quantity([-0.0651, 1 / 3], dim=brian2.volt.dim), "n": np.array([1, 2]),
-              "code": "v = 0\nw += 1", "ta": brian2.TimedArray(brian2.Quantity([1e-10, 7e-10], dim=brian2.amp.dim), dt=0.1 * brian2.ms)}
+              "code": "v = 0\nw += 1",
+              "ta": brian2.TimedArray(brian2.Quantity([1e-10, 7e-10], dim=brian2.amp.dim), dt=0.1 * brian2.ms)}
     text = literal(values)
     assert text == ("{'tau': 10*ms, 'v': np.array([-0.0651, 0.3333333333333333]) * volt, 'n': np.array([1, 2]), "
                     "'code': '''v = 0\nw += 1''', 'ta': TimedArray(np.array([1e-10, 7e-10]) * amp, dt=0.0001*second)}")

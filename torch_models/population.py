@@ -11,7 +11,8 @@ import ast
 
 import torch
 
-from torch_models.codegen import Compiled, Program, apply_op, compile_block, compile_expression, execute_block, functions
+from torch_models.codegen import (Compiled, Program, apply_op, compile_block, compile_expression, execute_block,
+                                  functions)
 from torch_models.surrogate import superspike
 
 LASTSPIKE_NEVER = -1e4  # seconds: Brian2's initial lastspike
@@ -38,7 +39,8 @@ class PopulationStep:
         where = f"population {self.name!r}"
         table = functions(dtype, population.arrays, dt)
         block = lambda block: compile_block(block.text, where, table)
-        self.variables, self.conditional = code.variables, code.conditional  # variable -> 'float', 'integer', 'boolean'
+        self.variables = code.variables  # variable -> 'float', 'integer' or 'boolean'
+        self.conditional = code.conditional
         self.update = Program(block(code.update), self.conditional, where)
         self.threshold, self.reset = block(code.threshold), block(code.reset)  # threshold: ends in `_cond = ...`
         # custom events: conditions checked in 'after_thresholds', their code run in 'after_resets'

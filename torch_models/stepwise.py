@@ -265,7 +265,8 @@ class StepwiseNetwork(SimulationModule):
                                          self.dtype, self.dt) for name, operation in plan.operations.items()]
         # the synapses slot in Brian2's order (order, then name): pathways, and PoissonInputs at order 0
         self.synapses_order = sorted([entry for proj in self.projections.values() for entry in proj.pathway_entries] +
-                                     [(poisson.order, name, None, name) for name, poisson in plan.poisson_inputs.items()])
+                                     [(poisson.order, name, None, name)
+                                      for name, poisson in plan.poisson_inputs.items()])
         synaptic = [entry for proj in self.projections.values() for entry in proj.slot_entries]
         # the 'groups' slot in Brian2's order (order, then name) when synapses take part in it
         updates = {name: plan.code.populations[name].update for name in self.populations}

@@ -82,14 +82,14 @@ class PoissonInputPlan:
     counts: np.ndarray     # (n_steps, n) Binomial counts, added times weight in the synapses slot
     order: int = ORDER
 
-    def brian2(self, code, dim, n_steps):
-        """Its Brian2 statements in a program (brian_models/program.py): the helper below, called; `dim`: the
-        target variable's dimension."""
+    def brian2(self, code, plan):
+        """Its Brian2 statements in the plan's program (brian_models/program.py): the helper below, called."""
         code.helper(poisson_input)
+        dim = checks.variable_dims(plan.populations[self.target].model)[self.variable]
         rate = code.value(parse_quantity(self.described.rate, "rate"), self.described.rate)
         weight = code.value(brian2.Quantity(self.weight, dim=dim), self.described.weight)
         code.add(f"{self.name} = poisson_input({self.target}, {self.name!r}, {self.variable!r}, {self.described.n}, "
-                 f"{rate}, {weight}, {self.described.seed}, {n_steps}, dt)", creates=self.name)
+                 f"{rate}, {weight}, {self.described.seed}, {plan.n_steps}, dt)", creates=self.name)
 
     def increments(self):
         """What torch adds at each step: weight times the counts, (n_steps, n)."""
