@@ -107,10 +107,12 @@ def run(simulation, target="numpy", build_dir=None, native_noise_seed=None):
 
 
 def _check_completed(network, steps, plan, target):
-    """Brian2 ends a run early, and returns normally, when it receives SIGINT (Ctrl-C): such a run raises
-    KeyboardInterrupt here rather than giving a truncated record. (cpp_standalone's binary is not stopped so.)"""
-    reached = int(round(float(network.t_) / plan.dt))
-    if target != "cpp_standalone" and reached < steps:
+    """Brian2 ends a run early, and returns normally, when it receives SIGINT (Ctrl-C); a SIGINT as the run ends
+    only sets Brian2's stop flag. Either raises KeyboardInterrupt here rather than giving a truncated record or
+    losing the Ctrl-C. (cpp_standalone's binary is not stopped so.) After a stop, Brian2 leaves `network.t_` a
+    view of its clock's time, not a float."""
+    reached = int(round(np.asarray(network.t_).item() / plan.dt))
+    if target != "cpp_standalone" and (reached < steps or Network._globally_stopped):
         raise KeyboardInterrupt(f"Brian2 stopped at step {reached} of {plan.n_steps} (interrupted)")
 
 

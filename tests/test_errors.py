@@ -190,11 +190,16 @@ def crosscheck(model, out, **options):
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **options)
 
 
+def interruptible():
+    """SIGINT at its default in the child, even when the suite runs as a background job (which ignores it)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_ctrl_c_stops_a_crosscheck_with_exit_130_and_no_report(tmp_path):
     out = tmp_path / "out"
     (out).mkdir()
     (out / "report.json").write_text("{}")  # an earlier run's
-    process = crosscheck("lif", out)  # 1 s of simulated time: still running when interrupted
+    process = crosscheck("lif", out, preexec_fn=interruptible)  # 1 s of simulated time: running when interrupted
     while not (out / "simulation.json").exists():
         assert process.poll() is None, process.communicate()
         time.sleep(0.05)
@@ -285,3 +290,26 @@ def test_a_description_loads_on_a_machine_too_small_to_run_it(monkeypatch):
         lower(simulation)
     monkeypatch.setattr(memory, "system_available_bytes", lambda: sum(parts.values()))
     assert lower(simulation).n_steps == 100
+
+
+@pytest.mark.parametrize("stop_at, reached", [(4, 5), (9, 10)])
+def test_a_brian2_run_stopped_by_ctrl_c_is_reported_as_interrupted(stop_at, reached):
+    """Brian2's SIGINT handler sets its stop flag; the run then ends after that step. Mid-run (step 4 of 10) or at
+    its last step, spikebridge raises KeyboardInterrupt naming the step reached: no TypeError from the time Brian2
+    leaves after a stop, no Ctrl-C lost as the run ends."""
+    import brian2
+    from types import SimpleNamespace
+
+    from brian_models.network import _check_completed
+
+    group = brian2.NeuronGroup(1, "v : 1", dt=0.1 * brian2.ms)
+
+    @brian2.network_operation(dt=0.1 * brian2.ms)
+    def ctrl_c(t):
+        if round(float(t / (0.1 * brian2.ms))) == stop_at:
+            brian2.Network._globally_stopped = True  # what Brian2's SIGINT handler does during a run
+
+    network = brian2.Network(group, ctrl_c)
+    network.run(1 * brian2.ms)
+    with pytest.raises(KeyboardInterrupt, match=f"Brian2 stopped at step {reached} of 10"):
+        _check_completed(network, 10, SimpleNamespace(dt=1e-4, n_steps=10), "numpy")
