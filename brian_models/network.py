@@ -12,14 +12,14 @@ from bridge.errors import DescriptionError
 from bridge.plan import lower
 from bridge.record import Record
 from brian_models import dynamic_delays
-from brian_models.program import program
+from bridge.program import program
 
 TARGETS = ("numpy", "cython", "cpp_standalone")
 
 
 def build(plan, target="numpy", native_noise=False):
     """Brian2 objects for a Plan (bridge/plan.py): ({name: object}, monitors, delay refreshers), ready to run.
-    The objects are those of the plan's Brian2 program (brian_models/program.py: what an export prints), with
+    The objects are those of the plan's Brian2 program (bridge/program.py: what an export prints), with
     spikebridge's queue installed where delays change. Each delay refresher re-reads a 'between_runs'
     projection's delay variable; call them before each run(). `native_noise`: xi, rand() and randn() drawn by
     Brian2 itself, not the plan's draws."""

@@ -2,8 +2,8 @@
 executes (state update, threshold, reset, custom events, synaptic pathways, clock-driven synaptic updates,
 summed variables, run_regularly), with where each name lives and the SI value of every constant read.
 
-The statements come from Brian2's own objects, built from the plan (bridge/brian_parse.py): its state
-updaters, then make_statements with Brian2's loop-invariant optimisation preference (expressions constant
+The statements come from Brian2's own objects, those the plan's Brian2 program creates (bridge/program.py,
+what the Brian2 backend runs): its state updaters, then make_statements with Brian2's loop-invariant optimisation preference (expressions constant
 over the group pulled out as `_lio_*` statements, subexpressions as temporaries, operations ordered as
 Brian2 orders them), so that a backend executing them evaluates the formulas Brian2's numpy target
 evaluates, in the same order of operations. What is extracted is plain text and numbers: the torch backend
@@ -17,8 +17,8 @@ from brian2.codegen.translation import analyse_identifiers, make_statements
 from brian2.core.namespace import DEFAULT_UNITS
 from brian2.utils.stringtools import get_identifiers
 
-from bridge import brian_parse
 from bridge.names import neuron_variable
+from bridge.program import program
 
 
 @dataclass(frozen=True)
@@ -81,17 +81,15 @@ class NetworkCode:
 
 
 def extract(plan):
-    """The NetworkCode of a Plan."""
-    groups = {p.name: brian_parse.neuron_group(p.model, p.n, p.name, plan.dt, p.namespace, p)
-              for p in plan.populations.values()}
-    groups.update({s.name: brian_parse.spike_source(s.n, s.name, dt=plan.dt) for s in plan.sources.values()})
-    populations = {name: _neuron_code(plan.populations[name], groups[name]) for name in plan.populations}
-    projections = {name: _synapse_code(proj, groups, plan.dt) for name, proj in plan.projections.items()}
+    """The NetworkCode of a Plan, read from the Brian2 objects its program creates (bridge/program.py: those
+    the Brian2 backend runs)."""
+    objects = program(plan).execute()
+    populations = {name: _neuron_code(plan.populations[name], objects[name]) for name in plan.populations}
+    projections = {name: _synapse_code(proj, objects[name]) for name, proj in plan.projections.items()}
     operations = {}
-    for name, operation in plan.operations.items():
-        group = groups[operation.target]
-        group.namespace.update(operation.namespace)
-        block = statements(group.run_regularly(operation.code, name=name))  # `i` counts within its neurons
+    for name, operation in plan.operations.items():  # its code on the whole group: torch runs it on the slice of
+        # neurons, `i` counting within it (Brian2's subgroup runner computes that `i` with statements of its own)
+        block = statements(objects[operation.target].run_regularly(operation.code, name=f"{name}_on_group"))
         operations[name] = OperationCode(block, constants(plan.populations[operation.target].constants, block.names))
     return NetworkCode(populations, projections, operations)
 
@@ -146,10 +144,7 @@ def _neuron_code(population, group):
     return NeuronCode(**code, constants=constants(population.constants, names))
 
 
-def _synapse_code(proj, groups, dt):
-    syn = brian_parse.synapses(proj.synapse, groups[proj.source], groups[proj.target], proj.name, dt,
-                               proj.namespace)
-    syn.connect(i=proj.i, j=proj.j)
+def _synapse_code(proj, syn):
     pathways = {pathway.objname: statements(pathway) for pathway in syn._pathways}
     update = statements(syn.state_updater) if syn.state_updater is not None else None
     summed = {neuron_variable(name): statements(runner) for name, runner in syn.summed_updaters.items()}

@@ -6,7 +6,6 @@ import dataclasses
 
 import numpy as np
 
-from bridge import plan
 from bridge.description import SpikeTrains
 from bridge.errors import DescriptionError
 
@@ -38,7 +37,7 @@ def replicate(simulation, inputs):
     for proj in net.projections:
         if proj.delay_mode != "static":
             raise DescriptionError(f"Projection {proj.name!r}.delay_mode", "replicate() takes static delays")
-        i, j = plan.synapses(proj, net.size(proj.source), net.size(proj.target))
+        i, j = proj.synapses(net.size(proj.source), net.size(proj.target))
         offsets = np.arange(copies)[:, None]
         projections.append(dataclasses.replace(
             proj, i=(offsets * net.size(proj.source) + i).reshape(-1), j=(offsets * net.size(proj.target) + j).reshape(-1),

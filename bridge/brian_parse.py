@@ -1,8 +1,6 @@
-"""Brian2 used as a library: its equation parser, unit checker and state updaters read our descriptions.
-
-Both backends and the validation build Brian2 objects from a description through these two functions, so
-that a model is turned into Brian2 terms in exactly one place.
-"""
+"""Brian2 used as a library: its equation parser and unit checker read our descriptions. Validation builds
+Brian2 objects of one model at a time here to check them; a run's objects come from the plan's Brian2 program
+(bridge/program.py)."""
 import functools
 import gc
 
@@ -41,44 +39,37 @@ def brian_arrays(arrays):
     return {name: brian2.TimedArray(values, dt=seconds * brian2.second) for name, (values, seconds) in arrays.items()}
 
 
-def neuron_group(model, n, name, dt=None, namespace=None, lowered=None):
-    """A Brian2 NeuronGroup for a NeuronModel (not yet run); `namespace`: its parameters, `lowered`: its
-    PopulationPlan, whose equations, threshold and reset hold the values drawn for the run."""
-    kwargs = {"dt": dt * second} if dt is not None else {}
-    code = lowered or model
-    group = NeuronGroup(n, code.equations, threshold=code.threshold or None,
-                        reset=code.reset if code.threshold else None,
+def neuron_group(model, n, name):
+    """A Brian2 NeuronGroup for a NeuronModel, to check it (runs build theirs from the plan's program,
+    bridge/program.py)."""
+    group = NeuronGroup(n, model.equations, threshold=model.threshold or None,
+                        reset=model.reset if model.threshold else None,
                         refractory=parse_quantity(model.refractory, "refractory") if model.refractory else False,
-                        events=dict(model.events), method=model.method,
-                        namespace=namespace or brian_namespace(model.parameters), name=name, **kwargs)
+                        events=dict(model.events), method=model.method, namespace=brian_namespace(model.parameters),
+                        name=name)
     for event, code in model.run_on_event.items():
         group.run_on_event(event, code)
     return group
 
 
-def spike_source(n, name, indices=(), times=(), dt=None):
-    kwargs = {"dt": dt * second} if dt is not None else {}
-    return SpikeGeneratorGroup(n, list(indices), list(times) * second, name=name, **kwargs)
+def spike_source(n, name):
+    return SpikeGeneratorGroup(n, [], [] * second, name=name)
 
 
-def synapses(synapse_model, source, target, name, dt=None, namespace=None):
-    """Brian2 Synapses for a SynapseModel between two existing Brian2 groups (not yet connected)."""
-    kwargs = {"dt": dt * second} if dt is not None else {}
+def synapses(synapse_model, source, target, name):
+    """Brian2 Synapses for a SynapseModel between two existing Brian2 groups (not connected), to check it."""
     method = {"method": synapse_model.method} if synapse_model.method else {}
     on_event = {"on_event": dict(synapse_model.on_event)} if synapse_model.on_event else {}
     return Synapses(source, target, model=synapse_model.model, on_pre=synapse_model.on_pre or None,
                     on_post=synapse_model.on_post or None, **method, **on_event,
-                    namespace=namespace or brian_namespace(synapse_model.parameters),
-                    name=name, **kwargs)
+                    namespace=brian_namespace(synapse_model.parameters), name=name)
 
 
-def operation(group, operation, code, name, dt=None):
-    """An Operation as Brian2's run_regularly on `group` (or the subgroup it names), running `code` (the
-    operation's, or as the plan lowers it); `dt`: the run's step."""
+def operation(group, operation):
+    """An Operation as Brian2's run_regularly on `group` (or the subgroup it names), to check it."""
     start, stop = operation.neurons(len(group))
-    period = {"dt": operation.period_steps(dt) * dt * second} if dt is not None and operation.dt else {}
     target = group if (start, stop) == (0, len(group)) else group[start:stop]
-    return target.run_regularly(code, when=operation.when, name=name, **period)
+    return target.run_regularly(operation.code, when=operation.when, name="checked_operation")
 
 
 def equations(text):

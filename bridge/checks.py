@@ -228,7 +228,7 @@ def check_operation(operation, population):
     check_powers(operation.code, where)
     group = brian_parse.neuron_group(population.model, population.n, "checked_neuron")
     try:
-        brian_parse.operation(group, operation, operation.code, "checked_operation")
+        brian_parse.operation(group, operation)
         brian_parse.run_checks([group])
     except BrianObjectException as err:
         raise DescriptionError(where, _brian_message(err)) from None

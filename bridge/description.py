@@ -9,13 +9,13 @@ from dataclasses import MISSING, dataclass, field, fields, is_dataclass
 
 import numpy as np
 
-from bridge import brian_parse, checks, plan
+from bridge import brian_parse, checks
 from bridge.constructs.poisson_input import PoissonInput  # noqa: F401 (a description type)
 from bridge.delays import DELAY_MODES, DELAY_OVERFLOW, DelayRule, round_steps
 from bridge.errors import DescriptionError
 from bridge.fields import (REGISTRY, check_integer, check_name, finite_array, frozen, probability, register,
                            set_field)
-from bridge.names import record_key
+from bridge.names import delay_owner, record_key
 from bridge.quantities import parse_quantity, si_value, time_value
 
 # Brian2's default schedule; the only order both backends execute (see Timing).
@@ -375,6 +375,26 @@ class Projection:
             return np.full(n_synapses, si_value(value, f"Projection {self.name!r}.values[{name!r}]"))
         return np.asarray(value, dtype=float).reshape(-1)
 
+    def synapses(self, n_source, n_target):
+        """(i, j) of every synapse; a dense projection connects all pairs in row-major order."""
+        if self.dense:
+            return np.divmod(np.arange(n_source * n_target), n_target)
+        return np.asarray(self.i, dtype=np.int64), np.asarray(self.j, dtype=np.int64)
+
+    def initial_delays(self, populations, pathway="pre", i=None, j=None):
+        """Every synapse's delay in seconds at the start of the run on `pathway`: from `delays`, or from the delay
+        variable's initial values (of the synapses, or of their target / source neurons among `populations`
+        {name: Population or PopulationPlan}). With i and j None (a dense projection checked without building
+        its synapses): the values that stand for all synapses."""
+        n_synapses = 1 if i is None else len(i)
+        if not self.delay_variable or pathway != "pre":
+            return self.delay_array(n_synapses, pathway)
+        side, variable = delay_owner(self.delay_variable)
+        if side == "synapse":
+            return self.value_array(variable, n_synapses)
+        values = populations[self.target if side == "target" else self.source].initial_array(variable)
+        return values if i is None else values[j if side == "target" else i]
+
     def delay_array(self, n_synapses, pathway="pre"):
         """The pathway's delays (seconds), one per synapse."""
         delays = self.delays if pathway == "pre" else "0*ms"
@@ -558,9 +578,9 @@ class Simulation:
         populations = {p.name: p for p in net.populations}
         for proj in net.projections:  # delays in range under the declared rules (a dense projection's synapses
             # are not built for it: its delays are given for all of them)
-            i, j = (None, None) if proj.dense else plan.synapses(proj, net.size(proj.source), net.size(proj.target))
+            i, j = (None, None) if proj.dense else proj.synapses(net.size(proj.source), net.size(proj.target))
             for pathway in proj.synapse.pathways():
-                self.run.timing.delay_rule(proj).steps(plan.initial_delays(proj, populations, pathway, i, j))
+                self.run.timing.delay_rule(proj).steps(proj.initial_delays(populations, pathway, i, j))
         projections = {p.name: p for p in net.projections}
         for key in self.run.record:
             owner, var = record_key(key)

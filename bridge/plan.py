@@ -268,7 +268,7 @@ def _refuse_random_calls(where, *codes):
 def _projection(proj, timing, populations, sizes):
     _refuse_random_calls(f"Projection {proj.name!r}.synapse", proj.synapse.model,
                          *(code for _, code, _ in proj.synapse.pathways().values()))
-    i, j = synapses(proj, sizes[proj.source], sizes[proj.target])
+    i, j = proj.synapses(sizes[proj.source], sizes[proj.target])
     rule, quantities = timing.delay_rule(proj), brian_namespace(proj.synapse.parameters)
     shape = (sizes[proj.source], sizes[proj.target]) if proj.dense else (len(i),)
     return ProjectionPlan(
@@ -277,33 +277,7 @@ def _projection(proj, timing, populations, sizes):
         constants=si_constants(quantities), arrays=timed_arrays(proj.synapse.parameters), i=i, j=j,
         values={name: proj.value_array(name, len(i)) for name in proj.values},
         pathways={name: PathwayPlan(name, PATHWAY_SIDES[side], event,
-                                    initial_delay_steps(proj, rule, i, j, populations, name), code)
+                                    rule.steps(proj.initial_delays(populations, name, i, j)).astype(np.int64), code)
                   for name, (side, code, event) in proj.synapse.pathways().items()}, rule=rule,
         delay_mode=proj.delay_mode, delay_owner=delay_owner(proj.delay_variable) if proj.delay_variable else None,
         shape=shape)
-
-
-def synapses(proj, n_source, n_target):
-    """(i, j) of every synapse; dense projections connect all pairs in row-major order."""
-    if proj.dense:
-        return np.divmod(np.arange(n_source * n_target), n_target)
-    return np.asarray(proj.i, dtype=np.int64), np.asarray(proj.j, dtype=np.int64)
-
-
-def initial_delay_steps(proj, rule, i, j, populations, pathway="pre"):
-    """Every synapse's delay in whole steps at the start of the run on `pathway` (by the DelayRule `rule`)."""
-    return rule.steps(initial_delays(proj, populations, pathway, i, j)).astype(np.int64)
-
-
-def initial_delays(proj, populations, pathway="pre", i=None, j=None):
-    """Every synapse's delay in seconds at the start of the run on `pathway`: from `delays`, or from the delay
-    variable's initial values (of the synapses, or of their target / source neurons). With i and j None (a
-    dense projection checked without building its synapses): the values that stand for all synapses."""
-    n_synapses = 1 if i is None else len(i)
-    if not proj.delay_variable or pathway != "pre":
-        return proj.delay_array(n_synapses, pathway)
-    side, variable = delay_owner(proj.delay_variable)
-    if side == "synapse":
-        return proj.value_array(variable, n_synapses)
-    values = populations[proj.target if side == "target" else proj.source].initial_array(variable)
-    return values if i is None else values[j if side == "target" else i]

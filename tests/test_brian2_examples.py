@@ -11,7 +11,7 @@ from scipy.special import exprel
 
 import torch_models
 from bridge.app.brian2_scripts import from_brian2
-from brian_models.program import to_brian2
+from bridge.app.export import to_brian2
 from bridge.app.compare import TRACE_RTOL, compare_statistics, spike_statistics
 from bridge.app.paired import independent_noise_run
 from bridge.record import Record

@@ -11,7 +11,7 @@ import pytest
 
 from bridge import library
 from bridge.app.brian2_scripts import from_brian2
-from brian_models.program import to_brian2
+from bridge.app.export import to_brian2
 from bridge.app.cli import main
 from bridge.description import (NeuronModel, Network, PoissonInput, Population, Projection, RunSettings, Simulation,
                                 SpikeTrains, SynapseModel, TimedArray)

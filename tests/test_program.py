@@ -1,4 +1,4 @@
-"""One Brian2 lowering (brian_models/program.py): the objects a run builds and the objects the exported script
+"""One Brian2 lowering (bridge/program.py): the objects a run builds and the objects the exported script
 creates are the same, variable by variable and code by code."""
 from pathlib import Path
 
@@ -11,7 +11,8 @@ from bridge import library
 from bridge.app.brian2_scripts import _execute_until_run, from_brian2
 from bridge.plan import lower
 from brian_models.network import build
-from brian_models.program import Written, literal, program, to_brian2
+from bridge.app.export import to_brian2
+from bridge.program import Written, literal, program
 
 EXAMPLES = Path(__file__).parent / "brian2_examples"
 STATIC_MODELS = [name for name in library.MODELS if name != "delay_circuit"]  # its delays change: not exported

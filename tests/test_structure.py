@@ -38,7 +38,7 @@ def layer(module):
 
 def test_the_layer_reader_sees_each_form():
     assert "brian2" in imported_modules(ROOT / "tests" / "brian2_examples" / "cobahh.py")  # from brian2 import *
-    assert {"bridge", "bridge.brian_parse"} <= imported_modules(ROOT / "bridge" / "abstract_code.py")
+    assert {"bridge", "bridge.brian_parse"} <= imported_modules(ROOT / "bridge" / "program.py")
     assert [layer(m) for m in ("bridge.plan", "bridge.app.cli", "torch_models.codegen", "numpy")] == \
         ["core", "app", "torch_models", None]
 

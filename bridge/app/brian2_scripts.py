@@ -1,5 +1,5 @@
 """Brian2 scripts in: `from_brian2(script)` imports the model a script builds (the way out, a description as a
-plain Brian2 script, is brian_models.program.to_brian2).
+plain Brian2 script, is bridge.app.export.to_brian2).
 
 Import executes the script up to its first `run()` / `Network.run()`, which does not run: the network's objects
 are read with their realized state (initial values drawn with rand(), connectivity from connect(p=...) or

@@ -111,7 +111,7 @@ def import_script(args):
 
 
 def export_script(args):
-    from brian_models.program import to_brian2
+    from bridge.app.export import to_brian2
 
     _, simulation = _load(args.model, args.seed)
     with _about(args.model):

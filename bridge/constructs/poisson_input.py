@@ -83,7 +83,7 @@ class PoissonInputPlan:
     order: int = ORDER
 
     def brian2(self, code, plan):
-        """Its Brian2 statements in the plan's program (brian_models/program.py): the helper below, called."""
+        """Its Brian2 statements in the plan's program (bridge/program.py): the helper below, called."""
         code.helper(poisson_input)
         dim = checks.variable_dims(plan.populations[self.target].model)[self.variable]
         rate = code.value(parse_quantity(self.described.rate, "rate"), self.described.rate)

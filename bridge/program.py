@@ -1,7 +1,9 @@
 """The one Brian2 lowering: a Plan as the Python statements that create its Brian2 objects.
 
-`network.build` executes the statements; `to_brian2` prints the same statements as a plain Brian2 script, so
-the objects a run builds and the script an export writes cannot disagree. A statement names the values it
+The Brian2 backend executes the statements (brian_models/network.build); the abstract code the torch backend
+runs is read from the objects they create (bridge/abstract_code.py); the export prints them as a plain Brian2
+script (bridge/app/export.py). So the objects a run builds, the code torch executes and the script an export
+writes cannot disagree. A statement names the values it
 uses (equations, arrays, namespaces): executed, the names are bound to the values themselves (no text is
 evaluated); printed, each is written as a literal, or as the description's own text where it has one (a
 quantity string such as '10*ms'). Helper functions (spikebridge's Poisson draws) are real functions here:
@@ -10,7 +12,6 @@ executed, they are called; printed, their source goes into the script.
 One function per construct, in Brian2's order of creation: populations, spike sources, current injections,
 Poisson inputs, operations, projections, monitors.
 """
-import inspect
 from dataclasses import dataclass
 
 import brian2
@@ -20,9 +21,6 @@ from brian2.utils.stringtools import word_substitute
 
 from bridge import brian_parse
 from bridge.description import PoissonTrains
-from bridge.errors import DescriptionError
-from bridge.names import POISSON_INPUT_REGISTRY, POISSON_REGISTRY
-from bridge.plan import lower
 from bridge.quantities import parse_quantity, quantity_text, unit_text
 
 TRIPLE_QUOTE = "'" * 3
@@ -234,31 +232,3 @@ def _monitors(code, plan):
     for population, variables in by_population.items():
         name = brian_parse.monitor_name("state", population)
         code.add(f"{name} = StateMonitor({population}, {variables!r}, record=True, order=1)", monitor=name)
-
-
-def to_brian2(simulation):
-    """A plain Brian2 script (text) that runs `simulation` as spikebridge's Brian2 backend builds it (with
-    Brian2's own noise), without spikebridge. Delays that change during a run are refused: a plain script has
-    Brian2's static delays only (its issue #355)."""
-    for proj in simulation.network.projections:
-        if proj.delay_mode != "static":
-            raise DescriptionError(f"Projection {proj.name!r}.delay_mode", f"{proj.delay_mode!r}: delays that change "
-                                   "during a run need spikebridge's queue; a plain Brian2 script has 'static' only")
-    plan = lower(simulation)
-    code = program(plan, native_noise=True)
-    net = simulation.network
-    registries = {POISSON_REGISTRY: {s.name: (s.rate, s.seed) for s in net.sources if isinstance(s, PoissonTrains)},
-                  POISSON_INPUT_REGISTRY: {p.name: p.registry_entry() for p in net.poisson_inputs}}
-    registries = [f"{name} = {registry!r}" for name, registry in registries.items() if registry]
-    spikes = [(p.name, brian_parse.monitor_name("spikes", p.name)) for p in plan.populations.values()
-              if p.model.threshold]
-    return "\n".join([
-        '"""A spikebridge description written as a plain Brian2 script; it runs without spikebridge, and\n'
-        '`spikebridge import` reads it back. Spike times and delays are whole steps of dt."""',
-        "import numpy as np\nfrom brian2 import *\n",
-        *(["# spikebridge's random inputs, read back by `spikebridge import`: PoissonTrains (rate, seed) and\n"
-           "# PoissonInputs (variable, n, rate, weight, seed), drawn by the functions below", *registries]
-          if registries else []),
-        *(f"\n{inspect.getsource(helper)}" for helper in code.helpers),
-        code.text(), f"\nrun({simulation.run.duration})",
-        *(f"print({name!r}, {monitor}.num_spikes, 'spikes')" for name, monitor in spikes)]) + "\n"
