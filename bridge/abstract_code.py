@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 from brian2 import prefs
 from brian2.codegen.translation import analyse_identifiers, make_statements
-from brian2.core.namespace import DEFAULT_UNITS
+from brian2.core.namespace import DEFAULT_CONSTANTS, DEFAULT_UNITS
 from brian2.utils.stringtools import get_identifiers
 
 from bridge.names import neuron_variable
@@ -109,9 +109,12 @@ def statements(runner):
 
 
 def constants(parameters, names):
-    """{name: SI float} of the parameters (the plan's SI constants) and the units among `names`."""
+    """{name: SI float} of the parameters (the plan's SI constants), then the units and Brian2's default
+    constants (pi, e, inf) among `names`, as Brian2 resolves them."""
     values = {name: parameters[name] for name in names if name in parameters}
     values.update({name: float(DEFAULT_UNITS[name]) for name in set(names) - set(values) if name in DEFAULT_UNITS})
+    values.update({name: float(DEFAULT_CONSTANTS[name].value) for name in set(names) - set(values)
+                   if name in DEFAULT_CONSTANTS})
     return values
 
 

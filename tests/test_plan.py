@@ -120,3 +120,23 @@ def test_poisson_draws_follow_their_rule_not_just_the_other_backend():
     counts = PoissonInput("drive", "cells", "v", 200, "25*Hz", "0.1*mV", seed=3).counts(1e-4, 5000, 4)
     assert np.array_equal(counts, np.random.default_rng(3).binomial(200, 25 * 1e-4, size=(5000, 4)))
     assert counts.mean() / 1e-4 / 200 == pytest.approx(25, rel=0.05)  # 10000 events expected, sd 100
+
+
+def test_brian2_default_constants_in_code_are_known_to_both_backends(paired):
+    """`pi` (one of Brian2's default constants) in an equation and a threshold: identical in both backends and
+    equal to v <- pi + (v - pi)*exp(-dt/tau), step by step (exact integration), by hand."""
+    model = NeuronModel("dv/dt = (pi - v)/tau : 1", threshold="v > pi/2", reset="v = 0",
+                        parameters={"tau": "10*ms"})
+    simulation = Simulation(Network((Population("cells", model, 1),)), RunSettings("30*ms", record=("cells.v",)))
+    assert lower(simulation).code.populations["cells"].constants["pi"] == np.pi
+    brian_record, torch_record, report = paired(simulation)
+    assert report.identical and report.passed, report.text()
+    v, trace, spikes = 0.0, [], []
+    for n in range(300):
+        trace.append(v)
+        v = np.pi + (v - np.pi) * np.exp(-1e-4 / 10e-3)
+        if v > np.pi / 2:
+            spikes.append(n)
+            v = 0.0
+    assert len(spikes) >= 3 and brian_record.spikes["cells"][1].tolist() == spikes
+    np.testing.assert_allclose(torch_record.traces["cells.v"][:, 0], trace, rtol=0, atol=1e-12)
