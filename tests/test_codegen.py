@@ -1,6 +1,7 @@
 """Brian2 abstract code compiled for torch (torch_models/codegen.py): repeated operations computed once."""
 import math
 
+import pytest
 import torch
 
 from torch_models.codegen import compile_expression, functions
@@ -27,3 +28,15 @@ def test_conditional_branches_are_evaluated_only_when_taken():
                                      "test", functions(torch.float64))
     assert evaluate({"y": 0.0}) == 1.0
     assert math.isclose(evaluate({"y": 2.0}), 1.0 + math.exp(4.0))
+
+
+def test_a_name_torch_has_no_value_for_is_refused_naming_it():
+    """Statements may read what is provided and what an earlier statement assigned; anything else is refused
+    with its name, before a run (torch would otherwise read it as missing)."""
+    from bridge.errors import DescriptionError
+    from torch_models.codegen import check_resolved, compile_block, functions
+
+    statements = compile_block("_tmp = a * 2\nx = _tmp + exp(a)\ny += x", "test", functions(torch.float64))
+    check_resolved(statements, {"a", "y"}, "population 'p'")
+    with pytest.raises(DescriptionError, match=r"population 'p': 'x = _tmp \+ exp\(a\)' reads \['a'\]"):
+        check_resolved(statements[1:], {"_tmp", "y"}, "population 'p'")

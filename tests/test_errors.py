@@ -313,3 +313,16 @@ def test_a_brian2_run_stopped_by_ctrl_c_is_reported_as_interrupted(stop_at, reac
     network.run(1 * brian2.ms)
     with pytest.raises(KeyboardInterrupt, match=f"Brian2 stopped at step {reached} of 10"):
         _check_completed(network, 10, SimpleNamespace(dt=1e-4, n_steps=10), "numpy")
+
+
+def test_code_reading_a_name_torch_lacks_is_refused_before_the_run():
+    """`t_in_timesteps` is a variable of every Brian2 group that the torch backend does not carry: a threshold
+    reading it is refused when the module is built, naming it (not a model that silently never spikes)."""
+    import torch_models
+    from bridge.description import NeuronModel, Network, Population, RunSettings, Simulation
+
+    model = NeuronModel("v : 1", threshold="t_in_timesteps == 5")
+    simulation = Simulation(Network((Population("cells", model, 2),)), RunSettings("1*ms"))
+    with pytest.raises(DescriptionError, match=r"population 'cells': '_cond = t_in_timesteps == 5' reads "
+                                               r"\['t_in_timesteps'\], which the torch backend has no value for"):
+        torch_models.compile(simulation)

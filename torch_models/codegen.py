@@ -12,6 +12,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from bridge.errors import DescriptionError
+
 _OPS = {ast.Add: "+=", ast.Sub: "-=", ast.Mult: "*=", ast.Div: "/="}
 _ALLOWED = (ast.Expression, ast.BinOp, ast.UnaryOp, ast.Compare, ast.Call, ast.Name, ast.Load, ast.Constant,
             ast.operator, ast.unaryop, ast.cmpop, ast.IfExp)
@@ -129,6 +131,18 @@ def compile_block(code, where, function_table):
         evaluate, names = compile_expression(ast.unparse(value), where, function_table)
         statements.append(Statement(target, op, evaluate, names, line))
     return statements
+
+
+def check_resolved(statements, provided, where):
+    """Refuse statements that read a name neither in `provided` nor assigned by an earlier statement: Brian2
+    resolved it from something the plan carries no value of, and torch would read it as missing."""
+    known = set(provided)
+    for statement in statements:
+        missing = sorted(statement.names - known)
+        if missing:
+            raise DescriptionError(where, f"{statement.text!r} reads {missing}, which the torch backend has no value "
+                                          "for (parameters, units, Brian2's constants and variables are known)")
+        known.add(statement.target)
 
 
 class Program:

@@ -11,8 +11,8 @@ import ast
 
 import torch
 
-from torch_models.codegen import (Compiled, Program, apply_op, compile_block, compile_expression, execute_block,
-                                  functions)
+from torch_models.codegen import (Compiled, Program, apply_op, check_resolved, compile_block, compile_expression,
+                                  execute_block, functions)
 from torch_models.surrogate import superspike
 
 LASTSPIKE_NEVER = -1e4  # seconds: Brian2's initial lastspike
@@ -53,6 +53,11 @@ class PopulationStep:
         self.subexpressions = [(name, *compile_expression(expression, where, table))
                                for name, expression in code.subexpressions]
         self.constants = code.constants
+        self.provided = {*self.constants, *self.variables, *(name for name, _ in code.subexpressions), "t", "dt", "N",
+                         "i"}
+        for statements in (self.update, self.threshold, self.reset, self.before_start, *self.events.values(),
+                           *self.on_event.values()):
+            check_resolved(statements, self.provided, where)
         self.index = None  # the neuron index i, on the device of the state
         self.surrogate = superspike  # spike function with a surrogate gradient (torch_models/surrogate.py)
 
@@ -183,6 +188,7 @@ class OperationStep:
         where = f"Operation {self.name!r}"
         self.statements = Program(compile_block(code.block.text, where, table), population.conditional, where)
         self.constants = code.constants
+        check_resolved(self.statements, population.provided | set(self.constants), where)
 
     def run(self, states, n, t, dt):
         """The states after this operation at step n."""

@@ -15,7 +15,7 @@ from tqdm import tqdm
 from bridge.errors import DescriptionError
 from bridge.memory import torch_run_bytes
 from bridge.names import record_key
-from torch_models.codegen import apply_op, compile_block, functions
+from torch_models.codegen import apply_op, check_resolved, compile_block, functions
 from torch_models.delivery import ArrivedPerRow, EventLists, RingBuffer
 from torch_models.module import SimulationModule, TorchRun, check_memory
 from torch_models.population import OperationStep, compile_populations, step
@@ -32,6 +32,7 @@ class SynapticCode:
         names = block.names
         self.location = {name: code.locations[name] for name in names if name in code.locations}
         self.constants = {name: code.constants[name] for name in names if name in code.constants}
+        check_resolved(self.statements, {*self.location, *self.constants, "t", "dt"}, where)
 
     @property
     def additive(self):
