@@ -6,8 +6,8 @@ The statements come from Brian2's own objects, those the plan's Brian2 program c
 what the Brian2 backend runs): its state updaters, then make_statements with Brian2's loop-invariant
 optimisation preference (expressions constant over the group pulled out as `_lio_*` statements,
 subexpressions as temporaries, operations ordered as Brian2 orders them), so that a backend executing them
-evaluates the formulas Brian2's numpy target evaluates, in the same order of operations. What is extracted is plain text and numbers: the torch backend
-needs nothing of Brian2's object model.
+evaluates the formulas Brian2's numpy target evaluates, in the same order of operations. What is extracted is
+plain text and numbers: the torch backend needs nothing of Brian2's object model.
 """
 from dataclasses import dataclass
 
