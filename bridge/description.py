@@ -216,9 +216,15 @@ class PoissonTrains:
         probability(self.rate, 0.0, f"PoissonTrains {self.name!r}.rate")
 
     def spike_steps(self, dt, n_steps):
-        p = probability(self.rate, dt, f"PoissonTrains {self.name!r}.rate")
-        steps, indices = np.nonzero(np.random.default_rng(self.seed).random((n_steps, self.n)) < p)
+        indices, steps = poisson_spikes(self.n, probability(self.rate, dt, f"PoissonTrains {self.name!r}.rate"),
+                                        n_steps, self.seed)
         return indices.astype(np.int64), steps.astype(np.int64)
+
+
+def poisson_spikes(n, p, n_steps, seed):
+    """(neuron, step) of every spike where numpy's default_rng(seed) draws below p, per step and neuron."""
+    steps, indices = np.nonzero(np.random.default_rng(seed).random((n_steps, n)) < p)
+    return indices, steps
 
 
 @register

@@ -20,7 +20,7 @@ from brian2 import SpikeGeneratorGroup, TimedArray
 from brian2.utils.stringtools import word_substitute
 
 from bridge import brian_parse
-from bridge.description import PoissonTrains
+from bridge.description import PoissonTrains, poisson_spikes
 from bridge.quantities import parse_quantity, quantity_text, unit_text
 
 TRIPLE_QUOTE = "'" * 3
@@ -103,10 +103,8 @@ def literal(value):
 
 
 def poisson_trains(name, n, rate, seed, n_steps, dt):
-    """spikebridge's PoissonTrains: a spike where numpy's default_rng(seed) draws below rate*dt, per step and
-    neuron."""
-    p = float(rate * dt)
-    steps, indices = np.nonzero(np.random.default_rng(seed).random((n_steps, n)) < p)
+    """spikebridge's PoissonTrains: poisson_spikes at rate*dt."""
+    indices, steps = poisson_spikes(n, float(rate * dt), n_steps, seed)
     return SpikeGeneratorGroup(n, indices, steps * dt, name=name, dt=dt)
 
 
@@ -162,6 +160,7 @@ def _population(code, population, plan, native_noise):
 def _source(code, source, plan, native_noise):
     described = _described(plan, "sources", source.name)
     if isinstance(described, PoissonTrains):
+        code.helper(poisson_spikes)
         code.helper(poisson_trains)
         rate = code.value(parse_quantity(described.rate, "rate"), described.rate)
         code.add(f"{source.name} = poisson_trains({source.name!r}, {source.n}, {rate}, {described.seed}, "

@@ -57,7 +57,7 @@ class PoissonInput:
     def counts(self, dt, n_steps, n_target):
         """Binomial(n, rate*dt) counts, (n_steps, n_target)."""
         p = probability(self.rate, dt, f"PoissonInput {self.name!r}.rate")
-        return np.random.default_rng(self.seed).binomial(self.n, p, size=(n_steps, n_target))
+        return poisson_counts(self.n, p, n_steps, n_target, self.seed)
 
     def memory_bytes(self, n_steps, n_target):
         """{part: bytes} of its lowered counts (float64)."""
@@ -84,6 +84,7 @@ class PoissonInputPlan:
 
     def brian2(self, code, plan):
         """Its Brian2 statements in the plan's program (bridge/program.py): the helper below, called."""
+        code.helper(poisson_counts)
         code.helper(poisson_input)
         dim = checks.variable_dims(plan.populations[self.target].model)[self.variable]
         rate = code.value(parse_quantity(self.described.rate, "rate"), self.described.rate)
@@ -102,10 +103,15 @@ class PoissonInputPlan:
         return value + (increment if receptive is None else increment.where(receptive, 0.0))
 
 
+def poisson_counts(n, p, n_steps, n_target, seed):
+    """Binomial(n, p) counts per step and neuron, (n_steps, n_target), from numpy's default_rng(seed)."""
+    return np.random.default_rng(seed).binomial(n, p, size=(n_steps, n_target))
+
+
 def poisson_input(target, name, variable, n, rate, weight, seed, n_steps, dt):
-    """spikebridge's PoissonInput: Binomial(n, rate*dt) counts per step and neuron from numpy's
-    default_rng(seed), weight times them added in the synapses slot (order 0), as Brian2's PoissonInput adds."""
-    counts = np.random.default_rng(seed).binomial(n, float(rate * dt), (n_steps, len(target)))
+    """spikebridge's PoissonInput: poisson_counts at rate*dt, weight times them added in the synapses slot
+    (order 0), as Brian2's PoissonInput adds."""
+    counts = poisson_counts(n, float(rate * dt), n_steps, len(target), seed)
     target.namespace[f"{name}_counts"] = TimedArray(counts.astype(float), dt=dt)
     target.namespace[f"{name}_weight"] = weight
     return target.run_regularly(f"{variable} += {name}_weight*{name}_counts(t, i)", when="synapses", order=0,
