@@ -6,7 +6,8 @@ another kernel (dense products, CSR, a GPU kernel) is another class:
 
 `events` (batch, neurons): this step's events of the pathway's side; `delays` (changing delays only): every
 synapse's delay in steps in force now. `may_repeat`: whether one synapse can receive several events in one step
-(they are then delivered one after the other, as Brian2's queue delivers them).
+(they are then delivered one after the other, as Brian2's queue delivers them); `reads_delays`: whether it
+takes the delays in force (delays that change during the run).
 """
 from dataclasses import dataclass
 
@@ -32,7 +33,7 @@ class EventLists(nn.Module):
     """Fixed delays, event-driven: the events of the last `slots` steps are kept per neuron (slots x batch x
     neurons); the synapses reached now are looked up by (neuron, delay) for the neurons with an event `delay`
     steps ago. `per_row`: arrivals listed per batch row (for code that adds per row, ProjectionStep.add)."""
-    may_repeat = False
+    may_repeat = reads_delays = False
 
     def __init__(self, index, delay_steps, n_side, slots, dtype, per_row):
         """`index`: the neuron of the pathway's side (of `n_side`) at each synapse; `delay_steps`: its delays."""
@@ -95,7 +96,7 @@ class RingBuffer(nn.Module):
     """Delays that change (re-read at segment starts or at every emission): an event enters a per-synapse ring
     of `slots` steps at slot step + delay when emitted, so later changes do not move it (emission-time
     semantics); every synapse's count arrives each step."""
-    may_repeat = True
+    may_repeat = reads_delays = True
 
     def __init__(self, index, slots, dtype):
         super().__init__()

@@ -52,13 +52,11 @@ class PathwayStep(nn.Module):
     neurons for an on_pre pathway, of the target's for on_post), how they reach its synapses (`delivery`:
     torch_models/delivery.py), its code."""
 
-    def __init__(self, pathway, code, delivery, changing):
-        """`pathway`: its PathwayPlan; `code`: its SynapticCode; `changing`: its delays may change during the run
-        (its delivery then reads the delays in force)."""
+    def __init__(self, pathway, code, delivery):
+        """`pathway`: its PathwayPlan; `code`: its SynapticCode."""
         super().__init__()
         self.name, self.side, self.event, self.code, self.delivery = (pathway.name, pathway.side, pathway.event,
                                                                       code, delivery)
-        self.changing = changing
 
     def events(self, spikes, owner):
         """This pathway's events of its side's neurons now, (batch, neurons), from `spikes` {population: spikes,
@@ -93,10 +91,9 @@ class ProjectionStep(nn.Module):
         for name, pathway in proj.pathways.items():
             index, n_side = (self.i, proj.n_source) if pathway.side == "source" else (self.j, proj.n_target)
             pathway_code = synaptic(code.pathways[name], f"pathway {name!r}")
-            changing = proj.changing(name)
-            delivery = RingBuffer(index, proj.slots(name), dtype) if changing else \
+            delivery = RingBuffer(index, proj.slots(name), dtype) if proj.changing(name) else \
                 EventLists(index, pathway.delay_steps, n_side, proj.slots(name), dtype, pathway_code.additive)
-            self.pathways[name] = PathwayStep(pathway, pathway_code, delivery, changing)
+            self.pathways[name] = PathwayStep(pathway, pathway_code, delivery)
         # the 'groups' slot: clock-driven equations; (summed) variables, written to the source or target neuron
         self.update = synaptic(code.update, "model") if code.update is not None else None
         self.summed = {side_variable: synaptic(block, "model") for side_variable, block in code.summed.items()}
@@ -378,7 +375,7 @@ class StepwiseNetwork(SimulationModule):
             pathway = proj.pathways[part]
             events = pathway.events(spikes, getattr(proj, pathway.side))
             emitted_with = None  # the delays in force, for delays that change
-            if pathway.changing:
+            if pathway.delivery.reads_delays:
                 dynamic = proj.delay_mode == "dynamic"
                 emitted_with = proj.delays_now(states, syn_states[name]) if dynamic else delays[name]
             arrived = pathway.delivery.arrivals(buffers[(name, part)], events, n, emitted_with)
