@@ -8,6 +8,7 @@ import brian2
 import numpy as np
 from brian2 import Equations, NeuronGroup, SpikeGeneratorGroup, Synapses, second
 
+from bridge.errors import DescriptionError
 from bridge.quantities import parse_quantity, si_value
 
 # Validation builds Brian2 objects only to check them; Brian2 need not warn that they were never run.
@@ -39,12 +40,23 @@ def brian_arrays(arrays):
     return {name: brian2.TimedArray(values, dt=seconds * brian2.second) for name, (values, seconds) in arrays.items()}
 
 
+def refractory(text):
+    """Brian2's `refractory` argument for NeuronModel.refractory: False for "", the quantity of a quantity string,
+    else the expression itself (a period in time units or a condition, which Brian2 checks)."""
+    if not text:
+        return False
+    try:
+        return parse_quantity(text, "NeuronModel.refractory")
+    except DescriptionError:
+        return text
+
+
 def neuron_group(model, n, name):
     """A Brian2 NeuronGroup for a NeuronModel, to check it (runs build theirs from the plan's program,
     bridge/program.py)."""
     group = NeuronGroup(n, model.equations, threshold=model.threshold or None,
                         reset=model.reset if model.threshold else None,
-                        refractory=parse_quantity(model.refractory, "refractory") if model.refractory else False,
+                        refractory=refractory(model.refractory),
                         events=dict(model.events), method=model.method, namespace=brian_namespace(model.parameters),
                         name=name)
     for event, code in model.run_on_event.items():

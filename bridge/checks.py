@@ -1,5 +1,6 @@
 """Validation of descriptions with Brian2's own parser and unit checker; errors name the field."""
 import ast
+import dataclasses
 import json
 import re
 from brian2 import DimensionMismatchError, second
@@ -109,7 +110,19 @@ def _check_neuron_model(model):
     except BrianObjectException as err:
         where = _field_of(err, (("spike_thresholder", "threshold"), ("thresholder", "events"),
                                 ("spike_resetter", "reset"), ("resetter", "run_on_event"), ("", "equations")))
+        if where == "equations" and model.refractory and _refractory_fails(model):
+            where = "refractory"
         raise DescriptionError(f"NeuronModel.{where}", _brian_message(err)) from None
+
+
+def _refractory_fails(model):
+    """Whether a model Brian2 refuses in its state update passes without its refractory (the refractory check
+    is part of the state update)."""
+    try:
+        check_neuron_model(dataclasses.replace(model, refractory=""))
+    except DescriptionError:
+        return False
+    return True
 
 
 def variable_dims(model):

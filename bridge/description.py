@@ -55,7 +55,9 @@ def _check_parameters(parameters, where):
 @dataclass(frozen=True)
 class NeuronModel:
     """A neuron model in Brian2 syntax: `equations` with units and flags, `threshold` condition, `reset`
-    statements, `refractory` period (a quantity, "" for none), named scalar `parameters`
+    statements, `refractory` as Brian2's: a period (a quantity, or an expression in time units such as a
+    parameter's name) or a condition (refractory while it holds, e.g. "v > -40*mV"), "" for none; named scalar
+    `parameters`
     (quantity strings) and the integration `method` (a Brian2 state updater: exact, euler, rk2, rk4, ...).
     Custom events as Brian2's `events=`: `events` {name: condition}, checked after the threshold (the
     'after_thresholds' slot) and never held by refractoriness; `run_on_event` {event: statements} run for the
@@ -73,7 +75,7 @@ class NeuronModel:
         _check_parameters(self.parameters, "NeuronModel")
         if self.reset and not self.threshold:
             raise DescriptionError("NeuronModel.reset", "a reset needs a threshold (no spikes would trigger it)")
-        if self.refractory:
+        if self.refractory and not isinstance(brian_parse.refractory(self.refractory), str):  # a quantity
             if time_value(self.refractory, "NeuronModel.refractory") < 0:
                 raise DescriptionError("NeuronModel.refractory", f"{self.refractory!r} is negative; give >= 0*ms")
         for event in self.events:

@@ -139,8 +139,8 @@ def _population(code, population, plan, native_noise):
     model = population.model
     lowered = model if native_noise else population
     namespace = brian_parse.brian_namespace(model.parameters) if native_noise else population.namespace
-    refractory = code.value(parse_quantity(model.refractory, "refractory"), model.refractory) \
-        if model.refractory else False
+    refractory = brian_parse.refractory(model.refractory)
+    refractory = code.value(refractory, model.refractory if isinstance(refractory, brian2.Quantity) else None)
     events = f", events={code.value(dict(model.events))}" if model.events else ""
     code.add(f"{population.name} = NeuronGroup({population.n}, {code.value(lowered.equations)}, "
              f"threshold={code.value(lowered.threshold or None)}, "

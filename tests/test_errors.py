@@ -84,6 +84,11 @@ CASES = {  # name: (change to the base data, what the message must say)
                       r"Projection 'input_to_lif'.delays: rows of different lengths"),
     "named like a monitor": (set_in(projection, "name", "spikes_lif_euler"),
                              r"Network: names \['spikes_lif_euler'\] are those of spikebridge's own Brian2 monitors"),
+    "refractory with an unknown unit": (set_in(lambda d: population(d)["model"], "refractory", "2*msec"),
+                                        r"NeuronModel.refractory: unknown identifier: .*\"msec\" could not be"),
+    "refractory neither time nor condition": (set_in(lambda d: population(d)["model"], "refractory", "v + 1"),
+                                              r"NeuronModel.refractory: TypeError: Refractory expression is "
+                                              r"dimensionless but not a boolean value"),
     "a billion neurons": (set_in(population, "n", 10**9), r"RunSettings.record\['lif_euler.v'\]: the run needs "
                                                           r"about [\d,]+ bytes \([\d,]+ for this part\)"),
 }

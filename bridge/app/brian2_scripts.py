@@ -286,13 +286,14 @@ class _Importer:
         self.operations += operations
         equations = group.user_equations
         threshold, reset = group.events.get("spike") or "", _lines(group.event_codes.get("spike") or "")
-        refractory = group._refractory
-        if isinstance(refractory, str):
-            self.fail(group, f"a refractory condition {refractory!r}")
-        refractory = "" if refractory is False else quantity_text(refractory, brian2.second.dim, "refractory")
+        refractory = group._refractory  # a quantity, or an expression as written (a period or a condition)
+        if refractory is False:
+            refractory = ""
+        elif not isinstance(refractory, str):
+            refractory = quantity_text(refractory, brian2.second.dim, "refractory")
         events = {event: condition for event, condition in group.events.items() if event != "spike"}
         on_event = {event: _lines(code) for event, code in group.event_codes.items() if event != "spike"}
-        code = "\n".join([str(equations), threshold, reset, *events.values(), *on_event.values(),
+        code = "\n".join([str(equations), threshold, reset, refractory, *events.values(), *on_event.values(),
                           *(operation.code for operation in operations)])
         model = NeuronModel(equations_text(equations.ordered), threshold, reset, refractory,
                             self._constants(group, code, group.variables), self._method(group), events, on_event)

@@ -1,0 +1,41 @@
+"""Brian2 code as people write it, imported as written (bridge/app/brian2_scripts.py): each construct in a
+model of our own, pinned by numbers worked out by hand besides the cross-check between the backends."""
+import textwrap
+
+import numpy as np
+import pytest
+
+from bridge.app.brian2_scripts import from_brian2
+
+
+def _script(tmp_path, text, name="model.py"):
+    path = tmp_path / name
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+# dv/dt = (1.2 mV - v)/10 ms, exact: from v0 after k steps v = 1.2 - (1.2 - v0) exp(-k/100) (mV). From 0 the
+# threshold 0.8 mV is passed after k > 100 ln 3 = 109.9 updates: the update of step 109 (spike at step 109).
+# From the reset 0.4 mV it takes k > 100 ln 2 = 69.3, i.e. 70 updates, the first one at the first step the neuron
+# is no longer refractory: 110 when never refractory, 109 + 30 for 3 ms (timestep(t - lastspike) >= 30).
+REFRACTORY = """
+from brian2 import *
+tau_r = 3*ms
+G = NeuronGroup(1, 'dv/dt = (1.2*mV - v)/(10*ms) : volt (unless refractory)', threshold='v > 0.8*mV',
+                reset='v = 0.4*mV', refractory={refractory}, method='exact', name='G')
+spikes = SpikeMonitor(G)
+run(21.5*ms)
+"""
+
+
+@pytest.mark.parametrize("refractory, second_spike", [
+    ("'v > 0.5*mV'", 110 + 69),  # a condition false right after the reset: never refractory
+    ("'v > 0.3*mV'", None),      # a condition true while v is held at 0.4 mV: refractory for ever
+    ("'tau_r'", 139 + 69),  # a period named by a constant: held until step 139
+])
+def test_refractory_conditions_and_expressions(refractory, second_spike, tmp_path, paired):
+    simulation = from_brian2(_script(tmp_path, REFRACTORY.format(refractory=refractory)))
+    assert simulation.network.populations[0].model.refractory == refractory.strip("'")
+    brian_record, _, report = paired(simulation)
+    assert report.identical
+    assert brian_record.spikes["G"][1].tolist() == [109] + ([second_spike] if second_spike else [])
