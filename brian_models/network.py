@@ -12,7 +12,7 @@ from bridge.errors import DescriptionError
 from bridge.plan import lower
 from bridge.record import Record
 from brian_models import dynamic_delays
-from bridge.program import program
+from bridge.program import program, state_monitors
 
 TARGETS = ("numpy", "cython", "cpp_standalone")
 
@@ -127,7 +127,7 @@ def _record(plan, monitors):
         steps = np.rint(np.asarray(monitor.t_) / dt).astype(np.int64)
         spikes[pop.name] = (np.asarray(monitor.i[:], dtype=np.int64), steps)
     traces = {}
-    for key, (population, variable) in plan.records.items():
-        monitor = monitors[brian_parse.monitor_name("state", population)]
-        traces[key] = np.asarray(getattr(monitor, variable + "_")).T.astype(np.float64)
+    for name, (_, _, _, variables) in state_monitors(plan).items():
+        for key, variable in variables.items():
+            traces[key] = np.asarray(getattr(monitors[name], variable + "_")).T.astype(np.float64)
     return Record("brian2", dt, n_steps, spikes, traces)

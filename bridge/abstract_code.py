@@ -156,9 +156,9 @@ def _synapse_code(proj, syn):
     for name in (names & set(syn.variables)) - set(syn.equations.subexpr_names):
         var, index = syn.variables[name], syn.variables.indices[name]
         if index == "_presynaptic_idx":
-            locations[name] = ("source", _name_in(var, syn.source))
+            locations[name] = ("source", name_in(var, syn.source))
         elif index == "_postsynaptic_idx":
-            locations[name] = ("target", _name_in(var, syn.target))
+            locations[name] = ("target", name_in(var, syn.target))
         elif index == "_idx" and getattr(var.owner, "name", None) == syn.name:
             locations[name] = ("synapse", name)
     event_driven = syn.event_driven
@@ -168,5 +168,6 @@ def _synapse_code(proj, syn):
                        frozenset(syn.equations.parameter_names), constants(proj.constants, names - set(locations)))
 
 
-def _name_in(variable, group):
+def name_in(variable, group):
+    """The name of a Brian2 Variable in a group."""
     return next(name for name, candidate in group.variables.items() if candidate is variable)

@@ -6,6 +6,7 @@ Brian2's notation ("10*ms"); arrays (weights, delays, spike times, current value
 import json
 import math
 from dataclasses import MISSING, dataclass, field, fields, is_dataclass
+from typing import NamedTuple
 
 import numpy as np
 
@@ -15,8 +16,8 @@ from bridge.delays import DELAY_MODES, DELAY_OVERFLOW, DelayRule, round_steps
 from bridge.errors import DescriptionError
 from bridge.fields import (REGISTRY, check_integer, check_name, finite_array, frozen, probability, register,
                            set_field)
-from bridge.names import delay_owner, record_key
-from bridge.quantities import parse_quantity, si_value, time_value
+from bridge.names import delay_owner, record_key, record_parts, selected_indices
+from bridge.quantities import parse_quantity, si_value, time_value, whole_steps
 
 # Brian2's default schedule; the only order both backends execute (see Timing).
 BRIAN_SCHEDULE = ("start", "groups", "thresholds", "synapses", "resets", "end")
@@ -289,13 +290,7 @@ class Operation:
 
     def period_steps(self, dt):
         """Steps between two runs of the code."""
-        if not self.dt:
-            return 1
-        ratio = si_value(self.dt, f"Operation {self.name!r}.dt") / dt
-        if abs(ratio - round(ratio)) > 1e-9 * ratio:
-            raise DescriptionError(f"Operation {self.name!r}.dt", f"{self.dt} is not a whole number of steps of "
-                                                                  f"dt = {dt} s")
-        return int(round(ratio))
+        return whole_steps(self.dt, dt, f"Operation {self.name!r}.dt") if self.dt else 1
 
 
 @register
@@ -468,6 +463,13 @@ class Network:
     def size(self, name):
         return self._population(name, "name", sources_allowed=True).n
 
+    def width(self, owner):
+        """The elements of a population, or the synapses of a projection."""
+        proj = next((p for p in self.projections if p.name == owner), None)
+        if proj is None:
+            return self.size(owner)
+        return self.size(proj.source) * self.size(proj.target) if proj.dense else len(proj.i)
+
     def _check_projection(self, proj):
         source = self._population(proj.source, f"Projection {proj.name!r}.source", sources_allowed=True)
         target = self._population(proj.target, f"Projection {proj.name!r}.target")
@@ -537,10 +539,27 @@ class Timing:
         return round_steps(ratio, self.delay_rounding, where).astype(np.int64)
 
 
+class Recording(NamedTuple):
+    """What a record key asks for: `variable` of `owner` (a population or a projection) at the elements
+    `indices` (None: all of them), at the start of every `every`-th step from step 0."""
+    owner: str
+    variable: str
+    indices: object
+    every: int
+
+    def rows(self, n_steps):
+        return -(-n_steps // self.every)
+
+    def width(self, n):
+        return n if self.indices is None else len(self.indices)
+
+
 @register
 @dataclass(frozen=True)
 class RunSettings:
-    """How long to run, in which float type, and what to record ("population.variable"). The run is made
+    """How long to run, in which float type, and what to record: "owner.variable" records a variable of every
+    element at the start of each step, "owner.variable[0, 5, 10:20] every 1*ms" of the elements selected (indices,
+    or Python slices of them) every 1 ms (whole steps), as Brian2's StateMonitor(record=..., dt=...). The run is made
     of `segments` equal runs (Brian2 run() calls); 'between_runs' delays are read at the start of each.
     White noise (`xi` in equations) and rand() / randn() in thresholds, resets and operations are drawn once per
     run from `noise_seed` (bridge/plan.py), the same for both backends."""
@@ -553,6 +572,10 @@ class RunSettings:
 
     def __post_init__(self):
         set_field(self, "record", tuple(self.record))
+        for key in self.record:
+            if not isinstance(key, str) or not record_parts(key)[0]:
+                raise DescriptionError(f"RunSettings.record[{key!r}]", "expected 'owner.variable', optionally "
+                                       "followed by a selection '[0, 5, 10:20]' and a period 'every 1*ms'")
         time_value(self.duration, "RunSettings.duration", positive=True)
         check_dtype(self.dtype, "RunSettings.dtype")
         check_integer(self.noise_seed, "RunSettings.noise_seed", 0)
@@ -571,6 +594,17 @@ class RunSettings:
     @property
     def segment_steps(self):
         return self.n_steps // self.segments
+
+    def recording(self, key, width):
+        """The Recording a record key asks for, of an owner with `width` elements."""
+        where = f"RunSettings.record[{key!r}]"
+        owner, variable, selection, period = record_parts(key)
+        try:
+            indices = selected_indices(selection, width) if selection else None
+        except ValueError as error:
+            raise DescriptionError(where, f"{error} (the owner has {width} elements)") from None
+        every = whole_steps(period, self.timing.dt_seconds, where) if period else 1
+        return Recording(owner, variable, indices, every)
 
 
 @register
@@ -597,6 +631,7 @@ class Simulation:
                 checks.check_recordable_synaptic(projections[owner], var, where)
             else:
                 checks.check_recordable(net._population(owner, f"{where} (a population or projection)"), var, where)
+            self.run.recording(key, net.width(owner))
         for operation in net.operations:
             operation.period_steps(self.dt)
         for source in net.sources:

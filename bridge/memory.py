@@ -33,9 +33,9 @@ def refuse_beyond(parts, available, where):
                                      "duration, the network or what is recorded")
 
 
-def record_part(key, n_steps, width, batch, element_bytes):
-    """{part: bytes} of a variable recorded at every step: (batch, steps, width) values."""
-    return {f"RunSettings.record[{key!r}]": n_steps * batch * width * element_bytes}
+def record_part(key, recording, n_steps, n, batch, element_bytes):
+    """{part: bytes} of a Recording of an owner with n elements: (batch, rows, width) values."""
+    return {f"RunSettings.record[{key!r}]": recording.rows(n_steps) * batch * recording.width(n) * element_bytes}
 
 
 def lowering_bytes(simulation):
@@ -43,11 +43,10 @@ def lowering_bytes(simulation):
     synapse its indices, delays and values; per step and neuron the Poisson draws and the recorded traces; per
     neuron its state; per step of max_delay the ring of spikes in flight of dynamic delays."""
     net, run = simulation.network, simulation.run
-    n_steps, size, parts, widths = run.n_steps, FLOAT64, {}, {p.name: p.n for p in net.populations}
+    n_steps, size, parts = run.n_steps, FLOAT64, {}
     for proj in net.projections:
-        widths[proj.name] = net.size(proj.source) * net.size(proj.target) if proj.dense else len(proj.i)
         per_synapse = 2 + len(proj.synapse.pathways()) + len(proj.values)
-        parts[f"Projection {proj.name!r}"] = widths[proj.name] * per_synapse * size
+        parts[f"Projection {proj.name!r}"] = net.width(proj.name) * per_synapse * size
         if proj.delay_mode == "dynamic":  # a ring of spikes in flight, one row per step up to max_delay
             parts[f"Projection {proj.name!r}.max_delay"] = run.timing.delay_rule(proj).ring_bytes
     for source in net.sources:
@@ -59,14 +58,15 @@ def lowering_bytes(simulation):
         variables = len(checks.variable_dims(population.model)) + 2  # with lastspike, not_refractory
         parts[f"Population {population.name!r}.n"] = population.n * variables * size
     for key in run.record:
-        parts.update(record_part(key, n_steps, widths[record_key(key)[0]], 1, size))
+        n = net.width(record_key(key)[0])
+        parts.update(record_part(key, run.recording(key, n), n_steps, n, 1, size))
     return parts
 
 
 def torch_run_bytes(plan, batch, element_bytes, records):
     """{part: bytes} a torch forward pass of `batch` holds: per population its state and the spikes and margins
     of every step; per projection its event buffers (past events per neuron, or a per-synapse ring where delays
-    change) and per-synapse values; the traces of `records` {key: (owner, variable)} (gradients' saved tensors
+    change) and per-synapse values; the traces of `records` {key: Recording} (gradients' saved tensors
     come on top)."""
     size, n_steps = element_bytes, plan.n_steps
     parts = {f"Population {name!r}": batch * p.n * (len(plan.code.populations[name].variables) + 2 * n_steps) * size
@@ -77,7 +77,6 @@ def torch_run_bytes(plan, batch, element_bytes, records):
                       for pathway, pathway_plan in proj.pathways.items())
         per_synapse = batch * (len(proj.values) + len(plan.code.projections[name].unset)) + 4 * len(proj.pathways) + 2
         parts[f"Projection {name!r}"] = (batch * buffers + n_syn * per_synapse) * size
-    for key, (owner, _) in records.items():
-        width = len(plan.projections[owner].i) if owner in plan.projections else plan.populations[owner].n
-        parts.update(record_part(key, n_steps, width, batch, size))
+    for key, recording in records.items():
+        parts.update(record_part(key, recording, n_steps, plan.width(recording.owner), batch, size))
     return parts

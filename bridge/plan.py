@@ -3,7 +3,7 @@
 `lower(simulation)` parses every quantity string and decodes every naming convention of the description
 exactly once, here:
 - dt and step counts as numbers; the run's segments (Brian2 run() calls) as step boundaries;
-- records `"population.variable"` as (population, variable) pairs;
+- record keys as Recordings (owner, variable, element indices, steps between records);
 - per population its parameters (Brian2 quantities and SI floats) and the initial value of each variable
   given, one SI float per neuron;
 - per projection the synapses (i, j), one SI value per synapse of each synaptic variable, its pathways
@@ -158,7 +158,7 @@ class Plan:
     n_steps: int
     segment_steps: int
     dtype: str
-    records: dict          # 'population.variable' -> (population, variable), in the description's order
+    records: dict          # record key -> Recording (bridge/description.py), in the description's order
     populations: dict      # name -> PopulationPlan
     sources: dict          # name -> SourcePlan
     currents: dict         # name -> CurrentPlan
@@ -172,6 +172,10 @@ class Plan:
 
     def size(self, name):
         return (self.populations.get(name) or self.sources[name]).n
+
+    def width(self, owner):
+        """The elements of a population, or the synapses of a projection."""
+        return len(self.projections[owner].i) if owner in self.projections else self.size(owner)
 
     @functools.cached_property
     def code(self):
@@ -191,7 +195,8 @@ def lower(simulation):
     sizes = {element.name: element.n for element in net.populations + net.sources}
     return Plan(
         simulation=simulation, dt=dt, n_steps=n_steps, segment_steps=n_steps // run.segments, dtype=run.dtype,
-        records={key: record_key(key) for key in run.record}, populations=populations,
+        records={key: run.recording(key, net.width(record_key(key)[0])) for key in run.record},
+        populations=populations,
         sources={s.name: SourcePlan(s.name, s.n, *s.spike_steps(dt, n_steps)) for s in net.sources},
         currents={c.name: CurrentPlan(c.name, c.target, c.variable, c.array(n_steps)) for c in net.currents},
         projections={p.name: _projection(p, run.timing, populations, sizes) for p in net.projections},

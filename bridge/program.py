@@ -225,9 +225,23 @@ def _monitors(code, plan):
         if population.model.threshold:
             name = brian_parse.monitor_name("spikes", population.name)
             code.add(f"{name} = SpikeMonitor({population.name})", monitor=name)
-    by_population = {}
-    for population, variable in plan.records.values():
-        by_population.setdefault(population, []).append(variable)
-    for population, variables in by_population.items():
-        name = brian_parse.monitor_name("state", population)
-        code.add(f"{name} = StateMonitor({population}, {variables!r}, record=True, order=1)", monitor=name)
+    for name, (owner, indices, every, variables) in state_monitors(plan).items():
+        record = "True" if indices is None else code.value(np.asarray(indices))
+        period = "" if every == 1 else f", dt={every}*dt"
+        code.add(f"{name} = StateMonitor({owner}, {list(dict.fromkeys(variables.values()))!r}, record={record}, "
+                 f"order=1{period})", monitor=name)
+
+
+def state_monitors(plan):
+    """The StateMonitors of a plan's records, one per owner, selection and period: {name: (owner, indices or
+    None, steps between records, {record key: variable})}, named 'state_<owner>', then 'state_<owner>_1', ..."""
+    selections = {}
+    for key, recording in plan.records.items():
+        indices = None if recording.indices is None else tuple(recording.indices.tolist())
+        selections.setdefault((recording.owner, indices, recording.every), {})[key] = recording.variable
+    monitors, per_owner = {}, {}
+    for (owner, indices, every), variables in selections.items():
+        k = per_owner[owner] = per_owner.get(owner, -1) + 1
+        name = brian_parse.monitor_name("state", owner) + (f"_{k}" if k else "")
+        monitors[name] = (owner, indices, every, variables)
+    return monitors

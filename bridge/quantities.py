@@ -69,6 +69,14 @@ def time_value(text, field, positive=False):
     return seconds
 
 
+def whole_steps(text, dt, field):
+    """A positive period (a time quantity string) as its whole number of steps of dt (seconds)."""
+    ratio = time_value(text, field, positive=True) / dt
+    if abs(ratio - round(ratio)) > 1e-9 * ratio or round(ratio) < 1:
+        raise DescriptionError(field, f"{text} is not a whole number of steps of dt = {dt} s")
+    return int(round(ratio))
+
+
 def quantity_text(value, dim, where):
     """A scalar as a quantity string in SI units that reads back to the same float."""
     value = float(np.asarray(value))

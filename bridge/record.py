@@ -10,7 +10,7 @@ class Record:
     dt: float
     n_steps: int
     spikes: dict            # population -> (neuron indices, step indices), sorted by step then neuron
-    traces: dict            # "population.variable" -> array (n_steps, n), recorded at the start of each step
+    traces: dict            # record key -> array (rows, elements), recorded at the start of a step (description.py)
     margins: dict = field(default_factory=dict)  # population -> (n_steps, n): how far past threshold
 
     def __post_init__(self):

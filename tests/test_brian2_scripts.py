@@ -153,8 +153,18 @@ UNSUPPORTED = {
                                "'S': run_regularly or custom code (CodeRunner 'halve')"),
     "custom_event_monitor": ("G = NeuronGroup(2, 'dv/dt = -v/(10*ms) : 1', events={'up': 'v > 1'}, name='G')\n"
                              "M = EventMonitor(G, 'up', name='M')\n", "'M': recording the custom event 'up'"),
-    "subset_record": ("G = NeuronGroup(2, 'dv/dt = -v/(10*ms) : 1', name='G')\n"
-                      "M = StateMonitor(G, 'v', record=[0], name='M')\n", "recording a subset of neurons"),
+    "monitor_dt_not_whole_steps": ("G = NeuronGroup(2, 'dv/dt = -v/(10*ms) : 1', name='G')\n"
+                                   "M = StateMonitor(G, 'v', record=[0], dt=0.15*ms, name='M')\n",
+                                   "'M': a dt of 150. us that is not a whole number of steps"),
+    "groups_with_different_dt": ("G = NeuronGroup(2, 'dv/dt = -v/(10*ms) : 1', name='G')\n"
+                                 "H = NeuronGroup(2, 'dv/dt = -v/(10*ms) : 1', dt=0.2*ms, name='H')\n",
+                                 "clocks: groups run with different dt"),
+    "recording_a_spike_source": ("P = PoissonGroup(2, 10*Hz, name='P')\nM = StateMonitor(P, 'rates', record=0, "
+                                 "name='M')\n", "'M': recording the spike source 'P'"),
+    "synapses_onto_synapses": ("G = NeuronGroup(2, 'dv/dt = -v/(10*ms) : 1', threshold='v > 1', name='G')\n"
+                               "S = Synapses(G, G, 'w : 1', on_pre='v += w', name='S')\nS.connect()\n"
+                               "T = Synapses(G, S, on_pre='w += 1', name='T')\nT.connect()\n",
+                               "'T': synapses onto synapses"),
 }
 
 

@@ -149,8 +149,12 @@ def test_a_run_that_will_not_fit_is_refused_before_it_starts(monkeypatch):
     module = StepwiseNetwork(simulation)
     plan = lower(simulation)
     parts = torch_run_bytes(module.plan, 4, 8, module.records(None))
-    for key, (population, _) in plan.records.items():  # by hand: a trace of every step, batch and neuron
+    for key, (population, *_) in plan.records.items():  # by hand: a trace of every step, batch and neuron
         assert parts[f"RunSettings.record[{key!r}]"] == plan.n_steps * 4 * plan.populations[population].n * 8
+    selected = "lif.v[0:10:3] every 1*ms"  # 4 neurons, every 10th step of 1000
+    assert torch_run_bytes(module.plan, 4, 8, module.records([selected])) == {
+        **{key: value for key, value in parts.items() if "record" not in key},
+        f"RunSettings.record[{selected!r}]": 100 * 4 * 4 * 8}
     monkeypatch.setattr(torch_models.module, "available_bytes", lambda device: sum(parts.values()) - 1)
     with pytest.raises(DescriptionError, match=r"the run needs about [\d,]+ bytes .* more than the [\d,]+ bytes"):
         module(batch_size=4)

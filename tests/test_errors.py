@@ -89,6 +89,12 @@ CASES = {  # name: (change to the base data, what the message must say)
     "refractory neither time nor condition": (set_in(lambda d: population(d)["model"], "refractory", "v + 1"),
                                               r"NeuronModel.refractory: TypeError: Refractory expression is "
                                               r"dimensionless but not a boolean value"),
+    "record index out of range": (set_in(lambda d: d["run"], "record", ["lif_euler.v[0, 3:5, 99]"]),
+                                  r"RunSettings.record\['lif_euler.v\[0, 3:5, 99\]'\]: index 99 is out of range"),
+    "record period not whole steps": (set_in(lambda d: d["run"], "record", ["lif_euler.v every 0.15*ms"]),
+                                      r"every 0.15\*ms'\]: 0.15\*ms is not a whole number of steps of dt"),
+    "record key without a variable": (set_in(lambda d: d["run"], "record", ["lif_euler"]),
+                                      r"RunSettings.record\['lif_euler'\]: expected 'owner.variable'"),
     "a billion neurons": (set_in(population, "n", 10**9), r"RunSettings.record\['lif_euler.v'\]: the run needs "
                                                           r"about [\d,]+ bytes \([\d,]+ for this part\)"),
 }

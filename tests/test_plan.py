@@ -31,7 +31,7 @@ def test_lowering_gives_the_hand_computed_numbers():
     plan = lower(_simulation(segments=4))
     assert plan.dt == 1e-4 and plan.n_steps == 40 and plan.segment_steps == 10
     assert list(plan.segment_starts) == [0, 10, 20, 30]
-    assert plan.records == {"unit.v": ("unit", "v"), "unit.d": ("unit", "d")}
+    assert plan.records == {"unit.v": ("unit", "v", None, 1), "unit.d": ("unit", "d", None, 1)}
     unit = plan.populations["unit"]
     assert unit.constants == {"tau": pytest.approx(0.02)}
     assert unit.initial_array("v").tolist() == [0.25] * 3 and unit.initial_array("d")[2] == 1.04e-3

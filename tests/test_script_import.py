@@ -39,3 +39,33 @@ def test_refractory_conditions_and_expressions(refractory, second_spike, tmp_pat
     brian_record, _, report = paired(simulation)
     assert report.identical
     assert brian_record.spikes["G"][1].tolist() == [109] + ([second_spike] if second_spike else [])
+
+
+MONITORS = """
+from brian2 import *
+G = NeuronGroup(10, 'dv/dt = (i + 1)*volt/second : volt', method='euler', name='G')
+S = Synapses(G, G, 'w : 1', name='S')
+S.connect(i=[0, 1], j=[9, 4])
+few = StateMonitor(G, 'v', record=[7, 2])
+coarse = StateMonitor(G[3:6], 'v', record=True, dt=1*ms)
+through_synapses = StateMonitor(S, 'v', record=True)  # v of each synapse's target
+run(3*ms)
+"""
+
+
+def test_monitors_of_subsets_subgroups_own_dt_and_through_synapses(tmp_path, paired):
+    path = _script(tmp_path, MONITORS)
+    simulation = from_brian2(path)
+    keys = ("G.v[7, 2]", "G.v[3:6] every 0.001*second", "G.v[9, 4]")
+    assert sorted(simulation.run.record) == sorted(keys)
+    brian_record, torch_record, report = paired(simulation)
+    assert report.identical and report.passed
+    v = lambda steps, neurons: np.outer(steps, np.add(neurons, 1)) * 1e-4  # (i + 1) V/s for n steps of 0.1 ms
+    by_hand = {keys[0]: v(range(30), [7, 2]), keys[1]: v(range(0, 30, 10), [3, 4, 5]), keys[2]: v(range(30), [9, 4])}
+    script = {}
+    exec(compile(path.read_text(), str(path), "exec"), script)  # the script itself, its own monitors
+    own = {keys[0]: script["few"].v_.T, keys[1]: script["coarse"].v_.T, keys[2]: script["through_synapses"].v_.T}
+    for key in keys:
+        np.testing.assert_allclose(brian_record.traces[key], by_hand[key], rtol=1e-12, atol=0)
+        assert np.array_equal(brian_record.traces[key], own[key]) and np.array_equal(torch_record.traces[key],
+                                                                                       own[key])

@@ -25,7 +25,7 @@ from bridge.names import neuron_variable
 from bridge.plan import lower
 from torch_models.delays import Delays, delayed_weighted_sum, exponential_filter
 from torch_models.events import event_product
-from torch_models.module import SimulationModule, TorchRun
+from torch_models.module import SimulationModule, TorchRun, recorded
 from torch_models.population import compile_populations
 from torch_models.scan import AffineScan, linear_decay, schedule
 from torch_models.surrogate import SURROGATES
@@ -206,9 +206,11 @@ class LayeredNetwork(SimulationModule):
                     layer = self.projections[proj.name]
                     current = layer(spikes[proj.source])
                     drive[layer.variable] = drive[layer.variable] + current if layer.variable in drive else current
-            keep = {variable: key for key, (population, variable) in records.items() if population == name}
-            spikes[name], margins[name], history = self._run_population(name, drive, batch, device, keep)
-            traces.update({key: history[var] for var, key in keep.items()})
+            keep = {key: recording for key, recording in records.items() if recording.owner == name}
+            spikes[name], margins[name], history = self._run_population(
+                name, drive, batch, device, {recording.variable for recording in keep.values()})
+            traces.update({key: recorded(history[recording.variable][:, ::recording.every], recording)
+                           for key, recording in keep.items()})
         return TorchRun({n: spikes[n] for n in self.order}, traces, margins, self.dt)
 
     def _run_population(self, name, drive, batch, device, keep):

@@ -42,6 +42,11 @@ class TorchRun:
         return Record("torch", self.dt, n_steps, spikes, to_numpy(self.traces), to_numpy(self.margins))
 
 
+def recorded(values, recording):
+    """Values (..., n) reduced to the elements a Recording selects."""
+    return values if recording.indices is None else values[..., torch.as_tensor(recording.indices, device=values.device)]
+
+
 def check_given(given, sizes, field, batch, n_steps):
     """forward()'s tensors by name: known names, shapes (batch, steps, n)."""
     for name, tensor in given.items():
@@ -92,8 +97,10 @@ class SimulationModule(nn.Module):
         return batch, inputs, currents
 
     def records(self, record):
-        """{'population.variable': (population, variable)} to record: the description's, or `record`'s keys."""
-        return self.plan.records if record is None else {key: record_key(key) for key in record}
+        """{record key: Recording} to record: the description's, or those of the keys `record`."""
+        if record is None:
+            return self.plan.records
+        return {key: self.plan.simulation.run.recording(key, self.plan.width(record_key(key)[0])) for key in record}
 
     def parameter(self, projection, variable):
         """A synaptic variable's nn.Parameter: one value per synapse (row-major (source, target) when dense)."""

@@ -17,7 +17,7 @@ from bridge.memory import torch_run_bytes
 from bridge.names import record_key
 from torch_models.codegen import apply_op, check_resolved, compile_block, functions
 from torch_models.delivery import ArrivedPerRow, EventLists, RingBuffer
-from torch_models.module import SimulationModule, TorchRun, check_memory
+from torch_models.module import SimulationModule, TorchRun, check_memory, recorded
 from torch_models.population import OperationStep, compile_populations, step
 
 
@@ -228,15 +228,16 @@ class StepLog:
     allocated at its first step and written step by step (no list of steps, no copy at the end); with gradients
     the steps are stacked at the end (writing into one tensor would make its backward pass copy it per step)."""
 
-    def __init__(self, n_steps):
-        self.n_steps, self.values = n_steps, {}
+    def __init__(self, n_steps, rows=None):
+        """`rows`: {key: rows} for keys logged at fewer rows than n_steps."""
+        self.n_steps, self.rows, self.values = n_steps, rows or {}, {}
 
     def add(self, key, n, value):
         if torch.is_grad_enabled():
             self.values.setdefault(key, []).append(value)
             return
         if key not in self.values:
-            self.values[key] = value.new_empty(value.shape[0], self.n_steps, *value.shape[1:])
+            self.values[key] = value.new_empty(value.shape[0], self.rows.get(key, self.n_steps), *value.shape[1:])
         self.values[key][:, n] = value
 
     def stacked(self):
@@ -287,7 +288,8 @@ class StepwiseNetwork(SimulationModule):
                    for name, p in self.projections.items() for pathway in p.pathways.values()}
         delays = {}  # 'between_runs' delays in force, read at each segment's start
         segment_starts = set(self.plan.segment_starts)
-        spike_log, margin_log, trace_log = StepLog(self.n_steps), StepLog(self.n_steps), StepLog(self.n_steps)
+        spike_log, margin_log = StepLog(self.n_steps), StepLog(self.n_steps)
+        trace_log = StepLog(self.n_steps, {key: recording.rows(self.n_steps) for key, recording in records.items()})
         for n in tqdm(range(self.n_steps), desc="torch", unit="step", disable=not progress, mininterval=1):
             t = n * dt
             if n in segment_starts:  # a new run segment: between_runs delays re-read
@@ -297,11 +299,15 @@ class StepwiseNetwork(SimulationModule):
             states = {name: population.set_constant_over_dt(states[name], t, dt)
                       for name, population in self.populations.items()}  # 'before_start'
             states = self.run_operations("start", states, n, t)
-            for key, (owner, variable) in records.items():  # 'start': state as left by the previous step
+            for key, recording in records.items():  # 'start': state as left by the previous step
+                if n % recording.every:
+                    continue
+                owner, variable = recording.owner, recording.variable
                 if owner in self.projections:  # a synaptic variable: (batch, synapses)
-                    trace_log.add(key, n, syn_states[owner][variable].expand(batch, -1))
+                    value = syn_states[owner][variable].expand(batch, -1)
                 else:
-                    trace_log.add(key, n, self.populations[owner].value(states[owner], variable, t, dt))
+                    value = self.populations[owner].value(states[owner], variable, t, dt)
+                trace_log.add(key, n // recording.every, recorded(value, recording))
             for name, current in self.plan.currents.items():
                 states[current.target][current.variable] = currents[name][:, n]
             arriving = {name: spikes[:, n] for name, spikes in inputs.items()}

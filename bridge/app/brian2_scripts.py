@@ -21,12 +21,12 @@ from pathlib import Path
 
 import brian2
 import numpy as np
-from brian2 import (EventMonitor, NeuronGroup, PoissonGroup, PopulationRateMonitor, SpikeGeneratorGroup,
-                    StateMonitor, Synapses, TimedArray)
+from brian2 import (EventMonitor, NetworkOperation, NeuronGroup, PoissonGroup, PopulationRateMonitor,
+                    SpikeGeneratorGroup, StateMonitor, Synapses, TimedArray)
 from brian2.core.functions import DEFAULT_FUNCTIONS, Function
 from brian2.core.namespace import DEFAULT_CONSTANTS, DEFAULT_UNITS
 from brian2.equations.equations import BOOLEAN, DIFFERENTIAL_EQUATION, INTEGER, SUBEXPRESSION
-from brian2.groups.group import Group
+from brian2.groups.group import CodeRunner, Group
 from brian2.groups.subgroup import Subgroup
 from brian2.stateupdaters.base import StateUpdateMethod, UnsupportedEquationsException
 from brian2.utils.stringtools import get_identifiers
@@ -36,7 +36,8 @@ from bridge.constructs import poisson_input
 from bridge.description import (OPERATION_SLOTS, CurrentInjection, NeuronModel, Network, Operation, PoissonTrains,
                                 Population, Projection, RunSettings, Simulation, SpikeTrains, SynapseModel, Timing)
 from bridge.errors import DescriptionError
-from bridge.names import POISSON_INPUT_REGISTRY, POISSON_REGISTRY
+from bridge.abstract_code import name_in
+from bridge.names import POISSON_INPUT_REGISTRY, POISSON_REGISTRY, selection_text
 from bridge.quantities import quantity_text, unit_text
 
 _INTERNAL = {"lastspike", "not_refractory", "t", "dt", "i", "j", "N", "t_in_timesteps", "xi"}
@@ -199,11 +200,21 @@ class _Importer:
                                        "(spikebridge records after the operations; give the monitor order=1)")
 
     def _dt(self):
-        steps = {obj.name: float(obj.clock.dt_) for obj in self.objects if hasattr(obj, "clock")}
+        """The dt every group and synapse runs with (monitors and run_regularly may take whole multiples)."""
+        steps = {obj.name: float(obj.clock.dt_) for obj in self.objects
+                 if hasattr(obj, "clock") and type(obj) is not CodeRunner
+                 and not isinstance(obj, (StateMonitor, EventMonitor, PopulationRateMonitor, NetworkOperation))}
         if len(set(steps.values())) != 1:
-            raise DescriptionError(f"{self.path.name}: clocks", f"objects run with different dt {steps}; a "
+            raise DescriptionError(f"{self.path.name}: clocks", f"groups run with different dt {steps}; a "
                                                                 "description has one dt")
         return next(iter(steps.values()))
+
+    def _steps(self, obj):
+        """The steps of the network's dt between two runs of an object with its own clock."""
+        ratio = float(obj.clock.dt_) / self.dt
+        if abs(ratio - round(ratio)) > 1e-9 * ratio:
+            self.fail(obj, f"a dt of {obj.clock.dt} that is not a whole number of steps of dt = {self.dt} s")
+        return round(ratio)
 
     def _check_children(self, group, known):
         for child in group.contained_objects:
@@ -228,8 +239,8 @@ class _Importer:
         if runner.when not in OPERATION_SLOTS or runner.order != 0:
             self.fail(group, f"run_regularly {runner.name!r} in slot {runner.when!r}, order {runner.order} (operations "
                              f"run in {OPERATION_SLOTS}, order 0)")
-        period = float(runner.clock.dt_)
-        dt = "" if period == self.dt else quantity_text(period, brian2.second.dim, f"{runner.name}.dt")
+        dt = "" if self._steps(runner) == 1 else quantity_text(float(runner.clock.dt_), brian2.second.dim,
+                                                               f"{runner.name}.dt")
         owner = runner.group
         start, stop = (owner.start, owner.stop) if isinstance(owner, Subgroup) else (0, len(group))
         if runner.when == "start":
@@ -342,6 +353,8 @@ class _Importer:
         return PoissonTrains(group.name, len(group), quantity_text(rates.reshape(-1)[0], brian2.Hz.dim, "rates"))
 
     def _projection(self, syn):
+        if isinstance(syn.source, Synapses) or isinstance(syn.target, Synapses):
+            self.fail(syn, "synapses onto synapses")
         pathways = {pathway.objname: pathway for pathway in syn._pathways}
         updaters = [syn.state_updater] if syn.state_updater is not None else []
         self._check_children(syn, [*syn._pathways, *updaters, *syn.summed_updaters.values()])
@@ -397,8 +410,34 @@ class _Importer:
                           "imported as its spikes only (record the variables with a StateMonitor)", stacklevel=2)
 
     def _records(self, monitor):
-        if isinstance(monitor.source, Subgroup):
-            self.fail(monitor, f"recording the subgroup {monitor.source.name!r} (record the whole group)")
-        if not monitor.record_all:
-            self.fail(monitor, "recording a subset of neurons (spikebridge records every neuron)")
-        return [f"{monitor.source.name}.{name}" for name in monitor.record_variables]
+        """The record keys of a StateMonitor: its variables of the elements it records, on its clock."""
+        every = self._steps(monitor)
+        period = "" if every == 1 else " every " + quantity_text(float(monitor.clock.dt_), brian2.second.dim,
+                                                                 f"{monitor.name}.dt")
+        indices, keys = np.asarray(monitor.record, dtype=np.int64), []
+        for variable in monitor.record_variables:
+            owner, name, selection = self._recorded(monitor, variable, indices)
+            keys += [] if selection is None else [f"{owner.name}.{name}{selection}{period}"]
+        return keys
+
+    def _recorded(self, monitor, variable, indices):
+        """(owner, variable, selection text) a monitor records of a variable: a subgroup's as its whole group's
+        elements, a neuron variable read through synapses (`g` for `g_post`) as the neurons' of those synapses;
+        selection None for no element."""
+        source = monitor.source
+        if isinstance(source, (PoissonGroup, SpikeGeneratorGroup)):
+            self.fail(monitor, f"recording the spike source {source.name!r} (its spikes are recorded)")
+        if isinstance(source, Synapses) and source.variables.indices[variable] in ("_postsynaptic_idx",
+                                                                                    "_presynaptic_idx"):
+            side = "_synaptic_post" if source.variables.indices[variable] == "_postsynaptic_idx" else "_synaptic_pre"
+            neurons = source.target if side == "_synaptic_post" else source.source
+            indices = np.asarray(source.variables[side].get_value(), dtype=np.int64)[indices]
+            return self._recorded_group(neurons, name_in(source.variables[variable], neurons), indices, False)
+        return self._recorded_group(source, variable, indices, monitor.record_all)
+
+    def _recorded_group(self, group, variable, indices, every_element):
+        if isinstance(group, Subgroup):  # indices of the whole group
+            group, indices, every_element = group.source, indices + group.start, False
+        if not len(indices):
+            return group, variable, None
+        return group, variable, "" if every_element else f"[{selection_text(indices)}]"
