@@ -46,6 +46,7 @@ EMPTY = Block(())
 class NeuronCode:
     variables: dict          # state variable -> 'float', 'integer' or 'boolean' (lastspike, not_refractory too)
     conditional: frozenset   # the variables marked (unless refractory)
+    shared: frozenset        # the shared variables (one value for the group; torch holds it for every neuron)
     update: Block            # the state update ('groups' slot)
     threshold: Block         # ends in `_cond = condition`; EMPTY without threshold
     reset: Block
@@ -133,6 +134,7 @@ def _neuron_code(population, group):
     code = dict(
         variables={name: _kind(var) for name, var in variables.items()},
         conditional=frozenset(name for name, var in variables.items() if var.conditional_write is not None),
+        shared=frozenset(name for name, var in variables.items() if var.scalar),
         update=statements(group.state_updater), threshold=events(group.thresholder, "spike"),
         reset=events(group.resetter, "spike"),
         events={event: events(group.thresholder, event) for event in sorted(population.model.events)},

@@ -202,7 +202,7 @@ def lower(simulation):
         projections={p.name: _projection(p, run.timing, populations, sizes) for p in net.projections},
         poisson_inputs={p.name: p.lower(dt, n_steps, sizes[p.target])
                         for p in sorted(net.poisson_inputs, key=lambda p: p.name)},
-        operations={o.name: _operation(o, k, run, sizes[o.target]) for k, o in
+        operations={o.name: _operation(o, k, run, populations[o.target]) for k, o in
                     sorted(enumerate(net.operations), key=lambda item: item[1].name)})
 
 
@@ -242,23 +242,33 @@ def white_noise(population, index, run, n_steps):
 RANDOM_CALL = re.compile(r"\b(randn|rand)\(\)")
 
 
-def drawn(code, prefix, rng, rows, row_seconds, arrays):
+def drawn(code, prefix, rng, rows, row_seconds, arrays, shared=frozenset()):
     """`code` with each rand() / randn() replaced by `<prefix>_<k>(t, i)`: a TimedArray (added to `arrays` {name:
-    (values, row_seconds)}) of uniform / standard normal values drawn from `rng`, shape `rows`, a row per run."""
-    def draw(match):
-        name = f"{prefix}_{len(arrays)}"
-        arrays[name] = (rng.standard_normal(rows) if match.group(1) == "randn" else rng.random(rows), row_seconds)
-        return f"{name}(t, i)"
-    return RANDOM_CALL.sub(draw, code)
+    (values, row_seconds)}) of uniform / standard normal values drawn from `rng`, shape `rows`, a row per run; in
+    a statement writing one of the `shared` variables, one value per run: `<prefix>_<k>(t, 0)`."""
+    def line_drawn(line):
+        one = line.split("=")[0].strip(" +-*/") in shared
+
+        def draw(match):
+            name = f"{prefix}_{len(arrays)}"
+            shape = (rows[0], 1) if one else rows
+            arrays[name] = (rng.standard_normal(shape) if match.group(1) == "randn" else rng.random(shape),
+                            row_seconds)
+            return f"{name}(t, {0 if one else 'i'})"
+        return RANDOM_CALL.sub(draw, line)
+    return "\n".join(line_drawn(line) for line in code.split("\n"))
 
 
-def _operation(operation, index, run, n):
+def _operation(operation, index, run, target):
     """An Operation's plan: its rand() / randn() drawn once per run from numpy's default_rng([noise_seed, 1,
-    operation index]), one row per run of the code, one column per neuron it runs on."""
-    dt, (start, stop) = run.timing.dt_seconds, operation.neurons(n)
+    operation index]), one row per run of the code, one column per neuron it runs on (one for a shared
+    variable)."""
+    dt, (start, stop) = run.timing.dt_seconds, operation.neurons(target.n)
     period, arrays = operation.period_steps(dt), {}
+    equations = brian2.Equations(target.model.equations)
+    shared = frozenset(name for name in equations.names if "shared" in equations[name].flags)
     code = drawn(operation.code, f"drawn_{operation.name}", np.random.default_rng([run.noise_seed, 1, index]),
-                 (-(-run.n_steps // period), stop - start), period * dt, arrays)
+                 (-(-run.n_steps // period), stop - start), period * dt, arrays, shared)
     return OperationPlan(operation.name, operation, operation.target, start, stop, period, code, arrays,
                          brian_arrays(arrays))
 

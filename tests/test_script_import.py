@@ -69,3 +69,28 @@ def test_monitors_of_subsets_subgroups_own_dt_and_through_synapses(tmp_path, pai
         np.testing.assert_allclose(brian_record.traces[key], by_hand[key], rtol=1e-12, atol=0)
         assert np.array_equal(brian_record.traces[key], own[key]) and np.array_equal(torch_record.traces[key],
                                                                                        own[key])
+
+
+SHARED_DRAW = """
+from brian2 import *
+G = NeuronGroup(3, '''x : 1 (shared)
+                      y : 1''', name='G')
+G[1:].run_regularly('''x = rand()
+                       y = x + i''', dt=1*ms, name='pick')  # i counts within the subgroup
+M = StateMonitor(G, ['x', 'y'], record=True)
+run(3*ms)
+"""
+
+
+def test_a_shared_variable_draws_one_value_per_run_of_its_operation(tmp_path, paired):
+    """A statement writing a shared variable draws one number (Brian2's scalar statement), not one per neuron:
+    spikebridge's draws, numpy's default_rng([noise_seed 0, 1, operation 0]), one per run of the code; written
+    from a subgroup, the shared variable changes for the whole group."""
+    simulation = from_brian2(_script(tmp_path, SHARED_DRAW))
+    brian_record, torch_record, report = paired(simulation)
+    assert report.identical and report.passed
+    draws = np.random.default_rng([0, 1, 0]).random((3, 1))  # runs at steps 0, 10, 20
+    by_hand = np.hstack([np.zeros((30, 1)), np.repeat(draws, 10, axis=0) + np.arange(2)])
+    for record in (brian_record, torch_record):
+        assert np.array_equal(record.traces["G.y"], by_hand)
+        assert np.array_equal(record.traces["G.x"], np.repeat(draws, 10, axis=0) * np.ones((1, 3)))

@@ -268,7 +268,9 @@ def timed_array(values, array_dt, group_dt, dtype):
 
     def function(t, i=None):
         row = table[int(np.clip(np.int_(np.round(t / epsilon) / upsampling), 0, len(table) - 1))]
-        return row if i is None else row.to(i.device)[i.long()]
+        if i is None:
+            return row
+        return row.to(i.device)[i.long()] if isinstance(i, torch.Tensor) else row[int(i)]
     return function
 
 

@@ -40,7 +40,7 @@ class PopulationStep:
         table = functions(dtype, population.arrays, dt)
         block = lambda block: compile_block(block.text, where, table)
         self.variables = code.variables  # variable -> 'float', 'integer' or 'boolean'
-        self.conditional = code.conditional
+        self.conditional, self.shared = code.conditional, code.shared
         self.update = Program(block(code.update), self.conditional, where)
         self.threshold, self.reset = block(code.threshold), block(code.reset)  # threshold: ends in `_cond = ...`
         # custom events: conditions checked in 'after_thresholds', their code run in 'after_resets'
@@ -125,8 +125,16 @@ class PopulationStep:
         scope.update(program.run(scope))
         if neurons is None:
             return {name: scope[name] for name in state}
-        return {name: torch.cat([value[:, :neurons.start], scope[name], value[:, neurons.stop:]], dim=1)
-                if self.per_neuron(value) else value for name, value in state.items()}
+        return {name: self._merged(name, value, scope[name], neurons) for name, value in state.items()}
+
+    def _merged(self, name, value, written, neurons):
+        """A variable after code ran on the neurons of a slice: the slice's values in place, a shared
+        variable's value for every neuron."""
+        if not self.per_neuron(value):
+            return written
+        if name in self.shared:
+            return written[:, :1].expand_as(value)
+        return torch.cat([value[:, :neurons.start], written, value[:, neurons.stop:]], dim=1)
 
     def per_neuron(self, value):
         """Whether a (batch, ...) value of the state holds one value per neuron; a parameter's variants may be
