@@ -94,3 +94,37 @@ def test_a_shared_variable_draws_one_value_per_run_of_its_operation(tmp_path, pa
     for record in (brian_record, torch_record):
         assert np.array_equal(record.traces["G.y"], by_hand)
         assert np.array_equal(record.traces["G.x"], np.repeat(draws, 10, axis=0) * np.ones((1, 3)))
+
+
+MODELS_MODULE = """
+from brian2 import *
+
+def simulate(I_drive, duration=25*ms):
+    v_rest, tau = -70*mV, {tau}  # names of the function that calls run(), in a module beside the script
+    G = NeuronGroup(2, 'dv/dt = (v_rest - v + I)/tau : volt\\nI : volt', threshold='v > -60*mV',
+                    reset='v = v_rest', method='exact', name='G')
+    G.v = v_rest
+    G.I = I_drive
+    spikes = SpikeMonitor(G)
+    run(duration)
+    return spikes
+"""
+MAIN = """
+from brian2 import mV
+from models import simulate  # a module beside the script, as `python main.py` finds it
+spikes = simulate([15, 5]*mV)
+"""
+
+
+@pytest.mark.parametrize("tau, steps", [("10*ms", [109, 219]), ("5*ms", [54, 109, 164, 219])])
+def test_a_model_built_in_a_function_of_a_module_beside_the_script(tau, steps, tmp_path, paired):
+    """v relaxes to v_rest + 15 mV: threshold (10 mV up) passed after k > (tau/dt) ln 3 updates, 110 for 10 ms
+    (spike at step 109, then 110 updates after each reset), 55 for 5 ms. Each folder's own models.py is used."""
+    folder = tmp_path / tau.replace("*", "")
+    folder.mkdir()
+    _script(folder, MODELS_MODULE.format(tau=tau), "models.py")
+    simulation = from_brian2(_script(folder, MAIN, "main.py"))
+    assert simulation.network.populations[0].model.parameters == {"v_rest": "-0.07*volt",
+                                                                  "tau": f"{float(tau[:-3]) / 1000!r}*second"}
+    brian_record, _, report = paired(simulation)
+    assert report.identical and brian_record.spikes["G"][1].tolist() == steps

@@ -1,11 +1,13 @@
 """Brian2 scripts in: `from_brian2(script)` imports the model a script builds (the way out, a description as a
 plain Brian2 script, is bridge.app.export.to_brian2).
 
-Import executes the script up to its first `run()` / `Network.run()`, which does not run: the network's objects
-are read with their realized state (initial values drawn with rand(), connectivity from connect(p=...) or
-conditions, per-synapse values and delays, spike generator trains), with the constants their code names (the
-group's namespace, else the script's), dt, the run's duration and the monitors (what to record; spikes are
-always recorded). A construct the description cannot represent stops the import with an error naming the
+Import executes the script as `python script.py` run from its folder would (`__main__`, its folder first on
+sys.path) up to its first `run()` / `Network.run()`, which does not run: the network's objects are read with
+their realized state (initial values drawn with rand(), connectivity from connect(p=...) or conditions,
+per-synapse values and delays, spike generator trains), with the constants their code names (the group's
+namespace, else the names where run() was called, as Brian2 resolves them: a function's locals too), dt (the
+groups'; monitors and run_regularly may run every k steps), the run's duration and the monitors (what to
+record, of which elements, how often; spikes are always recorded). A construct the description cannot represent stops the import with an error naming the
 object and the construct.
 
 Spike sources drawn by spikebridge (PoissonTrains, PoissonInput), which an exported script lists in its
@@ -62,15 +64,19 @@ def from_brian2(script):
 
 
 def _execute_until_run(path):
+    """Run the script as `python script.py` from its folder runs it (`__main__`, the folder first on sys.path,
+    its working directory) up to its first run(); the modules it imported from its folder are forgotten after."""
     original = brian2.Network.run
 
     def intercept(network, duration, *args, namespace=None, **kwargs):
-        raise _RunReached(network, duration, namespace if namespace is not None else _script_namespace(path))
+        raise _RunReached(network, duration, namespace if namespace is not None else _caller_namespace())
 
     brian2.Network.run = intercept
     set_device, brian2.set_device = brian2.set_device, lambda *args, **kwargs: None  # any target runs the import
-    previous = brian2.prefs.codegen.target
+    previous, cwd, modules = brian2.prefs.codegen.target, os.getcwd(), set(sys.modules)
+    sys.path.insert(0, str(path.parent))
     try:
+        os.chdir(path.parent)
         brian2.start_scope()
         runpy.run_path(str(path), run_name="__main__")
     except _RunReached as reached:
@@ -80,13 +86,19 @@ def _execute_until_run(path):
     finally:
         brian2.Network.run, brian2.set_device = original, set_device
         brian2.prefs.codegen.target = previous
+        os.chdir(cwd)
+        sys.path.remove(str(path.parent))
+        for name in set(sys.modules) - modules:
+            if str(getattr(sys.modules[name], "__file__", None) or "").startswith(str(path.parent) + os.sep):
+                del sys.modules[name]
     raise DescriptionError(str(path), "the script never calls run(); spikebridge imports the network at its run()")
 
 
-def _script_namespace(path):
-    """The names visible where the script called run() (Brian2's run namespace)."""
-    frame = sys._getframe()
-    while frame is not None and os.path.abspath(frame.f_code.co_filename) != str(path):
+def _caller_namespace():
+    """The names visible where run() / Network.run() was called (Brian2's run namespace): in the first frame
+    outside Brian2 and this module."""
+    frame, skipped = sys._getframe(), (os.path.dirname(brian2.__file__) + os.sep, __file__)
+    while frame is not None and frame.f_code.co_filename.startswith(skipped):
         frame = frame.f_back
     return {**frame.f_globals, **frame.f_locals} if frame is not None else {}
 

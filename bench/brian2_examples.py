@@ -1,0 +1,171 @@
+"""Brian2 code nobody here wrote, imported as written: every script of a folder (Brian2's own examples/ folder of
+brian-team/brian2) is imported by spikebridge and each one that imports is cross-checked (Brian2 against torch,
+float64, the same dt). Not a test: the yardstick of issue 28.
+
+Each script runs in its own process (its working directory and folder as `python script.py` has them), with a
+time limit; a simulated duration longer than --limit is shortened to it, and the table says so. A script is
+eligible unless it is a helper without run(), or needs what spikebridge does not cover: a compartmental model
+(SpatialNeuron), a GSL state updater, multiprocessing, or a package that is not installed. Coverage: eligible
+scripts that import and pass their class, out of all eligible scripts.
+
+    python bench/brian2_examples.py /path/to/brian2/examples --out bench/results/brian2_examples
+
+Rows go to results.jsonl as each script ends (a second call skips the scripts it holds: interrupt and resume);
+then table.md and coverage.png are written (atomically).
+"""
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from tqdm import tqdm
+
+CHILD = r"""
+import dataclasses, json, os, sys, time, warnings
+warnings.simplefilter("ignore")
+script, limit = sys.argv[1], sys.argv[2]
+os.chdir(os.path.dirname(script))
+sys.argv = [script]
+from bridge.app.brian2_scripts import from_brian2
+from bridge.app.paired import paired_run
+from bridge.quantities import si_value
+def row(**fields):
+    print("ROW " + json.dumps(fields), flush=True)
+start = time.perf_counter()
+try:
+    simulation = from_brian2(script)
+except Exception as error:
+    row(stage="refused", reason=f"{type(error).__name__}: {error}", seconds=time.perf_counter() - start)
+    sys.exit()
+imported = time.perf_counter() - start
+duration = si_value(simulation.run.duration, "duration")
+if duration > si_value(limit, "--limit"):
+    simulation = dataclasses.replace(simulation, run=dataclasses.replace(simulation.run, duration=limit,
+                                                                         segments=1))
+try:
+    brian_record, torch_record, report = paired_run(simulation)
+except Exception as error:
+    row(stage="crosscheck failed", reason=f"{type(error).__name__}: {error}", seconds=time.perf_counter() - start)
+    sys.exit()
+row(stage="passed" if report.passed else "failed", tolerance=report.tolerance_class, identical=report.identical,
+    spikes=int(sum(brian_record.count(p) for p in brian_record.spikes)), script_duration=duration,
+    run_duration=si_value(simulation.run.duration, "duration"), import_seconds=imported,
+    seconds=time.perf_counter() - start)
+"""
+
+OUT_OF_SCOPE = {"compartmental", "multiprocessing"}  # folders of examples not run
+NOT_ELIGIBLE = {  # reason a script is outside the yardstick: a phrase of its refusal
+    "compartmental model": "SpatialNeuron",
+    "GSL state updater": "gsl",
+    "package not installed": "ModuleNotFoundError",
+    "helper without run()": "never calls run()",
+    "multiprocessing": "multiprocessing",
+}
+
+
+def eligibility(row):
+    """'' for an eligible script, else why not."""
+    for reason, phrase in NOT_ELIGIBLE.items():
+        if phrase in row.get("reason", ""):
+            return reason
+    return ""
+
+
+def run_script(path, limit, timeout):
+    start = time.perf_counter()
+    try:
+        done = subprocess.run([sys.executable, "-c", CHILD, str(path), limit], capture_output=True, text=True,
+                              timeout=timeout, env={**os.environ, "MPLBACKEND": "Agg", "OMP_NUM_THREADS": "1"})
+    except subprocess.TimeoutExpired:
+        return {"stage": "timeout", "reason": f"over {timeout} s", "seconds": timeout}
+    rows = [line[4:] for line in done.stdout.splitlines() if line.startswith("ROW ")]
+    if rows:
+        return json.loads(rows[-1])
+    last = (done.stderr.strip().splitlines() or ["no output"])[-1]
+    return {"stage": "crashed", "reason": last, "seconds": time.perf_counter() - start}
+
+
+def atomic_write(path, write):
+    with tempfile.NamedTemporaryFile("wb", dir=path.parent, delete=False) as file:
+        write(file)
+    os.replace(file.name, path)
+
+
+def table(rows):
+    eligible = [row for row in rows if not row["not_eligible"]]
+    passed = [row for row in eligible if row["stage"] == "passed"]
+    lines = [f"Coverage: {len(passed)} of {len(eligible)} eligible scripts import and pass their class "
+             f"({100 * len(passed) / max(len(eligible), 1):.0f} %); {len(rows) - len(eligible)} not eligible.", "",
+             "| script | result | class | spikes | simulated (s) | seconds | refusal or note |",
+             "|---|---|---|---|---|---|---|"]
+    for row in rows:
+        result = row["stage"] if not row["not_eligible"] else f"not eligible: {row['not_eligible']}"
+        simulated = ""
+        if "run_duration" in row:
+            simulated = f"{row['run_duration']:g}" + (f" of {row['script_duration']:g}"
+                                                      if row["run_duration"] < row["script_duration"] else "")
+        note = row.get("reason", "").replace("|", "/").replace("\n", " ")[:160]
+        lines.append(f"| {row['script']} | {result} | {row.get('tolerance', '')} | {row.get('spikes', '')} | "
+                     f"{simulated} | {row['seconds']:.1f} | {note} |")
+    return "\n".join(lines) + "\n"
+
+
+def figure(rows, path):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    groups = {}
+    for row in rows:
+        groups.setdefault("not eligible" if row["not_eligible"] else row["stage"], []).append(row)
+    order = ["passed", "failed", "crosscheck failed", "refused", "crashed", "timeout", "not eligible"]
+    names = [name for name in order if name in groups]
+    fig, ax = plt.subplots(figsize=(7, 3))
+    ax.barh(names, [len(groups[name]) for name in names],
+            color=["tab:green" if name == "passed" else "tab:gray" if name == "not eligible" else "tab:red"
+                   for name in names])
+    ax.invert_yaxis()
+    ax.set_xlabel("scripts")
+    eligible = len(rows) - len(groups.get("not eligible", []))
+    ax.set_title(f"Brian2's examples imported as written: {len(groups.get('passed', []))} of {eligible} eligible "
+                 "pass")
+    fig.tight_layout()
+    atomic_write(path, lambda file: fig.savefig(file, format="png", dpi=120))
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("folder", type=Path)
+    parser.add_argument("--out", type=Path, default=Path("bench/results/brian2_examples"))
+    parser.add_argument("--limit", default="100*ms", help="longest simulated duration (longer runs are shortened)")
+    parser.add_argument("--timeout", type=float, default=300, help="seconds per script")
+    args = parser.parse_args(argv)
+    if not args.folder.is_dir():
+        print(f"error: {args.folder}: not a folder", file=sys.stderr)
+        return 2
+    args.out.mkdir(parents=True, exist_ok=True)
+    results = args.out / "results.jsonl"
+    done = {json.loads(line)["script"]: json.loads(line) for line in results.read_text().splitlines()} \
+        if results.exists() else {}
+    scripts = sorted(str(path.relative_to(args.folder)) for path in args.folder.rglob("*.py"))
+    with open(results, "a") as log:
+        for script in tqdm([s for s in scripts if s not in done], desc="scripts", unit="script"):
+            folder = OUT_OF_SCOPE & set(Path(script).parts)
+            row = {"script": script, **({"stage": "not run", "seconds": 0.0} if folder else
+                                        run_script(args.folder / script, args.limit, args.timeout))}
+            row["not_eligible"] = folder.pop() if folder else eligibility(row)
+            done[script] = row
+            log.write(json.dumps(row) + "\n")
+            log.flush()
+    rows = [done[script] for script in scripts]
+    atomic_write(args.out / "table.md", lambda file: file.write(table(rows).encode()))
+    figure(rows, args.out / "coverage.png")
+    print(table(rows).splitlines()[0])
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
