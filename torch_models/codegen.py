@@ -6,6 +6,7 @@ so no user text is ever executed as arbitrary Python.
 """
 import ast
 import math
+import operator
 import warnings
 from dataclasses import dataclass
 
@@ -44,6 +45,15 @@ class _TensorLogic(ast.NodeTransformer):
         if isinstance(node.op, ast.Not):
             return ast.UnaryOp(op=ast.Invert(), operand=node.operand)
         return node
+
+
+class _NumpyArithmetic(ast.NodeTransformer):
+    """`a / b` and `a ** b` become `__divide(a, b)` and `__power(a, b)`: computed as numpy computes them."""
+
+    def visit_BinOp(self, node):
+        self.generic_visit(node)
+        function = {ast.Div: "__divide", ast.Pow: "__power"}.get(type(node.op))
+        return ast.Call(ast.Name(function, ast.Load()), [node.left, node.right], []) if function else node
 
 
 class _SharedSubexpressions(ast.NodeTransformer):
@@ -106,6 +116,7 @@ def compile_expression(text, where, function_table):
         if isinstance(node, ast.Name) and node.id not in known:
             names.add(node.id)
     ordered = sorted(names)
+    tree = ast.fix_missing_locations(_NumpyArithmetic().visit(tree))
     shared = _SharedSubexpressions(tree.body)
     result = shared.visit(tree.body)
     arguments = ast.arguments(posonlyargs=[], args=[ast.arg(name) for name in ordered], kwonlyargs=[],
@@ -233,6 +244,35 @@ def _elementwise(torch_fn, math_fn):
     return lambda x: torch_fn(x) if isinstance(x, torch.Tensor) else math_fn(x)
 
 
+def _numpy_view(x):
+    """A tensor as the numpy array sharing its memory, where numpy may compute with it: on the CPU, outside
+    autograd and torch.compile; None elsewhere."""
+    if x.device.type != "cpu" or (x.requires_grad and torch.is_grad_enabled()) or torch.compiler.is_compiling():
+        return None
+    return x.numpy()
+
+
+def _as_numpy(torch_fn, numpy_fn, scalar_fn=None):
+    """A function computed by numpy's own implementation, as Brian2's numpy target computes it (torch's
+    vectorised exp, log, pow, ... differ from numpy's in the last bit for some arguments): on Python numbers
+    by `scalar_fn` or on numpy scalars, on the tensors' memory where _numpy_view allows; torch's elsewhere."""
+    def function(*args):
+        if not any(isinstance(arg, torch.Tensor) for arg in args):
+            return scalar_fn(*args) if scalar_fn else numpy_fn(*map(np.float64, args)).item()
+        arrays = [_numpy_view(arg) if isinstance(arg, torch.Tensor) else arg for arg in args]
+        if any(array is None for array in arrays):
+            return torch_fn(*args)
+        return torch.from_numpy(np.asarray(numpy_fn(*arrays)))
+    return function
+
+
+def _divide(a, b):
+    """a / b; a number divided by a tensor as a tensor division (torch multiplies by the reciprocal then)."""
+    if isinstance(b, torch.Tensor) and not isinstance(a, torch.Tensor):
+        a = torch.as_tensor(a, dtype=b.dtype, device=b.device)
+    return a / b
+
+
 def _timestep(x, dt):
     """Brian2's timestep(x, dt) = int64((x + 1e-3*dt)/dt)."""
     value = (x + 1e-3 * dt) / dt
@@ -248,17 +288,21 @@ def _clip(x, low, high):
 def _exprel(x):
     """Brian2's exprel(x) = (exp(x) - 1)/x: 1 where |x| < 1e-16, inf where x > 717, expm1(x)/x elsewhere."""
     if not isinstance(x, torch.Tensor):
-        return 1.0 if abs(x) < 1e-16 else math.inf if x > 717 else math.expm1(x) / x
+        return 1.0 if abs(x) < 1e-16 else math.inf if x > 717 else _expm1(x) / x
     return torch.where(x.abs() < 1e-16, torch.ones_like(x), torch.where(x > 717, torch.full_like(x, math.inf),
-                                                                         torch.expm1(x) / x))
+                                                                         _expm1(x) / x))
 
 
-_MATH = {name: _elementwise(getattr(torch, name), getattr(math, name))
-         for name in ("exp", "log", "log10", "sqrt", "sin", "cos", "tan", "sinh", "cosh", "tanh", "floor", "ceil")}
+_expm1 = _as_numpy(torch.expm1, np.expm1)
+
+
+_MATH = {name: _as_numpy(getattr(torch, name), getattr(np, name))
+         for name in ("exp", "log", "log10", "sin", "cos", "tan", "sinh", "cosh", "tanh")}
+_MATH.update({name: _elementwise(getattr(torch, name), getattr(math, name)) for name in ("sqrt", "floor", "ceil")})
 _MATH.update(abs=_elementwise(torch.abs, abs), timestep=_timestep, clip=_clip, exprel=_exprel,
              sign=_elementwise(torch.sign, lambda x: float((x > 0) - (x < 0))),
-             arcsin=_elementwise(torch.asin, math.asin), arccos=_elementwise(torch.acos, math.acos),
-             arctan=_elementwise(torch.atan, math.atan))
+             arcsin=_as_numpy(torch.asin, np.arcsin), arccos=_as_numpy(torch.acos, np.arccos),
+             arctan=_as_numpy(torch.atan, np.arctan), __divide=_divide, __power=_as_numpy(torch.pow, np.power, operator.pow))
 def timed_array(values, array_dt, group_dt, dtype):
     """Brian2's TimedArray as a function of t (values (steps,)) or of t and i (values (steps, n)): the row
     clip(int(round(t/epsilon)/K), 0, steps - 1) with K = max(2**ceil(log2(8*array_dt/group_dt)), 1) and
