@@ -161,6 +161,8 @@ UNSUPPORTED = {
                                  "clocks: groups run with different dt"),
     "recording_a_spike_source": ("P = PoissonGroup(2, 10*Hz, name='P')\nM = StateMonitor(P, 'rates', record=0, "
                                  "name='M')\n", "'M': recording the spike source 'P'"),
+    "poisson_rates_expression": ("P = PoissonGroup(2, rates='(1 + t/second)*Hz', name='P')\n",
+                                 "'P': rates given by an expression ('(1 + t/second)*Hz')"),
     "synapses_onto_synapses": ("G = NeuronGroup(2, 'dv/dt = -v/(10*ms) : 1', threshold='v > 1', name='G')\n"
                                "S = Synapses(G, G, 'w : 1', on_pre='v += w', name='S')\nS.connect()\n"
                                "T = Synapses(G, S, on_pre='w += 1', name='T')\nT.connect()\n",

@@ -176,3 +176,17 @@ def test_hodgkin_huxley_network_is_bitwise_identical_for_half_a_second(tmp_path,
     brian_record, torch_record, report = paired(simulation)
     assert report.identical and brian_record.count("cells") > 500
     assert np.array_equal(brian_record.traces["cells.v[0:181:20]"], torch_record.traces["cells.v[0:181:20]"])
+
+
+def test_a_run_of_no_time_is_passed_over(tmp_path):
+    """run(0*ms) (scripts use it to compile) changes nothing: the import reads the network at the next run()."""
+    path = _script(tmp_path, """
+        from brian2 import *
+        G = NeuronGroup(2, 'dv/dt = -v/(10*ms) : 1', name='G')
+        G.v = 1
+        run(0*ms)
+        G.v = [2, 3]
+        run(5*ms)
+        """)
+    simulation = from_brian2(path)
+    assert simulation.network.populations[0].initial == {"v": (2.0, 3.0)} and simulation.run.n_steps == 50

@@ -124,12 +124,15 @@ def from_brian2(poisson, fail):
     target = poisson._group
     if isinstance(target, Subgroup) or (poisson.when, poisson.order) != ("synapses", ORDER):
         fail(poisson, "a PoissonInput onto a subgroup or out of its place in the schedule")
-    if isinstance(poisson.weight, str):
-        fail(poisson, f"the weight expression {poisson.weight!r} (give a quantity)")
-    dim = target.variables[poisson.target_var].dim
+    weight, dim = poisson.weight, target.variables[poisson.target_var].dim
+    if isinstance(weight, str):  # an expression: one of numbers and units only is a quantity
+        try:
+            weight = parse_quantity(weight, f"{poisson.name}.weight")
+        except DescriptionError:
+            fail(poisson, f"the weight expression {poisson.weight!r} (give a quantity)")
     return PoissonInput(poisson.name, target.name, poisson.target_var, int(poisson.N),
                         quantity_text(poisson.rate, brian2.Hz.dim, f"{poisson.name}.rate"),
-                        quantity_text(poisson.weight, dim, f"{poisson.name}.weight"))
+                        quantity_text(weight, dim, f"{poisson.name}.weight"))
 
 
 def from_exported(group, name, registered, dt, n_steps, fail):
