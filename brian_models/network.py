@@ -65,7 +65,7 @@ def check_target(plan, target):
                                    "'dynamic' delays need a per-step delay read that cpp_standalone's compiled queue "
                                    "does not offer; run on target 'numpy' or 'cython', or declare 'between_runs' "
                                    "(numpy, cython) or 'static' delays")
-    if plan.segment_steps < plan.n_steps:
+    if len(plan.segment_lengths) > 1:
         raise DescriptionError("RunSettings.segments", "cpp_standalone runs one segment here; use segments=1, or "
                                                        "target 'numpy' or 'cython' for several")
 
@@ -87,16 +87,18 @@ def run(simulation, target="numpy", build_dir=None, native_noise_seed=None):
             brian2.seed(native_noise_seed)
         network = Network(*objects.values(), *monitors.values())
         brian_parse.freeze_long_lived_objects()
-        for start in plan.segment_starts:
+        for start, steps in zip(plan.segment_starts, plan.segment_lengths):
+            for change in plan.changes.get(start, []):
+                change.brian2(objects)
             for refresh in refreshers:
                 refresh()
             try:
-                network.run(plan.segment_steps * plan.dt * second)
+                network.run(steps * plan.dt * second)
             except BrianObjectException as err:  # e.g. a delay out of range, met by an EmissionTimeQueue
                 if isinstance(err.__cause__, DescriptionError):
                     raise err.__cause__ from None
                 raise
-            _check_completed(network, start + plan.segment_steps, plan, target)
+            _check_completed(network, start + steps, plan, target)
         return _record(plan, monitors)
     finally:
         if target == "cpp_standalone":

@@ -131,6 +131,13 @@ def variable_dims(model):
     return {name: eqs[name].dim for name in eqs.names}
 
 
+def settable_dims(equations):
+    """{variable name: Brian2 dimension} of the variables equations declare that a value can be given to (not
+    subexpressions)."""
+    eqs = brian_parse.equations(equations)
+    return {name: eqs[name].dim for name in eqs.names - eqs.subexpr_names}
+
+
 def check_initial_values(population):
     equations = brian_parse.equations(population.model.equations)
     dims = variable_dims(population.model)

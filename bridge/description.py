@@ -12,6 +12,7 @@ import numpy as np
 
 from bridge import brian_parse, checks
 from bridge.constructs.poisson_input import PoissonInput  # noqa: F401 (a description type)
+from bridge.constructs.run_changes import Change  # noqa: F401 (a description type)
 from bridge.delays import DELAY_MODES, DELAY_OVERFLOW, DelayRule, round_steps
 from bridge.errors import DescriptionError
 from bridge.fields import (REGISTRY, check_integer, check_name, finite_array, frozen, probability, register,
@@ -560,15 +561,18 @@ class RunSettings:
     """How long to run, in which float type, and what to record: "owner.variable" records a variable of every
     element at the start of each step, "owner.variable[0, 5, 10:20] every 1*ms" of the elements selected (indices,
     or Python slices of them) every 1 ms (whole steps), as Brian2's StateMonitor(record=..., dt=...). The run is made
-    of `segments` equal runs (Brian2 run() calls); 'between_runs' delays are read at the start of each.
+    of `segments`, Brian2 run() calls: a number of equal runs, or the duration of each (whole steps, adding up to
+    `duration`); 'between_runs' delays are read at the start of each, and `changes` (Change: values set between
+    runs, bridge/constructs/run_changes.py) are made as the segment they name starts.
     White noise (`xi` in equations) and rand() / randn() in thresholds, resets and operations are drawn once per
     run from `noise_seed` (bridge/plan.py), the same for both backends."""
     duration: str
     dtype: str = "float64"
     record: tuple = ()
     timing: Timing = field(default_factory=Timing)
-    segments: int = 1
+    segments: object = 1
     noise_seed: int = 0
+    changes: tuple = ()
 
     def __post_init__(self):
         set_field(self, "record", tuple(self.record))
@@ -582,6 +586,13 @@ class RunSettings:
         if self.n_steps < 1:
             raise DescriptionError("RunSettings.duration", f"{self.duration!r} is shorter than one step of dt = "
                                                            f"{self.timing.dt}")
+        set_field(self, "changes", tuple(self.changes))
+        if isinstance(self.segments, (list, tuple)):
+            set_field(self, "segments", tuple(self.segments))
+            if sum(self.segment_lengths) != self.n_steps:
+                raise DescriptionError("RunSettings.segments", f"{self.segments} add up to "
+                                       f"{sum(self.segment_lengths)} steps; the run has {self.n_steps}")
+            return
         check_integer(self.segments, "RunSettings.segments", 1)
         if self.n_steps % self.segments:
             raise DescriptionError("RunSettings.segments", f"{self.segments} segments do not divide the run's "
@@ -592,8 +603,12 @@ class RunSettings:
         return int(round(si_value(self.duration, "duration") / self.timing.dt_seconds))
 
     @property
-    def segment_steps(self):
-        return self.n_steps // self.segments
+    def segment_lengths(self):
+        """The steps of each run segment."""
+        if isinstance(self.segments, tuple):
+            return tuple(whole_steps(duration, self.timing.dt_seconds, f"RunSettings.segments[{k}]")
+                         for k, duration in enumerate(self.segments))
+        return (self.n_steps // self.segments,) * self.segments
 
     def recording(self, key, width):
         """The Recording a record key asks for, of an owner with `width` elements."""
@@ -632,6 +647,8 @@ class Simulation:
             else:
                 checks.check_recordable(net._population(owner, f"{where} (a population or projection)"), var, where)
             self.run.recording(key, net.width(owner))
+        for change in self.run.changes:
+            change.check(net, len(self.run.segment_lengths))
         for operation in net.operations:
             operation.period_steps(self.dt)
         for source in net.sources:

@@ -156,7 +156,7 @@ class Plan:
     simulation: object     # the Simulation lowered
     dt: float
     n_steps: int
-    segment_steps: int
+    segment_lengths: tuple  # steps of each run segment (Brian2 run() call)
     dtype: str
     records: dict          # record key -> Recording (bridge/description.py), in the description's order
     populations: dict      # name -> PopulationPlan
@@ -165,10 +165,11 @@ class Plan:
     projections: dict      # name -> ProjectionPlan, in the description's order
     poisson_inputs: dict   # name -> PoissonInputPlan (bridge/constructs/poisson_input.py), in name order
     operations: dict       # name -> OperationPlan, in name order (Brian2's order within a slot)
+    changes: dict          # first step of a segment -> its ChangePlans (bridge/constructs/run_changes.py)
 
     @property
     def segment_starts(self):
-        return range(0, self.n_steps, self.segment_steps)
+        return tuple(np.cumsum((0,) + self.segment_lengths[:-1]).tolist())
 
     def size(self, name):
         return (self.populations.get(name) or self.sources[name]).n
@@ -194,7 +195,7 @@ def lower(simulation):
     populations = {p.name: _population(p, k, run, n_steps) for k, p in enumerate(net.populations)}
     sizes = {element.name: element.n for element in net.populations + net.sources}
     return Plan(
-        simulation=simulation, dt=dt, n_steps=n_steps, segment_steps=n_steps // run.segments, dtype=run.dtype,
+        simulation=simulation, dt=dt, n_steps=n_steps, segment_lengths=run.segment_lengths, dtype=run.dtype,
         records={key: run.recording(key, net.width(record_key(key)[0])) for key in run.record},
         populations=populations,
         sources={s.name: SourcePlan(s.name, s.n, *s.spike_steps(dt, n_steps)) for s in net.sources},
@@ -203,7 +204,17 @@ def lower(simulation):
         poisson_inputs={p.name: p.lower(dt, n_steps, sizes[p.target])
                         for p in sorted(net.poisson_inputs, key=lambda p: p.name)},
         operations={o.name: _operation(o, k, run, populations[o.target]) for k, o in
-                    sorted(enumerate(net.operations), key=lambda item: item[1].name)})
+                    sorted(enumerate(net.operations), key=lambda item: item[1].name)},
+        changes=_changes(run, net))
+
+
+def _changes(run, net):
+    """{first step of a segment: [ChangePlan]} of the run's Changes, in their order."""
+    starts, changes = np.cumsum((0,) + run.segment_lengths[:-1]), {}
+    for change in run.changes:
+        lowered = change.lower(int(starts[change.segment]), net.width(record_key(change.variable)[0]))
+        changes.setdefault(lowered.step, []).append(lowered)
+    return changes
 
 
 def _population(population, index, run, n_steps):

@@ -49,6 +49,16 @@ def drop(getter, key):
     return lambda data: getter(data).pop(key)
 
 
+def change(segment, variable, value):
+    return {"type": "Change", "segment": segment, "variable": variable, "value": value}
+
+
+def two_runs(run_change):
+    def change_data(data):
+        data["run"].update(segments=2, changes=[run_change])
+    return change_data
+
+
 CASES = {  # name: (change to the base data, what the message must say)
     "missing field": (drop(population, "n"), r"Population: missing required fields \['n'\]"),
     "object without type": (drop(lambda d: population(d)["model"], "type"),
@@ -95,6 +105,16 @@ CASES = {  # name: (change to the base data, what the message must say)
                                       r"every 0.15\*ms'\]: 0.15\*ms is not a whole number of steps of dt"),
     "record key without a variable": (set_in(lambda d: d["run"], "record", ["lif_euler"]),
                                       r"RunSettings.record\['lif_euler'\]: expected 'owner.variable'"),
+    "segments that do not add up": (set_in(lambda d: d["run"], "segments", ["5*ms", "4*ms"]),
+                                    r"RunSettings.segments: \('5\*ms', '4\*ms'\) add up to 90 steps; the run has 100"),
+    "change in a segment the run lacks": (set_in(lambda d: d["run"], "changes", [change(1, "lif_euler.v", "0.5")]),
+                                          r"Change 'lif_euler.v' \(segment 1\).segment: 1; the run has segments 0 .. 0"),
+    "change of an unknown variable": (two_runs(change(1, "lif_euler.w", "0.5")),
+                                      r"\(segment 1\).variable: unknown variable 'w'; 'lif_euler' has \['I', 'v'\]"),
+    "change with a value per neuron too few": (two_runs(change(1, "lif_euler.v", [0.5, 0.1])),
+                                               r"\(segment 1\).value: 2 values; 'lif_euler' has 20 elements"),
+    "change in other units": (two_runs(change(1, "lif_euler.v", "2*mV")),
+                              r"\(segment 1\).value: '2\*mV' is in volt; v is in 1"),
     "a billion neurons": (set_in(population, "n", 10**9), r"RunSettings.record\['lif_euler.v'\]: the run needs "
                                                           r"about [\d,]+ bytes \([\d,]+ for this part\)"),
 }

@@ -29,7 +29,7 @@ def _simulation(**run):
 
 def test_lowering_gives_the_hand_computed_numbers():
     plan = lower(_simulation(segments=4))
-    assert plan.dt == 1e-4 and plan.n_steps == 40 and plan.segment_steps == 10
+    assert plan.dt == 1e-4 and plan.n_steps == 40 and plan.segment_lengths == (10, 10, 10, 10)
     assert list(plan.segment_starts) == [0, 10, 20, 30]
     assert plan.records == {"unit.v": ("unit", "v", None, 1), "unit.d": ("unit", "d", None, 1)}
     unit = plan.populations["unit"]

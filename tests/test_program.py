@@ -8,7 +8,7 @@ import pytest
 from brian2.core.variables import ArrayVariable
 
 from bridge import library
-from bridge.app.brian2_scripts import _execute_until_run, from_brian2
+from bridge.app.brian2_scripts import from_brian2
 from bridge.plan import lower
 from brian_models.network import build
 from bridge.app.export import to_brian2
@@ -38,7 +38,8 @@ def built_and_exported(simulation, folder):
     built = {name: contents(obj) for name, obj in {**objects, **monitors}.items()}
     script = folder / "exported.py"
     script.write_text(to_brian2(simulation))
-    created = _execute_until_run(script).namespace
+    created = {}  # the exported script's objects, as they are before its first run() call
+    exec(compile(script.read_text().split("\nrun(")[0], str(script), "exec"), created)
     return built, {name: contents(created[name]) for name in code.objects + code.monitors}
 
 

@@ -6,6 +6,8 @@ import numpy as np
 import pytest
 
 from bridge.app.brian2_scripts import from_brian2
+from bridge.app.export import to_brian2
+from brian_models.network import run as run_brian
 
 
 def _script(tmp_path, text, name="model.py"):
@@ -190,3 +192,56 @@ def test_a_run_of_no_time_is_passed_over(tmp_path):
         """)
     simulation = from_brian2(path)
     assert simulation.network.populations[0].initial == {"v": (2.0, 3.0)} and simulation.run.n_steps == 50
+
+
+THREE_RUNS = """
+from brian2 import *
+G = NeuronGroup(3, '''dv/dt = (I - v)/(10*ms) : volt
+                      I : volt''', threshold='v > 10*mV', reset='v = 0*mV', method='exact', name='G')
+S = Synapses(G, G, 'w : volt', on_pre='v += w', name='S')
+S.connect(i=[0], j=[2])
+M = StateMonitor(G, 'v', record=True)
+G.I = [20, 5, 0]*mV
+run(20*ms)
+G.I = [20, 15, 0]*mV  # a stimulus protocol: neuron 1 driven harder, synapse 0 -> 2 switched on
+S.w = 3*mV
+run(30*ms)
+G.v = 0*mV  # every neuron reset (to the value it had before the first run)
+run(10*ms)
+"""
+
+
+def test_several_runs_with_values_set_between_them(tmp_path, paired):
+    """dv/dt = (I - v)/10 ms, exact, from v0: v = I - (I - v0) exp(-k/100) after k steps; threshold 10 mV.
+    Neuron 0 (I = 20 mV): 70 updates from 0 (k > 100 ln 2): spikes at 69, 139; at step 200 v = 20 (1 - exp(-0.6))
+    mV, 10 more updates (k > 100 ln(10.976/10)) to step 209, then every 70 steps. Neuron 1: v = 5 (1 - exp(-2))
+    mV at step 200, then I = 15 mV: 76 updates (k > 100 ln(10.677/5)) to step 275, then 110 each (k > 100 ln 3).
+    Neuron 2 gets w = 3 mV at each spike of neuron 0 from run 2 on. All are reset to 0 at step 500."""
+    path = _script(tmp_path, THREE_RUNS)
+    simulation = from_brian2(path)
+    assert simulation.run.segments == ("0.02*second", "0.03*second", "0.01*second")
+    assert [(c.segment, c.variable) for c in simulation.run.changes] == [(1, "G.I"), (1, "S.w"), (2, "G.v")]
+    brian_record, torch_record, report = paired(simulation)
+    assert report.identical and report.passed
+    spikes = sorted(zip(*brian_record.spikes["G"]), key=lambda spike: spike[1])
+    assert spikes == [(0, 69), (0, 139), (0, 209), (1, 275), (0, 279), (0, 349), (1, 385), (0, 419), (0, 489),
+                      (1, 495), (0, 569)]
+    v = brian_record.traces["G.v"]
+    np.testing.assert_allclose(v[200, :2], [20e-3 * (1 - np.exp(-0.6)), 5e-3 * (1 - np.exp(-2))], rtol=1e-12)
+    assert v[209, 2] == 0 and v[210, 2] == pytest.approx(3e-3, rel=1e-12) and not np.any(v[500])
+    script = {}
+    exec(compile(path.read_text(), str(path), "exec"), script)  # the script's own three runs
+    assert np.array_equal(script["M"].v_.T, v) and np.array_equal(script["M"].v_.T, torch_record.traces["G.v"])
+
+
+def test_an_exported_protocol_runs_as_the_script_and_reads_back(tmp_path):
+    """The export writes the values set between runs and each run() call; the exported script, run by Brian2
+    alone, records what the import of the original records, and its import gives the same protocol."""
+    simulation = from_brian2(_script(tmp_path, THREE_RUNS))
+    exported = tmp_path / "exported.py"
+    exported.write_text(to_brian2(simulation))
+    script = {}
+    exec(compile(exported.read_text(), str(exported), "exec"), script)
+    assert np.array_equal(script["state_G"].v_.T, run_brian(simulation).traces["G.v"])
+    again = from_brian2(exported)
+    assert again.run.changes == simulation.run.changes and again.run.segment_lengths == (200, 300, 100)

@@ -81,6 +81,9 @@ def refusals(simulation):
     if plan.operations:
         reasons.append(DescriptionError("Network.operations", "the layered torch module runs no operations "
                                                               "(run_regularly); use strategy 'stepwise'"))
+    if plan.changes:
+        reasons.append(DescriptionError("RunSettings.changes", "the layered torch module runs without values set "
+                                                               "between runs; use strategy 'stepwise'"))
     if plan.poisson_inputs:
         reasons.append(DescriptionError("Network.poisson_inputs", "the layered torch module takes no Poisson inputs; use "
                                                           "strategy 'stepwise'"))

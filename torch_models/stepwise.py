@@ -292,6 +292,11 @@ class StepwiseNetwork(SimulationModule):
         trace_log = StepLog(self.n_steps, {key: recording.rows(self.n_steps) for key, recording in records.items()})
         for n in tqdm(range(self.n_steps), desc="torch", unit="step", disable=not progress, mininterval=1):
             t = n * dt
+            for change in self.plan.changes.get(n, []):  # values set between runs
+                if change.owner in self.projections:
+                    syn_states[change.owner] = change.torch(syn_states[change.owner])
+                else:
+                    states[change.owner] = change.torch(states[change.owner])
             if n in segment_starts:  # a new run segment: between_runs delays re-read
                 for name, proj in self.projections.items():
                     if proj.delay_mode == "between_runs":

@@ -15,10 +15,12 @@ SPIKEBRIDGE_POISSON and SPIKEBRIDGE_POISSON_INPUTS, are read back as such (check
 PoissonGroup with a constant rate is imported as PoissonTrains (seed 0: spikebridge draws the spikes, so that
 both backends receive the same ones).
 """
+import dataclasses
 import os
 import runpy
 import sys
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
 import brian2
@@ -27,7 +29,7 @@ from brian2 import (EventMonitor, NetworkOperation, NeuronGroup, PoissonGroup, P
                     SpikeGeneratorGroup, StateMonitor, Synapses, TimedArray)
 from brian2.core.functions import DEFAULT_FUNCTIONS, Function
 from brian2.core.namespace import DEFAULT_CONSTANTS, DEFAULT_UNITS
-from brian2.core.variables import Subexpression
+from brian2.core.variables import Subexpression, VariableView
 from brian2.equations.equations import BOOLEAN, DIFFERENTIAL_EQUATION, INTEGER, SUBEXPRESSION
 from brian2.groups.group import CodeRunner, Group
 from brian2.groups.subgroup import Subgroup
@@ -36,45 +38,62 @@ from brian2.utils.stringtools import get_identifiers
 
 from bridge import description
 from bridge.constructs import poisson_input
+from bridge.constructs.run_changes import changes_between
 from bridge.description import (OPERATION_SLOTS, CurrentInjection, NeuronModel, Network, Operation, PoissonTrains,
                                 Population, Projection, RunSettings, Simulation, SpikeTrains, SynapseModel, Timing)
 from bridge.errors import DescriptionError
 from bridge.abstract_code import name_in
 from bridge.names import POISSON_INPUT_REGISTRY, POISSON_REGISTRY, selection_text
-from bridge.quantities import quantity_text, unit_text
+from bridge.quantities import quantity_text, si_value, unit_text
 
 _INTERNAL = {"lastspike", "not_refractory", "t", "dt", "i", "j", "N", "t_in_timesteps", "xi"}
 
 
-class _RunReached(Exception):
-    def __init__(self, network, duration, namespace):
-        super().__init__("run() reached")
-        self.network, self.duration, self.namespace = network, duration, namespace
+@dataclass
+class _RunReached:
+    network: object
+    duration: object
+    namespace: dict
+
+
+class _Stop(BaseException):
+    """Ends a script at a run() call whose network cannot be imported (the DescriptionError in args[0])."""
 
 
 def from_brian2(script):
-    """The Simulation of the network a Brian2 script builds, read at its first run() (not run)."""
+    """The Simulation of the network a Brian2 script builds, read at each of its run() calls (not run): the
+    first run's network, then as segments the later runs with the values the script set between them."""
     path = Path(script).resolve()
     if not path.is_file():
         raise DescriptionError(str(script), "not a file; give the path of a Brian2 script")
     dt = brian2.defaultclock.dt  # the script may set it; read through its objects' clocks, then restored
     try:
-        return _Importer(path, _execute_until_run(path)).simulation()
+        return _protocol(path, _execute(path))
     finally:
         brian2.defaultclock.dt = dt
 
 
-def _execute_until_run(path):
-    """Run the script as `python script.py` from its folder runs it (`__main__`, the folder first on sys.path,
-    its working directory) up to its first run(); the modules it imported from its folder are forgotten after."""
-    original = brian2.Network.run
+def _execute(path):
+    """The Simulation read at each run() of the script, run as `python script.py` from its folder runs it
+    (`__main__`, the folder first on sys.path, its working directory); run() does not run (monitors stay
+    empty). The modules the script imported from its folder are forgotten after."""
+    original, set_item, runs, written = brian2.Network.run, VariableView.set_item, [], set()
 
     def intercept(network, duration, *args, namespace=None, **kwargs):
         if float(duration) == 0:  # a run of no time (scripts use it to compile) changes nothing
             return
-        raise _RunReached(network, duration, namespace if namespace is not None else _caller_namespace())
+        reached = _RunReached(network, duration, namespace if namespace is not None else _caller_namespace())
+        try:
+            runs.append((_Importer(path, reached).simulation(), set(written)))
+        except DescriptionError as error:
+            raise _Stop(error) from None
+        written.clear()
 
-    brian2.Network.run = intercept
+    def write(view, item, value, level=0, namespace=None):  # an assignment, `G.v = ...`, `S.w[...] = ...`
+        written.add((view.variable.owner.name, view.name))
+        return set_item(view, item, value, level=level + 1, namespace=namespace)  # names of the frame above
+
+    brian2.Network.run, VariableView.set_item = intercept, write
     set_device, brian2.set_device = brian2.set_device, lambda *args, **kwargs: None  # any target runs the import
     previous, cwd, modules = brian2.prefs.codegen.target, os.getcwd(), set(sys.modules)
     sys.path.insert(0, str(path.parent))
@@ -82,19 +101,43 @@ def _execute_until_run(path):
         os.chdir(path.parent)
         brian2.start_scope()
         runpy.run_path(str(path), run_name="__main__")
-    except _RunReached as reached:
-        return reached
+    except _Stop as stop:
+        raise stop.args[0] from None
     except Exception as error:
-        raise DescriptionError(str(path), f"the script failed before run(): {type(error).__name__}: {error}") from None
+        if not runs:
+            raise DescriptionError(str(path), f"the script failed before run(): {type(error).__name__}: "
+                                              f"{error}") from None
+        warnings.warn(f"{path.name}: the script raised {type(error).__name__} after {len(runs)} run() call(s) (they "
+                      f"do not run during the import: monitors are empty); imported those runs", stacklevel=3)
     finally:
-        brian2.Network.run, brian2.set_device = original, set_device
+        brian2.Network.run, brian2.set_device, VariableView.set_item = original, set_device, set_item
         brian2.prefs.codegen.target = previous
         os.chdir(cwd)
         sys.path.remove(str(path.parent))
         for name in set(sys.modules) - modules:
             if str(getattr(sys.modules[name], "__file__", None) or "").startswith(str(path.parent) + os.sep):
                 del sys.modules[name]
-    raise DescriptionError(str(path), "the script never calls run(); spikebridge imports the network at its run()")
+    if not runs:
+        raise DescriptionError(str(path), "the script never calls run(); spikebridge imports the network at its "
+                                          "run()")
+    return runs
+
+
+def _protocol(path, runs):
+    """One Simulation of the runs read at each run() call: the first network, the runs as segments, and the
+    values set between them as Changes; a network that changes in anything else between runs is refused."""
+    if len(runs) == 1:
+        return runs[0][0]
+    changes = []
+    for segment, ((before, _), (after, written)) in enumerate(zip(runs, runs[1:]), start=1):
+        changes += changes_between(before, after, segment, written, f"{path.name}: run() call {segment + 1}")
+    runs = [simulation for simulation, _ in runs]
+    durations = [run.run.duration for run in runs]
+    first = runs[0].run
+    total = quantity_text(sum(si_value(d, "duration") for d in durations), brian2.second.dim, "run() durations")
+    segments = len(runs) if len(set(durations)) == 1 else tuple(durations)
+    return dataclasses.replace(runs[0], run=dataclasses.replace(first, duration=total, segments=segments,
+                                                                changes=tuple(changes)))
 
 
 def _caller_namespace():

@@ -2,12 +2,15 @@
 printed, with Brian2's own noise (`spikebridge export MODEL --brian2 OUT.py`)."""
 import inspect
 
+import brian2
+
 from bridge import brian_parse
 from bridge.description import PoissonTrains
 from bridge.errors import DescriptionError
 from bridge.names import POISSON_INPUT_REGISTRY, POISSON_REGISTRY
 from bridge.plan import lower
 from bridge.program import program
+from bridge.quantities import quantity_text, si_value
 
 
 def to_brian2(simulation):
@@ -34,5 +37,15 @@ def to_brian2(simulation):
            "# PoissonInputs (variable, n, rate, weight, seed), drawn by the functions below", *registries]
           if registries else []),
         *(f"\n{inspect.getsource(helper)}" for helper in code.helpers),
-        code.text(), f"\nrun({simulation.run.duration})",
+        code.text(), "", *_runs(plan, simulation.run),
         *(f"print({name!r}, {monitor}.num_spikes, 'spikes')" for name, monitor in spikes)]) + "\n"
+
+
+def _runs(plan, run):
+    """The run() calls of the segments, each after the values set as it starts."""
+    durations = run.segments if isinstance(run.segments, tuple) else [quantity_text(
+        si_value(run.duration, "RunSettings.duration") / run.segments, brian2.second.dim, "RunSettings.duration")] \
+        * run.segments
+    for start, duration in zip(plan.segment_starts, durations):
+        yield from (change.statement() for change in plan.changes.get(start, []))
+        yield f"run({duration})"
