@@ -245,3 +245,42 @@ def test_an_exported_protocol_runs_as_the_script_and_reads_back(tmp_path):
     assert np.array_equal(script["state_G"].v_.T, run_brian(simulation).traces["G.v"])
     again = from_brian2(exported)
     assert again.run.changes == simulation.run.changes and again.run.segment_lengths == (200, 300, 100)
+
+
+DELAYED_STIMULUS = """
+from brian2 import *
+stimulus = TimedArray(np.arange(10) * 10., dt=1*ms)
+G = NeuronGroup(3, '''seen = stimulus(t - lag) : 1
+                      lag : second''', name='G')
+G.lag = [0, 2.5, 5]*ms
+M = StateMonitor(G, 'seen', record=True)
+run(20*ms)
+"""
+
+
+def test_a_timed_array_read_at_a_time_per_neuron(tmp_path, paired):
+    """stimulus(t - lag): row floor((t - lag)/1 ms) of 0, 10, ..., 90, clipped to the table, for each neuron's
+    own lag (0, 25 and 50 steps)."""
+    brian_record, torch_record, report = paired(from_brian2(_script(tmp_path, DELAYED_STIMULUS)))
+    steps, lag = np.arange(200)[:, None], np.array([0, 25, 50])
+    by_hand = 10.0 * np.clip((steps - lag) // 10, 0, 9)
+    assert report.passed
+    assert np.array_equal(brian_record.traces["G.seen"], by_hand)
+    assert np.array_equal(torch_record.traces["G.seen"], by_hand)
+
+
+def test_separate_simulations_import_the_first_and_say_so(tmp_path):
+    path = _script(tmp_path, """
+        from brian2 import *
+
+        def simulate(rate):
+            G = NeuronGroup(1, 'dv/dt = rate : 1', threshold='v > 1', reset='v = 0', name='G')
+            run(10*ms)
+
+        for rate in (100*Hz, 300*Hz):  # two networks of their own
+            simulate(rate)
+        """)
+    with pytest.warns(UserWarning, match=r"run\(\) call 2 runs other objects \(a separate simulation\); imported "
+                                         r"the first simulation, its 1 run\(\) call"):
+        simulation = from_brian2(path)
+    assert simulation.network.populations[0].model.parameters == {"rate": "100.0*hertz"}

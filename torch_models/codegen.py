@@ -311,6 +311,9 @@ def timed_array(values, array_dt, group_dt, dtype):
     epsilon, table = array_dt / upsampling, torch.as_tensor(values, dtype=dtype)
 
     def function(t, i=None):
+        if isinstance(t, torch.Tensor) and t.dim():  # a time per neuron (e.g. `t - d`): a row per neuron
+            steps = torch.clamp(torch.trunc(torch.round(t / epsilon) / upsampling), 0, len(table) - 1).long()
+            return table.to(t.device)[steps] if i is None else table.to(t.device)[steps, i.long()]
         row = table[int(np.clip(np.int_(np.round(t / epsilon) / upsampling), 0, len(table) - 1))]
         if i is None:
             return row

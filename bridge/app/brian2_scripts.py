@@ -56,6 +56,13 @@ class _RunReached:
     namespace: dict
 
 
+@dataclass
+class _Run:
+    simulation: object   # the Simulation read at a run() call
+    written: set         # the (owner, variable) pairs assigned to since the run() call before
+    objects: set         # the Brian2 objects it runs
+
+
 class _Stop(BaseException):
     """Ends a script at a run() call whose network cannot be imported (the DescriptionError in args[0])."""
 
@@ -84,7 +91,7 @@ def _execute(path):
             return
         reached = _RunReached(network, duration, namespace if namespace is not None else _caller_namespace())
         try:
-            runs.append((_Importer(path, reached).simulation(), set(written)))
+            runs.append(_Run(_Importer(path, reached).simulation(), set(written), set(network.objects)))
         except DescriptionError as error:
             raise _Stop(error) from None
         written.clear()
@@ -125,13 +132,24 @@ def _execute(path):
 
 def _protocol(path, runs):
     """One Simulation of the runs read at each run() call: the first network, the runs as segments, and the
-    values set between them as Changes; a network that changes in anything else between runs is refused."""
-    if len(runs) == 1:
-        return runs[0][0]
+    values set between them as Changes; a network that changes in anything else between runs is refused. A run
+    of other objects only starts a separate simulation: the first is imported, which is said."""
+    separate = next((k for k, run in enumerate(runs) if not run.objects & runs[0].objects), len(runs))
+    if separate < len(runs):
+        warnings.warn(f"{path.name}: run() call {separate + 1} runs other objects (a separate simulation); "
+                      f"imported the first simulation, its {separate} run() call(s)", stacklevel=3)
+    runs = runs[:separate]
+    for k, run in enumerate(runs[1:], start=2):
+        if run.objects != runs[0].objects:
+            raise DescriptionError(f"{path.name}: run() call {k}", "objects added or removed since the first "
+                                   "run(); a description has one set of objects for all its runs")
     changes = []
-    for segment, ((before, _), (after, written)) in enumerate(zip(runs, runs[1:]), start=1):
-        changes += changes_between(before, after, segment, written, f"{path.name}: run() call {segment + 1}")
-    runs = [simulation for simulation, _ in runs]
+    for segment, (before, after) in enumerate(zip(runs, runs[1:]), start=1):
+        changes += changes_between(before.simulation, after.simulation, segment, after.written,
+                                   f"{path.name}: run() call {segment + 1}")
+    runs = [run.simulation for run in runs]
+    if len(runs) == 1:
+        return runs[0]
     durations = [run.run.duration for run in runs]
     first = runs[0].run
     total = quantity_text(sum(si_value(d, "duration") for d in durations), brian2.second.dim, "run() durations")
