@@ -15,6 +15,7 @@ import numpy as np
 from brian2 import prefs
 from brian2.codegen.translation import analyse_identifiers, make_statements
 from brian2.core.namespace import DEFAULT_CONSTANTS, DEFAULT_UNITS
+from brian2.core.variables import Subexpression
 from brian2.utils.stringtools import get_identifiers
 
 from bridge.names import neuron_variable
@@ -157,6 +158,8 @@ def _synapse_code(proj, syn):
     locations = {}
     for name in (names & set(syn.variables)) - set(syn.equations.subexpr_names):
         var, index = syn.variables[name], syn.variables.indices[name]
+        if isinstance(var, Subexpression):  # a neuron's subexpression (`F_pre`): a statement of the block
+            continue
         if index == "_presynaptic_idx":
             locations[name] = ("source", name_in(var, syn.source))
         elif index == "_postsynaptic_idx":

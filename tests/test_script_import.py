@@ -284,3 +284,31 @@ def test_separate_simulations_import_the_first_and_say_so(tmp_path):
                                          r"the first simulation, its 1 run\(\) call"):
         simulation = from_brian2(path)
     assert simulation.network.populations[0].model.parameters == {"rate": "100.0*hertz"}
+
+
+SUMMED_SUBEXPRESSION = """
+from brian2 import *
+r_max = 10
+source = NeuronGroup(2, '''rate = r_max/(1 + exp(-u)) : 1
+                           u : 1''', name='source')
+target = NeuronGroup(1, 'I : 1', name='target')
+S = Synapses(source, target, '''w : 1
+                               I_post = w*rate_pre : 1 (summed)''', name='S')
+S.connect()
+source.u = [0, 1]
+S.w = [1, 2]
+M = StateMonitor(target, 'I', record=True)
+run(1*ms)
+"""
+
+
+def test_a_summed_variable_of_a_presynaptic_subexpression(tmp_path, paired):
+    """I = sum of w * r_max/(1 + exp(-u)) over the synapses, r_max a constant of the script that only the
+    source's subexpression names: 1*10/2 + 2*10/(1 + e^-1), set in the first step's 'groups' slot."""
+    simulation = from_brian2(_script(tmp_path, SUMMED_SUBEXPRESSION))
+    brian_record, torch_record, report = paired(simulation)
+    assert report.identical and report.passed
+    by_hand = 5 + 20 / (1 + np.exp(-1))
+    for record in (brian_record, torch_record):
+        assert record.traces["target.I"][0, 0] == 0 and record.traces["target.I"][1, 0] == pytest.approx(by_hand,
+                                                                                                        rel=1e-15)

@@ -43,7 +43,7 @@ from bridge.description import (OPERATION_SLOTS, CurrentInjection, NeuronModel, 
                                 Population, Projection, RunSettings, Simulation, SpikeTrains, SynapseModel, Timing)
 from bridge.errors import DescriptionError
 from bridge.abstract_code import name_in
-from bridge.names import POISSON_INPUT_REGISTRY, POISSON_REGISTRY, selection_text
+from bridge.names import POISSON_INPUT_REGISTRY, POISSON_REGISTRY, neuron_variable, selection_text
 from bridge.quantities import quantity_text, si_value, unit_text
 
 _INTERNAL = {"lastspike", "not_refractory", "t", "dt", "i", "j", "N", "t_in_timesteps", "xi"}
@@ -195,6 +195,21 @@ def _is_default(name, value):
     if name in DEFAULT_FUNCTIONS:
         return callable(value) and not isinstance(value, TimedArray)
     return name in DEFAULT_CONSTANTS and np.all(value == DEFAULT_CONSTANTS[name].value)
+
+
+def _neuron_subexpressions(syn, names):
+    """The expressions of the neurons' subexpressions synaptic code reads (`F_pre` of F = ...), with those they
+    read in turn: Brian2 substitutes them into the code, so their constants are the synapses' too."""
+    expressions, pending = [], list(names)
+    while pending:
+        side, name = neuron_variable(pending.pop()) or (None, None)
+        group = {"source": syn.source, "target": syn.target}.get(side)
+        if group is not None and name in group.equations.subexpr_names:
+            expression = group.equations[name].expr.code
+            expressions.append(expression)
+            suffix = "_pre" if side == "source" else "_post"
+            pending += [f"{identifier}{suffix}" for identifier in get_identifiers(expression)]
+    return expressions
 
 
 def _lines(code):
@@ -445,6 +460,7 @@ class _Importer:
                   for name, updater in syn.summed_updaters.items()]
         model_text = "\n".join([equations_text(syn.equations.ordered + event_driven), *summed])
         code = "\n".join([model_text, *on_pre.values(), *on_post.values()])
+        code = "\n".join([code, *_neuron_subexpressions(syn, get_identifiers(code))])
         constants = self._constants(syn, code, set(syn.variables))
         source, target = self._whole(syn, syn.source, code), self._whole(syn, syn.target, code)
         i = np.asarray(syn.variables["_synaptic_pre"].get_value(), dtype=np.int64)  # indices in the whole groups
