@@ -34,7 +34,7 @@ from bridge.app.brian2_scripts import from_brian2
 from bridge.app.paired import paired_run
 from bridge.quantities import si_value
 def row(**fields):
-    print("ROW " + json.dumps(fields), flush=True)
+    print("\nROW " + json.dumps(fields), flush=True)  # on a line of its own
 start = time.perf_counter()
 try:
     simulation = from_brian2(script)

@@ -312,3 +312,15 @@ def test_a_summed_variable_of_a_presynaptic_subexpression(tmp_path, paired):
     for record in (brian_record, torch_record):
         assert record.traces["target.I"][0, 0] == 0 and record.traces["target.I"][1, 0] == pytest.approx(by_hand,
                                                                                                         rel=1e-15)
+
+
+def test_units_of_declarations_are_not_names_of_the_script(tmp_path):
+    """Brian2 writes a declaration's unit with symbols (S/m^2): a script's own `S` or `m` is no constant of it."""
+    path = _script(tmp_path, """
+        from brian2 import *
+        G = NeuronGroup(2, '''dv/dt = g_density*(1*volt*meter**2/siemens - v)/ms : volt
+                              g_density : siemens/meter**2 (constant)''', name='G')
+        S, m = SpikeMonitor(G), 'not a constant'
+        run(1*ms)
+        """)
+    assert from_brian2(path).network.populations[0].model.parameters == {}

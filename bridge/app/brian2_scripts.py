@@ -212,6 +212,11 @@ def _neuron_subexpressions(syn, names):
     return expressions
 
 
+def _expressions(equations):
+    """The expressions of Brian2 equations (their declarations' units are no names to resolve)."""
+    return [eq.expr.code for eq in equations.ordered if eq.expr is not None]
+
+
 def _lines(code):
     """Brian2 statements as the script wrote them, each line stripped of its indentation."""
     return "\n".join(line.strip() for line in code.strip().splitlines())
@@ -395,7 +400,7 @@ class _Importer:
             refractory = quantity_text(refractory, brian2.second.dim, "refractory")
         events = {event: condition for event, condition in group.events.items() if event != "spike"}
         on_event = {event: _lines(code) for event, code in group.event_codes.items() if event != "spike"}
-        code = "\n".join([str(equations), threshold, reset, refractory, *events.values(), *on_event.values(),
+        code = "\n".join([*_expressions(equations), threshold, reset, refractory, *events.values(), *on_event.values(),
                           *(operation.code for operation in operations)])
         model = NeuronModel(equations_text(equations.ordered), threshold, reset, refractory,
                             self._constants(group, code, group.variables), self._method(group), events, on_event)
@@ -459,7 +464,9 @@ class _Importer:
         summed = [f"{name} = {updater.expression.code} : {unit_text(syn.variables['_summed_' + name].dim)} (summed)"
                   for name, updater in syn.summed_updaters.items()]
         model_text = "\n".join([equations_text(syn.equations.ordered + event_driven), *summed])
-        code = "\n".join([model_text, *on_pre.values(), *on_post.values()])
+        code = "\n".join([*_expressions(syn.equations), *(eq.expr.code for eq in event_driven),
+                          *(updater.expression.code for updater in syn.summed_updaters.values()),
+                          *on_pre.values(), *on_post.values()])
         code = "\n".join([code, *_neuron_subexpressions(syn, get_identifiers(code))])
         constants = self._constants(syn, code, set(syn.variables))
         source, target = self._whole(syn, syn.source, code), self._whole(syn, syn.target, code)
