@@ -319,7 +319,7 @@ def test_units_of_declarations_are_not_names_of_the_script(tmp_path):
     path = _script(tmp_path, """
         from brian2 import *
         G = NeuronGroup(2, '''dv/dt = g_density*(1*volt*meter**2/siemens - v)/ms : volt
-                              g_density : siemens/meter**2 (constant)''', name='G')
+                              g_density : siemens/meter**2 (constant)''', threshold='v > 1*volt', name='G')
         S, m = SpikeMonitor(G), 'not a constant'
         run(1*ms)
         """)
