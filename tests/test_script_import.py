@@ -324,3 +324,17 @@ def test_units_of_declarations_are_not_names_of_the_script(tmp_path):
         run(1*ms)
         """)
     assert from_brian2(path).network.populations[0].model.parameters == {}
+
+
+def test_what_draws_during_the_run_is_said_at_import(tmp_path):
+    path = _script(tmp_path, """
+        from brian2 import *
+        noisy = NeuronGroup(2, 'dv/dt = -v/(10*ms) + xi/sqrt(ms) : 1', method='euler', name='noisy')
+        calm = NeuronGroup(2, 'dv/dt = -v/(10*ms) : 1', threshold='v > 1', reset='v = rand()', name='calm')
+        drive = PoissonGroup(3, 20*Hz, name='drive')
+        quiet = NeuronGroup(1, 'dv/dt = -v/(10*ms) : 1', name='quiet')
+        run(1*ms)
+        """)
+    with pytest.warns(UserWarning, match=r"model.py: NeuronGroup 'calm', NeuronGroup 'noisy', PoissonGroup 'drive' "
+                                         r"draw random numbers during the run: imported with spikebridge's seeded"):
+        from_brian2(path)

@@ -13,7 +13,13 @@ object and the construct.
 Spike sources drawn by spikebridge (PoissonTrains, PoissonInput), which an exported script lists in its
 SPIKEBRIDGE_POISSON and SPIKEBRIDGE_POISSON_INPUTS, are read back as such (checked against the draws); a Brian2
 PoissonGroup with a constant rate is imported as PoissonTrains (seed 0: spikebridge draws the spikes, so that
-both backends receive the same ones).
+both backends receive the same ones). What a script draws during its run (PoissonGroup, PoissonInput, white
+noise, rand() in code run each step) is so replaced by spikebridge's seeded draws, and the import says so.
+
+Several run() calls: run() does not run during the import (monitors stay empty); the network is read at each
+call, and the values the script assigned between calls become Changes of run segments
+(bridge/constructs/run_changes.py). A run of other objects only is a separate simulation: the first is
+imported, which is said.
 """
 import dataclasses
 import os
@@ -37,13 +43,14 @@ from brian2.stateupdaters.base import StateUpdateMethod, UnsupportedEquationsExc
 from brian2.utils.stringtools import get_identifiers
 
 from bridge import description
+from bridge.abstract_code import name_in
 from bridge.constructs import poisson_input
 from bridge.constructs.run_changes import changes_between
 from bridge.description import (OPERATION_SLOTS, CurrentInjection, NeuronModel, Network, Operation, PoissonTrains,
                                 Population, Projection, RunSettings, Simulation, SpikeTrains, SynapseModel, Timing)
 from bridge.errors import DescriptionError
-from bridge.abstract_code import name_in
 from bridge.names import POISSON_INPUT_REGISTRY, POISSON_REGISTRY, neuron_variable, selection_text
+from bridge.plan import RANDOM_CALL
 from bridge.quantities import quantity_text, si_value, unit_text
 
 _INTERNAL = {"lastspike", "not_refractory", "t", "dt", "i", "j", "N", "t_in_timesteps", "xi"}
@@ -61,6 +68,7 @@ class _Run:
     simulation: object   # the Simulation read at a run() call
     written: set         # the (owner, variable) pairs assigned to since the run() call before
     objects: set         # the Brian2 objects it runs
+    drawn: list          # what draws random numbers during the run (replaced by spikebridge's seeded draws)
 
 
 class _Stop(BaseException):
@@ -75,9 +83,13 @@ def from_brian2(script):
         raise DescriptionError(str(script), "not a file; give the path of a Brian2 script")
     dt = brian2.defaultclock.dt  # the script may set it; read through its objects' clocks, then restored
     try:
-        return _protocol(path, _execute(path))
+        runs = _execute(path)
     finally:
         brian2.defaultclock.dt = dt
+    if runs[0].drawn:
+        warnings.warn(f"{path.name}: {', '.join(runs[0].drawn)} draw random numbers during the run: imported with "
+                      "spikebridge's seeded draws (the same for both backends, not the script's own)", stacklevel=2)
+    return _protocol(path, runs)
 
 
 def _execute(path):
@@ -91,7 +103,9 @@ def _execute(path):
             return
         reached = _RunReached(network, duration, namespace if namespace is not None else _caller_namespace())
         try:
-            runs.append(_Run(_Importer(path, reached).simulation(), set(written), set(network.objects)))
+            importer = _Importer(path, reached)
+            simulation = importer.simulation()
+            runs.append(_Run(simulation, set(written), set(network.objects), importer.drawn(simulation.network)))
         except DescriptionError as error:
             raise _Stop(error) from None
         written.clear()
@@ -284,6 +298,20 @@ class _Importer:
                           tuple(self.poisson_inputs), tuple(self.operations))
         return Simulation(network, RunSettings(duration, record=tuple(dict.fromkeys(record)),
                                                timing=Timing(dt=quantity_text(dt, brian2.second.dim, "dt"))))
+
+    def drawn(self, net):
+        """What draws random numbers during the run of the imported Network `net`, as the script wrote it:
+        Brian2's PoissonGroups and PoissonInputs (an exported script's spikebridge draws are neither), white
+        noise, rand() / randn() in code run each step."""
+        drawn = [f"{type(obj).__name__} {obj.name!r}" for obj in self.objects if isinstance(obj, PoissonGroup)
+                 or isinstance(obj, brian2.PoissonInput)]
+        for population in net.populations:
+            model = population.model
+            code = "\n".join([model.threshold, model.reset, *(o.code for o in net.operations
+                                                             if o.target == population.name)])
+            if brian2.Equations(model.equations).stochastic_variables or RANDOM_CALL.search(code):
+                drawn.append(f"NeuronGroup {population.name!r}")
+        return sorted(drawn)
 
     def _check_record_order(self):
         """Brian2 orders the 'start' slot by (order, name): a state monitor before an operation there records
