@@ -2,13 +2,13 @@
 plain Brian2 script, is bridge.app.export.to_brian2).
 
 Import executes the script as `python script.py` run from its folder would (`__main__`, its folder first on
-sys.path) up to its first `run()` / `Network.run()`, which does not run: the network's objects are read with
-their realized state (initial values drawn with rand(), connectivity from connect(p=...) or conditions,
-per-synapse values and delays, spike generator trains), with the constants their code names (the group's
-namespace, else the names where run() was called, as Brian2 resolves them: a function's locals too), dt (the
-groups'; monitors and run_regularly may run every k steps), the run's duration and the monitors (what to
-record, of which elements, how often; spikes are always recorded). A construct the description cannot represent stops the import with an error naming the
-object and the construct.
+sys.path); at its `run()` / `Network.run()` calls, which do not run, the network's objects are read with their
+realized state (initial values drawn with rand(), connectivity from connect(p=...) or conditions, per-synapse
+values and delays, spike generator trains), with the constants their code names (the group's namespace, else
+the names where run() was called, as Brian2 resolves them: a function's locals too), dt (the groups';
+monitors and run_regularly may run every k steps), the run's duration and the monitors (what to record, of
+which elements, how often; spikes are always recorded). A construct the description cannot represent stops
+the import with an error naming the object and the construct.
 
 Spike sources drawn by spikebridge (PoissonTrains, PoissonInput), which an exported script lists in its
 SPIKEBRIDGE_POISSON and SPIKEBRIDGE_POISSON_INPUTS, are read back as such (checked against the draws); a Brian2
