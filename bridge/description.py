@@ -3,6 +3,7 @@
 Validated dataclasses, JSON round trip through a registry keyed by type name. Quantities are strings in
 Brian2's notation ("10*ms"); arrays (weights, delays, spike times, current values) are SI floats.
 """
+import functools
 import json
 import math
 from dataclasses import MISSING, dataclass, field, fields, is_dataclass
@@ -383,6 +384,11 @@ class Projection:
         """(i, j) of every synapse; a dense projection connects all pairs in row-major order."""
         if self.dense:
             return np.divmod(np.arange(n_source * n_target), n_target)
+        return self._index_arrays
+
+    @functools.cached_property
+    def _index_arrays(self):
+        """A sparse projection's (i, j) as int64 arrays, converted from the tuples once."""
         return np.asarray(self.i, dtype=np.int64), np.asarray(self.j, dtype=np.int64)
 
     def initial_delays(self, populations, pathway="pre", i=None, j=None):
@@ -679,10 +685,12 @@ def check_dtype(dtype, where):
 
 def _indices(values, n, where):
     """Neuron indices as int64, each a whole number in 0..n-1 (1.7 is refused, not truncated)."""
-    values = np.asarray(values, dtype=float).reshape(-1)
-    fractional = values[values != np.round(values)]
-    if len(fractional):
-        raise DescriptionError(where, f"{float(fractional[0])!r} is not a whole number; indices are integers")
+    values = np.asarray(values).reshape(-1)
+    if not np.issubdtype(values.dtype, np.integer):
+        values = finite_array(values, where)
+        fractional = values[values != np.round(values)]
+        if len(fractional):
+            raise DescriptionError(where, f"{float(fractional[0])!r} is not a whole number; indices are integers")
     if len(values) and (values.min() < 0 or values.max() >= n):
         raise DescriptionError(where, f"index out of range 0..{n - 1}")
     return values.astype(np.int64)
