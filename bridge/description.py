@@ -13,7 +13,7 @@ import numpy as np
 
 from bridge import brian_parse, checks
 from bridge.constructs.poisson_input import PoissonInput  # noqa: F401 (a description type)
-from bridge.constructs.run_changes import Change  # noqa: F401 (a description type)
+from bridge.constructs.run_changes import Change
 from bridge.delays import DELAY_MODES, DELAY_OVERFLOW, DelayRule, round_steps
 from bridge.errors import DescriptionError
 from bridge.fields import (REGISTRY, check_integer, check_name, finite_array, frozen, probability, register,
@@ -45,6 +45,18 @@ class TimedArray:
                                                         "(steps, n)")
         time_value(self.dt, "TimedArray.dt", positive=True)
         parse_quantity(self.unit, "TimedArray.unit")
+
+    def rows(self, t, group_dt):
+        """The row read at times t (seconds) by a group of step group_dt: Brian2's rule, row =
+        clip(int(round(t/epsilon)/K), 0, rows - 1), K = max(2**ceil(log2(8*dt/group_dt)), 1), epsilon = dt/K."""
+        upsampling, epsilon = lookup_grid(si_value(self.dt, "TimedArray.dt"), group_dt)
+        return np.clip(np.int_(np.round(np.asarray(t) / epsilon) / upsampling), 0, len(self.values) - 1)
+
+
+def lookup_grid(array_dt, group_dt):
+    """(K, epsilon) of Brian2's TimedArray lookup (TimedArray.rows)."""
+    upsampling = max(int(2 ** np.ceil(np.log2(8 / group_dt * array_dt))), 1)
+    return upsampling, array_dt / upsampling
 
 
 def _check_parameters(parameters, where):
@@ -208,26 +220,45 @@ class SpikeTrains:
 @dataclass(frozen=True)
 class PoissonTrains:
     """Independent Poisson trains at `rate`, drawn once per run from `seed` (one Bernoulli(rate*dt) per
-    step and neuron), so that both backends receive identical spikes."""
+    step and neuron), so that both backends receive identical spikes. `rate`: a quantity string, or a
+    TimedArray in Hz (Brian2's PoissonGroup(rates='r(t)') or 'r(t, i)'), read at each step's start."""
     name: str
     n: int
-    rate: str
+    rate: object
     seed: int = 0
 
     def __post_init__(self):
         check_name(self.name, "PoissonTrains.name")
         check_integer(self.n, f"PoissonTrains {self.name!r}.n", 1)
         check_integer(self.seed, f"PoissonTrains {self.name!r}.seed", 0)
-        probability(self.rate, 0.0, f"PoissonTrains {self.name!r}.rate")
+        if not isinstance(self.rate, TimedArray):
+            probability(self.rate, 0.0, f"PoissonTrains {self.name!r}.rate")
+        elif parse_quantity(self.rate.unit, "unit").dim != parse_quantity("1*Hz", "").dim or \
+                np.min(self.rate.values) < 0 or np.ndim(self.rate.values) == 2 and \
+                np.shape(self.rate.values)[1] != self.n:
+            raise DescriptionError(f"PoissonTrains {self.name!r}.rate", "a TimedArray of rates >= 0 in Hz, one "
+                                                                        f"column or {self.n}")
+
+    def rates(self, dt, n_steps):
+        """The rate (Hz) at each step's start, (n_steps, 1 or n): a TimedArray's row by Brian2's lookup."""
+        if not isinstance(self.rate, TimedArray):
+            return np.full((n_steps, 1), si_value(self.rate, f"PoissonTrains {self.name!r}.rate"))
+        values = np.asarray(self.rate.values, dtype=float)
+        rows = values[self.rate.rows(np.arange(n_steps) * dt, dt)]
+        return rows.reshape(n_steps, -1)
 
     def spike_steps(self, dt, n_steps):
-        indices, steps = poisson_spikes(self.n, probability(self.rate, dt, f"PoissonTrains {self.name!r}.rate"),
-                                        n_steps, self.seed)
+        p = self.rates(dt, n_steps) * dt
+        if np.max(p, initial=0) > 1:
+            raise DescriptionError(f"PoissonTrains {self.name!r}.rate", f"rate*dt = {np.max(p)} > 1: more than "
+                                                                        "one spike per step")
+        indices, steps = poisson_spikes(self.n, p, n_steps, self.seed)
         return indices.astype(np.int64), steps.astype(np.int64)
 
 
 def poisson_spikes(n, p, n_steps, seed):
-    """(neuron, step) of every spike where numpy's default_rng(seed) draws below p, per step and neuron."""
+    """(neuron, step) of every spike where numpy's default_rng(seed) draws below p (a number, or per step:
+    (n_steps, 1) or (n_steps, n)), per step and neuron."""
     steps, indices = np.nonzero(np.random.default_rng(seed).random((n_steps, n)) < p)
     return indices, steps
 
@@ -593,6 +624,9 @@ class RunSettings:
             raise DescriptionError("RunSettings.duration", f"{self.duration!r} is shorter than one step of dt = "
                                                            f"{self.timing.dt}")
         set_field(self, "changes", tuple(self.changes))
+        for change in self.changes:
+            if not isinstance(change, Change):
+                raise DescriptionError("RunSettings.changes", f"{change!r} is not a Change object")
         if isinstance(self.segments, (list, tuple)):
             set_field(self, "segments", tuple(self.segments))
             if sum(self.segment_lengths) != self.n_steps:

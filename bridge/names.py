@@ -54,6 +54,12 @@ def neuron_variable(name):
     return None
 
 
+def side_variable(side, name):
+    """The name synaptic code gives variable `name` of the 'target' or 'source' neurons (inverse of
+    neuron_variable)."""
+    return name + next(suffix for suffix, named in NEURON_SIDES.items() if named == side)
+
+
 def delay_owner(delay_variable):
     """Where a projection's delay variable lives: (side, variable), side 'target', 'source' or 'synapse'."""
     return neuron_variable(delay_variable) or ("synapse", delay_variable)

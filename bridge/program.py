@@ -103,8 +103,8 @@ def literal(value):
 
 
 def poisson_trains(name, n, rate, seed, n_steps, dt):
-    """spikebridge's PoissonTrains: poisson_spikes at rate*dt."""
-    indices, steps = poisson_spikes(n, float(rate * dt), n_steps, seed)
+    """spikebridge's PoissonTrains: poisson_spikes at rate*dt (a rate, or one per step: (n_steps, 1 or n))."""
+    indices, steps = poisson_spikes(n, np.asarray(rate * dt, dtype=float), n_steps, seed)
     return SpikeGeneratorGroup(n, indices, steps * dt, name=name, dt=dt)
 
 
@@ -162,7 +162,8 @@ def _source(code, source, plan, native_noise):
     if isinstance(described, PoissonTrains):
         code.helper(poisson_spikes)
         code.helper(poisson_trains)
-        rate = code.value(parse_quantity(described.rate, "rate"), described.rate)
+        rate = code.value(parse_quantity(described.rate, "rate"), described.rate) if isinstance(described.rate, str) \
+            else code.value(brian2.Quantity(described.rates(plan.dt, plan.n_steps), dim=brian2.Hz.dim))
         code.add(f"{source.name} = poisson_trains({source.name!r}, {source.n}, {rate}, {described.seed}, "
                  f"{plan.n_steps}, dt)", creates=source.name)
         return

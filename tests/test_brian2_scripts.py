@@ -162,7 +162,7 @@ UNSUPPORTED = {
     "recording_a_spike_source": ("P = PoissonGroup(2, 10*Hz, name='P')\nM = StateMonitor(P, 'rates', record=0, "
                                  "name='M')\n", "'M': recording the spike source 'P'"),
     "poisson_rates_expression": ("P = PoissonGroup(2, rates='(1 + t/second)*Hz', name='P')\n",
-                                 "'P': rates given by an expression ('(1 + t/second)*Hz')"),
+                                 "'P': rates given by an expression ('(1 + t/second)*Hz'; rates of a TimedArray"),
     "connections_made_between_runs": ("G = NeuronGroup(2, 'dv/dt = -v/(10*ms) : 1', threshold='v > 1', name='G')\n"
                                       "S = Synapses(G, G, on_pre='v += 1', name='S')\nS.connect(i=0, j=1)\n"
                                       "run(1*ms)\nS.connect(i=1, j=0)\n",

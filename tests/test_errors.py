@@ -108,7 +108,7 @@ CASES = {  # name: (change to the base data, what the message must say)
     "segments that do not add up": (set_in(lambda d: d["run"], "segments", ["5*ms", "4*ms"]),
                                     r"RunSettings.segments: \('5\*ms', '4\*ms'\) add up to 90 steps; the run has 100"),
     "change in a segment the run lacks": (set_in(lambda d: d["run"], "changes", [change(1, "lif_euler.v", "0.5")]),
-                                          r"Change 'lif_euler.v' \(segment 1\).segment: 1; the run has segments 0 .. 0"),
+                                          r"'lif_euler.v' \(segment 1\).segment: 1; the run has segments 0 .. 0"),
     "change of an unknown variable": (two_runs(change(1, "lif_euler.w", "0.5")),
                                       r"\(segment 1\).variable: unknown variable 'w'; 'lif_euler' has \['I', 'v'\]"),
     "change with a value per neuron too few": (two_runs(change(1, "lif_euler.v", [0.5, 0.1])),

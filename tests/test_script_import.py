@@ -7,6 +7,7 @@ import pytest
 
 from bridge.app.brian2_scripts import from_brian2
 from bridge.app.export import to_brian2
+from bridge.plan import lower
 from brian_models.network import run as run_brian
 
 
@@ -338,3 +339,35 @@ def test_what_draws_during_the_run_is_said_at_import(tmp_path):
     with pytest.warns(UserWarning, match=r"model.py: NeuronGroup 'calm', NeuronGroup 'noisy', PoissonGroup 'drive' "
                                          r"draw random numbers during the run: imported with spikebridge's seeded"):
         from_brian2(path)
+
+
+POISSON_RATES = """
+from brian2 import *
+rate_in_time = TimedArray([10, 400, 50]*Hz, dt=5*ms)
+P = PoissonGroup(200, rates='rate_in_time(t)', name='P')
+Q = PoissonGroup(3, rates=[0, 100, 800]*Hz, name='Q')
+G = NeuronGroup(2, 'v : 1', name='G')
+S = Synapses(P, G, on_pre='v += 1', name='S')
+S.connect()
+T = Synapses(Q, G, on_pre='v += 10', name='T')
+T.connect()
+run(20*ms)
+"""
+
+
+def test_poisson_groups_with_rates_in_time_or_per_neuron(tmp_path, paired):
+    """Bernoulli(rate*dt) per step and neuron from default_rng(seed 0): the rate of step n is row n // 50 of
+    the TimedArray (5 ms rows, the last held), or each neuron's own."""
+    simulation = from_brian2(_script(tmp_path, POISSON_RATES))
+    _, _, report = paired(simulation)
+    assert report.identical
+    plan = lower(simulation)
+    rate_p = np.array([10.0, 400.0, 50.0])[np.minimum(np.arange(200) // 50, 2)][:, None]
+    for name, rate in (("P", rate_p), ("Q", np.array([[0.0, 100.0, 800.0]]))):
+        n = plan.sources[name].n
+        steps, neurons = np.nonzero(np.random.default_rng(0).random((200, n)) < rate * 1e-4)
+        order = np.lexsort((neurons, steps))
+        drawn = plan.sources[name]
+        assert np.array_equal(np.lexsort((drawn.indices, drawn.steps)), np.arange(len(drawn.steps)))
+        assert np.array_equal(drawn.indices, neurons[order]) and np.array_equal(drawn.steps, steps[order])
+    assert len(plan.sources["P"].steps) > 5

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from bridge.description import lookup_grid
 from bridge.errors import DescriptionError
 
 _OPS = {ast.Add: "+=", ast.Sub: "-=", ast.Mult: "*=", ast.Div: "/="}
@@ -302,13 +303,13 @@ _MATH.update({name: _elementwise(getattr(torch, name), getattr(math, name)) for 
 _MATH.update(abs=_elementwise(torch.abs, abs), timestep=_timestep, clip=_clip, exprel=_exprel,
              sign=_elementwise(torch.sign, lambda x: float((x > 0) - (x < 0))),
              arcsin=_as_numpy(torch.asin, np.arcsin), arccos=_as_numpy(torch.acos, np.arccos),
-             arctan=_as_numpy(torch.atan, np.arctan), __divide=_divide, __power=_as_numpy(torch.pow, np.power, operator.pow))
+             arctan=_as_numpy(torch.atan, np.arctan), __divide=_divide,
+             __power=_as_numpy(torch.pow, np.power, operator.pow))
 def timed_array(values, array_dt, group_dt, dtype):
     """Brian2's TimedArray as a function of t (values (steps,)) or of t and i (values (steps, n)): the row
     clip(int(round(t/epsilon)/K), 0, steps - 1) with K = max(2**ceil(log2(8*array_dt/group_dt)), 1) and
     epsilon = array_dt/K, Brian2's rule for the numpy target."""
-    upsampling = max(int(2 ** np.ceil(np.log2(8 / group_dt * array_dt))), 1)
-    epsilon, table = array_dt / upsampling, torch.as_tensor(values, dtype=dtype)
+    (upsampling, epsilon), table = lookup_grid(array_dt, group_dt), torch.as_tensor(values, dtype=dtype)
 
     def function(t, i=None):
         if isinstance(t, torch.Tensor) and t.dim():  # a time per neuron (e.g. `t - d`): a row per neuron

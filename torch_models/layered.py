@@ -85,8 +85,8 @@ def refusals(simulation):
         reasons.append(DescriptionError("RunSettings.changes", "the layered torch module runs without values set "
                                                                "between runs; use strategy 'stepwise'"))
     if plan.poisson_inputs:
-        reasons.append(DescriptionError("Network.poisson_inputs", "the layered torch module takes no Poisson inputs; use "
-                                                          "strategy 'stepwise'"))
+        reasons.append(DescriptionError("Network.poisson_inputs", "the layered torch module takes no Poisson "
+                                                                  "inputs; use strategy 'stepwise'"))
     for proj in plan.projections.values():
         if proj.delay_mode != "static":
             reasons.append(DescriptionError(f"Projection {proj.name!r}.delay_mode", f"{proj.delay_mode!r}; the "

@@ -44,7 +44,9 @@ class TorchRun:
 
 def recorded(values, recording):
     """Values (..., n) reduced to the elements a Recording selects."""
-    return values if recording.indices is None else values[..., torch.as_tensor(recording.indices, device=values.device)]
+    if recording.indices is None:
+        return values
+    return values[..., torch.as_tensor(recording.indices, device=values.device)]
 
 
 def check_given(given, sizes, field, batch, n_steps):

@@ -49,7 +49,7 @@ from bridge.constructs.run_changes import changes_between
 from bridge.description import (OPERATION_SLOTS, CurrentInjection, NeuronModel, Network, Operation, PoissonTrains,
                                 Population, Projection, RunSettings, Simulation, SpikeTrains, SynapseModel, Timing)
 from bridge.errors import DescriptionError
-from bridge.names import POISSON_INPUT_REGISTRY, POISSON_REGISTRY, neuron_variable, selection_text
+from bridge.names import POISSON_INPUT_REGISTRY, POISSON_REGISTRY, neuron_variable, selection_text, side_variable
 from bridge.plan import RANDOM_CALL
 from bridge.quantities import quantity_text, si_value, unit_text
 
@@ -221,8 +221,7 @@ def _neuron_subexpressions(syn, names):
         if group is not None and name in group.equations.subexpr_names:
             expression = group.equations[name].expr.code
             expressions.append(expression)
-            suffix = "_pre" if side == "source" else "_post"
-            pending += [f"{identifier}{suffix}" for identifier in get_identifiers(expression)]
+            pending += [side_variable(side, identifier) for identifier in get_identifiers(expression)]
     return expressions
 
 
@@ -471,12 +470,19 @@ class _Importer:
         return poisson
 
     def _poisson_group(self, group):
-        if isinstance(group.variables["rates"], Subexpression):
-            self.fail(group, f"rates given by an expression ({group.variables['rates'].expr!r})")
-        rates = np.asarray(group.variables["rates"].get_value())
-        if rates.size != 1 and np.any(rates != rates[0]):
-            self.fail(group, "rates that differ between neurons")
-        return PoissonTrains(group.name, len(group), quantity_text(rates.reshape(-1)[0], brian2.Hz.dim, "rates"))
+        if isinstance(group.variables["rates"], Subexpression):  # rates='r(t)' or 'r(t, i)' of a TimedArray
+            expression = group.variables["rates"].expr.replace(" ", "")
+            name = expression.partition("(")[0]
+            array = group.namespace.get(name, self.reached.namespace.get(name))
+            if not isinstance(array, TimedArray) or expression not in (f"{name}(t)", f"{name}(t,i)"):
+                self.fail(group, f"rates given by an expression ({group.variables['rates'].expr!r}; rates of a "
+                                 "TimedArray, 'r(t)' or 'r(t, i)', are imported)")
+            return PoissonTrains(group.name, len(group), timed_array(array))
+        rates = np.asarray(group.variables["rates"].get_value(), dtype=float).reshape(-1)
+        if np.all(rates == rates[0]):
+            return PoissonTrains(group.name, len(group), quantity_text(rates[0], brian2.Hz.dim, "rates"))
+        one_row = description.TimedArray((tuple(rates),), quantity_text(self.dt, brian2.second.dim, "dt"), "hertz")
+        return PoissonTrains(group.name, len(group), one_row)  # a rate per neuron, held for the whole run
 
     def _projection(self, syn):
         if isinstance(syn.source, Synapses) or isinstance(syn.target, Synapses):

@@ -21,6 +21,10 @@ def to_brian2(simulation):
         if proj.delay_mode != "static":
             raise DescriptionError(f"Projection {proj.name!r}.delay_mode", f"{proj.delay_mode!r}: delays that change "
                                    "during a run need spikebridge's queue; a plain Brian2 script has 'static' only")
+    for source in simulation.network.sources:
+        if isinstance(source, PoissonTrains) and not isinstance(source.rate, str):
+            raise DescriptionError(f"PoissonTrains {source.name!r}.rate", "a rate that changes in time: its "
+                                   "import from an exported script is not written yet; export with a constant rate")
     plan = lower(simulation)
     code = program(plan, native_noise=True)
     net = simulation.network
