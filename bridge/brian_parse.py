@@ -9,7 +9,7 @@ import numpy as np
 from brian2 import Equations, NeuronGroup, SpikeGeneratorGroup, Synapses, second
 
 from bridge.errors import DescriptionError
-from bridge.quantities import parse_quantity, si_value
+from bridge.quantities import parse_quantity, si_value, unit_text
 
 # Validation builds Brian2 objects only to check them; Brian2 need not warn that they were never run.
 brian2.BrianLogger.suppress_name("unused_brian_object")
@@ -62,6 +62,18 @@ def neuron_group(model, n, name):
     for event, code in model.run_on_event.items():
         group.run_on_event(event, code)
     return group
+
+
+def link_to_stand_ins(group):
+    """A group's (linked) variables linked to stand-in groups of the same size, so that Brian2 can check its
+    code; returns the stand-ins."""
+    stand_ins = []
+    for name in group.equations.names:
+        if "linked" in group.equations[name].flags:
+            stand_in = NeuronGroup(len(group), f"{name} : {unit_text(group.equations[name].dim)}")
+            setattr(group, name, brian2.linked_var(stand_in, name))
+            stand_ins.append(stand_in)
+    return stand_ins
 
 
 def spike_source(n, name):

@@ -106,7 +106,7 @@ def _check_neuron_model(model):
     except BRIAN_ERRORS as err:
         raise DescriptionError("NeuronModel.equations", _brian_message(err)) from None
     try:
-        brian_parse.run_checks([group])
+        brian_parse.run_checks([group, *brian_parse.link_to_stand_ins(group)])
     except BrianObjectException as err:
         where = _field_of(err, (("spike_thresholder", "threshold"), ("thresholder", "events"),
                                 ("spike_resetter", "reset"), ("resetter", "run_on_event"), ("", "equations")))
@@ -129,6 +129,12 @@ def variable_dims(model):
     """{variable name: Brian2 dimension} of a neuron model's declared variables."""
     eqs = brian_parse.equations(model.equations)
     return {name: eqs[name].dim for name in eqs.names}
+
+
+def linked_variables(model):
+    """The variables a neuron model declares (linked)."""
+    eqs = brian_parse.equations(model.equations)
+    return {name for name in eqs.names if "linked" in eqs[name].flags}
 
 
 def settable_dims(equations):

@@ -152,16 +152,23 @@ def _pathway_codes(code, side):
 @register
 @dataclass(frozen=True)
 class Population:
-    """`n` neurons of one model; `initial` maps variables to a quantity string or n SI values."""
+    """`n` neurons of one model; `initial` maps variables to a quantity string or n SI values; `links` maps each
+    variable the model declares (linked) to the "population.variable" it reads (Brian2's linked_var, neuron k
+    reading neuron k of a population of the same size)."""
     name: str
     model: NeuronModel
     n: int
     initial: dict = field(default_factory=dict)
+    links: dict = field(default_factory=dict)
 
     def __post_init__(self):
         check_name(self.name, "Population.name")
         check_integer(self.n, f"Population {self.name!r}.n", 1)
         set_field(self, "initial", {k: frozen(v) for k, v in self.initial.items()})
+        linked = checks.linked_variables(self.model)
+        if set(self.links) != linked or set(self.initial) & linked:
+            raise DescriptionError(f"Population {self.name!r}.links", f"{sorted(self.links)}; the model declares "
+                                   f"{sorted(linked)} (linked): give each one link and no initial value")
         for var, value in self.initial.items():
             where = f"Population {self.name!r}.initial[{var!r}]"
             if isinstance(value, str):
@@ -482,6 +489,8 @@ class Network:
                                               "(spikes_<population>, state_<population>); choose other names")
         for current in self.currents:
             checks.check_current(current, self._population(current.target, f"CurrentInjection {current.name!r}.target"))
+        for population in self.populations:
+            self._check_links(population)
         for proj in self.projections:
             self._check_projection(proj)
         for poisson in self.poisson_inputs:
@@ -507,6 +516,20 @@ class Network:
         if proj is None:
             return self.size(owner)
         return self.size(proj.source) * self.size(proj.target) if proj.dense else len(proj.i)
+
+    def _check_links(self, population):
+        """Each link reads a variable of a population of the same size, in the linked variable's units."""
+        for variable, link in population.links.items():
+            where = f"Population {population.name!r}.links[{variable!r}]"
+            owner, name = record_key(link)
+            source = self._population(owner, where)
+            dims = checks.variable_dims(source.model)
+            if name not in dims or source.n != population.n:
+                raise DescriptionError(where, f"{link!r}: give 'population.variable' of a population of "
+                                              f"{population.n} neurons")
+            if dims[name] != checks.variable_dims(population.model)[variable]:
+                raise DescriptionError(where, f"{link!r} is in {dims[name]}; {variable} is in "
+                                              f"{checks.variable_dims(population.model)[variable]}")
 
     def _check_projection(self, proj):
         source = self._population(proj.source, f"Projection {proj.name!r}.source", sources_allowed=True)

@@ -59,6 +59,7 @@ class PopulationPlan:
     equations: str         # the model's equations, white noise xi replaced by the drawn values
     threshold: str         # its threshold and reset, rand() / randn() replaced by the drawn values
     reset: str
+    links: dict            # linked variable -> (population, variable) it reads
 
     def initial_array(self, variable):
         """The initial value of `variable` for each neuron (0 when not given)."""
@@ -230,7 +231,8 @@ def _population(population, index, run, n_steps):
                         for part, code in (("threshold", model.threshold), ("reset", model.reset)))
     quantities.update(brian_arrays(drawn_arrays))
     return PopulationPlan(population.name, population.n, model, quantities, si_constants(quantities),
-                          {**arrays, **drawn_arrays}, initial, equations, threshold, reset)
+                          {**arrays, **drawn_arrays}, initial, equations, threshold, reset,
+                          {variable: record_key(link) for variable, link in population.links.items()})
 
 
 def white_noise(population, index, run, n_steps):

@@ -21,6 +21,7 @@ from brian2.utils.stringtools import word_substitute
 
 from bridge import brian_parse
 from bridge.description import PoissonTrains, poisson_spikes
+from bridge.names import record_key
 from bridge.quantities import parse_quantity, quantity_text, unit_text
 
 TRIPLE_QUOTE = "'" * 3
@@ -119,6 +120,7 @@ def program(plan, native_noise=False):
     for emit, elements in constructs:
         for element in elements.values():
             emit(code, element, plan, native_noise)
+    _links(code, plan)
     _monitors(code, plan)
     return code
 
@@ -216,6 +218,14 @@ def _projection(code, proj, plan, native_noise):
     for name, pathway in proj.pathways.items():
         if np.any(pathway.delay_steps):  # whole steps: Brian2 rounds d/dt + 0.5 of an exact multiple, the same step
             code.add(f"{proj.name}.{name}.delay = {code.value(pathway.delay_steps)} * dt")
+
+
+def _links(code, plan):
+    """The linked variables, once every population exists."""
+    for population in plan.simulation.network.populations:
+        for variable, link in population.links.items():
+            owner, name = record_key(link)
+            code.add(f"{population.name}.{variable} = linked_var({owner}, {name!r})")
 
 
 def _monitors(code, plan):

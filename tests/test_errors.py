@@ -115,6 +115,12 @@ CASES = {  # name: (change to the base data, what the message must say)
                                                r"\(segment 1\).value: 2 values; 'lif_euler' has 20 elements"),
     "change in other units": (two_runs(change(1, "lif_euler.v", "2*mV")),
                               r"\(segment 1\).value: '2\*mV' is in volt; v is in 1"),
+    "link of a variable not declared linked": (set_in(population, "links", {"v": "lif_euler.I"}),
+                                               r"Population 'lif_euler'.links: \['v'\]; the model declares \[\] "
+                                               r"\(linked\): give each one link"),
+    "link to an unknown population": (lambda d: (population(d)["model"].__setitem__(
+        "equations", population(d)["model"]["equations"] + "\nJ : 1 (linked)"), population(d).__setitem__(
+        "links", {"J": "elsewhere.x"})), r"Population 'lif_euler'.links\['J'\]: unknown name 'elsewhere'"),
     "a billion neurons": (set_in(population, "n", 10**9), r"RunSettings.record\['lif_euler.v'\]: the run needs "
                                                           r"about [\d,]+ bytes \([\d,]+ for this part\)"),
 }

@@ -371,3 +371,39 @@ def test_poisson_groups_with_rates_in_time_or_per_neuron(tmp_path, paired):
         assert np.array_equal(np.lexsort((drawn.indices, drawn.steps)), np.arange(len(drawn.steps)))
         assert np.array_equal(drawn.indices, neurons[order]) and np.array_equal(drawn.steps, steps[order])
     assert len(plan.sources["P"].steps) > 5
+
+
+LINKED = """
+from brian2 import *
+drive = NeuronGroup(3, 'dx/dt = (1 - x)/(5*ms) : 1', method='exact', name='drive')
+cells = NeuronGroup(3, '''dv/dt = (I - v)/(10*ms) : 1
+                          I : 1 (linked)''', threshold='v > 0.5', reset='v = 0', method='exact', name='cells')
+cells.I = linked_var(drive, 'x')
+drive.x = [0, 0.5, 1]
+M = StateMonitor(cells, 'v', record=True)
+run(20*ms)
+"""
+
+
+@pytest.mark.parametrize("source, updated_first", [("drive", False), ("bath", True)])
+def test_a_linked_variable_reads_the_other_population_as_it_is(source, updated_first, tmp_path, paired):
+    """Brian2 updates groups by name: step n integrates v with I = x_n, x_n = 1 - (1 - x_0) exp(-n/50), when
+    'cells' comes first, with x_(n+1) when the source does; v_(n+1) = I + (v_n - I) exp(-1/100), reset to 0
+    above 0.5."""
+    path = _script(tmp_path, LINKED.replace("'drive'", repr(source)))
+    simulation = from_brian2(path)
+    assert next(p for p in simulation.network.populations if p.name == "cells").links == {"I": f"{source}.x"}
+    brian_record, torch_record, report = paired(simulation)
+    assert report.identical and report.passed
+    x0, v, by_hand, spikes = np.array([0, 0.5, 1]), np.zeros(3), [], []
+    for n in range(200):
+        by_hand.append(v.copy())
+        x = 1 - (1 - x0) * np.exp(-(n + updated_first) / 50)
+        v = x + (v - x) * np.exp(-1 / 100)
+        spikes += [(k, n) for k in np.flatnonzero(v > 0.5)]
+        v[v > 0.5] = 0
+    np.testing.assert_allclose(brian_record.traces["cells.v"], by_hand, rtol=1e-9, atol=1e-12)
+    assert sorted(brian_record.spike_set("cells")) == sorted(spikes) and len(spikes) == 6
+    script = {}
+    exec(compile(path.read_text(), str(path), "exec"), script)
+    assert np.array_equal(script["M"].v_.T, torch_record.traces["cells.v"])

@@ -75,6 +75,9 @@ def refusals(simulation):
         if plan.code.populations[population.name].before_start.statements:
             reasons.append(DescriptionError(f"Population {population.name!r}.model.equations", "(constant over dt) "
                                             "subexpressions run step by step; use strategy 'stepwise'"))
+        if population.links:
+            reasons.append(DescriptionError(f"Population {population.name!r}.links", "linked variables read other "
+                                            "populations step by step; use strategy 'stepwise'"))
         if population.model.events:
             reasons.append(DescriptionError(f"Population {population.name!r}.model.events", "the layered torch "
                                             "module knows spikes only; use strategy 'stepwise'"))

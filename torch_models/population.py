@@ -41,6 +41,8 @@ class PopulationStep:
         block = lambda block: compile_block(block.text, where, table)
         self.variables = code.variables  # variable -> 'float', 'integer' or 'boolean'
         self.conditional, self.shared = code.conditional, code.shared
+        self.links = population.links  # linked variable -> (population, variable) it reads
+        self.update_key = (code.update.order, code.update.name)  # its place in the 'groups' slot
         self.update = Program(block(code.update), self.conditional, where)
         self.threshold, self.reset = block(code.threshold), block(code.reset)  # threshold: ends in `_cond = ...`
         # custom events: conditions checked in 'after_thresholds', their code run in 'after_resets'
@@ -206,20 +208,38 @@ class OperationStep:
         return {**states, self.target: state}
 
 
+def linked(populations, states, names=None):
+    """`states` with the linked variables of the populations `names` (None: all) read from the populations
+    they link to, as they are now (Brian2 reads them where they live)."""
+    states = dict(states)
+    for name in populations if names is None else names:
+        links = populations[name].links
+        if links:
+            states[name] = {**states[name], **{variable: states[owner][source] for variable, (owner, source)
+                                               in links.items()}}
+    return states
+
+
 def step(populations, states, t, dt, batch, synapses, groups=None):
     """One step of Brian2's schedule for `populations` {name: PopulationStep} in `states` {name: {variable:
     (batch, n)}}: state updates ('groups': every population's, or `groups(states) -> states` where synapses
     update there too), thresholds, then `synapses(events, states)` (the synapses slot, given {population:
     spikes, (population, event): custom events}; it replaces entries of the state dicts it writes to), resets,
     then the code run on custom events. Returns (states, spikes, margins) by name."""
-    states = groups(states) if groups else {name: population.integrate(states[name], t, dt)
-                                            for name, population in populations.items()}
+    if groups:
+        states = groups(states)
+    else:  # in Brian2's order: a population reading a linked variable sees the updates before its own
+        for name in sorted(populations, key=lambda name: populations[name].update_key):
+            states = linked(populations, states, [name])
+            states[name] = populations[name].integrate(states[name], t, dt)
+    states = linked(populations, states)
     crossings = {name: population.threshold_crossings(states[name], t, dt, batch)
                  for name, population in populations.items()}
     spikes = {name: spiked for name, (spiked, _, _) in crossings.items()}
     events = {name: custom for name, (_, _, custom) in crossings.items()}
     synapses({**spikes, **{(name, event): happened for name, custom in events.items()
                            for event, happened in custom.items()}}, states)
+    states = linked(populations, states)
     states = {name: population.apply_reset(states[name], t, dt, spikes[name] > 0)
               for name, population in populations.items()}
     states = {name: population.after_resets(states[name], events[name], t, dt)

@@ -18,7 +18,7 @@ from bridge.names import record_key
 from torch_models.codegen import apply_op, check_resolved, compile_block, functions
 from torch_models.delivery import ArrivedPerRow, EventLists, RingBuffer
 from torch_models.module import SimulationModule, TorchRun, check_memory, recorded
-from torch_models.population import OperationStep, compile_populations, step
+from torch_models.population import OperationStep, compile_populations, linked, step
 
 
 class SynapticCode:
@@ -301,6 +301,7 @@ class StepwiseNetwork(SimulationModule):
                 for name, proj in self.projections.items():
                     if proj.delay_mode == "between_runs":
                         delays[name] = proj.delays_now(states, syn_states[name])
+            states = linked(self.populations, states)
             states = {name: population.set_constant_over_dt(states[name], t, dt)
                       for name, population in self.populations.items()}  # 'before_start'
             states = self.run_operations("start", states, n, t)
@@ -367,6 +368,7 @@ class StepwiseNetwork(SimulationModule):
         states = dict(states)
         for _, _, name, part in self.groups_order:
             if part == "population":
+                states = linked(self.populations, states, [name])
                 states[name] = self.populations[name].integrate(states[name], t, self.dt)
             else:
                 self.projections[name].groups_slot(part, syn_states[name], states, self.populations, t, self.dt,

@@ -431,14 +431,22 @@ class _Importer:
                           *(operation.code for operation in operations)])
         model = NeuronModel(equations_text(equations.ordered), threshold, reset, refractory,
                             self._constants(group, code, group.variables), self._method(group), events, on_event)
-        initial = {}
+        initial, links = {}, {}
         for name in equations.names:
-            if equations[name].type == SUBEXPRESSION:
-                continue
-            values = _values(group.variables[name], len(group))
-            if np.any(values != 0):
-                initial[name] = _compact(values, equations[name].dim, f"{group.name}.{name}")
-        return Population(group.name, model, len(group), initial)
+            if "linked" in equations[name].flags:
+                links[name] = self._link(group, name)
+            elif equations[name].type != SUBEXPRESSION:
+                values = _values(group.variables[name], len(group))
+                if np.any(values != 0):
+                    initial[name] = _compact(values, equations[name].dim, f"{group.name}.{name}")
+        return Population(group.name, model, len(group), initial, links)
+
+    def _link(self, group, name):
+        """The "population.variable" a linked variable reads, neuron k of a group of the same size."""
+        variable, owner = group.variables[name], group.variables[name].owner
+        if group.variables.indices[name] != "_idx" or isinstance(owner, Subgroup) or len(owner) != len(group):
+            self.fail(group, f"the linked variable {name!r} read through an index or from a group of another size")
+        return f"{owner.name}.{name_in(variable, owner)}"
 
     def _method(self, group):
         """The state updater Brian2 integrates `group` with ("" when nothing is integrated)."""
