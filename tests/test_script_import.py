@@ -407,3 +407,22 @@ def test_a_linked_variable_reads_the_other_population_as_it_is(source, updated_f
     script = {}
     exec(compile(path.read_text(), str(path), "exec"), script)
     assert np.array_equal(script["M"].v_.T, torch_record.traces["cells.v"])
+
+
+def test_restore_after_a_run_starts_a_separate_simulation(tmp_path):
+    """store()/restore() rewinds time: the runs before the first restore() after a run are imported (a
+    restore() before any run only sets the stored values, which the import reads), and this is said."""
+    path = _script(tmp_path, """
+        from brian2 import *
+        G = NeuronGroup(1, 'dv/dt = drive : 1\\ndrive : Hz', name='G')
+        store()
+        G.v = 5
+        restore()
+        for drive in [10, 20]*Hz:
+            restore()
+            G.drive = drive
+            run(3*ms)
+        """)
+    with pytest.warns(UserWarning, match=r"restore\(\) after 1 run\(\) call\(s\) starts a separate simulation"):
+        simulation = from_brian2(path)
+    assert simulation.network.populations[0].initial == {"drive": "10.0*hertz"} and simulation.run.n_steps == 30

@@ -71,6 +71,10 @@ class _Run:
     drawn: list          # what draws random numbers during the run (replaced by spikebridge's seeded draws)
 
 
+class _Restored(BaseException):
+    """Ends a script at a restore() after a run() (time rewound: what follows is a separate simulation)."""
+
+
 class _Stop(BaseException):
     """Ends a script at a run() call whose network cannot be imported (the DescriptionError in args[0])."""
 
@@ -96,7 +100,8 @@ def _execute(path):
     """The Simulation read at each run() of the script, run as `python script.py` from its folder runs it
     (`__main__`, the folder first on sys.path, its working directory); run() does not run (monitors stay
     empty). The modules the script imported from its folder are forgotten after."""
-    original, set_item, runs, written = brian2.Network.run, VariableView.set_item, [], set()
+    original, set_item, restore = brian2.Network.run, VariableView.set_item, brian2.Network.restore
+    runs, written = [], set()
 
     def intercept(network, duration, *args, namespace=None, **kwargs):
         if float(duration) == 0:  # a run of no time (scripts use it to compile) changes nothing
@@ -114,7 +119,12 @@ def _execute(path):
         written.add((view.variable.owner.name, view.name))
         return set_item(view, item, value, level=level + 1, namespace=namespace)  # names of the frame above
 
-    brian2.Network.run, VariableView.set_item = intercept, write
+    def rewind(network, *args, **kwargs):  # restore() after a run rewinds time: a separate simulation follows
+        if runs:
+            raise _Restored
+        return restore(network, *args, **kwargs)
+
+    brian2.Network.run, VariableView.set_item, brian2.Network.restore = intercept, write, rewind
     set_device, brian2.set_device = brian2.set_device, lambda *args, **kwargs: None  # any target runs the import
     previous, cwd, modules = brian2.prefs.codegen.target, os.getcwd(), set(sys.modules)
     sys.path.insert(0, str(path.parent))
@@ -124,6 +134,9 @@ def _execute(path):
         runpy.run_path(str(path), run_name="__main__")
     except _Stop as stop:
         raise stop.args[0] from None
+    except _Restored:
+        warnings.warn(f"{path.name}: restore() after {len(runs)} run() call(s) starts a separate simulation; "
+                      "imported the runs before it", stacklevel=3)
     except Exception as error:
         if not runs:
             raise DescriptionError(str(path), f"the script failed before run(): {type(error).__name__}: "
@@ -132,6 +145,7 @@ def _execute(path):
                       f"do not run during the import: monitors are empty); imported those runs", stacklevel=3)
     finally:
         brian2.Network.run, brian2.set_device, VariableView.set_item = original, set_device, set_item
+        brian2.Network.restore = restore
         brian2.prefs.codegen.target = previous
         os.chdir(cwd)
         sys.path.remove(str(path.parent))
