@@ -2,8 +2,10 @@
 model of our own, pinned by numbers worked out by hand besides the cross-check between the backends."""
 import textwrap
 
+import brian2
 import numpy as np
 import pytest
+import random_models
 
 from bridge.app.brian2_scripts import from_brian2
 from bridge.app.export import to_brian2
@@ -426,3 +428,19 @@ def test_restore_after_a_run_starts_a_separate_simulation(tmp_path):
     with pytest.warns(UserWarning, match=r"restore\(\) after 1 run\(\) call\(s\) starts a separate simulation"):
         simulation = from_brian2(path)
     assert simulation.network.populations[0].initial == {"drive": "10.0*hertz"} and simulation.run.n_steps == 30
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_random_models_cross_check_and_run_as_the_script_itself(seed, tmp_path, paired):
+    """Random scripts (tests/random_models.py): nonlinear functions, synaptic code on both pathways, delays on
+    either side, summed variables; identical in both backends and to the script's own run (numpy target)."""
+    text, keys = random_models.script(seed)
+    path = _script(tmp_path, text)
+    brian_record, torch_record, report = paired(from_brian2(path))
+    assert report.identical and report.passed
+    brian2.prefs.codegen.target = "numpy"
+    script = {}
+    exec(compile(text, str(path), "exec"), script)
+    for (monitor, variable), key in keys.items():
+        own = getattr(script[monitor], f"{variable}_").T
+        assert np.array_equal(brian_record.traces[key], own) and np.array_equal(torch_record.traces[key], own)

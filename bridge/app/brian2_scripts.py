@@ -18,8 +18,8 @@ noise, rand() in code run each step) is so replaced by spikebridge's seeded draw
 
 Several run() calls: run() does not run during the import (monitors stay empty); the network is read at each
 call, and the values the script assigned between calls become Changes of run segments
-(bridge/constructs/run_changes.py). A run of other objects only is a separate simulation: the first is
-imported, which is said.
+(bridge/constructs/run_changes.py). A run of other objects only, or a restore() after a run, starts a
+separate simulation: the runs before it are imported, which is said.
 """
 import dataclasses
 import os
@@ -98,8 +98,9 @@ def from_brian2(script):
 
 def _execute(path):
     """The Simulation read at each run() of the script, run as `python script.py` from its folder runs it
-    (`__main__`, the folder first on sys.path, its working directory); run() does not run (monitors stay
-    empty). The modules the script imported from its folder are forgotten after."""
+    (`__main__`, the folder first on sys.path, its working directory), on Brian2's numpy target (its cython
+    target draws other numbers from the same seed()); run() does not run (monitors stay empty). The modules
+    the script imported from its folder are forgotten after."""
     original, set_item, restore = brian2.Network.run, VariableView.set_item, brian2.Network.restore
     runs, written = [], set()
 
@@ -131,6 +132,7 @@ def _execute(path):
     try:
         os.chdir(path.parent)
         brian2.start_scope()
+        brian2.prefs.codegen.target = "numpy"  # what the script draws at build time: the numpy target's numbers
         runpy.run_path(str(path), run_name="__main__")
     except _Stop as stop:
         raise stop.args[0] from None
