@@ -34,7 +34,8 @@ def script(seed):
         f"                threshold='v > 0.8', reset='{choose(RESETS)}', method='{method}', name='B')",
         "A.v, A.u = 'rand()', 'rand()'",
         "B.v, B.u = 'rand()*0.5', 'rand()'",
-        "S = Synapses(A, B, '''w : 1" + ("\n                    I_post = w*u_pre : 1 (summed)" if summed else "") + "''',",
+        "S = Synapses(A, B, '''w : 1" + ("\n                    I_post = w*u_pre : 1 (summed)" if summed else "")
+        + "''',",
         f"             on_pre='{choose(ON_PRE)}'" + (f", on_post='{post}'" if post else "") + ", name='S')",
         f"S.connect(p={rng.uniform(0.3, 0.9):.2f})",
         "S.w = 'rand()*0.6'",
