@@ -444,3 +444,25 @@ def test_random_models_cross_check_and_run_as_the_script_itself(seed, tmp_path, 
     for (monitor, variable), key in keys.items():
         own = getattr(script[monitor], f"{variable}_").T
         assert np.array_equal(brian_record.traces[key], own) and np.array_equal(torch_record.traces[key], own)
+
+
+def test_a_spike_generator_with_a_period_repeats_its_spikes(tmp_path, paired):
+    """Spikes at 1 and 2.5 ms, every 4 ms: steps 10, 25, 50, 65, 90, 105 within 12 ms (Brian2's own run)."""
+    path = _script(tmp_path, """
+        from brian2 import *
+        source = SpikeGeneratorGroup(2, [0, 1], [1, 2.5]*ms, period=4*ms, name='source')
+        target = NeuronGroup(2, 'v : 1', name='target')
+        S = Synapses(source, target, on_pre='v += 1', name='S')
+        S.connect(j='i')
+        spikes = SpikeMonitor(source)
+        run(12*ms)
+        """)
+    simulation = from_brian2(path)
+    brian_record, _, report = paired(simulation)
+    assert report.identical
+    steps = sorted(lower(simulation).sources["source"].steps.tolist())
+    assert steps == [10, 25, 50, 65, 90, 105]
+    brian2.prefs.codegen.target = "numpy"
+    script = {}
+    exec(compile(path.read_text(), str(path), "exec"), script)  # Brian2's own repetition
+    assert sorted(np.rint(script["spikes"].t_ / 1e-4).astype(int).tolist()) == steps

@@ -480,10 +480,16 @@ class _Importer:
         self.fail(group, "equations no state updater integrates")
 
     def _spike_trains(self, group):
-        if group.variables["period"].get_value()[0] != 0:
-            self.fail(group, "a spike generator with a period (repeating spikes)")
         indices = np.asarray(group.variables["neuron_index"].get_value(), dtype=np.int64)
         times = np.asarray(group.variables["spike_time"].get_value(), dtype=float)
+        period = float(group.variables["period"].get_value()[0])
+        if period:  # spikes repeated every period: unrolled over the run, as whole steps
+            steps, period_steps = (times + 1e-3 * self.dt) // self.dt, period / self.dt
+            if abs(period_steps - round(period_steps)) > 1e-9 * period_steps:
+                self.fail(group, f"a period of {period} s, not a whole number of steps of dt = {self.dt} s")
+            repeats = np.arange(0, self.n_steps, round(period_steps))
+            steps = (steps[None, :] + repeats[:, None]).reshape(-1)
+            indices, times = np.tile(indices, len(repeats))[steps < self.n_steps], steps[steps < self.n_steps] * self.dt
         trains = SpikeTrains(group.name, len(group), indices, times)
         if group.name not in self.poisson_registry:
             return trains
