@@ -48,7 +48,7 @@ class Change:
         owner, variable = record_parts(self.variable)[:2]
         if self.segment >= segments:
             raise DescriptionError(f"{self.where}.segment", f"{self.segment}; the run has segments 0 .. "
-                                                            f"{segments - 1} (a change starts one of 1 ..)")
+                                                            f"{segments - 1}, and changes start those after 0")
         projection = next((p for p in network.projections if p.name == owner), None)
         equations = projection.synapse.model if projection else network._population(
             owner, f"{self.where}.variable (a population or projection)").model.equations
