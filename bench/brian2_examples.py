@@ -5,7 +5,8 @@ float64, the same dt). Not a test: the yardstick of issue 28.
 Each script runs in its own process (its working directory and folder as `python script.py` has them), with a
 time limit; a simulated duration longer than --limit is shortened to it, and the table says so. A script is
 eligible unless it is a helper without run(), or needs what spikebridge does not cover: a compartmental model
-(SpatialNeuron), a GSL state updater, multiprocessing, or a package that is not installed. Coverage: eligible
+(SpatialNeuron), a GSL state updater, or a package that is not installed (the folders compartmental/ and
+multiprocessing/ are not run). Coverage: eligible
 scripts that import and pass their class, out of all eligible scripts.
 
     python bench/brian2_examples.py /path/to/brian2/examples --out bench/results/brian2_examples
@@ -16,6 +17,7 @@ then table.md and coverage.png are written (atomically).
 import argparse
 import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -63,7 +65,6 @@ NOT_ELIGIBLE = {  # reason a script is outside the yardstick: a phrase of its re
     "GSL state updater": "gsl",
     "package not installed": "ModuleNotFoundError",
     "helper without run()": "never calls run()",
-    "multiprocessing": "multiprocessing",
 }
 
 
@@ -76,16 +77,22 @@ def eligibility(row):
 
 
 def run_script(path, limit, timeout):
+    """The row of one script, run in a process group of its own (a script's own worker processes are stopped
+    with it at the time limit)."""
     start = time.perf_counter()
+    child = subprocess.Popen([sys.executable, "-c", CHILD, str(path), limit], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True, start_new_session=True,
+                             env={**os.environ, "MPLBACKEND": "Agg", "OMP_NUM_THREADS": "1"})
     try:
-        done = subprocess.run([sys.executable, "-c", CHILD, str(path), limit], capture_output=True, text=True,
-                              timeout=timeout, env={**os.environ, "MPLBACKEND": "Agg", "OMP_NUM_THREADS": "1"})
+        stdout, stderr = child.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
+        os.killpg(child.pid, signal.SIGKILL)
+        child.communicate()
         return {"stage": "timeout", "reason": f"over {timeout} s", "seconds": timeout}
-    rows = [line[4:] for line in done.stdout.splitlines() if line.startswith("ROW ")]
+    rows = [line[4:] for line in stdout.splitlines() if line.startswith("ROW ")]
     if rows:
         return json.loads(rows[-1])
-    last = (done.stderr.strip().splitlines() or ["no output"])[-1]
+    last = (stderr.strip().splitlines() or ["no output"])[-1]
     return {"stage": "crashed", "reason": last, "seconds": time.perf_counter() - start}
 
 

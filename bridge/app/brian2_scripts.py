@@ -102,9 +102,11 @@ def _execute(path):
     target draws other numbers from the same seed()); run() does not run (monitors stay empty). The modules
     the script imported from its folder are forgotten after."""
     original, set_item, restore = brian2.Network.run, VariableView.set_item, brian2.Network.restore
-    runs, written = [], set()
+    runs, written, importer_process = [], set(), os.getpid()
 
     def intercept(network, duration, *args, namespace=None, **kwargs):
+        if os.getpid() != importer_process:  # a worker of the script's multiprocessing: its error ends the script
+            raise RuntimeError("run() in a worker process; spikebridge imports the runs of the script's process")
         if float(duration) == 0:  # a run of no time (scripts use it to compile) changes nothing
             return
         reached = _RunReached(network, duration, namespace if namespace is not None else _caller_namespace())
@@ -121,7 +123,7 @@ def _execute(path):
         return set_item(view, item, value, level=level + 1, namespace=namespace)  # names of the frame above
 
     def rewind(network, *args, **kwargs):  # restore() after a run rewinds time: a separate simulation follows
-        if runs:
+        if runs and os.getpid() == importer_process:
             raise _Restored
         return restore(network, *args, **kwargs)
 
