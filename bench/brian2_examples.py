@@ -26,38 +26,63 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-CHILD = r"""
-import dataclasses, json, os, sys, time, warnings
-warnings.simplefilter("ignore")
-script, limit = sys.argv[1], sys.argv[2]
-os.chdir(os.path.dirname(script))
-sys.argv = [script]
-from bridge.app.brian2_scripts import from_brian2
-from bridge.app.paired import paired_run
-from bridge.quantities import si_value
-def row(**fields):
-    print("\nROW " + json.dumps(fields), flush=True)  # on a line of its own
-start = time.perf_counter()
-try:
-    simulation = from_brian2(script)
-except Exception as error:
-    row(stage="refused", reason=f"{type(error).__name__}: {error}", seconds=time.perf_counter() - start)
-    sys.exit()
-imported = time.perf_counter() - start
-duration = si_value(simulation.run.duration, "duration")
-if duration > si_value(limit, "--limit"):
-    simulation = dataclasses.replace(simulation, run=dataclasses.replace(simulation.run, duration=limit,
-                                                                         segments=1))
-try:
-    brian_record, torch_record, report = paired_run(simulation)
-except Exception as error:
-    row(stage="crosscheck failed", reason=f"{type(error).__name__}: {error}", seconds=time.perf_counter() - start)
-    sys.exit()
-row(stage="passed" if report.passed else "failed", tolerance=report.tolerance_class, identical=report.identical,
-    spikes=int(sum(brian_record.count(p) for p in brian_record.spikes)), script_duration=duration,
-    run_duration=si_value(simulation.run.duration, "duration"), import_seconds=imported,
-    seconds=time.perf_counter() - start)
-"""
+def child(script, limit):
+    """One script, in the process run_script starts: its row, printed on a line of its own."""
+    import warnings
+
+    from bridge.app.brian2_scripts import from_brian2
+    from bridge.app.paired import paired_run
+    from bridge.quantities import si_value
+    warnings.simplefilter("ignore")
+    os.chdir(os.path.dirname(script))
+    sys.argv = [script]
+    row = lambda **fields: print("\nROW " + json.dumps(fields), flush=True)
+    start = time.perf_counter()
+    try:
+        simulation = from_brian2(script)
+    except Exception as error:
+        return row(stage="refused", reason=f"{type(error).__name__}: {error}", seconds=time.perf_counter() - start)
+    imported = time.perf_counter() - start
+    duration = si_value(simulation.run.duration, "duration")
+    if duration > si_value(limit, "--limit"):
+        simulation = shortened(simulation, si_value(limit, "--limit"))
+    try:
+        brian_record, torch_record, report = paired_run(simulation)
+    except Exception as error:
+        return row(stage="crosscheck failed", reason=f"{type(error).__name__}: {error}",
+                   seconds=time.perf_counter() - start)
+    row(stage="passed" if report.passed else "failed", tolerance=report.tolerance_class, identical=report.identical,
+        spikes=int(sum(brian_record.count(p) for p in brian_record.spikes)), script_duration=duration,
+        run_duration=si_value(simulation.run.duration, "duration"), import_seconds=imported,
+        seconds=time.perf_counter() - start)
+
+
+def shortened(simulation, cut):
+    """The simulation's first `cut` seconds: its segments up to the cut (the last one cut), their changes, and
+    the spikes of spike trains before the cut."""
+    import dataclasses
+
+    import numpy as np
+
+    from bridge.description import SpikeTrains
+    run, dt = simulation.run, simulation.dt
+    steps = round(cut / dt)
+    starts = np.cumsum((0,) + run.segment_lengths[:-1])
+    kept = int(np.sum(starts < steps))
+    lengths = [*run.segment_lengths[:kept - 1], steps - int(starts[kept - 1])]
+    segments = tuple(f"{length}*{run.timing.dt}" for length in lengths) if kept > 1 else 1
+
+    def before_cut(source):
+        if not isinstance(source, SpikeTrains):
+            return source
+        keep = np.asarray(source.times) < (steps - 1e-3) * dt
+        return dataclasses.replace(source, indices=np.asarray(source.indices)[keep],
+                                   times=np.asarray(source.times)[keep])
+    network = dataclasses.replace(simulation.network, sources=tuple(map(before_cut, simulation.network.sources)))
+    return dataclasses.replace(simulation, network=network, run=dataclasses.replace(
+        run, duration=f"{steps}*{run.timing.dt}", segments=segments,
+        changes=tuple(change for change in run.changes if change.segment < kept)))
+
 
 OUT_OF_SCOPE = {"compartmental", "multiprocessing"}  # folders of examples not run
 NOT_ELIGIBLE = {  # reason a script is outside the yardstick: a phrase of its refusal
@@ -80,8 +105,8 @@ def run_script(path, limit, timeout):
     """The row of one script, run in a process group of its own (a script's own worker processes are stopped
     with it at the time limit)."""
     start = time.perf_counter()
-    child = subprocess.Popen([sys.executable, "-c", CHILD, str(path), limit], stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE, text=True, start_new_session=True,
+    child = subprocess.Popen([sys.executable, __file__, "--child", str(path), "--limit", limit], text=True,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
                              env={**os.environ, "MPLBACKEND": "Agg", "OMP_NUM_THREADS": "1"})
     try:
         stdout, stderr = child.communicate(timeout=timeout)
@@ -146,10 +171,13 @@ def figure(rows, path):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("folder", type=Path)
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)  # one script, in its process
     parser.add_argument("--out", type=Path, default=Path("bench/results/brian2_examples"))
     parser.add_argument("--limit", default="100*ms", help="longest simulated duration (longer runs are shortened)")
     parser.add_argument("--timeout", type=float, default=300, help="seconds per script")
     args = parser.parse_args(argv)
+    if args.child:
+        return child(str(args.folder), args.limit)
     if not args.folder.is_dir():
         print(f"error: {args.folder}: not a folder", file=sys.stderr)
         return 2

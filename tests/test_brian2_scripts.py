@@ -163,14 +163,6 @@ UNSUPPORTED = {
                                  "name='M')\n", "'M': recording the spike source 'P'"),
     "poisson_rates_expression": ("P = PoissonGroup(2, rates='(1 + t/second)*Hz', name='P')\n",
                                  "'P': rates given by an expression ('(1 + t/second)*Hz'; rates of a TimedArray"),
-    "connections_made_between_runs": ("G = NeuronGroup(2, 'dv/dt = -v/(10*ms) : 1', threshold='v > 1', name='G')\n"
-                                      "S = Synapses(G, G, on_pre='v += 1', name='S')\nS.connect(i=0, j=1)\n"
-                                      "run(1*ms)\nS.connect(i=1, j=0)\n",
-                                      "run() call 2: the network differs from the one of the run before in more than "
-                                      "values"),
-    "object_added_between_runs": ("G = NeuronGroup(2, 'dv/dt = -v/(10*ms) : 1', name='G')\nrun(1*ms)\n"
-                                  "M = StateMonitor(G, 'v', record=True, name='M')\n",
-                                  "run() call 2: objects added or removed since the first run()"),
     "synapses_onto_synapses": ("G = NeuronGroup(2, 'dv/dt = -v/(10*ms) : 1', threshold='v > 1', name='G')\n"
                                "S = Synapses(G, G, 'w : 1', on_pre='v += w', name='S')\nS.connect()\n"
                                "T = Synapses(G, S, on_pre='w += 1', name='T')\nT.connect()\n",

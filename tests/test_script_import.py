@@ -283,8 +283,8 @@ def test_separate_simulations_import_the_first_and_say_so(tmp_path):
         for rate in (100*Hz, 300*Hz):  # two networks of their own
             simulate(rate)
         """)
-    with pytest.warns(UserWarning, match=r"run\(\) call 2 runs other objects \(a separate simulation\); imported "
-                                         r"the first simulation, its 1 run\(\) call"):
+    with pytest.warns(UserWarning, match=r"model.py: run\(\) call 2: runs other objects \(a separate simulation\); "
+                                         r"imported the 1 run\(\) call\(s\) before it"):
         simulation = from_brian2(path)
     assert simulation.network.populations[0].model.parameters == {"rate": "100.0*hertz"}
 
@@ -466,3 +466,34 @@ def test_a_spike_generator_with_a_period_repeats_its_spikes(tmp_path, paired):
     script = {}
     exec(compile(path.read_text(), str(path), "exec"), script)  # Brian2's own repetition
     assert sorted(np.rint(script["spikes"].t_ / 1e-4).astype(int).tolist()) == steps
+
+
+def test_a_monitor_added_between_runs_records_from_the_start(tmp_path):
+    """A monitor created after a first run leaves the model as it is: both runs are imported, and what it
+    records is recorded from the start."""
+    path = _script(tmp_path, """
+        from brian2 import *
+        G = NeuronGroup(2, 'dv/dt = -v/(10*ms) : 1', name='G')
+        run(2*ms)
+        G.v = 1
+        M = StateMonitor(G, 'v', record=[1])
+        run(3*ms)
+        """)
+    simulation = from_brian2(path)
+    assert simulation.run.segments == ("0.002*second", "0.003*second") and simulation.run.record == ("G.v[1]",)
+
+
+def test_a_network_changed_beyond_values_between_runs_imports_the_runs_before(tmp_path):
+    path = _script(tmp_path, """
+        from brian2 import *
+        G = NeuronGroup(2, 'dv/dt = -v/(10*ms) : 1', threshold='v > 1', name='G')
+        S = Synapses(G, G, on_pre='v += 1', name='S')
+        S.connect(i=0, j=1)
+        run(1*ms)
+        S.connect(i=1, j=0)
+        run(1*ms)
+        """)
+    with pytest.warns(UserWarning, match=r"run\(\) call 2: the network differs from the one of the run before in "
+                                         r"more than values .*; imported the 1 run\(\) call\(s\) before it"):
+        simulation = from_brian2(path)
+    assert simulation.run.n_steps == 10 and list(simulation.network.projections[0].i) == [0]

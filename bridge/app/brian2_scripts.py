@@ -164,30 +164,36 @@ def _execute(path):
 
 def _protocol(path, runs):
     """One Simulation of the runs read at each run() call: the first network, the runs as segments, and the
-    values set between them as Changes; a network that changes in anything else between runs is refused. A run
-    of other objects only starts a separate simulation: the first is imported, which is said."""
-    separate = next((k for k, run in enumerate(runs) if not run.objects & runs[0].objects), len(runs))
-    if separate < len(runs):
-        warnings.warn(f"{path.name}: run() call {separate + 1} runs other objects (a separate simulation); "
-                      f"imported the first simulation, its {separate} run() call(s)", stacklevel=3)
-    runs = runs[:separate]
-    for k, run in enumerate(runs[1:], start=2):
-        if run.objects != runs[0].objects:
-            raise DescriptionError(f"{path.name}: run() call {k}", "objects added or removed since the first "
-                                   "run(); a description has one set of objects for all its runs")
-    changes = []
-    for segment, (before, after) in enumerate(zip(runs, runs[1:]), start=1):
-        changes += changes_between(before.simulation, after.simulation, segment, after.written,
-                                   f"{path.name}: run() call {segment + 1}")
-    runs = [run.simulation for run in runs]
+    values set between them as Changes, recording what any of their monitors records. A run of other objects
+    (monitors aside), or of a network changed in more than values, starts a separate simulation: the runs
+    before it are imported, which is said."""
+    protocol, changes = runs[:1], []
+    for segment, run in enumerate(runs[1:], start=1):
+        where = f"{path.name}: run() call {segment + 1}"
+        try:
+            if _model_objects(run.objects) != _model_objects(runs[0].objects):
+                raise DescriptionError(where, "runs other objects (a separate simulation)")
+            changes += changes_between(protocol[-1].simulation, run.simulation, segment, run.written, where)
+        except DescriptionError as error:
+            warnings.warn(f"{error}; imported the {len(protocol)} run() call(s) before it", stacklevel=3)
+            break
+        protocol.append(run)
+    runs = [run.simulation for run in protocol]
     if len(runs) == 1:
         return runs[0]
     durations = [run.run.duration for run in runs]
     first = runs[0].run
     total = quantity_text(sum(si_value(d, "duration") for d in durations), brian2.second.dim, "run() durations")
     segments = len(runs) if len(set(durations)) == 1 else tuple(durations)
+    record = tuple(dict.fromkeys(key for run in runs for key in run.run.record))
     return dataclasses.replace(runs[0], run=dataclasses.replace(first, duration=total, segments=segments,
-                                                                changes=tuple(changes)))
+                                                                changes=tuple(changes), record=record))
+
+
+def _model_objects(objects):
+    """The objects of a network that make its model: all but monitors and what they contain."""
+    monitors = [obj for obj in objects if isinstance(obj, (StateMonitor, EventMonitor, PopulationRateMonitor))]
+    return set(objects) - set(monitors) - {child for monitor in monitors for child in monitor.contained_objects}
 
 
 def _caller_namespace():

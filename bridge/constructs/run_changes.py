@@ -125,9 +125,9 @@ def _values(net, owner, variable):
 
 
 def _without_values(simulation):
-    """The description as JSON data without initial values, synaptic values and the run's duration."""
+    """The description as JSON data without initial values, synaptic values, the run's duration and records."""
     data = json.loads(simulation.to_json())
     for element in data["network"]["populations"] + data["network"]["projections"]:
         element.pop("initial", None), element.pop("values", None)
-    data["run"].pop("duration")
+    data["run"].pop("duration"), data["run"].pop("record")
     return data
