@@ -18,8 +18,9 @@ noise, rand() in code run each step) is so replaced by spikebridge's seeded draw
 
 Several run() calls: run() does not run during the import (monitors stay empty); the network is read at each
 call, and the values the script assigned between calls become Changes of run segments
-(bridge/constructs/run_changes.py). A run of other objects only, or a restore() after a run, starts a
-separate simulation: the runs before it are imported, which is said.
+(bridge/constructs/run_changes.py); monitors created between runs record from the start. A run of other
+objects, of a network changed in more than values, or a restore() after a run starts a separate simulation:
+the runs before it are imported, which is said.
 """
 import dataclasses
 import os
