@@ -159,8 +159,6 @@ UNSUPPORTED = {
     "groups_with_different_dt": ("G = NeuronGroup(2, 'dv/dt = -v/(10*ms) : 1', name='G')\n"
                                  "H = NeuronGroup(2, 'dv/dt = -v/(10*ms) : 1', dt=0.2*ms, name='H')\n",
                                  "clocks: groups run with different dt"),
-    "recording_a_spike_source": ("P = PoissonGroup(2, 10*Hz, name='P')\nM = StateMonitor(P, 'rates', record=0, "
-                                 "name='M')\n", "'M': recording the spike source 'P'"),
     "poisson_rates_expression": ("P = PoissonGroup(2, rates='(1 + t/second)*Hz', name='P')\n",
                                  "'P': rates given by an expression ('(1 + t/second)*Hz'; rates of a TimedArray"),
     "synapses_onto_synapses": ("G = NeuronGroup(2, 'dv/dt = -v/(10*ms) : 1', threshold='v > 1', name='G')\n"
@@ -176,6 +174,13 @@ def test_unsupported_constructs_are_refused_naming_object_and_construct(construc
     path = _script(tmp_path, "from brian2 import *\n" + code + "run(10*ms)\n")
     with pytest.raises(DescriptionError, match=re.escape(message)):
         from_brian2(path)
+
+
+def test_a_spike_source_s_rates_are_not_recorded_and_this_is_said(tmp_path):
+    path = _script(tmp_path, "from brian2 import *\nP = PoissonGroup(2, 10*Hz, name='P')\n"
+                             "M = StateMonitor(P, 'rates', record=0, name='M')\nrun(1*ms)\n")
+    with pytest.warns(UserWarning, match=r"StateMonitor 'M' records 'rates' of the spike source 'P'; not imported"):
+        assert from_brian2(path).run.record == ()
 
 
 def test_values_recorded_at_spikes_are_not_imported_and_this_is_said(tmp_path):

@@ -600,7 +600,9 @@ class _Importer:
         selection None for no element."""
         source = monitor.source
         if isinstance(source, (PoissonGroup, SpikeGeneratorGroup)):
-            self.fail(monitor, f"recording the spike source {source.name!r} (its spikes are recorded)")
+            warnings.warn(f"{self.path.name}: {type(monitor).__name__} {monitor.name!r} records {variable!r} of the "
+                          f"spike source {source.name!r}; not imported (its spikes are recorded)", stacklevel=2)
+            return source, variable, None
         if isinstance(source, Synapses) and source.variables.indices[variable] in ("_postsynaptic_idx",
                                                                                     "_presynaptic_idx"):
             side = "_synaptic_post" if source.variables.indices[variable] == "_postsynaptic_idx" else "_synaptic_pre"
