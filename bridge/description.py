@@ -154,7 +154,7 @@ def _pathway_codes(code, side):
 class Population:
     """`n` neurons of one model; `initial` maps variables to a quantity string or n SI values; `links` maps each
     variable the model declares (linked) to the "population.variable" it reads (Brian2's linked_var, neuron k
-    reading neuron k of a population of the same size)."""
+    reading neuron k of a population of the same size, or the one neuron of a population of one)."""
     name: str
     model: NeuronModel
     n: int
@@ -524,9 +524,9 @@ class Network:
             owner, name = record_key(link)
             source = self._population(owner, where)
             dims = checks.variable_dims(source.model)
-            if name not in dims or source.n != population.n:
+            if name not in dims or source.n not in (1, population.n):
                 raise DescriptionError(where, f"{link!r}: give 'population.variable' of a population of "
-                                              f"{population.n} neurons")
+                                              f"{population.n} neurons or of one")
             if dims[name] != checks.variable_dims(population.model)[variable]:
                 raise DescriptionError(where, f"{link!r} is in {dims[name]}; {variable} is in "
                                               f"{checks.variable_dims(population.model)[variable]}")

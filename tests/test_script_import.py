@@ -497,3 +497,18 @@ def test_a_network_changed_beyond_values_between_runs_imports_the_runs_before(tm
                                          r"more than values .*; imported the 1 run\(\) call\(s\) before it"):
         simulation = from_brian2(path)
     assert simulation.run.n_steps == 10 and list(simulation.network.projections[0].i) == [0]
+
+
+def test_a_linked_variable_of_a_population_of_one(tmp_path, paired):
+    """Every neuron reads the one neuron's x (Brian2's linked_var to a group of one); as the script's own run."""
+    path = _script(tmp_path, LINKED.replace("NeuronGroup(3, 'dx/dt", "NeuronGroup(1, 'dx/dt")
+                   .replace("drive.x = [0, 0.5, 1]", "drive.x = 0.5"))
+    simulation = from_brian2(path)
+    brian_record, torch_record, report = paired(simulation)
+    assert report.identical and simulation.network.populations[0].links == {"I": "drive.x"}
+    brian2.prefs.codegen.target = "numpy"
+    script = {}
+    exec(compile(path.read_text(), str(path), "exec"), script)
+    v = script["M"].v_.T
+    assert np.array_equal(brian_record.traces["cells.v"], v) and np.array_equal(torch_record.traces["cells.v"], v)
+    assert np.array_equal(v[:, 0], v[:, 2]) and brian_record.count("cells") > 0  # the same input for all

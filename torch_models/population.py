@@ -215,8 +215,8 @@ def linked(populations, states, names=None):
     for name in populations if names is None else names:
         links = populations[name].links
         if links:
-            states[name] = {**states[name], **{variable: states[owner][source] for variable, (owner, source)
-                                               in links.items()}}
+            states[name] = {**states[name], **{variable: states[owner][source]  # (batch, 1) broadcasts
+                                               for variable, (owner, source) in links.items()}}
     return states
 
 

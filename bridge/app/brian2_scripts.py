@@ -467,9 +467,10 @@ class _Importer:
         return Population(group.name, model, len(group), initial, links)
 
     def _link(self, group, name):
-        """The "population.variable" a linked variable reads, neuron k of a group of the same size."""
-        variable, owner = group.variables[name], group.variables[name].owner
-        if group.variables.indices[name] != "_idx" or isinstance(owner, Subgroup) or len(owner) != len(group):
+        """The "population.variable" a linked variable reads: neuron k of a group of the same size, or the one
+        neuron of a group of one."""
+        variable, owner, index = group.variables[name], group.variables[name].owner, group.variables.indices[name]
+        if isinstance(owner, Subgroup) or (index, len(owner)) not in (("_idx", len(group)), ("0", 1)):
             self.fail(group, f"the linked variable {name!r} read through an index or from a group of another size")
         return f"{owner.name}.{name_in(variable, owner)}"
 
