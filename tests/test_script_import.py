@@ -512,3 +512,23 @@ def test_a_linked_variable_of_a_population_of_one(tmp_path, paired):
     v = script["M"].v_.T
     assert np.array_equal(brian_record.traces["cells.v"], v) and np.array_equal(torch_record.traces["cells.v"], v)
     assert np.array_equal(v[:, 0], v[:, 2]) and brian_record.count("cells") > 0  # the same input for all
+
+
+def test_run_durations_that_are_no_whole_steps_run_as_brian2_runs_them(tmp_path):
+    """Brian2 runs to the step of the end time (the durations added), rounded up unless within 0.01 % of dt:
+    run(0.25*ms) at 0.1 ms is 3 steps, a second run(0.25*ms) ends at 0.5 ms, step 5: 2 steps (the script's own
+    monitor: 5 rows)."""
+    path = _script(tmp_path, """
+        from brian2 import *
+        G = NeuronGroup(1, 'dv/dt = 1/second : 1', name='G')
+        M = StateMonitor(G, 'v', record=True)
+        run(0.25*ms)
+        G.v = 0
+        run(0.25*ms)
+        """)
+    simulation = from_brian2(path)
+    assert simulation.run.segment_lengths == (3, 2)
+    brian2.prefs.codegen.target = "numpy"
+    script = {}
+    exec(compile(path.read_text(), str(path), "exec"), script)
+    assert len(script["M"].t) == 5

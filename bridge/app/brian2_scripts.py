@@ -23,6 +23,7 @@ objects, of a network changed in more than values, or a restore() after a run st
 the runs before it are imported, which is said.
 """
 import dataclasses
+import math
 import os
 import runpy
 import sys
@@ -52,7 +53,7 @@ from bridge.description import (OPERATION_SLOTS, CurrentInjection, NeuronModel, 
 from bridge.errors import DescriptionError
 from bridge.names import POISSON_INPUT_REGISTRY, POISSON_REGISTRY, neuron_variable, selection_text, side_variable
 from bridge.plan import RANDOM_CALL
-from bridge.quantities import quantity_text, si_value, unit_text
+from bridge.quantities import quantity_text, unit_text
 
 _INTERNAL = {"lastspike", "not_refractory", "t", "dt", "i", "j", "N", "t_in_timesteps", "xi"}
 
@@ -70,6 +71,7 @@ class _Run:
     written: set         # the (owner, variable) pairs assigned to since the run() call before
     objects: set         # the Brian2 objects it runs
     drawn: list          # what draws random numbers during the run (replaced by spikebridge's seeded draws)
+    duration: float      # seconds, as the script gave it to run()
 
 
 class _Restored(BaseException):
@@ -114,7 +116,8 @@ def _execute(path):
         try:
             importer = _Importer(path, reached)
             simulation = importer.simulation()
-            runs.append(_Run(simulation, set(written), set(network.objects), importer.drawn(simulation.network)))
+            runs.append(_Run(simulation, set(written), set(network.objects), importer.drawn(simulation.network),
+                             float(duration)))
         except DescriptionError as error:
             raise _Stop(error) from None
         written.clear()
@@ -182,13 +185,29 @@ def _protocol(path, runs):
     runs = [run.simulation for run in protocol]
     if len(runs) == 1:
         return runs[0]
-    durations = [run.run.duration for run in runs]
     first = runs[0].run
-    total = quantity_text(sum(si_value(d, "duration") for d in durations), brian2.second.dim, "run() durations")
-    segments = len(runs) if len(set(durations)) == 1 else tuple(durations)
+    ends = [end_step(end, first.timing.dt_seconds) for end in np.cumsum([run.duration for run in protocol])]
+    lengths = np.diff([0, *ends]).tolist()
+    total = quantity_text(sum(lengths) * first.timing.dt_seconds, brian2.second.dim, "run() durations")
+    segments = len(lengths) if len(set(lengths)) == 1 else tuple(
+        _duration_text(run.duration, n, first.timing.dt_seconds) for run, n in zip(protocol, lengths))
     record = tuple(dict.fromkeys(key for run in runs for key in run.run.record))
     return dataclasses.replace(runs[0], run=dataclasses.replace(first, duration=total, segments=segments,
                                                                 changes=tuple(changes), record=record))
+
+
+def end_step(end, dt):
+    """The step a run() ending at time `end` (the durations of the script's runs added) ends at: rounded up
+    unless within 0.01 % of dt of a step (Brian2's Clock)."""
+    nearest = round(end / dt)
+    return nearest if abs(nearest * dt - end) <= 1e-4 * dt else math.ceil(end / dt)
+
+
+def _duration_text(seconds, steps, dt):
+    """A run's duration as a quantity string: as the script gave it when Brian2 runs it as that many steps,
+    else the steps Brian2 runs."""
+    whole = abs(seconds / dt - steps) <= 1e-9 * steps
+    return quantity_text(seconds if whole else steps * dt, brian2.second.dim, "run()")
 
 
 def _model_objects(objects):
@@ -294,7 +313,7 @@ class _Importer:
 
     def simulation(self):
         dt = self.dt = self._dt()
-        self.n_steps = round(float(self.reached.duration) / dt)
+        self.n_steps = end_step(float(self.reached.duration), dt)
         populations, sources, projections, record, self.currents, self.poisson_inputs = [], [], [], [], [], []
         self.operations, self.start_operations = [], []
         for obj in sorted(self.objects, key=lambda o: o.name):
@@ -316,7 +335,7 @@ class _Importer:
                 continue  # spikes are always recorded
             elif id(obj) not in self.contained:
                 self.fail(obj, "this kind of object")
-        duration = quantity_text(self.reached.duration, brian2.second.dim, f"{self.path.name}: run() duration")
+        duration = _duration_text(float(self.reached.duration), self.n_steps, dt)
         self._check_record_order()
         network = Network(tuple(populations), tuple(sources), tuple(self.currents), tuple(projections),
                           tuple(self.poisson_inputs), tuple(self.operations))
