@@ -9,6 +9,7 @@ import random_models
 
 from bridge.app.brian2_scripts import from_brian2
 from bridge.app.export import to_brian2
+from bridge.description import PoissonTrains
 from bridge.plan import lower
 from brian_models.network import run as run_brian
 
@@ -340,7 +341,8 @@ def test_what_draws_during_the_run_is_said_at_import(tmp_path):
         """)
     with pytest.warns(UserWarning, match=r"model.py: NeuronGroup 'calm', NeuronGroup 'noisy', PoissonGroup 'drive' "
                                          r"draw random numbers during the run: imported with spikebridge's seeded"):
-        from_brian2(path)
+        simulation = from_brian2(path)
+    assert simulation.network.sources == (PoissonTrains("drive", 3, "20.0*hertz", seed=0),)
 
 
 POISSON_RATES = """
