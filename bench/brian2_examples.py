@@ -67,9 +67,9 @@ def shortened(simulation, cut):
     from bridge.description import SpikeTrains
     run, dt = simulation.run, simulation.dt
     steps = round(cut / dt)
-    starts = np.cumsum((0,) + run.segment_lengths[:-1])
-    kept = int(np.sum(starts < steps))
-    lengths = [*run.segment_lengths[:kept - 1], steps - int(starts[kept - 1])]
+    starts = run.segment_starts
+    kept = sum(start < steps for start in starts)
+    lengths = [*run.segment_lengths[:kept - 1], steps - starts[kept - 1]]
     segments = tuple(f"{length}*{run.timing.dt}" for length in lengths) if kept > 1 else 1
 
     def before_cut(source):

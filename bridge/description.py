@@ -213,7 +213,7 @@ class SpikeTrains:
         """(indices, steps) with Brian2's SpikeGeneratorGroup rule: step = int((t + 1e-3*dt)/dt); every spike
         must fall within the run's `n_steps`."""
         where = f"SpikeTrains {self.name!r}.times"
-        steps = ((np.asarray(self.times, dtype=float) + 1e-3 * dt) / dt).astype(np.int64)
+        steps = spike_step(self.times, dt)
         indices = _indices(self.indices, self.n, f"SpikeTrains {self.name!r}.indices")
         if len(steps) and steps.max() >= n_steps:
             raise DescriptionError(where, f"a spike at {max(self.times)!r} s falls at or after the end of the run "
@@ -261,6 +261,11 @@ class PoissonTrains:
                                                                         "one spike per step")
         indices, steps = poisson_spikes(self.n, p, n_steps, self.seed)
         return indices.astype(np.int64), steps.astype(np.int64)
+
+
+def spike_step(times, dt):
+    """Brian2's SpikeGeneratorGroup rule: a spike at time t (seconds) falls in step int((t + 1e-3*dt)/dt)."""
+    return ((np.asarray(times, dtype=float) + 1e-3 * dt) / dt).astype(np.int64)
 
 
 def poisson_spikes(n, p, n_steps, seed):
@@ -672,6 +677,11 @@ class RunSettings:
             return tuple(whole_steps(duration, self.timing.dt_seconds, f"RunSettings.segments[{k}]")
                          for k, duration in enumerate(self.segments))
         return (self.n_steps // self.segments,) * self.segments
+
+    @property
+    def segment_starts(self):
+        """The first step of each run segment."""
+        return tuple(np.cumsum((0,) + self.segment_lengths[:-1]).tolist())
 
     def recording(self, key, width):
         """The Recording a record key asks for, of an owner with `width` elements."""

@@ -158,6 +158,7 @@ class Plan:
     dt: float
     n_steps: int
     segment_lengths: tuple  # steps of each run segment (Brian2 run() call)
+    segment_starts: tuple   # the first step of each
     dtype: str
     records: dict          # record key -> Recording (bridge/description.py), in the description's order
     populations: dict      # name -> PopulationPlan
@@ -167,10 +168,6 @@ class Plan:
     poisson_inputs: dict   # name -> PoissonInputPlan (bridge/constructs/poisson_input.py), in name order
     operations: dict       # name -> OperationPlan, in name order (Brian2's order within a slot)
     changes: dict          # first step of a segment -> its ChangePlans (bridge/constructs/run_changes.py)
-
-    @property
-    def segment_starts(self):
-        return tuple(np.cumsum((0,) + self.segment_lengths[:-1]).tolist())
 
     def size(self, name):
         return (self.populations.get(name) or self.sources[name]).n
@@ -196,7 +193,8 @@ def lower(simulation):
     populations = {p.name: _population(p, k, run, n_steps) for k, p in enumerate(net.populations)}
     sizes = {element.name: element.n for element in net.populations + net.sources}
     return Plan(
-        simulation=simulation, dt=dt, n_steps=n_steps, segment_lengths=run.segment_lengths, dtype=run.dtype,
+        simulation=simulation, dt=dt, n_steps=n_steps, segment_lengths=run.segment_lengths,
+        segment_starts=run.segment_starts, dtype=run.dtype,
         records={key: run.recording(key, net.width(record_key(key)[0])) for key in run.record},
         populations=populations,
         sources={s.name: SourcePlan(s.name, s.n, *s.spike_steps(dt, n_steps)) for s in net.sources},
@@ -211,9 +209,9 @@ def lower(simulation):
 
 def _changes(run, net):
     """{first step of a segment: [ChangePlan]} of the run's Changes, in their order."""
-    starts, changes = np.cumsum((0,) + run.segment_lengths[:-1]), {}
+    changes = {}
     for change in run.changes:
-        lowered = change.lower(int(starts[change.segment]), net.width(record_key(change.variable)[0]))
+        lowered = change.lower(run.segment_starts[change.segment], net.width(record_key(change.variable)[0]))
         changes.setdefault(lowered.step, []).append(lowered)
     return changes
 

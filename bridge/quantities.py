@@ -69,12 +69,18 @@ def time_value(text, field, positive=False):
     return seconds
 
 
+def steps_of(seconds, dt):
+    """A duration as its whole number of steps of dt (within 1e-9 relative), None when it is not one."""
+    ratio = seconds / dt
+    return int(round(ratio)) if abs(ratio - round(ratio)) <= 1e-9 * ratio else None
+
+
 def whole_steps(text, dt, field):
     """A positive period (a time quantity string) as its whole number of steps of dt (seconds)."""
-    ratio = time_value(text, field, positive=True) / dt
-    if abs(ratio - round(ratio)) > 1e-9 * ratio or round(ratio) < 1:
+    steps = steps_of(time_value(text, field, positive=True), dt)
+    if not steps:
         raise DescriptionError(field, f"{text} is not a whole number of steps of dt = {dt} s")
-    return int(round(ratio))
+    return steps
 
 
 def quantity_text(value, dim, where):

@@ -211,12 +211,13 @@ class OperationStep:
 def linked(populations, states, names=None):
     """`states` with the linked variables of the populations `names` (None: all) read from the populations
     they link to, as they are now (Brian2 reads them where they live)."""
+    names = [name for name in (populations if names is None else names) if populations[name].links]
+    if not names:  # the common case: no copy of the states
+        return states
     states = dict(states)
-    for name in populations if names is None else names:
-        links = populations[name].links
-        if links:
-            states[name] = {**states[name], **{variable: states[owner][source]  # (batch, 1) broadcasts
-                                               for variable, (owner, source) in links.items()}}
+    for name in names:
+        states[name] = {**states[name], **{variable: states[owner][source]  # (batch, 1) broadcasts
+                                           for variable, (owner, source) in populations[name].links.items()}}
     return states
 
 

@@ -49,11 +49,12 @@ from bridge.abstract_code import name_in
 from bridge.constructs import poisson_input
 from bridge.constructs.run_changes import changes_between
 from bridge.description import (OPERATION_SLOTS, CurrentInjection, NeuronModel, Network, Operation, PoissonTrains,
-                                Population, Projection, RunSettings, Simulation, SpikeTrains, SynapseModel, Timing)
+                                Population, Projection, RunSettings, Simulation, SpikeTrains, SynapseModel, Timing,
+                                spike_step)
 from bridge.errors import DescriptionError
 from bridge.names import POISSON_INPUT_REGISTRY, POISSON_REGISTRY, neuron_variable, selection_text, side_variable
 from bridge.plan import RANDOM_CALL
-from bridge.quantities import quantity_text, unit_text
+from bridge.quantities import quantity_text, steps_of, unit_text
 
 _INTERNAL = {"lastspike", "not_refractory", "t", "dt", "i", "j", "N", "t_in_timesteps", "xi"}
 
@@ -206,8 +207,7 @@ def end_step(end, dt):
 def _duration_text(seconds, steps, dt):
     """A run's duration as a quantity string: as the script gave it when Brian2 runs it as that many steps,
     else the steps Brian2 runs."""
-    whole = abs(seconds / dt - steps) <= 1e-9 * steps
-    return quantity_text(seconds if whole else steps * dt, brian2.second.dim, "run()")
+    return quantity_text(seconds if steps_of(seconds, dt) == steps else steps * dt, brian2.second.dim, "run()")
 
 
 def _model_objects(objects):
@@ -346,8 +346,8 @@ class _Importer:
         """What draws random numbers during the run of the imported Network `net`, as the script wrote it:
         Brian2's PoissonGroups and PoissonInputs (an exported script's spikebridge draws are neither), white
         noise, rand() / randn() in code run each step."""
-        drawn = [f"{type(obj).__name__} {obj.name!r}" for obj in self.objects if isinstance(obj, PoissonGroup)
-                 or isinstance(obj, brian2.PoissonInput)]
+        drawn = [f"{type(obj).__name__} {obj.name!r}" for obj in self.objects
+                 if isinstance(obj, (PoissonGroup, brian2.PoissonInput))]
         for population in net.populations:
             model = population.model
             code = "\n".join([model.threshold, model.reset, *(o.code for o in net.operations
@@ -378,10 +378,10 @@ class _Importer:
 
     def _steps(self, obj):
         """The steps of the network's dt between two runs of an object with its own clock."""
-        ratio = float(obj.clock.dt_) / self.dt
-        if abs(ratio - round(ratio)) > 1e-9 * ratio:
+        steps = steps_of(float(obj.clock.dt_), self.dt)
+        if steps is None:
             self.fail(obj, f"a dt of {obj.clock.dt} that is not a whole number of steps of dt = {self.dt} s")
-        return round(ratio)
+        return steps
 
     def _check_children(self, group, known):
         for child in group.contained_objects:
@@ -513,10 +513,10 @@ class _Importer:
         times = np.asarray(group.variables["spike_time"].get_value(), dtype=float)
         period = float(group.variables["period"].get_value()[0])
         if period:  # spikes repeated every period: unrolled over the run, as whole steps
-            steps, period_steps = (times + 1e-3 * self.dt) // self.dt, period / self.dt
-            if abs(period_steps - round(period_steps)) > 1e-9 * period_steps:
+            steps, period_steps = spike_step(times, self.dt), steps_of(period, self.dt)
+            if period_steps is None:
                 self.fail(group, f"a period of {period} s, not a whole number of steps of dt = {self.dt} s")
-            repeats = np.arange(0, self.n_steps, round(period_steps))
+            repeats = np.arange(0, self.n_steps, period_steps)
             steps = (steps[None, :] + repeats[:, None]).reshape(-1)
             indices, times = np.tile(indices, len(repeats))[steps < self.n_steps], steps[steps < self.n_steps] * self.dt
         trains = SpikeTrains(group.name, len(group), indices, times)
