@@ -37,10 +37,11 @@ def replicate(simulation, inputs):
     for proj in net.projections:
         if proj.delay_mode != "static":
             raise DescriptionError(f"Projection {proj.name!r}.delay_mode", "replicate() takes static delays")
-        i, j = proj.synapses(net.size(proj.source), net.size(proj.target))
+        n_source, n_target = net.width(proj.source), net.width(proj.target)  # copy b of synapse k: b*n + k
+        i, j = proj.synapses(n_source, n_target)
         offsets = np.arange(copies)[:, None]
         projections.append(dataclasses.replace(
-            proj, i=(offsets * net.size(proj.source) + i).reshape(-1), j=(offsets * net.size(proj.target) + j).reshape(-1),
+            proj, i=(offsets * n_source + i).reshape(-1), j=(offsets * n_target + j).reshape(-1),
             values={k: _tile(v, copies) for k, v in proj.values.items()}, delays=_tile(proj.delays, copies)))
     network = dataclasses.replace(net, populations=tuple(populations), sources=tuple(sources),
                                   projections=tuple(projections))

@@ -7,6 +7,7 @@ import gc
 import brian2
 import numpy as np
 from brian2 import Equations, NeuronGroup, SpikeGeneratorGroup, Synapses, second
+from brian2.equations.equations import BOOLEAN, INTEGER
 
 from bridge.errors import DescriptionError
 from bridge.quantities import parse_quantity, si_value, unit_text
@@ -74,6 +75,19 @@ def link_to_stand_ins(group):
             setattr(group, name, brian2.linked_var(stand_in, name))
             stand_ins.append(stand_in)
     return stand_ins
+
+
+def synaptic_stand_in(synapse_model, name):
+    """A NeuronGroup of one element declaring a SynapseModel's variables, in their units, for Brian2 to check the
+    code of synapses onto those synapses."""
+    eqs = Equations(synapse_model.model)
+    lines = [f"{eq.varname} : {declared_type(eq)}" for eq in eqs.ordered if "summed" not in eq.flags]
+    return NeuronGroup(1, "\n".join(lines), name=name)
+
+
+def declared_type(equation):
+    """What a Brian2 equation declares after the colon: its unit, or integer / boolean."""
+    return {INTEGER: "integer", BOOLEAN: "boolean"}.get(equation.var_type) or unit_text(equation.dim)
 
 
 def spike_source(n, name):

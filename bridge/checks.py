@@ -200,12 +200,24 @@ def check_projection(proj, source, target):
                                                          f"({syn_eqs[name].dim or 'dimensionless'})")
     synapse = proj.synapse
     key = json.dumps([synapse.model, synapse.on_pre, synapse.on_post, synapse.on_event, synapse.method,
-                      sorted(synapse.parameters.items()), _source_key(source), _model_key(target.model)], default=repr)
+                      sorted(synapse.parameters.items()), _endpoint_key(source), _endpoint_key(target)], default=repr)
     _once(key, _check_projection, proj, source, target)
 
 
-def _source_key(source):
-    return _model_key(source.model) if hasattr(source, "model") else "spike source"
+def _endpoint_key(element):
+    if hasattr(element, "synapse"):
+        return ["synapses", element.synapse.model]
+    return _model_key(element.model) if hasattr(element, "model") else "spike source"
+
+
+def _checked_group(element, name):
+    """A Brian2 group of one element standing for a projection's source or target: a population's model, a
+    spike source, or a projection's synaptic variables (synapses onto synapses)."""
+    if hasattr(element, "synapse"):
+        return brian_parse.synaptic_stand_in(element.synapse, name)
+    if hasattr(element, "model"):
+        return brian_parse.neuron_group(element.model, 1, name)
+    return brian_parse.spike_source(1, name)
 
 
 def _check_projection(proj, source, target):
@@ -213,11 +225,7 @@ def _check_projection(proj, source, target):
     check_powers(proj.synapse.model, f"{where}.model")
     for pathway, (_, code, _) in proj.synapse.pathways().items():
         check_powers(code, f"{where} pathway {pathway!r}")
-    if hasattr(source, "model"):
-        pre = brian_parse.neuron_group(source.model, 1, "checked_source")
-    else:
-        pre = brian_parse.spike_source(1, "checked_source")
-    post = brian_parse.neuron_group(target.model, 1, "checked_target")
+    pre, post = _checked_group(source, "checked_source"), _checked_group(target, "checked_target")
     try:
         syn = brian_parse.synapses(proj.synapse, pre, post, "checked_synapses")
         syn.connect(i=0, j=0)
@@ -236,7 +244,8 @@ def check_delay_variable(proj, source, target):
     if side != "synapse":
         owner = target if side == "target" else source
         if not hasattr(owner, "model"):
-            raise DescriptionError(where, f"{name!r}: the source {owner.name!r} is a spike source without variables")
+            raise DescriptionError(where, f"{name!r}: {owner.name!r} is no population; a delay variable of another "
+                                          "element is a synaptic variable, or `x_post` / `x_pre` of a population")
         dims = variable_dims(owner.model)
     else:
         eqs = brian_parse.equations(proj.synapse.model)

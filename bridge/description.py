@@ -341,7 +341,8 @@ class Operation:
 @register
 @dataclass(frozen=True)
 class Projection:
-    """Synapses from `source` to `target`. Sparse: synapse k joins `i[k]` -> `j[k]` and `values` hold one
+    """Synapses from `source` to `target` (populations, or a projection listed before: synapses onto synapses,
+    whose code reads and writes its synapses' variables as `x_pre` / `x_post`). Sparse: synapse k joins `i[k]` -> `j[k]` and `values` hold one
     SI value per synapse; dense (i and j empty): all pairs, `values` hold (n_source, n_target) matrices.
     A quantity string gives every synapse the same value.
 
@@ -516,11 +517,30 @@ class Network:
         return self._population(name, "name", sources_allowed=True).n
 
     def width(self, owner):
-        """The elements of a population, or the synapses of a projection."""
+        """The elements of a population or source, or the synapses of a projection."""
         proj = next((p for p in self.projections if p.name == owner), None)
         if proj is None:
             return self.size(owner)
-        return self.size(proj.source) * self.size(proj.target) if proj.dense else len(proj.i)
+        return self.width(proj.source) * self.width(proj.target) if proj.dense else len(proj.i)
+
+    def _endpoint(self, proj, side):
+        """A projection's source or target: a population (a spike source too, as source), or a projection listed
+        before it (synapses onto synapses: its synapses are the elements, read and written by the code of this
+        one, but never emit events)."""
+        name, where = getattr(proj, side), f"Projection {proj.name!r}.{side}"
+        earlier = self.projections[:self.projections.index(proj)]
+        synapses = next((p for p in earlier if p.name == name), None)
+        if synapses is None:
+            if name in {p.name for p in self.projections}:
+                raise DescriptionError(where, f"the projection {name!r} is listed after {proj.name!r}; list a "
+                                              "projection before those that connect to its synapses")
+            return self._population(name, where, sources_allowed=side == "source")
+        triggered = {"source": "pre", "target": "post"}[side]
+        pathways = [pathway for pathway, (on, _, _) in proj.synapse.pathways().items() if on == triggered]
+        if pathways:
+            raise DescriptionError(where, f"the projection {name!r} emits no events for the pathways {pathways}; "
+                                          "synapses onto synapses read and write them by code and summed variables")
+        return synapses
 
     def _check_links(self, population):
         """Each link reads a variable of a population of the same size, in the linked variable's units."""
@@ -537,9 +557,8 @@ class Network:
                                               f"{checks.variable_dims(population.model)[variable]}")
 
     def _check_projection(self, proj):
-        source = self._population(proj.source, f"Projection {proj.name!r}.source", sources_allowed=True)
-        target = self._population(proj.target, f"Projection {proj.name!r}.target")
-        n_source, n_target = source.n, target.n
+        source, target = self._endpoint(proj, "source"), self._endpoint(proj, "target")
+        n_source, n_target = self.width(proj.source), self.width(proj.target)
         if not proj.dense:
             for attr, n in (("i", n_source), ("j", n_target)):
                 _indices(getattr(proj, attr), n, f"Projection {proj.name!r}.{attr}")
@@ -708,7 +727,7 @@ class Simulation:
         populations = {p.name: p for p in net.populations}
         for proj in net.projections:  # delays in range under the declared rules (a dense projection's synapses
             # are not built for it: its delays are given for all of them)
-            i, j = (None, None) if proj.dense else proj.synapses(net.size(proj.source), net.size(proj.target))
+            i, j = (None, None) if proj.dense else proj.synapses(net.width(proj.source), net.width(proj.target))
             for pathway in proj.synapse.pathways():
                 self.run.timing.delay_rule(proj).steps(proj.initial_delays(populations, pathway, i, j))
         projections = {p.name: p for p in net.projections}

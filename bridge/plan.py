@@ -173,7 +173,7 @@ class Plan:
         return (self.populations.get(name) or self.sources[name]).n
 
     def width(self, owner):
-        """The elements of a population, or the synapses of a projection."""
+        """The elements of a population or source, or the synapses of a projection."""
         return len(self.projections[owner].i) if owner in self.projections else self.size(owner)
 
     @functools.cached_property
@@ -191,7 +191,7 @@ def lower(simulation):
     net, run = simulation.network, simulation.run
     dt, n_steps = run.timing.dt_seconds, run.n_steps
     populations = {p.name: _population(p, k, run, n_steps) for k, p in enumerate(net.populations)}
-    sizes = {element.name: element.n for element in net.populations + net.sources}
+    sizes = {element.name: net.width(element.name) for element in net.populations + net.sources + net.projections}
     return Plan(
         simulation=simulation, dt=dt, n_steps=n_steps, segment_lengths=run.segment_lengths,
         segment_starts=run.segment_starts, dtype=run.dtype,

@@ -281,9 +281,12 @@ def _timestep(x, dt):
 
 
 def _clip(x, low, high):
-    if isinstance(x, torch.Tensor):
-        return torch.clamp(x, low, high)
-    return min(max(x, low), high)
+    """Brian2's clip(x, low, high) = min(max(x, low), high), numbers and tensors in any place."""
+    like = next((value for value in (x, low, high) if isinstance(value, torch.Tensor)), None)
+    if like is None:
+        return min(max(x, low), high)
+    x, low, high = (torch.as_tensor(value, dtype=like.dtype, device=like.device) for value in (x, low, high))
+    return torch.minimum(torch.maximum(x, low), high)
 
 
 def _exprel(x):

@@ -80,10 +80,7 @@ class PopulationStep:
     def _scope(self, state, t, dt, neurons=None):
         """The names code can read: constants, state, t, dt, N, i, and the subexpressions (in Brian2's order);
         on the neurons of the slice `neurons` only (i and N then count within it, as in a Brian2 subgroup)."""
-        device = state[next(iter(state))].device
-        if self.index is None or self.index.device != device:  # built once, not three times per step
-            self.index = torch.arange(self.n, device=device, dtype=self.dtype)
-        index = self.index
+        index = self.index  # built by initial_state, on the run's device
         if neurons is not None:
             state = {name: value[:, neurons] if self.per_neuron(value) else value for name, value in state.items()}
             index = index[neurons] - neurons.start
@@ -148,7 +145,7 @@ class PopulationStep:
         marks spiking neurons refractory as Brian2's thresholder does. Custom events are checked after that
         (Brian2's 'after_thresholds' slot)."""
         if not self.threshold:
-            zeros = torch.zeros(batch, self.n, dtype=self.dtype, device=state[next(iter(state))].device)
+            zeros = torch.zeros(batch, self.n, dtype=self.dtype, device=self.index.device)
             spikes, margin = zeros, zeros
         else:
             spikes, margin = self._spikes(state, t, dt, batch)

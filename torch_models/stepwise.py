@@ -223,6 +223,17 @@ def _scatter(statement, old, index, value, counts, allowed):
                                            f"not {statement.op}")
 
 
+class SynapsesAsGroup:
+    """A projection that is the source or target of another (synapses onto synapses): its synapses are that
+    one's elements, their variables (batch, synapses); none is held by refractoriness."""
+
+    def __init__(self, n, dtype):
+        self.n, self.dtype = n, dtype
+
+    def receptive(self, state, variable):
+        return None
+
+
 class StepLog:
     """Values of every step by key, as (batch, steps, ...) tensors. Without gradients each key's tensor is
     allocated at its first step and written step by step (no list of steps, no copy at the end); with gradients
@@ -260,6 +271,10 @@ class StepwiseNetwork(SimulationModule):
         self.projections = nn.ModuleDict({name: ProjectionStep(plan.projections[name], plan.code.projections[name],
                                                                self.dtype, self.dt)
                                           for name in sorted(plan.projections)})
+        endpoints = {name for proj in plan.projections.values() for name in (proj.source, proj.target)}
+        self.synapse_groups = {name: SynapsesAsGroup(len(plan.projections[name].i), self.dtype)
+                               for name in sorted(endpoints & set(plan.projections))}
+        self.groups = {**self.populations, **self.synapse_groups}  # what projections connect
         self.operations = [OperationStep(operation, plan.code.operations[name], self.populations[operation.target],
                                          self.dtype, self.dt) for name, operation in plan.operations.items()]
         # the synapses slot in Brian2's order (order, then name): pathways, and PoissonInputs at order 0
@@ -284,6 +299,9 @@ class StepwiseNetwork(SimulationModule):
         syn_states = {name: {**p.values, **{var: getattr(p, f"start_{var}") for var in p.unset}, "i": p.i,
                              "j": p.j} for name, p in self.projections.items()}  # i, j: read by synaptic code
         self.set_variants(variants or {}, states, syn_states, batch)
+        for name in self.synapse_groups:  # variables other projections write per batch row
+            syn_states[name].update({var: value.expand(batch, -1) for var, value in syn_states[name].items()
+                                     if var not in ("i", "j")})
         buffers = {(name, pathway.name): pathway.delivery.buffer(batch, device)
                    for name, p in self.projections.items() for pathway in p.pathways.values()}
         delays = {}  # 'between_runs' delays in force, read at each segment's start
@@ -362,6 +380,10 @@ class StepwiseNetwork(SimulationModule):
                 states = operation.run(states, n, t, self.dt)
         return states
 
+    def connected(self, states, syn_states):
+        """The states of what projections connect: populations' and the synapses of those onto synapses."""
+        return {**states, **{name: syn_states[name] for name in self.synapse_groups}}
+
     def groups_slot(self, t, states, syn_states, batch):
         """The 'groups' slot when synapses take part in it: population and synaptic state updates and summed
         variables, in Brian2's order."""
@@ -371,8 +393,8 @@ class StepwiseNetwork(SimulationModule):
                 states = linked(self.populations, states, [name])
                 states[name] = self.populations[name].integrate(states[name], t, self.dt)
             else:
-                self.projections[name].groups_slot(part, syn_states[name], states, self.populations, t, self.dt,
-                                                   batch)
+                self.projections[name].groups_slot(part, syn_states[name], self.connected(states, syn_states),
+                                                   self.groups, t, self.dt, batch)
         return states
 
     def synapses_slot(self, n, t, spikes, states, syn_states, buffers, delays):
@@ -393,7 +415,8 @@ class StepwiseNetwork(SimulationModule):
                 emitted_with = proj.delays_now(states, syn_states[name]) if dynamic else delays[name]
             arrived = pathway.delivery.arrivals(buffers[(name, part)], events, n, emitted_with)
             if arrived is not None:
-                proj.deliver(pathway, arrived, syn_states[name], states, self.populations, t, self.dt)
+                proj.deliver(pathway, arrived, syn_states[name], self.connected(states, syn_states), self.groups, t,
+                             self.dt)
 
     def poisson_input(self, name, n, states):
         """A PoissonInput's step (bridge/constructs/poisson_input.py): this step's increment added."""

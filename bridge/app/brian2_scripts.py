@@ -38,7 +38,7 @@ from brian2 import (EventMonitor, NetworkOperation, NeuronGroup, PoissonGroup, P
 from brian2.core.functions import DEFAULT_FUNCTIONS, Function
 from brian2.core.namespace import DEFAULT_CONSTANTS, DEFAULT_UNITS
 from brian2.core.variables import Subexpression, VariableView
-from brian2.equations.equations import BOOLEAN, DIFFERENTIAL_EQUATION, INTEGER, SUBEXPRESSION
+from brian2.equations.equations import DIFFERENTIAL_EQUATION, SUBEXPRESSION
 from brian2.groups.group import CodeRunner, Group
 from brian2.groups.subgroup import Subgroup
 from brian2.stateupdaters.base import StateUpdateMethod, UnsupportedEquationsException
@@ -46,6 +46,7 @@ from brian2.utils.stringtools import get_identifiers
 
 from bridge import description
 from bridge.abstract_code import name_in
+from bridge.brian_parse import declared_type
 from bridge.constructs import poisson_input
 from bridge.constructs.run_changes import changes_between
 from bridge.description import (OPERATION_SLOTS, CurrentInjection, NeuronModel, Network, Operation, PoissonTrains,
@@ -64,6 +65,7 @@ class _RunReached:
     network: object
     duration: object
     namespace: dict
+    start: float         # seconds, the durations of the runs before it added
 
 
 @dataclass
@@ -113,7 +115,8 @@ def _execute(path):
             raise RuntimeError("run() in a worker process; spikebridge imports the runs of the script's process")
         if float(duration) == 0:  # a run of no time (scripts use it to compile) changes nothing
             return
-        reached = _RunReached(network, duration, namespace if namespace is not None else _caller_namespace())
+        reached = _RunReached(network, duration, namespace if namespace is not None else _caller_namespace(),
+                              sum(run.duration for run in runs))
         try:
             importer = _Importer(path, reached)
             simulation = importer.simulation()
@@ -178,6 +181,7 @@ def _protocol(path, runs):
         try:
             if _model_objects(run.objects) != _model_objects(runs[0].objects):
                 raise DescriptionError(where, "runs other objects (a separate simulation)")
+            _check_spikes_continue(protocol[-1].simulation, run.simulation, where)
             changes += changes_between(protocol[-1].simulation, run.simulation, segment, run.written, where)
         except DescriptionError as error:
             warnings.warn(f"{error}; imported the {len(protocol)} run() call(s) before it", stacklevel=3)
@@ -193,8 +197,20 @@ def _protocol(path, runs):
     segments = len(lengths) if len(set(lengths)) == 1 else tuple(
         _duration_text(run.duration, n, first.timing.dt_seconds) for run, n in zip(protocol, lengths))
     record = tuple(dict.fromkeys(key for run in runs for key in run.run.record))
-    return dataclasses.replace(runs[0], run=dataclasses.replace(first, duration=total, segments=segments,
-                                                                changes=tuple(changes), record=record))
+    network = dataclasses.replace(runs[0].network, sources=runs[-1].network.sources)  # the spikes of every run
+    return Simulation(network, dataclasses.replace(first, duration=total, segments=segments, changes=tuple(changes),
+                                                   record=record))
+
+
+def _check_spikes_continue(before, after, where):
+    """The spike trains read at a run() (the spikes up to its end) continue those read at the run before."""
+    for old, new in zip(before.network.sources, after.network.sources):
+        if isinstance(old, SpikeTrains):
+            indices, times = np.asarray(new.indices), np.asarray(new.times)
+            kept = spike_step(times, before.dt) < before.run.n_steps
+            if not (np.array_equal(indices[kept], old.indices) and np.array_equal(times[kept], old.times)):
+                raise DescriptionError(where, f"the spikes of {old.name!r} before this run were changed (a separate "
+                                              "simulation)")
 
 
 def end_step(end, dt):
@@ -216,6 +232,13 @@ def _model_objects(objects):
     return set(objects) - set(monitors) - {child for monitor in monitors for child in monitor.contained_objects}
 
 
+def _hops(group):
+    """0 for neurons; for synapses, 1 + the hops of what they connect (synapses onto synapses come after)."""
+    if not isinstance(group, Synapses):
+        return 0
+    return 1 + max(_hops(group.source), _hops(group.target))
+
+
 def _caller_namespace():
     """The names visible where run() / Network.run() was called (Brian2's run namespace): in the first frame
     outside Brian2 and this module."""
@@ -229,7 +252,7 @@ def equations_text(equations):
     """Brian2 equations (single equations) written back as text with unit names that Brian2 reads."""
     lines = []
     for eq in equations:
-        unit = {INTEGER: "integer", BOOLEAN: "boolean"}.get(eq.var_type) or unit_text(eq.dim)
+        unit = declared_type(eq)
         flags = f" ({', '.join(eq.flags)})" if eq.flags else ""
         if eq.type == DIFFERENTIAL_EQUATION:
             lines.append(f"d{eq.varname}/dt = {eq.expr.code} : {unit}{flags}")
@@ -313,7 +336,8 @@ class _Importer:
 
     def simulation(self):
         dt = self.dt = self._dt()
-        self.n_steps = end_step(float(self.reached.duration), dt)
+        self.end = self.reached.start + float(self.reached.duration)
+        self.n_steps = end_step(self.end, dt)
         populations, sources, projections, record, self.currents, self.poisson_inputs = [], [], [], [], [], []
         self.operations, self.start_operations = [], []
         for obj in sorted(self.objects, key=lambda o: o.name):
@@ -335,8 +359,9 @@ class _Importer:
                 continue  # spikes are always recorded
             elif id(obj) not in self.contained:
                 self.fail(obj, "this kind of object")
-        duration = _duration_text(float(self.reached.duration), self.n_steps, dt)
+        duration = _duration_text(self.end, self.n_steps, dt)
         self._check_record_order()
+        projections.sort(key=lambda proj: _hops(self.reached.network[proj.name]))  # synapses before those onto them
         network = Network(tuple(populations), tuple(sources), tuple(self.currents), tuple(projections),
                           tuple(self.poisson_inputs), tuple(self.operations))
         return Simulation(network, RunSettings(duration, record=tuple(dict.fromkeys(record)),
@@ -517,9 +542,9 @@ class _Importer:
             if period_steps is None:
                 self.fail(group, f"a period of {period} s, not a whole number of steps of dt = {self.dt} s")
             repeats = np.arange(0, self.n_steps, period_steps)
-            steps = (steps[None, :] + repeats[:, None]).reshape(-1)
-            indices, times = np.tile(indices, len(repeats))[steps < self.n_steps], steps[steps < self.n_steps] * self.dt
-        trains = SpikeTrains(group.name, len(group), indices, times)
+            indices, times = np.tile(indices, len(repeats)), (steps[None, :] + repeats[:, None]).reshape(-1) * self.dt
+        reached = spike_step(times, self.dt) < self.n_steps  # spikes after the end of this run: a later run's
+        trains = SpikeTrains(group.name, len(group), indices[reached], times[reached])
         if group.name not in self.poisson_registry:
             return trains
         poisson = PoissonTrains(group.name, len(group), *self.poisson_registry[group.name])
@@ -544,8 +569,6 @@ class _Importer:
         return PoissonTrains(group.name, len(group), one_row)  # a rate per neuron, held for the whole run
 
     def _projection(self, syn):
-        if isinstance(syn.source, Synapses) or isinstance(syn.target, Synapses):
-            self.fail(syn, "synapses onto synapses")
         pathways = {pathway.objname: pathway for pathway in syn._pathways}
         updaters = [syn.state_updater] if syn.state_updater is not None else []
         self._check_children(syn, [*syn._pathways, *updaters, *syn.summed_updaters.values()])
