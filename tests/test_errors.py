@@ -59,6 +59,12 @@ def two_runs(run_change):
     return change_data
 
 
+def onto_synapses(on_pre, on_post):
+    """A projection from the input onto the synapses of the base's projection."""
+    return {"type": "Projection", "name": "onto_synapses", "source": "poisson", "target": "input_to_lif",
+            "synapse": {"type": "SynapseModel", "on_pre": on_pre, "on_post": on_post}, "i": [0], "j": [0]}
+
+
 CASES = {  # name: (change to the base data, what the message must say)
     "missing field": (drop(population, "n"), r"Population: missing required fields \['n'\]"),
     "object without type": (drop(lambda d: population(d)["model"], "type"),
@@ -121,6 +127,12 @@ CASES = {  # name: (change to the base data, what the message must say)
     "link to an unknown population": (lambda d: (population(d)["model"].__setitem__(
         "equations", population(d)["model"]["equations"] + "\nJ : 1 (linked)"), population(d).__setitem__(
         "links", {"J": "elsewhere.x"})), r"Population 'lif_euler'.links\['J'\]: unknown name 'elsewhere'"),
+    "synapses onto synapses listed after": (lambda d: d["network"]["projections"].insert(0, onto_synapses(
+        "w_post += 0.1", "")), r"Projection 'onto_synapses'.target: the projection 'input_to_lif' is listed after "
+                               r"'onto_synapses'; list a projection before those that connect to its synapses"),
+    "synapses onto synapses triggered by them": (lambda d: d["network"]["projections"].append(onto_synapses(
+        "", "w_post += 0.1")), r"Projection 'onto_synapses'.target: the projection 'input_to_lif' emits no events "
+                               r"for the pathways \['post'\]"),
     "a billion neurons": (set_in(population, "n", 10**9), r"RunSettings.record\['lif_euler.v'\]: the run needs "
                                                           r"about [\d,]+ bytes \([\d,]+ for this part\)"),
 }

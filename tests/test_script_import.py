@@ -534,3 +534,65 @@ def test_run_durations_that_are_no_whole_steps_run_as_brian2_runs_them(tmp_path)
     script = {}
     exec(compile(path.read_text(), str(path), "exec"), script)
     assert len(script["M"].t) == 5
+
+
+# Synapses onto synapses: the modulator's spike (2 ms) raises the weight of the synapse it reaches (w += 0.25), the
+# gain cell writes its g = 2 into the synapse's gain (summed, every step), and the synapse's weight is summed into a
+# readout. Input spikes at 1 and 3 ms (steps 10, 30) add w*gain: v = 0.5*2 = 1 from step 11, + 0.75*2 = 2.5 from
+# step 31. The readout's sum is computed in the 'groups' slot: 0.5 recorded from step 1, 0.75 (the weight raised
+# in step 20's synapses slot) from step 22.
+MODULATED = """
+from brian2 import *
+source = SpikeGeneratorGroup(1, [0, 0], [1, 3]*ms)
+modulator = SpikeGeneratorGroup(1, [0], [2]*ms)
+post = NeuronGroup(1, 'v : 1', name='post')
+gain_cell = NeuronGroup(1, 'g : 1', name='gain_cell')
+gain_cell.g = 2
+readout = NeuronGroup(1, 'total : 1', name='readout')
+S = Synapses(source, post, '''w : 1
+                              gain : 1''', on_pre='v_post += w*gain', name='S')
+S.connect()
+S.w = 0.5
+M = Synapses(modulator, S, on_pre='w_post += 0.25', name='M')
+M.connect()
+G = Synapses(gain_cell, S, 'gain_post = g_pre : 1 (summed)', name='G')
+G.connect()
+R = Synapses(S, readout, 'total_post = w_pre : 1 (summed)', name='R')
+R.connect()
+v = StateMonitor(post, 'v', record=0)
+total = StateMonitor(readout, 'total', record=0)
+run(4*ms)
+"""
+
+
+def test_synapses_onto_synapses_read_and_write_the_synapses_variables(tmp_path, paired):
+    simulation = from_brian2(_script(tmp_path, MODULATED))
+    assert [(p.name, p.source, p.target) for p in simulation.network.projections] == [
+        ("S", "spikegeneratorgroup", "post"), ("G", "gain_cell", "S"), ("M", "spikegeneratorgroup_1", "S"),
+        ("R", "S", "readout")]
+    brian_record, torch_record, report = paired(simulation)
+    assert report.identical
+    by_hand = {"post.v[0]": [0] * 11 + [1] * 20 + [2.5] * 9, "readout.total[0]": [0] + [0.5] * 21 + [0.75] * 18}
+    for key, values in by_hand.items():
+        assert brian_record.traces[key][:, 0].tolist() == values
+        assert torch_record.traces[key][:, 0].tolist() == values
+
+
+# Spikes at 1, 3 and 5 ms, two runs of 2 ms: the second run reaches the spike at 3 ms, neither the one at 5 ms.
+LATER_SPIKES = """
+from brian2 import *
+source = SpikeGeneratorGroup(1, [0, 0, 0], [1, 3, 5]*ms, name='source')
+post = NeuronGroup(1, 'v : 1', name='post')
+S = Synapses(source, post, on_pre='v_post += 1')
+S.connect()
+v = StateMonitor(post, 'v', record=0)
+run(2*ms)
+run(2*ms)
+"""
+
+
+def test_spikes_a_later_run_reaches_are_imported(tmp_path, paired):
+    simulation = from_brian2(_script(tmp_path, LATER_SPIKES))
+    assert simulation.run.segments == 2 and simulation.network.sources[0].times == (1e-3, 3e-3)
+    brian_record, _, report = paired(simulation)
+    assert report.identical and brian_record.traces["post.v[0]"][:, 0].tolist() == [0] * 11 + [1] * 20 + [2] * 9
