@@ -16,8 +16,8 @@ from bridge.constructs.poisson_input import PoissonInput  # noqa: F401 (a descri
 from bridge.constructs.run_changes import Change
 from bridge.delays import DELAY_MODES, DELAY_OVERFLOW, DelayRule, round_steps
 from bridge.errors import DescriptionError
-from bridge.fields import (REGISTRY, check_integer, check_name, finite_array, frozen, probability, register,
-                           set_field)
+from bridge.fields import (REGISTRY, check_integer, check_name, finite_array, frozen, neuron_range, probability,
+                           register, set_field)
 from bridge.names import delay_owner, record_key, record_parts, selected_indices
 from bridge.quantities import parse_quantity, si_value, time_value, whole_steps
 
@@ -327,11 +327,7 @@ class Operation:
 
     def neurons(self, n):
         """(start, stop) of the neurons it runs on, in a population of n."""
-        stop = n if self.stop is None else self.stop
-        if not (isinstance(self.start, int) and isinstance(stop, int) and 0 <= self.start < stop <= n):
-            raise DescriptionError(f"Operation {self.name!r}.stop", f"neurons {self.start}..{stop} out of range; "
-                                                                    f"need 0 <= start < stop <= n = {n}")
-        return self.start, stop
+        return neuron_range(self.start, self.stop, n, f"Operation {self.name!r}.stop")
 
     def period_steps(self, dt):
         """Steps between two runs of the code."""

@@ -67,3 +67,12 @@ def check_integer(value, where, least):
     """A whole number (not a bool) >= least: counts (least 1), seeds (least 0)."""
     if not isinstance(value, int) or isinstance(value, bool) or value < least:
         raise DescriptionError(where, f"{value!r} must be an integer >= {least}")
+
+
+def neuron_range(start, stop, n, where):
+    """(start, stop) of the neurons start..stop-1 of a population of n (stop None: to the last), as a Brian2
+    subgroup group[start:stop] takes them."""
+    stop = n if stop is None else stop
+    if not (isinstance(start, int) and isinstance(stop, int) and 0 <= start < stop <= n):
+        raise DescriptionError(where, f"neurons {start}..{stop} out of range; need 0 <= start < stop <= n = {n}")
+    return start, stop

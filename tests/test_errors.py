@@ -133,6 +133,10 @@ CASES = {  # name: (change to the base data, what the message must say)
     "synapses onto synapses triggered by them": (lambda d: d["network"]["projections"].append(onto_synapses(
         "", "w_post += 0.1")), r"Projection 'onto_synapses'.target: the projection 'input_to_lif' emits no events "
                                r"for the pathways \['post'\]"),
+    "poisson input beyond the population": (lambda d: d["network"]["poisson_inputs"].append(
+        {"type": "PoissonInput", "name": "drive", "target": "lif_euler", "variable": "v", "n": 10, "rate": "5*Hz",
+         "weight": "0.1", "start": 5, "stop": 99}),
+        r"PoissonInput 'drive'.stop: neurons 5..99 out of range; need 0 <= start < stop <= n = 20"),
     "a billion neurons": (set_in(population, "n", 10**9), r"RunSettings.record\['lif_euler.v'\]: the run needs "
                                                           r"about [\d,]+ bytes \([\d,]+ for this part\)"),
 }

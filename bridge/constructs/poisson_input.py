@@ -2,7 +2,8 @@
 to plan numbers, the memory it takes, what each backend does with it, and how a Brian2 script's PoissonInput
 is imported. The backends hold no PoissonInput code: they iterate the plan's entries and call these hooks.
 
-`n` independent Poisson inputs at `rate` onto every neuron of population `target`: at each step each neuron's
+`n` independent Poisson inputs at `rate` onto every neuron `start`..`stop`-1 (stop None: to the last; a Brian2
+subgroup) of population `target`: at each step each neuron's
 `variable` grows by `weight` times a Binomial(n, rate*dt) count, in the synapses slot at order 0 (after the
 on_pre pathways, before the on_post ones; by name among PoissonInputs), dropped while a variable marked
 (unless refractory) is held. The counts are drawn once per run from `seed` (numpy's default_rng), so that both
@@ -17,7 +18,7 @@ from brian2.groups.subgroup import Subgroup
 
 from bridge import checks
 from bridge.errors import DescriptionError
-from bridge.fields import check_integer, check_name, probability, register
+from bridge.fields import check_integer, check_name, neuron_range, probability, register
 from bridge.names import POISSON_INPUT_REGISTRY
 from bridge.quantities import parse_quantity, quantity_text, si_value
 
@@ -35,6 +36,8 @@ class PoissonInput:
     rate: str
     weight: str
     seed: int = 0
+    start: int = 0
+    stop: object = None
 
     def __post_init__(self):
         check_name(self.name, "PoissonInput.name")
@@ -44,8 +47,10 @@ class PoissonInput:
         parse_quantity(self.weight, f"PoissonInput {self.name!r}.weight")
 
     def check(self, population):
-        """Against its target population: a variable of the model, a weight in that variable's units."""
+        """Against its target population: neurons within it, a variable of the model, a weight in that
+        variable's units."""
         dims, where = checks.variable_dims(population.model), f"PoissonInput {self.name!r}"
+        self.neurons(population.n)
         if self.variable not in dims:
             raise DescriptionError(f"{where}.variable", f"unknown variable {self.variable!r}; population "
                                                         f"{population.name!r} has {sorted(dims)}")
@@ -54,10 +59,15 @@ class PoissonInput:
             raise DescriptionError(f"{where}.weight", f"{self.weight!r} has units {weight.dim}; "
                                                       f"{self.variable} needs {dims[self.variable] or 'no units'}")
 
+    def neurons(self, n_target):
+        """(start, stop) of the neurons it reaches, in a population of n_target."""
+        return neuron_range(self.start, self.stop, n_target, f"PoissonInput {self.name!r}.stop")
+
     def counts(self, dt, n_steps, n_target):
-        """Binomial(n, rate*dt) counts, (n_steps, n_target)."""
+        """Binomial(n, rate*dt) counts, (n_steps, neurons reached)."""
         p = probability(self.rate, dt, f"PoissonInput {self.name!r}.rate")
-        return poisson_counts(self.n, p, n_steps, n_target, self.seed)
+        start, stop = self.neurons(n_target)
+        return poisson_counts(self.n, p, n_steps, stop - start, self.seed)
 
     def memory_bytes(self, n_steps, n_target):
         """{part: bytes} of its lowered counts (float64)."""
@@ -65,11 +75,11 @@ class PoissonInput:
 
     def lower(self, dt, n_steps, n_target):
         return PoissonInputPlan(self, self.name, self.target, self.variable, si_value(self.weight, self.name),
-                                self.counts(dt, n_steps, n_target))
+                                self.counts(dt, n_steps, n_target), *self.neurons(n_target), n_target)
 
     def registry_entry(self):
         """What an exported script lists for its import (names.POISSON_INPUT_REGISTRY)."""
-        return self.variable, self.n, self.rate, self.weight, self.seed
+        return self.variable, self.n, self.rate, self.weight, self.seed, self.start, self.stop
 
 
 @dataclass(frozen=True)
@@ -79,7 +89,10 @@ class PoissonInputPlan:
     target: str
     variable: str
     weight: float          # SI
-    counts: np.ndarray     # (n_steps, n) Binomial counts, added times weight in the synapses slot
+    counts: np.ndarray     # (n_steps, stop - start) Binomial counts, added times weight in the synapses slot
+    start: int             # the neurons reached: start..stop-1 of the target's n
+    stop: int
+    n: int
     order: int = ORDER
 
     def brian2(self, code, plan):
@@ -89,12 +102,15 @@ class PoissonInputPlan:
         dim = checks.variable_dims(plan.populations[self.target].model)[self.variable]
         rate = code.value(parse_quantity(self.described.rate, "rate"), self.described.rate)
         weight = code.value(brian2.Quantity(self.weight, dim=dim), self.described.weight)
-        code.add(f"{self.name} = poisson_input({self.target}, {self.name!r}, {self.variable!r}, {self.described.n}, "
+        group = self.target if (self.start, self.stop) == (0, self.n) else f"{self.target}[{self.start}:{self.stop}]"
+        code.add(f"{self.name} = poisson_input({group}, {self.name!r}, {self.variable!r}, {self.described.n}, "
                  f"{rate}, {weight}, {self.described.seed}, {plan.n_steps}, dt)", creates=self.name)
 
     def increments(self):
-        """What torch adds at each step: weight times the counts, (n_steps, n)."""
-        return self.counts * self.weight
+        """What torch adds at each step: weight times the counts, 0 where it does not reach, (n_steps, n)."""
+        increments = np.zeros((len(self.counts), self.n))
+        increments[:, self.start:self.stop] = self.counts * self.weight
+        return increments
 
     @staticmethod
     def add(value, increment, receptive):
@@ -119,11 +135,13 @@ def poisson_input(target, name, variable, n, rate, weight, seed, n_steps, dt):
 
 
 def from_brian2(poisson, fail):
-    """A Brian2 PoissonInput with a constant weight onto a whole group (seed 0: spikebridge draws the counts);
-    `fail(obj, construct)` refuses what a description cannot hold."""
-    target = poisson._group
-    if isinstance(target, Subgroup) or (poisson.when, poisson.order) != ("synapses", ORDER):
-        fail(poisson, "a PoissonInput onto a subgroup or out of its place in the schedule")
+    """A Brian2 PoissonInput with a constant weight onto a group or subgroup (seed 0: spikebridge draws the
+    counts); `fail(obj, construct)` refuses what a description cannot hold."""
+    target, start, stop = poisson._group, 0, None
+    if isinstance(target, Subgroup):
+        target, start, stop = target.source, target.start, target.stop
+    if (poisson.when, poisson.order) != ("synapses", ORDER):
+        fail(poisson, f"a PoissonInput out of its place in the schedule ({poisson.when!r}, order {poisson.order})")
     weight, dim = poisson.weight, target.variables[poisson.target_var].dim
     if isinstance(weight, str):  # an expression: one of numbers and units only is a quantity
         try:
@@ -132,7 +150,8 @@ def from_brian2(poisson, fail):
             fail(poisson, f"the weight expression {poisson.weight!r} (give a quantity)")
     return PoissonInput(poisson.name, target.name, poisson.target_var, int(poisson.N),
                         quantity_text(poisson.rate, brian2.Hz.dim, f"{poisson.name}.rate"),
-                        quantity_text(weight, dim, f"{poisson.name}.weight"))
+                        quantity_text(weight, dim, f"{poisson.name}.weight"), 0, start,
+                        None if stop == len(target) else stop)
 
 
 def from_exported(group, name, registered, dt, n_steps, fail):
