@@ -1,6 +1,7 @@
 """Brian2 code nobody here wrote, imported as written: every script of a folder (Brian2's own examples/ folder of
 brian-team/brian2) is imported by spikebridge and each one that imports is cross-checked (Brian2 against torch,
-float64, the same dt). Not a test: the yardstick of issue 28.
+float64, the same dt, also for a script that sets float32: its description says so, the exact class is float64's).
+Not a test: the yardstick of issue 28.
 
 Each script runs in its own process (its working directory and folder as `python script.py` has them), with a
 time limit; a simulated duration longer than --limit is shortened to it, and the table says so. A script is
@@ -47,7 +48,7 @@ def child(script, limit):
     if duration > si_value(limit, "--limit"):
         simulation = shortened(simulation, si_value(limit, "--limit"))
     try:
-        brian_record, torch_record, report = paired_run(simulation)
+        brian_record, torch_record, report = paired_run(simulation, dtype="float64")  # the exact class
     except Exception as error:
         return row(stage="crosscheck failed", reason=f"{type(error).__name__}: {error}",
                    seconds=time.perf_counter() - start)

@@ -596,3 +596,10 @@ def test_spikes_a_later_run_reaches_are_imported(tmp_path, paired):
     assert simulation.run.segments == 2 and simulation.network.sources[0].times == (1e-3, 3e-3)
     brian_record, _, report = paired(simulation)
     assert report.identical and brian_record.traces["post.v[0]"][:, 0].tolist() == [0] * 11 + [1] * 20 + [2] * 9
+
+
+def test_a_script_in_float32_imports_as_float32_and_leaves_brian2_in_float64(tmp_path):
+    script = "from brian2 import *\nprefs.core.default_float_dtype = float32\nG = NeuronGroup(1, 'v : 1')\nrun(1*ms)\n"
+    assert from_brian2(_script(tmp_path, script)).run.dtype == "float32"
+    assert brian2.prefs.core.default_float_dtype is np.float64
+    assert from_brian2(_script(tmp_path, script.replace("float32", "float64"), "f64.py")).run.dtype == "float64"

@@ -138,6 +138,7 @@ def _execute(path):
     brian2.Network.run, VariableView.set_item, brian2.Network.restore = intercept, write, rewind
     set_device, brian2.set_device = brian2.set_device, lambda *args, **kwargs: None  # any target runs the import
     previous, cwd, modules = brian2.prefs.codegen.target, os.getcwd(), set(sys.modules)
+    float_type = brian2.prefs.core.default_float_dtype
     sys.path.insert(0, str(path.parent))
     try:
         os.chdir(path.parent)
@@ -158,7 +159,7 @@ def _execute(path):
     finally:
         brian2.Network.run, brian2.set_device, VariableView.set_item = original, set_device, set_item
         brian2.Network.restore = restore
-        brian2.prefs.codegen.target = previous
+        brian2.prefs.codegen.target, brian2.prefs.core.default_float_dtype = previous, float_type
         os.chdir(cwd)
         sys.path.remove(str(path.parent))
         for name in set(sys.modules) - modules:
@@ -364,8 +365,9 @@ class _Importer:
         projections.sort(key=lambda proj: _hops(self.reached.network[proj.name]))  # synapses before those onto them
         network = Network(tuple(populations), tuple(sources), tuple(self.currents), tuple(projections),
                           tuple(self.poisson_inputs), tuple(self.operations))
-        return Simulation(network, RunSettings(duration, record=tuple(dict.fromkeys(record)),
-                                               timing=Timing(dt=quantity_text(dt, brian2.second.dim, "dt"))))
+        float_type = np.dtype(brian2.prefs.core.default_float_dtype).name  # the script's float32 runs in float32
+        return Simulation(network, RunSettings(duration, float_type, tuple(dict.fromkeys(record)),
+                                               Timing(dt=quantity_text(dt, brian2.second.dim, "dt"))))
 
     def drawn(self, net):
         """What draws random numbers during the run of the imported Network `net`, as the script wrote it:
