@@ -26,11 +26,11 @@ def monitor_name(kind, population):
 
 def brian_namespace(parameters):
     """{name: Brian2 Quantity or TimedArray} of a model's parameters."""
-    return {name: _brian_timed_array(value) if hasattr(value, "values") else parse_quantity(value, name)
+    return {name: brian_timed_array(value) if hasattr(value, "values") else parse_quantity(value, name)
             for name, value in parameters.items()}
 
 
-def _brian_timed_array(array):
+def brian_timed_array(array):
     unit = parse_quantity(array.unit, "TimedArray.unit")
     return brian2.TimedArray(brian2.Quantity(np.asarray(array.values, dtype=float), dim=unit.dim),
                              dt=si_value(array.dt, "TimedArray.dt") * brian2.second)

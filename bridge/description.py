@@ -20,43 +20,12 @@ from bridge.fields import (REGISTRY, check_integer, check_name, finite_array, fr
                            register, set_field)
 from bridge.names import delay_owner, record_key, record_parts, selected_indices
 from bridge.quantities import parse_quantity, si_value, time_value, whole_steps
+from bridge.timed_array import TimedArray
 
 # Brian2's default schedule; the only order both backends execute (see Timing).
 BRIAN_SCHEDULE = ("start", "groups", "thresholds", "synapses", "resets", "end")
 DELAY_ROUNDING = ("half_up", "exact_steps")
 DTYPES = ("float64", "float32")
-
-
-@register
-@dataclass(frozen=True)
-class TimedArray:
-    """Brian2's TimedArray, a model parameter that is a function of time: `values` (SI floats) are one row per
-    `dt` of time, each a scalar (`name(t)` in code) or one value per neuron (`name(t, i)`); `unit` gives
-    their units (e.g. "amp", "1"). Past the last row the last row holds."""
-    values: tuple
-    dt: str
-    unit: str = "1"
-
-    def __post_init__(self):
-        set_field(self, "values", frozen(self.values))
-        values = finite_array(self.values, "TimedArray.values")
-        if values.ndim not in (1, 2) or not len(values):
-            raise DescriptionError("TimedArray.values", f"shape {values.shape}; give rows of values: (steps,) or "
-                                                        "(steps, n)")
-        time_value(self.dt, "TimedArray.dt", positive=True)
-        parse_quantity(self.unit, "TimedArray.unit")
-
-    def rows(self, t, group_dt):
-        """The row read at times t (seconds) by a group of step group_dt: Brian2's rule, row =
-        clip(int(round(t/epsilon)/K), 0, rows - 1), K = max(2**ceil(log2(8*dt/group_dt)), 1), epsilon = dt/K."""
-        upsampling, epsilon = lookup_grid(si_value(self.dt, "TimedArray.dt"), group_dt)
-        return np.clip(np.int_(np.round(np.asarray(t) / epsilon) / upsampling), 0, len(self.values) - 1)
-
-
-def lookup_grid(array_dt, group_dt):
-    """(K, epsilon) of Brian2's TimedArray lookup (TimedArray.rows)."""
-    upsampling = max(int(2 ** np.ceil(np.log2(8 / group_dt * array_dt))), 1)
-    return upsampling, array_dt / upsampling
 
 
 def _check_parameters(parameters, where):
@@ -338,9 +307,9 @@ class Operation:
 @dataclass(frozen=True)
 class Projection:
     """Synapses from `source` to `target` (populations, or a projection listed before: synapses onto synapses,
-    whose code reads and writes its synapses' variables as `x_pre` / `x_post`). Sparse: synapse k joins `i[k]` -> `j[k]` and `values` hold one
-    SI value per synapse; dense (i and j empty): all pairs, `values` hold (n_source, n_target) matrices.
-    A quantity string gives every synapse the same value.
+    whose code reads and writes its synapses' variables as `x_pre` / `x_post`). Sparse: synapse k joins `i[k]` ->
+    `j[k]` and `values` hold one SI value per synapse; dense (i and j empty): all pairs, `values` hold (n_source,
+    n_target) matrices. A quantity string gives every synapse the same value.
 
     Delays apply to on_pre. `delay_mode` 'static': `delays` (seconds, one per synapse or a scalar
     quantity), within [0, max_delay]; with several pathways, {pathway: delays} (a pathway not named: 0).

@@ -1,5 +1,6 @@
 """Brian2 scripts in and out (bridge/app/brian2_scripts.py): an imported script runs as the script itself runs;
 export -> import gives the same run back; what cannot be represented is refused, naming object and construct."""
+import dataclasses
 import os
 import re
 import subprocess
@@ -202,9 +203,9 @@ def test_the_command_line_imports_and_exports(tmp_path, capsys):
     assert "never calls run()" in capsys.readouterr().err
 
 
-def _counting_network(start=0, stop=None):
+def _counting_network(start=0, stop=None, weight="0.5*mV"):
     counter = NeuronModel("v : volt\ndu/dt = -u/(5*ms) : volt")
-    drive = PoissonInput("drive", "cells", "v", 50, "20*Hz", "0.5*mV", seed=3, start=start, stop=stop)
+    drive = PoissonInput("drive", "cells", "v", 50, "20*Hz", weight, seed=3, start=start, stop=stop)
     return Simulation(Network((Population("cells", counter, 4),), poisson_inputs=(drive,)),
                       RunSettings("30*ms", record=("cells.v",)))
 
@@ -216,15 +217,36 @@ def test_poisson_input_adds_weight_times_binomial_counts(start, stop, paired, tm
     assert report.identical and report.passed
     counts = np.zeros((300, 4))  # drawn here, independently, for the neurons reached
     counts[:, start:stop] = np.random.default_rng(3).binomial(50, 20 * 1e-4, size=(300, len(range(4)[start:stop])))
-    by_hand = np.vstack([np.zeros((1, 4)), np.cumsum(counts, axis=0)[:-1]]) * 0.5e-3  # recorded at step starts
-    np.testing.assert_allclose(brian_record.traces["cells.v"], by_hand, rtol=0, atol=1e-15)
     assert counts.sum() > 20  # increments to see
+    np.testing.assert_allclose(brian_record.traces["cells.v"], _summed_before_each_step(counts * 0.5e-3), rtol=0,
+                               atol=1e-15)
     again = from_brian2(_script(tmp_path, to_brian2(simulation)))
     assert again.network.poisson_inputs == simulation.network.poisson_inputs
     assert np.array_equal(run_brian(again).traces["cells.v"], brian_record.traces["cells.v"])
     edited = to_brian2(simulation).replace("0.5*mV, 3, 300", "0.5*mV, 4, 300")  # the registry still names seed 3
     with pytest.raises(DescriptionError, match="Poisson counts 'drive' that differ from the PoissonInput"):
         from_brian2(_script(tmp_path, edited, "edited.py"))
+
+
+def _summed_before_each_step(increments):
+    """The values a variable holds at the start of each step (as recorded) when `increments` add at each step."""
+    return np.vstack([np.zeros((1, increments.shape[1])), np.cumsum(increments, axis=0)[:-1]])
+
+
+def test_a_poisson_input_weight_changing_in_time(paired, tmp_path):
+    """A weight of a TimedArray in 10 ms rows (0.5, 1, 0 mV; Brian2's weight 'f(t)'): step n adds counts times
+    row n // 100, the last row held."""
+    weight = TimedArray([0.5e-3, 1e-3, 0.0], dt="10*ms", unit="volt")
+    brian_record, torch_record, report = paired(_counting_network(weight=weight))
+    assert report.identical and report.passed
+    counts = np.random.default_rng(3).binomial(50, 20 * 1e-4, size=(300, 4))
+    weights = np.array([0.5e-3, 1e-3, 0.0])[np.minimum(np.arange(300) // 100, 2)]
+    np.testing.assert_allclose(brian_record.traces["cells.v"], _summed_before_each_step(counts * weights[:, None]),
+                               rtol=0, atol=1e-15)
+    script = ("from brian2 import *\nG = NeuronGroup(4, 'v : volt')\nf = TimedArray([0.5, 1, 0]*mV, dt=10*ms)\n"
+              "P = PoissonInput(G[1:], 'v', 50, 20*Hz, weight='f(t)')\nrun(30*ms)\n")
+    (imported,) = from_brian2(_script(tmp_path, script)).network.poisson_inputs
+    assert (imported.weight, imported.start, imported.stop) == (dataclasses.replace(weight, dt="0.01*second"), 1, None)
 
 
 def test_poisson_input_is_dropped_while_its_variable_is_held(paired):

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from bridge.description import lookup_grid
+from bridge.timed_array import lookup_grid
 from bridge.errors import DescriptionError
 
 _OPS = {ast.Add: "+=", ast.Sub: "-=", ast.Mult: "*=", ast.Div: "/="}

@@ -264,12 +264,6 @@ def equations_text(equations):
     return "\n".join(lines)
 
 
-def timed_array(array):
-    """A Brian2 TimedArray as the description's TimedArray."""
-    dt = quantity_text(array.dt, brian2.second.dim, "dt")
-    return description.TimedArray(np.asarray(array.values, dtype=float), dt, unit_text(array.dim))
-
-
 def _is_default(name, value):
     """Does `name` resolve to Brian2's own unit, function or constant of that name?"""
     if name in DEFAULT_UNITS:
@@ -353,7 +347,8 @@ class _Importer:
             elif isinstance(obj, StateMonitor):
                 record += self._records(obj)
             elif isinstance(obj, brian2.PoissonInput):
-                self.poisson_inputs.append(poisson_input.from_brian2(obj, self.fail))
+                resolve = lambda name: obj._group.namespace.get(name, self.reached.namespace.get(name))
+                self.poisson_inputs.append(poisson_input.from_brian2(obj, self.fail, resolve))
             elif isinstance(obj, EventMonitor):
                 self._event_monitor(obj)
             elif isinstance(obj, PopulationRateMonitor):
@@ -459,7 +454,7 @@ class _Importer:
             if value is None or _is_default(name, value):
                 continue
             if isinstance(value, TimedArray):
-                constants[name] = timed_array(value)
+                constants[name] = description.TimedArray.from_brian2(value)
                 continue
             if isinstance(value, Function) or callable(value):
                 self.fail(obj, f"the function {name!r}")
@@ -563,7 +558,7 @@ class _Importer:
             if not isinstance(array, TimedArray) or expression not in (f"{name}(t)", f"{name}(t,i)"):
                 self.fail(group, f"rates given by an expression ({group.variables['rates'].expr!r}; rates of a "
                                  "TimedArray, 'r(t)' or 'r(t, i)', are imported)")
-            return PoissonTrains(group.name, len(group), timed_array(array))
+            return PoissonTrains(group.name, len(group), description.TimedArray.from_brian2(array))
         rates = np.asarray(group.variables["rates"].get_value(), dtype=float).reshape(-1)
         if np.all(rates == rates[0]):
             return PoissonTrains(group.name, len(group), quantity_text(rates[0], brian2.Hz.dim, "rates"))

@@ -25,6 +25,10 @@ def to_brian2(simulation):
         if isinstance(source, PoissonTrains) and not isinstance(source.rate, str):
             raise DescriptionError(f"PoissonTrains {source.name!r}.rate", "a rate that changes in time: its "
                                    "import from an exported script is not written yet; export with a constant rate")
+    for poisson in simulation.network.poisson_inputs:
+        if not isinstance(poisson.weight, str):
+            raise DescriptionError(f"PoissonInput {poisson.name!r}.weight", "a weight that changes in time: its "
+                                   "import from an exported script is not written yet; export with a constant weight")
     plan = lower(simulation)
     code = program(plan, native_noise=True)
     net = simulation.network
@@ -38,7 +42,7 @@ def to_brian2(simulation):
         '`spikebridge import` reads it back. Spike times and delays are whole steps of dt."""',
         "import numpy as np\nfrom brian2 import *\n",
         *(["# spikebridge's random inputs, read back by `spikebridge import`: PoissonTrains (rate, seed) and\n"
-           "# PoissonInputs (variable, n, rate, weight, seed), drawn by the functions below", *registries]
+           "# PoissonInputs (variable, n, rate, weight, seed, start, stop), drawn by the functions below", *registries]
           if registries else []),
         *(f"\n{inspect.getsource(helper)}" for helper in code.helpers),
         code.text(), "", *_runs(plan, simulation.run),

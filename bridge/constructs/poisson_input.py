@@ -6,8 +6,9 @@ is imported. The backends hold no PoissonInput code: they iterate the plan's ent
 subgroup) of population `target`: at each step each neuron's
 `variable` grows by `weight` times a Binomial(n, rate*dt) count, in the synapses slot at order 0 (after the
 on_pre pathways, before the on_post ones; by name among PoissonInputs), dropped while a variable marked
-(unless refractory) is held. The counts are drawn once per run from `seed` (numpy's default_rng), so that both
-backends receive identical input; Brian2 runs them as a run_regularly adding a TimedArray of the counts.
+(unless refractory) is held. `weight`: a quantity string, or a TimedArray of one value per row (Brian2's weight
+'f(t)'), read at each step's start. The counts are drawn once per run from `seed` (numpy's default_rng), so that
+both backends receive identical input; Brian2 runs them as a run_regularly adding a TimedArray of the counts.
 """
 from dataclasses import dataclass
 
@@ -16,7 +17,7 @@ import numpy as np
 from brian2 import TimedArray
 from brian2.groups.subgroup import Subgroup
 
-from bridge import checks
+from bridge import brian_parse, checks, timed_array
 from bridge.errors import DescriptionError
 from bridge.fields import check_integer, check_name, neuron_range, probability, register
 from bridge.names import POISSON_INPUT_REGISTRY
@@ -34,7 +35,7 @@ class PoissonInput:
     variable: str
     n: int
     rate: str
-    weight: str
+    weight: object
     seed: int = 0
     start: int = 0
     stop: object = None
@@ -44,7 +45,16 @@ class PoissonInput:
         check_integer(self.n, f"PoissonInput {self.name!r}.n", 1)
         check_integer(self.seed, f"PoissonInput {self.name!r}.seed", 0)
         probability(self.rate, 0.0, f"PoissonInput {self.name!r}.rate")
-        parse_quantity(self.weight, f"PoissonInput {self.name!r}.weight")
+        if isinstance(self.weight, timed_array.TimedArray) and np.ndim(self.weight.values) != 1:
+            raise DescriptionError(f"PoissonInput {self.name!r}.weight", "a TimedArray of one value per row (the "
+                                                                         "weight of every neuron)")
+        self.weight_dim()
+
+    def weight_dim(self):
+        """The weight's units (Brian2 dimensions)."""
+        where = f"PoissonInput {self.name!r}.weight"
+        unit = self.weight.unit if isinstance(self.weight, timed_array.TimedArray) else self.weight
+        return parse_quantity(unit, where).dim
 
     def check(self, population):
         """Against its target population: neurons within it, a variable of the model, a weight in that
@@ -54,9 +64,8 @@ class PoissonInput:
         if self.variable not in dims:
             raise DescriptionError(f"{where}.variable", f"unknown variable {self.variable!r}; population "
                                                         f"{population.name!r} has {sorted(dims)}")
-        weight = parse_quantity(self.weight, f"{where}.weight")
-        if weight.dim != dims[self.variable]:
-            raise DescriptionError(f"{where}.weight", f"{self.weight!r} has units {weight.dim}; "
+        if self.weight_dim() != dims[self.variable]:
+            raise DescriptionError(f"{where}.weight", f"{self.weight!r} has units {self.weight_dim()}; "
                                                       f"{self.variable} needs {dims[self.variable] or 'no units'}")
 
     def neurons(self, n_target):
@@ -73,8 +82,14 @@ class PoissonInput:
         """{part: bytes} of its lowered counts (float64)."""
         return {f"PoissonInput {self.name!r}": n_steps * n_target * 8}
 
+    def weights(self, dt, n_steps):
+        """The weight (SI) at each step's start, (n_steps,): a TimedArray's row by Brian2's lookup."""
+        if not isinstance(self.weight, timed_array.TimedArray):
+            return np.full(n_steps, si_value(self.weight, f"PoissonInput {self.name!r}.weight"))
+        return np.asarray(self.weight.values, dtype=float)[self.weight.rows(np.arange(n_steps) * dt, dt)]
+
     def lower(self, dt, n_steps, n_target):
-        return PoissonInputPlan(self, self.name, self.target, self.variable, si_value(self.weight, self.name),
+        return PoissonInputPlan(self, self.name, self.target, self.variable, self.weights(dt, n_steps),
                                 self.counts(dt, n_steps, n_target), *self.neurons(n_target), n_target)
 
     def registry_entry(self):
@@ -88,7 +103,7 @@ class PoissonInputPlan:
     name: str
     target: str
     variable: str
-    weight: float          # SI
+    weights: np.ndarray    # (n_steps,) the weight at each step, SI
     counts: np.ndarray     # (n_steps, stop - start) Binomial counts, added times weight in the synapses slot
     start: int             # the neurons reached: start..stop-1 of the target's n
     stop: int
@@ -101,7 +116,9 @@ class PoissonInputPlan:
         code.helper(poisson_input)
         dim = checks.variable_dims(plan.populations[self.target].model)[self.variable]
         rate = code.value(parse_quantity(self.described.rate, "rate"), self.described.rate)
-        weight = code.value(brian2.Quantity(self.weight, dim=dim), self.described.weight)
+        weight = self.described.weight
+        weight = code.value(brian_parse.brian_timed_array(weight)) if isinstance(weight, timed_array.TimedArray) \
+            else code.value(brian2.Quantity(self.weights[0], dim=dim), weight)
         group = self.target if (self.start, self.stop) == (0, self.n) else f"{self.target}[{self.start}:{self.stop}]"
         code.add(f"{self.name} = poisson_input({group}, {self.name!r}, {self.variable!r}, {self.described.n}, "
                  f"{rate}, {weight}, {self.described.seed}, {plan.n_steps}, dt)", creates=self.name)
@@ -109,7 +126,7 @@ class PoissonInputPlan:
     def increments(self):
         """What torch adds at each step: weight times the counts, 0 where it does not reach, (n_steps, n)."""
         increments = np.zeros((len(self.counts), self.n))
-        increments[:, self.start:self.stop] = self.counts * self.weight
+        increments[:, self.start:self.stop] = self.counts * self.weights[:, None]
         return increments
 
     @staticmethod
@@ -130,28 +147,41 @@ def poisson_input(target, name, variable, n, rate, weight, seed, n_steps, dt):
     counts = poisson_counts(n, float(rate * dt), n_steps, len(target), seed)
     target.namespace[f"{name}_counts"] = TimedArray(counts.astype(float), dt=dt)
     target.namespace[f"{name}_weight"] = weight
-    return target.run_regularly(f"{variable} += {name}_weight*{name}_counts(t, i)", when="synapses", order=0,
+    read = f"{name}_weight(t)" if isinstance(weight, TimedArray) else f"{name}_weight"  # a weight changing in time
+    return target.run_regularly(f"{variable} += {read}*{name}_counts(t, i)", when="synapses", order=0,
                                 name=name, dt=dt)
 
 
-def from_brian2(poisson, fail):
-    """A Brian2 PoissonInput with a constant weight onto a group or subgroup (seed 0: spikebridge draws the
-    counts); `fail(obj, construct)` refuses what a description cannot hold."""
+def from_brian2(poisson, fail, resolve):
+    """A Brian2 PoissonInput onto a group or subgroup (seed 0: spikebridge draws the counts), its weight a
+    quantity or a TimedArray 'f(t)'; `fail(obj, construct)` refuses what a description cannot hold, `resolve(name)`
+    gives the value a name has for the PoissonInput's code."""
     target, start, stop = poisson._group, 0, None
     if isinstance(target, Subgroup):
         target, start, stop = target.source, target.start, target.stop
     if (poisson.when, poisson.order) != ("synapses", ORDER):
         fail(poisson, f"a PoissonInput out of its place in the schedule ({poisson.when!r}, order {poisson.order})")
-    weight, dim = poisson.weight, target.variables[poisson.target_var].dim
-    if isinstance(weight, str):  # an expression: one of numbers and units only is a quantity
-        try:
-            weight = parse_quantity(weight, f"{poisson.name}.weight")
-        except DescriptionError:
-            fail(poisson, f"the weight expression {poisson.weight!r} (give a quantity)")
+    dim = target.variables[poisson.target_var].dim
+    weight = _weight(poisson, resolve, fail)
     return PoissonInput(poisson.name, target.name, poisson.target_var, int(poisson.N),
                         quantity_text(poisson.rate, brian2.Hz.dim, f"{poisson.name}.rate"),
+                        weight if isinstance(weight, timed_array.TimedArray) else
                         quantity_text(weight, dim, f"{poisson.name}.weight"), 0, start,
                         None if stop == len(target) else stop)
+
+
+def _weight(poisson, resolve, fail):
+    """A Brian2 PoissonInput's weight: a quantity, or the description's TimedArray of a weight 'f(t)'."""
+    weight = poisson.weight
+    if not isinstance(weight, str):
+        return weight
+    name = weight.replace(" ", "").removesuffix("(t)")
+    if weight.replace(" ", "") == f"{name}(t)" and isinstance(resolve(name), TimedArray):
+        return timed_array.TimedArray.from_brian2(resolve(name))
+    try:  # an expression of numbers and units only is a quantity
+        return parse_quantity(weight, f"{poisson.name}.weight")
+    except DescriptionError:
+        fail(poisson, f"the weight expression {poisson.weight!r} (give a quantity or a TimedArray 'f(t)')")
 
 
 def from_exported(group, name, registered, dt, n_steps, fail):
