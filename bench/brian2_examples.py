@@ -53,7 +53,8 @@ def child(script, limit):
         return row(stage="crosscheck failed", reason=f"{type(error).__name__}: {error}",
                    seconds=time.perf_counter() - start)
     row(stage="passed" if report.passed else "failed", tolerance=report.tolerance_class, identical=report.identical,
-        spikes=int(sum(brian_record.count(p) for p in brian_record.spikes)), script_duration=duration,
+        spikes=int(sum(brian_record.count(p.name) for p in simulation.network.populations)),
+        script_duration=duration,
         run_duration=si_value(simulation.run.duration, "duration"), import_seconds=imported,
         seconds=time.perf_counter() - start)
 

@@ -9,6 +9,7 @@ from brian2.core.base import BrianObjectException
 
 from bridge import brian_parse
 from bridge.errors import DescriptionError
+from bridge.names import record_key
 from bridge.plan import lower
 from bridge.record import Record
 from brian_models import dynamic_delays
@@ -118,6 +119,11 @@ def _check_completed(network, steps, plan, target):
         raise KeyboardInterrupt(f"Brian2 stopped at step {reached} of {plan.n_steps} (interrupted)")
 
 
+def _events(monitor, dt):
+    """(neurons, steps) of a SpikeMonitor's or EventMonitor's events."""
+    return np.asarray(monitor.i[:], dtype=np.int64), np.rint(np.asarray(monitor.t_) / dt).astype(np.int64)
+
+
 def _record(plan, monitors):
     dt, n_steps = plan.dt, plan.n_steps
     spikes = {}
@@ -126,8 +132,9 @@ def _record(plan, monitors):
         if monitor is None:  # no threshold, no spikes
             spikes[pop.name] = (np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64))
             continue
-        steps = np.rint(np.asarray(monitor.t_) / dt).astype(np.int64)
-        spikes[pop.name] = (np.asarray(monitor.i[:], dtype=np.int64), steps)
+        spikes[pop.name] = _events(monitor, dt)
+    for key in plan.simulation.run.events:  # a custom event recorded: its events under "population.event"
+        spikes[key] = _events(monitors[brian_parse.event_monitor_name(*record_key(key))], dt)
     traces = {}
     for name, (_, _, _, variables) in state_monitors(plan).items():
         for key, variable in variables.items():

@@ -24,6 +24,11 @@ def monitor_name(kind, population):
     return f"{kind}_{population}"
 
 
+def event_monitor_name(population, event):
+    """The name of spikebridge's Brian2 EventMonitor of a population's custom event."""
+    return f"events_{population}_{event}"
+
+
 def brian_namespace(parameters):
     """{name: Brian2 Quantity or TimedArray} of a model's parameters."""
     return {name: brian_timed_array(value) if hasattr(value, "values") else parse_quantity(value, name)

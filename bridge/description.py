@@ -453,11 +453,13 @@ class Network:
         duplicates = sorted({n for n in names if names.count(n) > 1})
         if duplicates:
             raise DescriptionError("Network", f"duplicate names {duplicates}; every element needs its own name")
-        monitors = sorted(set(names) & {brian_parse.monitor_name(kind, p.name) for p in self.populations
-                                        for kind in brian_parse.MONITOR_KINDS})
-        if monitors:
-            raise DescriptionError("Network", f"names {monitors} are those of spikebridge's own Brian2 monitors "
-                                              "(spikes_<population>, state_<population>); choose other names")
+        monitors = {brian_parse.monitor_name(kind, p.name) for p in self.populations for kind in
+                    brian_parse.MONITOR_KINDS} | {brian_parse.event_monitor_name(p.name, event)
+                                                  for p in self.populations for event in p.model.events}
+        if set(names) & monitors:
+            raise DescriptionError("Network", f"names {sorted(set(names) & monitors)} are those of spikebridge's own "
+                                              "Brian2 monitors (spikes_<population>, state_<population>, "
+                                              "events_<population>_<event>); choose other names")
         for current in self.currents:
             checks.check_current(current, self._population(current.target, f"CurrentInjection {current.name!r}.target"))
         for population in self.populations:
@@ -614,7 +616,8 @@ class RunSettings:
     `duration`); 'between_runs' delays are read at the start of each, and `changes` (Change: values set between
     runs, bridge/constructs/run_changes.py) are made as the segment they name starts.
     White noise (`xi` in equations) and rand() / randn() in thresholds, resets and operations are drawn once per
-    run from `noise_seed` (bridge/plan.py), the same for both backends."""
+    run from `noise_seed` (bridge/plan.py), the same for both backends. Spikes are always recorded; `events`
+    "population.event" records a custom event of a population as well (Brian2's EventMonitor)."""
     duration: str
     dtype: str = "float64"
     record: tuple = ()
@@ -622,9 +625,11 @@ class RunSettings:
     segments: object = 1
     noise_seed: int = 0
     changes: tuple = ()
+    events: tuple = ()
 
     def __post_init__(self):
         set_field(self, "record", tuple(self.record))
+        set_field(self, "events", tuple(self.events))
         for key in self.record:
             if not isinstance(key, str) or not record_parts(key)[0]:
                 raise DescriptionError(f"RunSettings.record[{key!r}]", "expected 'owner.variable', optionally "
@@ -704,6 +709,11 @@ class Simulation:
             else:
                 checks.check_recordable(net._population(owner, f"{where} (a population or projection)"), var, where)
             self.run.recording(key, net.width(owner))
+        for key in self.run.events:
+            population = net._population(record_key(key)[0], f"RunSettings.events[{key!r}]")
+            if record_key(key)[1] not in population.model.events:
+                raise DescriptionError(f"RunSettings.events[{key!r}]", f"{population.name!r} has the custom events "
+                                                                       f"{sorted(population.model.events)}")
         for change in self.run.changes:
             change.check(net, len(self.run.segment_lengths))
         for operation in net.operations:

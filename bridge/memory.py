@@ -65,7 +65,7 @@ def lowering_bytes(simulation):
 
 def torch_run_bytes(plan, batch, element_bytes, records):
     """{part: bytes} a torch forward pass of `batch` holds: per population its state and the spikes and margins
-    of every step; per projection its event buffers (past events per neuron, or a per-synapse ring where delays
+    of every step (and the custom events recorded); per projection its event buffers (past events per neuron, or a per-synapse ring where delays
     change) and per-synapse values; the traces of `records` {key: Recording} (gradients' saved tensors
     come on top)."""
     size, n_steps = element_bytes, plan.n_steps
@@ -79,4 +79,6 @@ def torch_run_bytes(plan, batch, element_bytes, records):
         parts[f"Projection {name!r}"] = (batch * buffers + n_syn * per_synapse) * size
     for key, recording in records.items():
         parts.update(record_part(key, recording, n_steps, plan.width(recording.owner), batch, size))
+    for key in plan.simulation.run.events:  # custom events logged as spikes are
+        parts[f"RunSettings.events[{key!r}]"] = batch * plan.width(record_key(key)[0]) * n_steps * size
     return parts

@@ -229,13 +229,17 @@ def _links(code, plan):
 
 
 def _monitors(code, plan):
-    """A SpikeMonitor of every population with a threshold; a StateMonitor of each recorded population, order 1:
-    after the operations of the 'start' slot (order 0). Brian2 names them in the order they are created (an
-    import reads records in that order)."""
+    """A SpikeMonitor of every population with a threshold, an EventMonitor of each custom event recorded; a
+    StateMonitor of each recorded population, order 1: after the operations of the 'start' slot (order 0).
+    Brian2 names them in the order they are created (an import reads records in that order)."""
     for population in plan.populations.values():
         if population.model.threshold:
             name = brian_parse.monitor_name("spikes", population.name)
             code.add(f"{name} = SpikeMonitor({population.name})", monitor=name)
+    for key in plan.simulation.run.events:
+        population, event = record_key(key)
+        name = brian_parse.event_monitor_name(population, event)
+        code.add(f"{name} = EventMonitor({population}, {event!r}, name={name!r})", monitor=name)
     for name, (owner, indices, every, variables) in state_monitors(plan).items():
         record = "True" if indices is None else code.value(np.asarray(indices))
         period = "" if every == 1 else f", dt={every}*dt"

@@ -137,6 +137,8 @@ CASES = {  # name: (change to the base data, what the message must say)
         {"type": "PoissonInput", "name": "drive", "target": "lif_euler", "variable": "v", "n": 10, "rate": "5*Hz",
          "weight": "0.1", "start": 5, "stop": 99}),
         r"PoissonInput 'drive'.stop: neurons 5..99 out of range; need 0 <= start < stop <= n = 20"),
+    "event the model lacks": (set_in(lambda d: d["run"], "events", ["lif_euler.burst"]),
+                              r"RunSettings.events\['lif_euler.burst'\]: 'lif_euler' has the custom events \[\]"),
     "a billion neurons": (set_in(population, "n", 10**9), r"RunSettings.record\['lif_euler.v'\]: the run needs "
                                                           r"about [\d,]+ bytes \([\d,]+ for this part\)"),
 }

@@ -603,3 +603,29 @@ def test_a_script_in_float32_imports_as_float32_and_leaves_brian2_in_float64(tmp
     assert from_brian2(_script(tmp_path, script)).run.dtype == "float32"
     assert brian2.prefs.core.default_float_dtype is np.float64
     assert from_brian2(_script(tmp_path, script.replace("float32", "float64"), "f64.py")).run.dtype == "float64"
+
+
+# v grows by (i + 1)*0.01 a step (euler); the event 'crossed' (v > 0.505, checked after the update) sets v back to
+# 0: neuron 0 crosses after 51 updates (steps 50, 101), neuron 1 after 26 (steps 25, 51, 77, 103).
+CUSTOM_EVENTS = """
+from brian2 import *
+G = NeuronGroup(2, 'dv/dt = (i + 1)/(10*ms) : 1', events={'crossed': 'v > 0.505'}, method='euler', name='G')
+G.run_on_event('crossed', 'v = 0')
+crossings = EventMonitor(G, 'crossed')
+run(12*ms)
+"""
+
+
+def test_an_event_monitor_of_a_custom_event_is_recorded_by_both_backends(tmp_path, paired):
+    path = _script(tmp_path, CUSTOM_EVENTS)
+    simulation = from_brian2(path)
+    assert simulation.run.events == ("G.crossed",)
+    brian_record, torch_record, report = paired(simulation)
+    assert report.identical and "G.crossed" in report.text()
+    by_hand = [(1, 25), (0, 50), (1, 51), (1, 77), (0, 101), (1, 103)]
+    script = {}
+    exec(compile(path.read_text(), str(path), "exec"), script)  # the script itself, its own monitor
+    own = list(zip(script["crossings"].i[:].tolist(), np.rint(script["crossings"].t_[:] / 1e-4).astype(int).tolist()))
+    for record in (brian_record, torch_record):
+        neurons, steps = record.spikes["G.crossed"]
+        assert list(zip(neurons.tolist(), steps.tolist())) == by_hand == own

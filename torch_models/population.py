@@ -223,7 +223,8 @@ def step(populations, states, t, dt, batch, synapses, groups=None):
     (batch, n)}}: state updates ('groups': every population's, or `groups(states) -> states` where synapses
     update there too), thresholds, then `synapses(events, states)` (the synapses slot, given {population:
     spikes, (population, event): custom events}; it replaces entries of the state dicts it writes to), resets,
-    then the code run on custom events. Returns (states, spikes, margins) by name."""
+    then the code run on custom events. Returns (states, events, margins): events {population: spikes,
+    (population, event): custom events}, margins by population."""
     if groups:
         states = groups(states)
     else:  # in Brian2's order: a population reading a linked variable sees the updates before its own
@@ -234,15 +235,16 @@ def step(populations, states, t, dt, batch, synapses, groups=None):
     crossings = {name: population.threshold_crossings(states[name], t, dt, batch)
                  for name, population in populations.items()}
     spikes = {name: spiked for name, (spiked, _, _) in crossings.items()}
-    events = {name: custom for name, (_, _, custom) in crossings.items()}
-    synapses({**spikes, **{(name, event): happened for name, custom in events.items()
-                           for event, happened in custom.items()}}, states)
+    custom = {name: happened for name, (_, _, happened) in crossings.items()}
+    events = {**spikes, **{(name, event): happened for name, happened_of in custom.items()
+                           for event, happened in happened_of.items()}}
+    synapses(events, states)
     states = linked(populations, states)
     states = {name: population.apply_reset(states[name], t, dt, spikes[name] > 0)
               for name, population in populations.items()}
-    states = {name: population.after_resets(states[name], events[name], t, dt)
+    states = {name: population.after_resets(states[name], custom[name], t, dt)
               for name, population in populations.items()}
-    return states, spikes, {name: margin for name, (_, margin, _) in crossings.items()}
+    return states, events, {name: margin for name, (_, margin, _) in crossings.items()}
 
 
 def compile_populations(plan, dtype):

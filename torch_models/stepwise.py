@@ -338,11 +338,13 @@ class StepwiseNetwork(SimulationModule):
             synapses = lambda spikes, states: self.synapses_slot(n, t, {**arriving, **spikes}, states, syn_states,
                                                                  buffers, delays)
             groups = self.groups_order and (lambda states: self.groups_slot(t, states, syn_states, batch))
-            states, spikes, margins = step(self.populations, states, t, dt, batch, synapses, groups)
+            states, events, margins = step(self.populations, states, t, dt, batch, synapses, groups)
             states = self.run_operations("end", states, n, t)
             for name in self.populations:
-                spike_log.add(name, n, spikes[name])
+                spike_log.add(name, n, events[name])
                 margin_log.add(name, n, margins[name])
+            for key in self.simulation.run.events:  # custom events recorded, as spikes are
+                spike_log.add(key, n, events[record_key(key)].to(self.dtype))
         return TorchRun(spike_log.stacked(), trace_log.stacked(), margin_log.stacked(), dt)
 
     def set_variants(self, variants, states, syn_states, batch):

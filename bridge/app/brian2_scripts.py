@@ -198,9 +198,10 @@ def _protocol(path, runs):
     segments = len(lengths) if len(set(lengths)) == 1 else tuple(
         _duration_text(run.duration, n, first.timing.dt_seconds) for run, n in zip(protocol, lengths))
     record = tuple(dict.fromkeys(key for run in runs for key in run.run.record))
+    events = tuple(dict.fromkeys(key for run in runs for key in run.run.events))
     network = dataclasses.replace(runs[0].network, sources=runs[-1].network.sources)  # the spikes of every run
     return Simulation(network, dataclasses.replace(first, duration=total, segments=segments, changes=tuple(changes),
-                                                   record=record))
+                                                   record=record, events=events))
 
 
 def _check_spikes_continue(before, after, where):
@@ -334,7 +335,7 @@ class _Importer:
         self.end = self.reached.start + float(self.reached.duration)
         self.n_steps = end_step(self.end, dt)
         populations, sources, projections, record, self.currents, self.poisson_inputs = [], [], [], [], [], []
-        self.operations, self.start_operations = [], []
+        self.operations, self.start_operations, self.events = [], [], []
         for obj in sorted(self.objects, key=lambda o: o.name):
             if isinstance(obj, NeuronGroup) and type(obj) is NeuronGroup:
                 populations.append(self._population(obj))
@@ -362,7 +363,8 @@ class _Importer:
                           tuple(self.poisson_inputs), tuple(self.operations))
         float_type = np.dtype(brian2.prefs.core.default_float_dtype).name  # the script's float32 runs in float32
         return Simulation(network, RunSettings(duration, float_type, tuple(dict.fromkeys(record)),
-                                               Timing(dt=quantity_text(dt, brian2.second.dim, "dt"))))
+                                               Timing(dt=quantity_text(dt, brian2.second.dim, "dt")),
+                                               events=tuple(dict.fromkeys(self.events))))
 
     def drawn(self, net):
         """What draws random numbers during the run of the imported Network `net`, as the script wrote it:
@@ -614,10 +616,13 @@ class _Importer:
         return group.source
 
     def _event_monitor(self, monitor):
-        """Spikes are always recorded; other events and values at events are not, which is said."""
+        """Spikes are always recorded, custom events of a whole group as RunSettings.events; values at events are
+        not, which is said."""
         if monitor.event != "spike":
-            self.fail(monitor, f"recording the custom event {monitor.event!r} (spikebridge records spikes; record "
-                               "the variables the event changes with a StateMonitor)")
+            if isinstance(monitor.source, Subgroup) or not isinstance(monitor.source, NeuronGroup):
+                self.fail(monitor, f"recording the event {monitor.event!r} of {monitor.source.name!r} (events of a "
+                                   "whole NeuronGroup are imported)")
+            self.events.append(f"{monitor.source.name}.{monitor.event}")
         values = sorted(set(monitor.record_variables) - {"i", "t"})
         if values:
             warnings.warn(f"{self.path.name}: {type(monitor).__name__} {monitor.name!r} records {values} at spikes; "

@@ -7,6 +7,7 @@ import numpy as np
 from bridge.app.compare import STOCHASTIC_MIN_SEEDS, compare, compare_statistics
 from bridge.description import check_dtype
 from bridge.errors import DescriptionError
+from bridge.names import record_key
 from bridge.plan import lower
 
 
@@ -33,13 +34,15 @@ def paired_run(simulation, target="numpy", dtype=None, device=None, k=1, progres
     check_dtype(dtype, "dtype")
     brian_record = run_brian(plan, target=target)
     torch_record = run_torch(plan, dtype=dtype, device=device, progress=progress)
-    return brian_record, torch_record, compare_records(simulation.network, brian_record, torch_record, dtype, k)
+    return brian_record, torch_record, compare_records(simulation, brian_record, torch_record, dtype, k)
 
 
-def compare_records(network, brian_record, torch_record, dtype, k=1):
-    """The report of a paired run of `network`: torch's record (`dtype`) against Brian2's, in the tolerance
-    class of `dtype`."""
+def compare_records(simulation, brian_record, torch_record, dtype, k=1):
+    """The report of a paired run of `simulation`: torch's record (`dtype`) against Brian2's, in the tolerance
+    class of `dtype`; custom events recorded are compared as spikes are."""
+    network = simulation.network
     sizes = {p.name: p.n for p in network.populations}
+    sizes.update({key: network.size(record_key(key)[0]) for key in simulation.run.events})
     tolerance_class = "exact" if dtype == "float64" else "float32"
     neuron_driven = {p.target for p in network.projections if p.source in sizes}
     return compare(brian_record, torch_record, sizes, tolerance_class, k=k, eps=float(np.finfo(dtype).eps),

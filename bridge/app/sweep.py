@@ -425,7 +425,7 @@ def _finish(out, run_id, values, simulation, records, sweep, error):
         row.update({f"{population.name}.spikes": reference.count(population.name),
                     f"{population.name}.rate_hz": statistics["rate"], f"{population.name}.cv": statistics["cv"]})
     if sweep.run == "paired":
-        report = compare_records(simulation.network, records["brian2"], records["torch"], sweep.dtype)
+        report = compare_records(simulation, records["brian2"], records["torch"], sweep.dtype)
         files.write_json(folder / "report.json", report.to_dict())
         row.update(identical=report.identical, passed=report.passed,
                    max_trace_rel=max((t["max_rel"] for t in report.traces.values()), default=0.0))

@@ -126,11 +126,11 @@ def _values(net, owner, variable):
 
 def _without_values(simulation):
     """The description as JSON data without initial values, synaptic values, spike trains' spikes, the run's
-    duration and records."""
+    duration, records and events recorded."""
     data = json.loads(simulation.to_json())
     for element in data["network"]["populations"] + data["network"]["projections"]:
         element.pop("initial", None), element.pop("values", None)
-    data["run"].pop("duration"), data["run"].pop("record")
+    data["run"].pop("duration"), data["run"].pop("record"), data["run"].pop("events")
     for source in data["network"]["sources"]:  # the spikes a run reaches (a script's later runs reach more)
         source.pop("indices", None), source.pop("times", None)
     return data
