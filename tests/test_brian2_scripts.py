@@ -152,8 +152,9 @@ UNSUPPORTED = {
                                "S = Synapses(G, G, 'w : 1', on_pre='v += w', name='S')\nS.connect()\n"
                                "S.run_regularly('w *= 0.5', name='halve')\n",
                                "'S': run_regularly or custom code (CodeRunner 'halve')"),
-    "custom_event_monitor": ("G = NeuronGroup(2, 'dv/dt = -v/(10*ms) : 1', events={'up': 'v > 1'}, name='G')\n"
-                             "M = EventMonitor(G, 'up', name='M')\n", "'M': recording the custom event 'up'"),
+    "event_monitor_of_a_subgroup": ("G = NeuronGroup(2, 'dv/dt = -v/(10*ms) : 1', events={'up': 'v > 1'}, "
+                                    "name='G')\nM = EventMonitor(G[:1], 'up', name='M')\n",
+                                    "'M': recording the event 'up' of 'G_subgroup' (events of a whole NeuronGroup"),
     "monitor_dt_not_whole_steps": ("G = NeuronGroup(2, 'dv/dt = -v/(10*ms) : 1', name='G')\n"
                                    "M = StateMonitor(G, 'v', record=[0], dt=0.15*ms, name='M')\n",
                                    "'M': a dt of 150. us that is not a whole number of steps"),
@@ -162,10 +163,6 @@ UNSUPPORTED = {
                                  "clocks: groups run with different dt"),
     "poisson_rates_expression": ("P = PoissonGroup(2, rates='(1 + t/second)*Hz', name='P')\n",
                                  "'P': rates given by an expression ('(1 + t/second)*Hz'; rates of a TimedArray"),
-    "synapses_onto_synapses": ("G = NeuronGroup(2, 'dv/dt = -v/(10*ms) : 1', threshold='v > 1', name='G')\n"
-                               "S = Synapses(G, G, 'w : 1', on_pre='v += w', name='S')\nS.connect()\n"
-                               "T = Synapses(G, S, on_pre='w += 1', name='T')\nT.connect()\n",
-                               "'T': synapses onto synapses"),
 }
 
 
