@@ -80,7 +80,10 @@ class PopulationStep:
     def _scope(self, state, t, dt, neurons=None):
         """The names code can read: constants, state, t, dt, N, i, and the subexpressions (in Brian2's order);
         on the neurons of the slice `neurons` only (i and N then count within it, as in a Brian2 subgroup)."""
-        index = self.index  # built by initial_state, on the run's device
+        device = next(iter(state.values())).device if state else self.index.device  # no state: initial_state's
+        if self.index is None or self.index.device != device:  # built once, not three times per step
+            self.index = torch.arange(self.n, device=device, dtype=self.dtype)
+        index = self.index
         if neurons is not None:
             state = {name: value[:, neurons] if self.per_neuron(value) else value for name, value in state.items()}
             index = index[neurons] - neurons.start
