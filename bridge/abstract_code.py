@@ -164,8 +164,8 @@ def _synapse_code(proj, syn):
             locations[name] = ("source", name_in(var, syn.source))
         elif index == "_postsynaptic_idx":
             locations[name] = ("target", name_in(var, syn.target))
-        elif index == "_idx" and getattr(var.owner, "name", None) == syn.name:
-            locations[name] = ("synapse", name)
+        elif index in ("_idx", "0") and getattr(var.owner, "name", None) == syn.name:  # "0": a shared variable,
+            locations[name] = ("synapse", name)  # held by torch for every synapse
     event_driven = syn.event_driven
     unset = {*syn.equations.diff_eq_names, *(event_driven.diff_eq_names if event_driven else ()),
              *(["lastupdate"] if "lastupdate" in syn.variables else [])}

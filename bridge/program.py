@@ -154,9 +154,14 @@ def _population(code, population, plan, native_noise):
     given = _described(plan, "populations", population.name).initial
     dims = brian_parse.equations(model.equations)
     for variable, values in population.initial.items():
-        value = brian2.Quantity(values[0] if np.all(values == values[0]) else values, dim=dims[variable].dim)
+        value = brian2.Quantity(_uniform(values), dim=dims[variable].dim)
         text = given[variable] if isinstance(given[variable], str) else None
         code.add(f"{population.name}.{variable} = {code.value(value, text)}")
+
+
+def _uniform(values):
+    """Per-element values as one value when every element holds it (a shared variable takes no array)."""
+    return values[0] if len(values) and np.all(values == values[0]) else values
 
 
 def _source(code, source, plan, native_noise):
@@ -214,7 +219,8 @@ def _projection(code, proj, plan, native_noise):
     given, dims = _described(plan, "projections", proj.name).values, brian_parse.equations(synapse.model)
     for variable, values in proj.values.items():
         text = given[variable] if isinstance(given[variable], str) else None
-        code.add(f"{proj.name}.{variable} = {code.value(brian2.Quantity(values, dim=dims[variable].dim), text)}")
+        value = brian2.Quantity(_uniform(values), dim=dims[variable].dim)
+        code.add(f"{proj.name}.{variable} = {code.value(value, text)}")
     for name, pathway in proj.pathways.items():
         if np.any(pathway.delay_steps):  # whole steps: Brian2 rounds d/dt + 0.5 of an exact multiple, the same step
             code.add(f"{proj.name}.{name}.delay = {code.value(pathway.delay_steps)} * dt")

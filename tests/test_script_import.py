@@ -629,3 +629,54 @@ def test_an_event_monitor_of_a_custom_event_is_recorded_by_both_backends(tmp_pat
     for record in (brian_record, torch_record):
         neurons, steps = record.spikes["G.crossed"]
         assert list(zip(neurons.tolist(), steps.tolist())) == by_hand == own
+
+
+# A function run over parameters by a multiprocessing pool: the import runs the pool's calls in its own process,
+# one after another, and imports the first call's run (the second call's network is a separate simulation).
+POOL = """
+import multiprocessing
+from brian2 import *
+
+def simulate(drive):
+    G = NeuronGroup(1, 'dv/dt = (drive - v)/(10*ms) : 1', method='exact', name='G')
+    M = StateMonitor(G, 'v', record=0)
+    run(1*ms)
+    return M.v[0]
+
+if __name__ == '__main__':
+    with multiprocessing.Pool(2) as pool:
+        traces = pool.map(simulate, [0.5, 2.0])
+"""
+
+
+def test_a_multiprocessing_pool_s_first_call_is_imported(tmp_path):
+    with pytest.warns(UserWarning, match=r"run\(\) call 2: runs other objects \(a separate simulation\); imported "
+                                         r"the 1 run\(\) call\(s\) before it"):
+        simulation = from_brian2(_script(tmp_path, POOL))
+    assert simulation.network.populations[0].model.parameters == {"drive": "0.5"}
+    v = run_brian(simulation).traces["G.v[0]"][:, 0]  # exact: v = drive (1 - exp(-t/10 ms)) at each step's start
+    np.testing.assert_allclose(v, 0.5 * (1 - np.exp(-np.arange(10) / 100)), rtol=1e-12, atol=1e-16)
+
+
+# A shared synaptic constant read by clock-driven code (Brian2 computes exp(-dt/tau_y) once for the group): y jumps
+# to 1 at the spike (step 0) and decays by exp(-0.1) a step; the summed v = y is computed before the decay in the
+# 'groups' slot, so the record at the start of step k >= 2 holds exp(-0.1 (k - 2)).
+SHARED_SYNAPTIC = """
+from brian2 import *
+source = SpikeGeneratorGroup(1, [0], [0]*ms)
+target = NeuronGroup(1, 'v : 1', name='target')
+S = Synapses(source, target, '''tau_y : second (shared, constant)
+                                dy/dt = -y/tau_y : 1 (clock-driven)
+                                v_post = y : 1 (summed)''', on_pre='y += 1', method='exact', name='S')
+S.connect()
+S.tau_y = 1*ms
+m = StateMonitor(target, 'v', record=0)
+run(1*ms)
+"""
+
+
+def test_a_shared_synaptic_constant_in_clock_driven_code(tmp_path, paired):
+    brian_record, torch_record, report = paired(from_brian2(_script(tmp_path, SHARED_SYNAPTIC)))
+    assert report.identical
+    by_hand = np.r_[0.0, 0.0, np.exp(-0.1 * np.arange(8))]
+    np.testing.assert_allclose(torch_record.traces["target.v[0]"][:, 0], by_hand, rtol=1e-12, atol=0)

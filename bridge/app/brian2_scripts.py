@@ -24,6 +24,7 @@ the runs before it are imported, which is said.
 """
 import dataclasses
 import math
+import multiprocessing
 import os
 import runpy
 import sys
@@ -75,6 +76,36 @@ class _Run:
     objects: set         # the Brian2 objects it runs
     drawn: list          # what draws random numbers during the run (replaced by spikebridge's seeded draws)
     duration: float      # seconds, as the script gave it to run()
+
+
+class _SerialPool:
+    """multiprocessing.Pool as an import runs it: each call in the importing process, one after another (each
+    run() it reaches is read there; the runs of other networks are separate simulations)."""
+
+    def __init__(self, *args, **kwargs):
+        pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exception):
+        return False
+
+    def map(self, function, iterable, chunksize=None):
+        return [function(item) for item in iterable]
+
+    imap = imap_unordered = map
+
+    def starmap(self, function, iterable, chunksize=None):
+        return [function(*item) for item in iterable]
+
+    def apply(self, function, args=(), kwds=None):
+        return function(*args, **(kwds or {}))
+
+    def close(self):
+        pass
+
+    join = terminate = close
 
 
 class _Restored(BaseException):
@@ -136,6 +167,7 @@ def _execute(path):
         return restore(network, *args, **kwargs)
 
     brian2.Network.run, VariableView.set_item, brian2.Network.restore = intercept, write, rewind
+    pool, multiprocessing.Pool = multiprocessing.Pool, _SerialPool
     set_device, brian2.set_device = brian2.set_device, lambda *args, **kwargs: None  # any target runs the import
     previous, cwd, modules = brian2.prefs.codegen.target, os.getcwd(), set(sys.modules)
     float_type = brian2.prefs.core.default_float_dtype
@@ -158,7 +190,7 @@ def _execute(path):
                       f"do not run during the import: monitors are empty); imported those runs", stacklevel=3)
     finally:
         brian2.Network.run, brian2.set_device, VariableView.set_item = original, set_device, set_item
-        brian2.Network.restore = restore
+        brian2.Network.restore, multiprocessing.Pool = restore, pool
         brian2.prefs.codegen.target, brian2.prefs.core.default_float_dtype = previous, float_type
         os.chdir(cwd)
         sys.path.remove(str(path.parent))
