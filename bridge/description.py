@@ -3,7 +3,6 @@
 Validated dataclasses, JSON round trip through a registry keyed by type name. Quantities are strings in
 Brian2's notation ("10*ms"); arrays (weights, delays, spike times, current values) are SI floats.
 """
-import functools
 import json
 import math
 from dataclasses import MISSING, dataclass, field, fields, is_dataclass
@@ -334,8 +333,11 @@ class Projection:
 
     def __post_init__(self):
         check_name(self.name, "Projection.name")
-        for attr in ("i", "j"):
-            set_field(self, attr, frozen(getattr(self, attr)))
+        # a sparse projection's (i, j) as int64 arrays, converted once; the fields hold them as tuples
+        set_field(self, "index_arrays", tuple(_whole_numbers(getattr(self, attr), f"Projection {self.name!r}.{attr}")
+                                              for attr in ("i", "j")))
+        for attr, array in zip(("i", "j"), self.index_arrays):
+            set_field(self, attr, frozen(array))
         delays = self.delays
         set_field(self, "delays", {k: frozen(v) for k, v in delays.items()} if isinstance(delays, dict)
              else frozen(delays))
@@ -393,12 +395,7 @@ class Projection:
         """(i, j) of every synapse; a dense projection connects all pairs in row-major order."""
         if self.dense:
             return np.divmod(np.arange(n_source * n_target), n_target)
-        return self._index_arrays
-
-    @functools.cached_property
-    def _index_arrays(self):
-        """A sparse projection's (i, j) as int64 arrays, converted from the tuples once."""
-        return np.asarray(self.i, dtype=np.int64), np.asarray(self.j, dtype=np.int64)
+        return self.index_arrays
 
     def initial_delays(self, populations, pathway="pre", i=None, j=None):
         """Every synapse's delay in seconds at the start of the run on `pathway`: from `delays`, or from the delay
@@ -528,7 +525,7 @@ class Network:
         n_source, n_target = self.width(proj.source), self.width(proj.target)
         if not proj.dense:
             for attr, n in (("i", n_source), ("j", n_target)):
-                _indices(getattr(proj, attr), n, f"Projection {proj.name!r}.{attr}")
+                _check_range(proj.index_arrays[attr == "j"], n, f"Projection {proj.name!r}.{attr}")
         n_synapses = len(proj.i) if not proj.dense else n_source * n_target
         expected = (n_synapses,) if not proj.dense else (n_source, n_target)
         for name, value in proj.values.items():
@@ -746,15 +743,25 @@ def check_dtype(dtype, where):
 
 def _indices(values, n, where):
     """Neuron indices as int64, each a whole number in 0..n-1 (1.7 is refused, not truncated)."""
+    values = _whole_numbers(values, where)
+    _check_range(values, n, where)
+    return values
+
+
+def _whole_numbers(values, where):
+    """Indices as int64, each a whole number (1.7 is refused, not truncated)."""
     values = np.asarray(values).reshape(-1)
     if not np.issubdtype(values.dtype, np.integer):
         values = finite_array(values, where)
         fractional = values[values != np.round(values)]
         if len(fractional):
             raise DescriptionError(where, f"{float(fractional[0])!r} is not a whole number; indices are integers")
-    if len(values) and (values.min() < 0 or values.max() >= n):
-        raise DescriptionError(where, f"index out of range 0..{n - 1}")
     return values.astype(np.int64)
+
+
+def _check_range(indices, n, where):
+    if len(indices) and (indices.min() < 0 or indices.max() >= n):
+        raise DescriptionError(where, f"index out of range 0..{n - 1}")
 
 
 def encode(obj):
