@@ -13,18 +13,18 @@ from bridge.names import record_key
 from bridge.plan import lower
 from bridge.record import Record
 from brian_models import dynamic_delays
-from bridge.program import program, state_monitors
+from bridge.program import NATIVE, program, state_monitors
 
 TARGETS = ("numpy", "cython", "cpp_standalone")
 
 
-def build(plan, target="numpy", native_noise=False):
+def build(plan, target="numpy", native=()):
     """Brian2 objects for a Plan (bridge/plan.py): ({name: object}, monitors, delay refreshers), ready to run.
     The objects are those of the plan's Brian2 program (bridge/program.py: what an export prints), with
     spikebridge's queue installed where delays change. Each delay refresher re-reads a 'between_runs'
-    projection's delay variable; call them before each run(). `native_noise`: xi, rand() and randn() drawn by
-    Brian2 itself, not the plan's draws."""
-    code = program(plan, native_noise)
+    projection's delay variable; call them before each run(). `native`: what Brian2 draws itself, not the plan's
+    draws (bridge/program.py: NATIVE)."""
+    code = program(plan, native)
     created = code.execute()
     objects, monitors = ({name: created[name] for name in names} for names in (code.objects, code.monitors))
     refreshers = []
@@ -73,7 +73,8 @@ def check_target(plan, target):
 
 def run(simulation, target="numpy", build_dir=None, native_noise_seed=None):
     """Run a Simulation (or its Plan) in Brian2 and return the common Record (float64, SI units).
-    `native_noise_seed`: draw the noise with Brian2's own generator, seeded so (independent of torch's)."""
+    `native_noise_seed`: draw the noise and the Poisson inputs with Brian2's own generator, seeded so (independent
+    of torch's)."""
     plan = lower(simulation)
     check_target(plan, target)
     temporary = target == "cpp_standalone" and build_dir is None
@@ -83,7 +84,7 @@ def run(simulation, target="numpy", build_dir=None, native_noise_seed=None):
     else:
         brian2.prefs.codegen.target = target
     try:
-        objects, monitors, refreshers = build(plan, target, native_noise=native_noise_seed is not None)
+        objects, monitors, refreshers = build(plan, target, NATIVE if native_noise_seed is not None else ())
         if native_noise_seed is not None:
             brian2.seed(native_noise_seed)
         network = Network(*objects.values(), *monitors.values())

@@ -109,9 +109,13 @@ def poisson_trains(name, n, rate, seed, n_steps, dt):
     return SpikeGeneratorGroup(n, indices, steps * dt, name=name, dt=dt)
 
 
-def program(plan, native_noise=False):
-    """The Program of a Plan. `native_noise`: white noise and rand() / randn() left to Brian2 (the model's own
-    code), not the plan's draws."""
+NATIVE = ("noise", "inputs")
+
+
+def program(plan, native=()):
+    """The Program of a Plan. `native`: what Brian2 draws itself instead of the plan's draws, among NATIVE:
+    'noise' (white noise, rand() and randn(): the model's own code), 'inputs' (PoissonTrains as Brian2's
+    PoissonGroup, PoissonInputs as Brian2's PoissonInput)."""
     code = Program()
     code.add(f"dt = {code.value(plan.dt * brian2.second, plan.simulation.run.timing.dt)}")
     constructs = ((_population, plan.populations), (_source, plan.sources), (_current, plan.currents),
@@ -119,7 +123,7 @@ def program(plan, native_noise=False):
                   (_projection, plan.projections))
     for emit, elements in constructs:
         for element in elements.values():
-            emit(code, element, plan, native_noise)
+            emit(code, element, plan, native)
     _links(code, plan)
     _monitors(code, plan)
     return code
@@ -137,8 +141,8 @@ def _namespace(code, values, parameters):
     return code.value(written)
 
 
-def _population(code, population, plan, native_noise):
-    model = population.model
+def _population(code, population, plan, native):
+    model, native_noise = population.model, "noise" in native
     lowered = model if native_noise else population
     namespace = brian_parse.brian_namespace(model.parameters) if native_noise else population.namespace
     refractory = brian_parse.refractory(model.refractory)
@@ -164,8 +168,18 @@ def _uniform(values):
     return values[0] if len(values) and np.all(values == values[0]) else values
 
 
-def _source(code, source, plan, native_noise):
+def _source(code, source, plan, native):
     described = _described(plan, "sources", source.name)
+    if isinstance(described, PoissonTrains) and "inputs" in native:  # Brian2's own draws
+        rate = described.rate
+        if isinstance(rate, str):
+            rates, namespace = code.value(parse_quantity(rate, "rate"), rate), "None"
+        else:
+            rates = repr(f"{source.name}_rates(t{', i' if np.ndim(rate.values) == 2 else ''})")
+            namespace = code.value({f"{source.name}_rates": brian_parse.brian_timed_array(rate)})
+        code.add(f"{source.name} = PoissonGroup({source.n}, {rates}, namespace={namespace}, name={source.name!r}, "
+                 "dt=dt)", creates=source.name)
+        return
     if isinstance(described, PoissonTrains):
         code.helper(poisson_spikes)
         code.helper(poisson_trains)
@@ -179,7 +193,7 @@ def _source(code, source, plan, native_noise):
              f"{code.value(times)}, name={source.name!r}, dt=dt)", creates=source.name)
 
 
-def _current(code, current, plan, native_noise):
+def _current(code, current, plan, native):
     """A CurrentInjection: a TimedArray of one row per step, set before the state update."""
     dim = brian_parse.equations(plan.populations[current.target].model.equations)[current.variable].dim
     values = TimedArray(brian2.Quantity(current.values, dim=dim), dt=plan.dt * brian2.second)
@@ -188,15 +202,15 @@ def _current(code, current, plan, native_noise):
              f"when='before_groups', name={current.name!r}, dt=dt)", creates=current.name)
 
 
-def _construct(code, entry, plan, native_noise):
+def _construct(code, entry, plan, native):
     """The plan entry of a construct module (bridge/constructs/): the statements it adds itself."""
-    entry.brian2(code, plan)
+    entry.brian2(code, plan, native)
 
 
-def _operation(code, operation, plan, native_noise):
+def _operation(code, operation, plan, native):
     """An Operation: run_regularly on the target (or the subgroup it names); the plan's draws in the target's
     namespace."""
-    described, n = operation.operation, plan.populations[operation.target].n
+    described, n, native_noise = operation.operation, plan.populations[operation.target].n, "noise" in native
     if not native_noise and operation.namespace:
         code.add(f"{operation.target}.namespace.update({code.value(operation.namespace)})")
     whole = (operation.start, operation.stop) == (0, n)
@@ -207,7 +221,7 @@ def _operation(code, operation, plan, native_noise):
              f"dt={period}, when={described.when!r}, name={operation.name!r})", creates=operation.name)
 
 
-def _projection(code, proj, plan, native_noise):
+def _projection(code, proj, plan, native):
     synapse = proj.synapse
     method = f", method={synapse.method!r}" if synapse.method else ""
     on_event = f", on_event={code.value(dict(synapse.on_event))}" if synapse.on_event else ""

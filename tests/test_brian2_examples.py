@@ -17,7 +17,8 @@ from bridge.app.paired import independent_noise_run
 from bridge.record import Record
 from torch_models import run as run_torch
 from bridge.errors import DescriptionError
-from bridge.description import NeuronModel, Network, Population, RunSettings, Simulation
+from bridge.description import (NeuronModel, Network, PoissonInput, PoissonTrains, Population, Projection, RunSettings,
+                                Simulation, SynapseModel)
 from bridge.plan import lower
 
 EXAMPLES = Path(__file__).parent / "brian2_examples"
@@ -242,3 +243,21 @@ def test_white_noise_under_another_method_is_refused():
     simulation = Simulation(Network((Population("cells", model, 2),)), RunSettings("1*ms"))
     with pytest.raises(DescriptionError, match=r"Population 'cells'.model.method: 'heun' with white noise \['xi'\]"):
         lower(simulation)
+
+
+@pytest.mark.slow
+def test_brian2_draws_its_own_poisson_inputs_in_the_stochastic_class():
+    """Counters that spike at every 4th input (weight 0.25, threshold 1): 100 Hz of PoissonTrains, one train per
+    cell, and a PoissonInput of 10 x 10 Hz, 200 input events a second, give 50 Hz. With independent noise Brian2
+    draws both itself (PoissonGroup, PoissonInput): its spikes differ from torch's, its rates do not."""
+    counter = NeuronModel("dv/dt = 0/ms : 1", threshold="v >= 1", reset="v = 0", method="euler")
+    synapse = SynapseModel("w : 1", on_pre="v_post += w")
+    network = Network((Population("cells", counter, 200),), (PoissonTrains("drive", 200, "100*Hz"),),
+                      projections=(Projection("one_to_one", "drive", "cells", synapse, i=range(200), j=range(200),
+                                              values={"w": "0.25"}),),
+                      poisson_inputs=(PoissonInput("background", "cells", "v", 10, "10*Hz", "0.25"),))
+    brian_records, torch_records, report = independent_noise_run(Simulation(network, RunSettings("300*ms")))
+    assert report.passed, report.text()
+    for backend in ("brian2", "torch"):
+        assert report.statistics["cells"][backend]["rate"] == pytest.approx(50, rel=0.05)
+    assert all(b.spike_set("cells") != t.spike_set("cells") for b, t in zip(brian_records, torch_records))

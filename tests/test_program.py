@@ -33,8 +33,8 @@ def contents(obj):
 def built_and_exported(simulation, folder):
     """{name: contents} of the objects build() makes (Brian2's own noise, as exported) and of those the
     exported script makes, by the script's variable names."""
-    code = program(lower(simulation), native_noise=True)
-    objects, monitors, _ = build(lower(simulation), native_noise=True)
+    code = program(lower(simulation), native=("noise",))
+    objects, monitors, _ = build(lower(simulation), native=("noise",))
     built = {name: contents(obj) for name, obj in {**objects, **monitors}.items()}
     script = folder / "exported.py"
     script.write_text(to_brian2(simulation))

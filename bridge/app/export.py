@@ -30,7 +30,7 @@ def to_brian2(simulation):
             raise DescriptionError(f"PoissonInput {poisson.name!r}.weight", "a weight that changes in time: its "
                                    "import from an exported script is not written yet; export with a constant weight")
     plan = lower(simulation)
-    code = program(plan, native_noise=True)
+    code = program(plan, native=("noise",))
     net = simulation.network
     registries = {POISSON_REGISTRY: {s.name: (s.rate, s.seed) for s in net.sources if isinstance(s, PoissonTrains)},
                   POISSON_INPUT_REGISTRY: {p.name: p.registry_entry() for p in net.poisson_inputs}}

@@ -110,16 +110,23 @@ class PoissonInputPlan:
     n: int
     order: int = ORDER
 
-    def brian2(self, code, plan):
-        """Its Brian2 statements in the plan's program (bridge/program.py): the helper below, called."""
-        code.helper(poisson_counts)
-        code.helper(poisson_input)
+    def brian2(self, code, plan, native):
+        """Its Brian2 statements in the plan's program (bridge/program.py): the helper below, called; Brian2's
+        own PoissonInput where Brian2 draws the inputs itself ('inputs' in `native`)."""
         dim = checks.variable_dims(plan.populations[self.target].model)[self.variable]
         rate = code.value(parse_quantity(self.described.rate, "rate"), self.described.rate)
         weight = self.described.weight
         weight = code.value(brian_parse.brian_timed_array(weight)) if isinstance(weight, timed_array.TimedArray) \
             else code.value(brian2.Quantity(self.weights[0], dim=dim), weight)
         group = self.target if (self.start, self.stop) == (0, self.n) else f"{self.target}[{self.start}:{self.stop}]"
+        if "inputs" in native:
+            code.add(f"{self.target}.namespace[{self.name + '_weight'!r}] = {weight}")
+            read = f"{self.name}_weight" + ("(t)" if isinstance(self.described.weight, timed_array.TimedArray) else "")
+            code.add(f"{self.name} = PoissonInput({group}, {self.variable!r}, {self.described.n}, {rate}, "
+                     f"{read!r})", creates=self.name)  # Brian2 names it (PoissonInput takes no name)
+            return
+        code.helper(poisson_counts)
+        code.helper(poisson_input)
         code.add(f"{self.name} = poisson_input({group}, {self.name!r}, {self.variable!r}, {self.described.n}, "
                  f"{rate}, {weight}, {self.described.seed}, {plan.n_steps}, dt)", creates=self.name)
 
