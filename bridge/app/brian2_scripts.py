@@ -600,6 +600,9 @@ class _Importer:
         return PoissonTrains(group.name, len(group), one_row)  # a rate per neuron, held for the whole run
 
     def _projection(self, syn):
+        linked = [eq.varname for eq in syn.equations.ordered if "linked" in eq.flags]
+        if linked:
+            self.fail(syn, f"the linked variables {linked} of synapses")
         pathways = {pathway.objname: pathway for pathway in syn._pathways}
         updaters = [syn.state_updater] if syn.state_updater is not None else []
         self._check_children(syn, [*syn._pathways, *updaters, *syn.summed_updaters.values()])
