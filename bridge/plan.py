@@ -294,6 +294,10 @@ def _refuse_random_calls(where, *codes):
 def _projection(proj, timing, populations, sizes):
     _refuse_random_calls(f"Projection {proj.name!r}.synapse", proj.synapse.model,
                          *(code for _, code, _ in proj.synapse.pathways().values()))
+    noise = sorted(brian2.Equations(proj.synapse.model).stochastic_variables)
+    if noise:
+        raise DescriptionError(f"Projection {proj.name!r}.synapse.model", f"white noise {noise}: both backends share "
+                                                                          "the white noise of populations only")
     i, j = proj.synapses(sizes[proj.source], sizes[proj.target])
     rule, quantities = timing.delay_rule(proj), brian_namespace(proj.synapse.parameters)
     shape = (sizes[proj.source], sizes[proj.target]) if proj.dense else (len(i),)

@@ -139,6 +139,10 @@ CASES = {  # name: (change to the base data, what the message must say)
         r"PoissonInput 'drive'.stop: neurons 5..99 out of range; need 0 <= start < stop <= n = 20"),
     "event the model lacks": (set_in(lambda d: d["run"], "events", ["lif_euler.burst"]),
                               r"RunSettings.events\['lif_euler.burst'\]: 'lif_euler' has the custom events \[\]"),
+    "white noise in synapses": (set_in(lambda d: projection(d)["synapse"], "model",
+                                       "w : 1\ndc/dt = -c/(10*ms) + xi/sqrt(ms) : 1 (clock-driven)"),
+                                r"Projection 'input_to_lif'.synapse.model: white noise \['xi'\]: both backends share "
+                                r"the white noise of populations only"),
     "a billion neurons": (set_in(population, "n", 10**9), r"RunSettings.record\['lif_euler.v'\]: the run needs "
                                                           r"about [\d,]+ bytes \([\d,]+ for this part\)"),
 }
