@@ -232,10 +232,26 @@ def test_spike_statistics_by_hand():
     intervals = np.array([100, 200, 300])
     statistics = spike_statistics([record, record], "cells", 21)
     assert statistics["rate"] == pytest.approx((2000 + 4) / 21)
+    assert statistics["rate_se"] == pytest.approx(np.sqrt(2 * 2004) / (2 * 21))  # a Poisson count's, per 42 s
     assert statistics["cv"] == pytest.approx(intervals.std() / intervals.mean() / 21)
+    cvs = [0.0] * 40 + [intervals.std() / intervals.mean()] * 2
+    assert statistics["cv_se"] == pytest.approx(np.std(cvs, ddof=1) / np.sqrt(42))
     assert spike_statistics([record], "cells", 21)["cv"] is not None  # 21 trains of >= 3 spikes
     few = Record("torch", 1e-3, 1000, {"cells": (neurons[-4:], steps[-4:])}, {})
     assert spike_statistics([few], "cells", 21)["cv"] is None  # one train: too few to compare
+
+
+@pytest.mark.parametrize("per_second, passes", [(10, True), (1000, False)])
+def test_the_stochastic_class_allows_a_difference_small_samples_cannot_resolve(per_second, passes):
+    """Rates 10 % apart (one neuron, 5 seeds of 1 s): with 10 against 11 spikes a second the difference is
+    0.49 standard errors (5/sqrt(50 + 55)); with 1000 against 1100, 4.9: the class fails then."""
+    def records(count):
+        steps = np.linspace(0, 999, count).astype(int)
+        return [Record("x", 1e-3, 1000, {"cell": (np.zeros(count, int), steps)}, {}) for _ in range(5)]
+    report = compare_statistics(records(per_second), records(per_second * 11 // 10), {"cell": 1})
+    assert report.differences()[("cell", "rate")] == pytest.approx(0.1)
+    assert report.z_scores()[("cell", "rate")] == pytest.approx(0.5 * per_second / np.sqrt(10.5 * per_second))
+    assert report.passed == passes
 
 
 def test_white_noise_under_another_method_is_refused():

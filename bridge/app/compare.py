@@ -5,7 +5,9 @@
 - float32: at least FLOAT32_MATCHED of the spikes matched within ±k steps, and every divergence explained by a
   threshold crossing closer than NEAR_THRESHOLD_EPS float eps (or as following from an earlier divergence).
 - stochastic (independent noise in each backend): over several seeds, every population's mean firing rate and
-  mean CV of interspike intervals within STOCHASTIC_RTOL of Brian2's (`compare_statistics`).
+  mean CV of interspike intervals within STOCHASTIC_RTOL of Brian2's, or, where the samples are too small to
+  say that, within STOCHASTIC_Z standard errors of the difference (rates: spike counts as Poisson counts; CVs:
+  the spread of the trains' CVs) (`compare_statistics`).
 The report names the first divergence: step, neuron, how far torch's state was from threshold."""
 from collections import Counter
 from dataclasses import asdict, dataclass, field
@@ -17,6 +19,7 @@ TRACE_RTOL = 1e-9          # exact class: traces within this, relative to the tr
 FLOAT32_MATCHED = 0.99     # float32 class: fraction of spikes matched within ±k steps
 NEAR_THRESHOLD_EPS = 1e3   # a crossing counts as "near threshold" within this many float eps of the state scale
 STOCHASTIC_RTOL = 0.05     # stochastic class: mean rate and CV over seeds within this, relative to Brian2's
+STOCHASTIC_Z = 3.0         # ... or their difference within this many standard errors (small samples)
 STOCHASTIC_MIN_SEEDS = 5
 CV_MIN_TRAINS = 20         # a mean CV needs this many spike trains with at least 3 spikes (else not compared)
 
@@ -169,19 +172,23 @@ def compare(reference, candidate, sizes, tolerance_class="exact", k=1, eps=np.fi
 
 
 def spike_statistics(records, population, n):
-    """{'rate': mean firing rate (Hz), 'cv': mean coefficient of variation of the interspike intervals of the
-    neurons with at least 3 spikes (None when fewer than CV_MIN_TRAINS such trains), 'trains': their number}
-    of a population over records (one per seed)."""
-    rates, cvs = [], []
+    """{'rate': mean firing rate (Hz), 'rate_se': its standard error (the spike count a Poisson count),
+    'cv': mean coefficient of variation of the interspike intervals of the neurons with at least 3 spikes (None
+    when fewer than CV_MIN_TRAINS such trains), 'cv_se': its standard error, 'trains': their number} of a
+    population over records (one per seed, of equal length)."""
+    spikes, cvs = 0, []
     for record in records:
         neurons, steps = record.spikes[population]
-        rates.append(len(steps) / (n * record.n_steps * record.dt))
+        spikes += len(steps)
         for neuron in range(n):
             intervals = np.diff(steps[neurons == neuron])
             if len(intervals) >= 2:
                 cvs.append(intervals.std() / intervals.mean())
-    return {"rate": float(np.mean(rates)), "cv": float(np.mean(cvs)) if len(cvs) >= CV_MIN_TRAINS else None,
-            "trains": len(cvs)}
+    exposure = n * sum(record.n_steps * record.dt for record in records)  # neuron-seconds
+    compared = len(cvs) >= CV_MIN_TRAINS
+    return {"rate": spikes / exposure, "rate_se": np.sqrt(spikes) / exposure,
+            "cv": float(np.mean(cvs)) if compared else None,
+            "cv_se": float(np.std(cvs, ddof=1) / np.sqrt(len(cvs))) if compared else None, "trains": len(cvs)}
 
 
 @dataclass
@@ -195,26 +202,47 @@ class StochasticReport:
         return {(population, name): _relative(by_backend["brian2"][name], by_backend["torch"][name])
                 for population, by_backend in self.statistics.items() for name in ("rate", "cv")}
 
+    def z_scores(self):
+        """{(population, statistic): the difference of torch's from Brian2's in standard errors (0 when either
+        is not compared)}."""
+        scores = {}
+        for population, by_backend in self.statistics.items():
+            for name in ("rate", "cv"):
+                brian, torch = by_backend["brian2"], by_backend["torch"]
+                if brian[name] is None or torch[name] is None:
+                    scores[(population, name)] = 0.0
+                    continue
+                error = np.hypot(brian[f"{name}_se"], torch[f"{name}_se"])
+                difference = abs(torch[name] - brian[name])
+                scores[(population, name)] = difference / error if error else 0.0 if not difference else np.inf
+        return scores
+
     @property
     def passed(self):
-        return self.seeds >= STOCHASTIC_MIN_SEEDS and all(d <= STOCHASTIC_RTOL for d in self.differences().values())
+        scores = self.z_scores()
+        return self.seeds >= STOCHASTIC_MIN_SEEDS and all(
+            difference <= STOCHASTIC_RTOL or scores[key] <= STOCHASTIC_Z for key, difference in
+            self.differences().items())
 
     def to_dict(self):
         return {"tolerance_class": self.tolerance_class, "seeds": self.seeds, "statistics": self.statistics,
                 "relative_differences": {f"{pop}.{name}": d for (pop, name), d in self.differences().items()},
+                "standard_errors": {f"{pop}.{name}": z for (pop, name), z in self.z_scores().items()},
                 "passed": self.passed}
 
     def text(self):
         lines = [f"tolerance class: stochastic ({self.seeds} seeds, independent noise; rates and CV within "
-                 f"{100 * STOCHASTIC_RTOL:g} %)   passed: {'yes' if self.passed else 'NO'}"]
-        differences = self.differences()
+                 f"{100 * STOCHASTIC_RTOL:g} % or {STOCHASTIC_Z:g} standard errors)   passed: "
+                 f"{'yes' if self.passed else 'NO'}"]
+        differences, scores = self.differences(), self.z_scores()
         for population, by_backend in self.statistics.items():
             for name in ("rate", "cv"):
                 values = ", ".join(f"{backend} {stats[name]:.4g}" if stats[name] is not None else
                                    f"{backend}: {stats['trains']} trains of >= 3 spikes, too few to compare"
                                    for backend, stats in by_backend.items())
                 lines.append(f"  {population} {name}: {values} (relative difference "
-                             f"{100 * differences[(population, name)]:.2f} %)")
+                             f"{100 * differences[(population, name)]:.2f} %, "
+                             f"{scores[(population, name)]:.2f} standard errors)")
         return "\n".join(lines)
 
 
