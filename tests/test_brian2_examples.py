@@ -229,28 +229,34 @@ def test_spike_statistics_by_hand():
     neurons = np.concatenate([np.repeat(np.arange(20), 100), [20] * 4])
     steps = np.concatenate([np.tile(regular, 20), [0, 100, 300, 600]])
     record = Record("torch", 1e-3, 1000, {"cells": (neurons, steps)}, {})
+    few = Record("torch", 1e-3, 1000, {"cells": (neurons[-4:], steps[-4:])}, {})  # neuron 20 alone
     intervals = np.array([100, 200, 300])
+    cv = intervals.std() / intervals.mean()
     statistics = spike_statistics([record, record], "cells", 21)
     assert statistics["rate"] == pytest.approx((2000 + 4) / 21)
-    assert statistics["rate_se"] == pytest.approx(np.sqrt(2 * 2004) / (2 * 21))  # a Poisson count's, per 42 s
-    assert statistics["cv"] == pytest.approx(intervals.std() / intervals.mean() / 21)
-    cvs = [0.0] * 40 + [intervals.std() / intervals.mean()] * 2
-    assert statistics["cv_se"] == pytest.approx(np.std(cvs, ddof=1) / np.sqrt(42))
+    assert statistics["cv"] == pytest.approx(cv / 21)
+    assert statistics["rate_se"] == statistics["cv_se"] == 0  # the same in both seeds
+    statistics = spike_statistics([record, few], "cells", 21)  # seeds differ: the standard error of two values
+    assert statistics["rate"] == pytest.approx((2004 + 4) / 42)  # is half their difference
+    assert statistics["rate_se"] == pytest.approx(2000 / 21 / 2)
+    assert statistics["cv"] == pytest.approx(2 * cv / 22)  # 22 trains, two of them irregular
+    assert statistics["cv_se"] == pytest.approx((cv - cv / 21) / 2)
     assert spike_statistics([record], "cells", 21)["cv"] is not None  # 21 trains of >= 3 spikes
-    few = Record("torch", 1e-3, 1000, {"cells": (neurons[-4:], steps[-4:])}, {})
     assert spike_statistics([few], "cells", 21)["cv"] is None  # one train: too few to compare
 
 
-@pytest.mark.parametrize("per_second, passes", [(10, True), (1000, False)])
-def test_the_stochastic_class_allows_a_difference_small_samples_cannot_resolve(per_second, passes):
-    """Rates 10 % apart (one neuron, 5 seeds of 1 s): with 10 against 11 spikes a second the difference is
-    0.49 standard errors (5/sqrt(50 + 55)); with 1000 against 1100, 4.9: the class fails then."""
-    def records(count):
-        steps = np.linspace(0, 999, count).astype(int)
-        return [Record("x", 1e-3, 1000, {"cell": (np.zeros(count, int), steps)}, {}) for _ in range(5)]
-    report = compare_statistics(records(per_second), records(per_second * 11 // 10), {"cell": 1})
+@pytest.mark.parametrize("scale, passes", [(1, True), (100, False)])
+def test_the_stochastic_class_allows_a_difference_small_samples_cannot_resolve(scale, passes):
+    """Rates 10 % apart (one neuron, 5 seeds of 1 s), Brian2's counts 10*scale + (-2, 2, -1, 1, 0), torch's
+    scale more in each seed: the standard error of the difference is sqrt(2) x 1.58/sqrt(5) = 1.0 spikes/s, so the
+    difference is `scale` standard errors: 1 passes, 100 fails."""
+    def records(counts):
+        return [Record("x", 1e-3, 1000, {"cell": (np.zeros(k, int), np.linspace(0, 999, k).astype(int))}, {})
+                for k in counts]
+    counts = 10 * scale + np.array([-2, 2, -1, 1, 0])
+    report = compare_statistics(records(counts), records(counts + scale), {"cell": 1})
     assert report.differences()[("cell", "rate")] == pytest.approx(0.1)
-    assert report.z_scores()[("cell", "rate")] == pytest.approx(0.5 * per_second / np.sqrt(10.5 * per_second))
+    assert report.z_scores()[("cell", "rate")] == pytest.approx(scale, rel=1e-12)
     assert report.passed == passes
 
 
@@ -277,3 +283,4 @@ def test_brian2_draws_its_own_poisson_inputs_in_the_stochastic_class():
     for backend in ("brian2", "torch"):
         assert report.statistics["cells"][backend]["rate"] == pytest.approx(50, rel=0.05)
     assert all(b.spike_set("cells") != t.spike_set("cells") for b, t in zip(brian_records, torch_records))
+    assert torch_records[0].spike_set("cells") != torch_records[1].spike_set("cells")  # spikebridge's draw anew

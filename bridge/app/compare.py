@@ -6,8 +6,8 @@
   threshold crossing closer than NEAR_THRESHOLD_EPS float eps (or as following from an earlier divergence).
 - stochastic (independent noise in each backend): over several seeds, every population's mean firing rate and
   mean CV of interspike intervals within STOCHASTIC_RTOL of Brian2's, or, where the samples are too small to
-  say that, within STOCHASTIC_Z standard errors of the difference (rates: spike counts as Poisson counts; CVs:
-  the spread of the trains' CVs) (`compare_statistics`).
+  say that, within STOCHASTIC_Z standard errors of the difference (from the spread over seeds)
+  (`compare_statistics`).
 The report names the first divergence: step, neuron, how far torch's state was from threshold."""
 from collections import Counter
 from dataclasses import asdict, dataclass, field
@@ -172,23 +172,28 @@ def compare(reference, candidate, sizes, tolerance_class="exact", k=1, eps=np.fi
 
 
 def spike_statistics(records, population, n):
-    """{'rate': mean firing rate (Hz), 'rate_se': its standard error (the spike count a Poisson count),
-    'cv': mean coefficient of variation of the interspike intervals of the neurons with at least 3 spikes (None
-    when fewer than CV_MIN_TRAINS such trains), 'cv_se': its standard error, 'trains': their number} of a
-    population over records (one per seed, of equal length)."""
-    spikes, cvs = 0, []
+    """{'rate': mean firing rate (Hz), 'cv': mean coefficient of variation of the interspike intervals of the
+    neurons with at least 3 spikes (None when fewer than CV_MIN_TRAINS such trains), 'trains': their number,
+    'rate_se' and 'cv_se': the standard errors of both, from their spread over the records} of a population over
+    records (one per seed, of equal length). The spread over seeds, not a Poisson count's, holds what neurons share
+    (a network's synchronous fluctuations)."""
+    rates, cvs, per_record = [], [], []
     for record in records:
         neurons, steps = record.spikes[population]
-        spikes += len(steps)
-        for neuron in range(n):
-            intervals = np.diff(steps[neurons == neuron])
-            if len(intervals) >= 2:
-                cvs.append(intervals.std() / intervals.mean())
-    exposure = n * sum(record.n_steps * record.dt for record in records)  # neuron-seconds
+        rates.append(len(steps) / (n * record.n_steps * record.dt))
+        trains = [np.diff(steps[neurons == neuron]) for neuron in range(n)]
+        record_cvs = [intervals.std() / intervals.mean() for intervals in trains if len(intervals) >= 2]
+        cvs += record_cvs
+        per_record += [np.mean(record_cvs)] if record_cvs else []
     compared = len(cvs) >= CV_MIN_TRAINS
-    return {"rate": spikes / exposure, "rate_se": np.sqrt(spikes) / exposure,
+    return {"rate": float(np.mean(rates)), "rate_se": _standard_error(rates),
             "cv": float(np.mean(cvs)) if compared else None,
-            "cv_se": float(np.std(cvs, ddof=1) / np.sqrt(len(cvs))) if compared else None, "trains": len(cvs)}
+            "cv_se": _standard_error(per_record) if compared else None, "trains": len(cvs)}
+
+
+def _standard_error(values):
+    """The standard error of the mean of values (one per seed); 0 for fewer than two."""
+    return float(np.std(values, ddof=1) / np.sqrt(len(values))) if len(values) > 1 else 0.0
 
 
 @dataclass

@@ -51,7 +51,8 @@ def compare_records(simulation, brian_record, torch_record, dtype, k=1):
 
 def independent_noise_run(simulation, seeds=STOCHASTIC_MIN_SEEDS, target="numpy", dtype=None, progress=False):
     """The stochastic class: Brian2 with its own random numbers (brian2.seed(s)) and torch with spikebridge's
-    draws (noise_seed s), for seeds s = 0..seeds-1, compared by rates and CV (bridge/app/compare.py).
+    draws (noise_seed s; the seed of every PoissonTrains and PoissonInput moved on by s), for seeds
+    s = 0..seeds-1, compared by rates and CV (bridge/app/compare.py).
 
     Returns (brian_records, torch_records, report)."""
     run_brian, run_torch = backends()
@@ -59,8 +60,18 @@ def independent_noise_run(simulation, seeds=STOCHASTIC_MIN_SEEDS, target="numpy"
         raise DescriptionError("seeds", f"{seeds}; the stochastic class needs at least {STOCHASTIC_MIN_SEEDS}")
     brian_records, torch_records = [], []
     for seed in range(seeds):
-        plan = lower(dataclasses.replace(simulation, run=dataclasses.replace(simulation.run, noise_seed=seed)))
+        plan = lower(_seeded(simulation, seed))
         brian_records.append(run_brian(plan, target=target, native_noise_seed=seed))
         torch_records.append(run_torch(plan, dtype=dtype or plan.dtype, progress=progress))
     sizes = {name: p.n for name, p in plan.populations.items()}
     return brian_records, torch_records, compare_statistics(brian_records, torch_records, sizes)
+
+
+def _seeded(simulation, seed):
+    """The simulation drawing its seed-th numbers: noise_seed `seed`, Poisson inputs' seeds moved on by it."""
+    net = simulation.network
+    moved = lambda element: dataclasses.replace(element, seed=element.seed + seed) if hasattr(element, "seed") \
+        else element
+    network = dataclasses.replace(net, sources=tuple(map(moved, net.sources)),
+                                  poisson_inputs=tuple(map(moved, net.poisson_inputs)))
+    return dataclasses.replace(simulation, network=network, run=dataclasses.replace(simulation.run, noise_seed=seed))
