@@ -6,7 +6,7 @@
   threshold crossing closer than NEAR_THRESHOLD_EPS float eps (or as following from an earlier divergence).
 - stochastic (independent noise in each backend): over several seeds, every population's mean firing rate and
   mean CV of interspike intervals within STOCHASTIC_RTOL of Brian2's, or, where the samples are too small to
-  say that, within STOCHASTIC_Z standard errors of the difference (from the spread over seeds)
+  say that, a difference that the two-sample t-test over seeds does not find at significance STOCHASTIC_P
   (`compare_statistics`).
 The report names the first divergence: step, neuron, how far torch's state was from threshold."""
 from collections import Counter
@@ -14,12 +14,14 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 from scipy.signal import lfilter
+from scipy.stats import t as student_t
+from scipy.stats import ttest_ind_from_stats
 
 TRACE_RTOL = 1e-9          # exact class: traces within this, relative to the trace's largest magnitude
 FLOAT32_MATCHED = 0.99     # float32 class: fraction of spikes matched within ±k steps
 NEAR_THRESHOLD_EPS = 1e3   # a crossing counts as "near threshold" within this many float eps of the state scale
 STOCHASTIC_RTOL = 0.05     # stochastic class: mean rate and CV over seeds within this, relative to Brian2's
-STOCHASTIC_Z = 3.0         # ... or their difference within this many standard errors (small samples)
+STOCHASTIC_P = 1e-3        # ... or their difference not significant at this level (t-test over seeds; small samples)
 STOCHASTIC_MIN_SEEDS = 5
 CV_MIN_TRAINS = 20         # a mean CV needs this many spike trains with at least 3 spikes (else not compared)
 
@@ -174,7 +176,8 @@ def compare(reference, candidate, sizes, tolerance_class="exact", k=1, eps=np.fi
 def spike_statistics(records, population, n):
     """{'rate': mean firing rate (Hz), 'cv': mean coefficient of variation of the interspike intervals of the
     neurons with at least 3 spikes (None when fewer than CV_MIN_TRAINS such trains), 'trains': their number,
-    'rate_se' and 'cv_se': the standard errors of both, from their spread over the records} of a population over
+    'rate_se' and 'cv_se': the standard errors of both, from their spread over the records ('rate_samples' and
+    'cv_samples' records, those with trains for the CV)} of a population over
     records (one per seed, of equal length). The spread over seeds, not a Poisson count's, holds what neurons share
     (a network's synchronous fluctuations)."""
     rates, cvs, per_record = [], [], []
@@ -186,9 +189,9 @@ def spike_statistics(records, population, n):
         cvs += record_cvs
         per_record += [np.mean(record_cvs)] if record_cvs else []
     compared = len(cvs) >= CV_MIN_TRAINS
-    return {"rate": float(np.mean(rates)), "rate_se": _standard_error(rates),
-            "cv": float(np.mean(cvs)) if compared else None,
-            "cv_se": _standard_error(per_record) if compared else None, "trains": len(cvs)}
+    return {"rate": float(np.mean(rates)), "rate_se": _standard_error(rates), "rate_samples": len(rates),
+            "cv": float(np.mean(cvs)) if compared else None, "cv_se": _standard_error(per_record) if compared else None,
+            "cv_samples": len(per_record), "trains": len(cvs)}
 
 
 def _standard_error(values):
@@ -208,36 +211,41 @@ class StochasticReport:
                 for population, by_backend in self.statistics.items() for name in ("rate", "cv")}
 
     def z_scores(self):
-        """{(population, statistic): the difference of torch's from Brian2's in standard errors (0 when either
-        is not compared)}."""
+        """{(population, statistic): (Student's t of the difference of torch's from Brian2's, the value it may
+        reach at significance STOCHASTIC_P)}: the two-sample t-test over seeds, variances pooled (under the class's
+        hypothesis both backends draw from one distribution); (0, inf) when either is not compared."""
         scores = {}
         for population, by_backend in self.statistics.items():
             for name in ("rate", "cv"):
                 brian, torch = by_backend["brian2"], by_backend["torch"]
-                if brian[name] is None or torch[name] is None:
-                    scores[(population, name)] = 0.0
+                samples = [stats[f"{name}_samples"] for stats in (brian, torch)]
+                if brian[name] is None or torch[name] is None or sum(samples) < 3:
+                    scores[(population, name)] = (0.0, np.inf)
                     continue
-                error = np.hypot(brian[f"{name}_se"], torch[f"{name}_se"])
-                difference = abs(torch[name] - brian[name])
-                scores[(population, name)] = difference / error if error else 0.0 if not difference else np.inf
+                spread = [stats[f"{name}_se"] * np.sqrt(n) for stats, n in zip((brian, torch), samples)]
+                t_value = abs(ttest_ind_from_stats(brian[name], spread[0], samples[0], torch[name], spread[1],
+                                                   samples[1]).statistic)
+                scores[(population, name)] = (0.0 if np.isnan(t_value) else float(t_value),
+                                              float(student_t.ppf(1 - STOCHASTIC_P / 2, sum(samples) - 2)))
         return scores
 
     @property
     def passed(self):
         scores = self.z_scores()
         return self.seeds >= STOCHASTIC_MIN_SEEDS and all(
-            difference <= STOCHASTIC_RTOL or scores[key] <= STOCHASTIC_Z for key, difference in
+            difference <= STOCHASTIC_RTOL or scores[key][0] <= scores[key][1] for key, difference in
             self.differences().items())
 
     def to_dict(self):
         return {"tolerance_class": self.tolerance_class, "seeds": self.seeds, "statistics": self.statistics,
                 "relative_differences": {f"{pop}.{name}": d for (pop, name), d in self.differences().items()},
-                "standard_errors": {f"{pop}.{name}": z for (pop, name), z in self.z_scores().items()},
+                "standard_errors": {f"{pop}.{name}": {"difference": z, "allowed": allowed}
+                                    for (pop, name), (z, allowed) in self.z_scores().items()},
                 "passed": self.passed}
 
     def text(self):
         lines = [f"tolerance class: stochastic ({self.seeds} seeds, independent noise; rates and CV within "
-                 f"{100 * STOCHASTIC_RTOL:g} % or {STOCHASTIC_Z:g} standard errors)   passed: "
+                 f"{100 * STOCHASTIC_RTOL:g} %, or a difference not significant at p = {STOCHASTIC_P:g})   passed: "
                  f"{'yes' if self.passed else 'NO'}"]
         differences, scores = self.differences(), self.z_scores()
         for population, by_backend in self.statistics.items():
@@ -245,9 +253,10 @@ class StochasticReport:
                 values = ", ".join(f"{backend} {stats[name]:.4g}" if stats[name] is not None else
                                    f"{backend}: {stats['trains']} trains of >= 3 spikes, too few to compare"
                                    for backend, stats in by_backend.items())
+                score, allowed = scores[(population, name)]
                 lines.append(f"  {population} {name}: {values} (relative difference "
-                             f"{100 * differences[(population, name)]:.2f} %, "
-                             f"{scores[(population, name)]:.2f} standard errors)")
+                             f"{100 * differences[(population, name)]:.2f} %, {score:.2f} standard errors of "
+                             f"{allowed:.2f} allowed)")
         return "\n".join(lines)
 
 
