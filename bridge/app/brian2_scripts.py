@@ -6,9 +6,11 @@ sys.path); at its `run()` / `Network.run()` calls, which do not run, the network
 realized state (initial values drawn with rand(), connectivity from connect(p=...) or conditions, per-synapse
 values and delays, spike generator trains), with the constants their code names (the group's namespace, else
 the names where run() was called, as Brian2 resolves them: a function's locals too), dt (the groups';
-monitors and run_regularly may run every k steps), the run's duration and the monitors (what to record, of
-which elements, how often; spikes are always recorded). A construct the description cannot represent stops
-the import with an error naming the object and the construct.
+monitors and run_regularly may run every k steps), the float type (prefs.core.default_float_dtype, restored
+after), the run's duration and the monitors (what to record, of which elements, how often; spikes are always
+recorded, custom events where an EventMonitor records them). Synapses onto synapses come after the synapses
+they connect. A construct the description cannot represent stops the import with an error naming the object
+and the construct. A multiprocessing Pool runs its calls in the importing process, one after another.
 
 Spike sources drawn by spikebridge (PoissonTrains, PoissonInput), which an exported script lists in its
 SPIKEBRIDGE_POISSON and SPIKEBRIDGE_POISSON_INPUTS, are read back as such (checked against the draws); a Brian2
@@ -17,8 +19,9 @@ both backends receive the same ones). What a script draws during its run (Poisso
 noise, rand() in code run each step) is so replaced by spikebridge's seeded draws, and the import says so.
 
 Several run() calls: run() does not run during the import (monitors stay empty); the network is read at each
-call, and the values the script assigned between calls become Changes of run segments
-(bridge/constructs/run_changes.py); monitors created between runs record from the start. A run of other
+call (spike generators up to the run's end: a later run reaches later spikes), and the values the script
+assigned between calls become Changes of run segments (bridge/constructs/run_changes.py); monitors created
+between runs record from the start. A run of other
 objects, of a network changed in more than values, or a restore() after a run starts a separate simulation:
 the runs before it are imported, which is said.
 """
