@@ -239,8 +239,8 @@ def step(populations, states, t, dt, batch, synapses, groups=None):
                  for name, population in populations.items()}
     spikes = {name: spiked for name, (spiked, _, _) in crossings.items()}
     custom = {name: happened for name, (_, _, happened) in crossings.items()}
-    events = {**spikes, **{(name, event): happened for name, happened_of in custom.items()
-                           for event, happened in happened_of.items()}}
+    events = {**spikes, **{(name, event): happened for name, of_population in custom.items()
+                           for event, happened in of_population.items()}}
     synapses(events, states)
     states = linked(populations, states)
     states = {name: population.apply_reset(states[name], t, dt, spikes[name] > 0)
