@@ -60,9 +60,10 @@ def child(script, limit):
     except Exception as error:
         return row(stage="crosscheck failed", reason=f"{type(error).__name__}: {error}",
                    seconds=time.perf_counter() - start)
-    note = "" if stochastic is None else (f"stochastic class {'passed' if stochastic.passed else 'failed'}: rates and "
-                                          f"CVs within {100 * max(stochastic.differences().values(), default=0):.1f} "
-                                          f"% of Brian2's own draws ({stochastic.seeds} seeds)")
+    note = "" if stochastic is None else (f"stochastic class {'passed' if stochastic.passed else 'failed'} "
+                                          f"({stochastic.seeds} seeds): rates and CVs at most "
+                                          f"{100 * max(stochastic.differences().values(), default=0):.1f} % from "
+                                          "Brian2's own draws")
     passed = report.passed and (stochastic is None or stochastic.passed)
     row(stage="passed" if passed else "failed", tolerance="exact" + (" + stochastic" if draws else ""), note=note,
         identical=report.identical,
