@@ -76,7 +76,7 @@ def link_to_stand_ins(group):
     stand_ins = []
     for name in group.equations.names:
         if "linked" in group.equations[name].flags:
-            stand_in = NeuronGroup(len(group), f"{name} : {unit_text(group.equations[name].dim)}")
+            stand_in = NeuronGroup(len(group), f"{name} : {declared_type(group.equations[name])}")
             setattr(group, name, brian2.linked_var(stand_in, name))
             stand_ins.append(stand_in)
     return stand_ins

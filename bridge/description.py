@@ -524,8 +524,8 @@ class Network:
         source, target = self._endpoint(proj, "source"), self._endpoint(proj, "target")
         n_source, n_target = self.width(proj.source), self.width(proj.target)
         if not proj.dense:
-            for attr, n in (("i", n_source), ("j", n_target)):
-                _check_range(proj.index_arrays[attr == "j"], n, f"Projection {proj.name!r}.{attr}")
+            for attr, indices, n in zip(("i", "j"), proj.index_arrays, (n_source, n_target)):
+                _check_range(indices, n, f"Projection {proj.name!r}.{attr}")
         n_synapses = len(proj.i) if not proj.dense else n_source * n_target
         expected = (n_synapses,) if not proj.dense else (n_source, n_target)
         for name, value in proj.values.items():

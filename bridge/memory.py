@@ -65,9 +65,9 @@ def lowering_bytes(simulation):
 
 def torch_run_bytes(plan, batch, element_bytes, records):
     """{part: bytes} a torch forward pass of `batch` holds: per population its state and the spikes and margins
-    of every step (and the custom events recorded); per projection its event buffers (past events per neuron, or a per-synapse ring where delays
-    change) and per-synapse values; the traces of `records` {key: Recording} (gradients' saved tensors
-    come on top)."""
+    of every step (and the custom events recorded); per projection its event buffers (past events per neuron, or
+    a per-synapse ring where delays change) and per-synapse values; the traces of `records` {key: Recording}
+    (gradients' saved tensors come on top)."""
     size, n_steps = element_bytes, plan.n_steps
     parts = {f"Population {name!r}": batch * p.n * (len(plan.code.populations[name].variables) + 2 * n_steps) * size
              for name, p in plan.populations.items()}

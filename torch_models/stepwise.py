@@ -384,6 +384,8 @@ class StepwiseNetwork(SimulationModule):
 
     def connected(self, states, syn_states):
         """The states of what projections connect: populations' and the synapses of those onto synapses."""
+        if not self.synapse_groups:
+            return states
         return {**states, **{name: syn_states[name] for name in self.synapse_groups}}
 
     def groups_slot(self, t, states, syn_states, batch):
@@ -404,6 +406,7 @@ class StepwiseNetwork(SimulationModule):
         now and delivers the events due now, then the Poisson inputs add their counts (order 0), then every
         on_post pathway (order +1); by name within each. `spikes`: {population: spikes, (population, event):
         custom events}."""
+        connected = self.connected(states, syn_states)  # pathways replace entries of its state dicts only
         for _, _, name, part in self.synapses_order:
             if name is None:
                 self.poisson_input(part, n, states)
@@ -417,8 +420,7 @@ class StepwiseNetwork(SimulationModule):
                 emitted_with = proj.delays_now(states, syn_states[name]) if dynamic else delays[name]
             arrived = pathway.delivery.arrivals(buffers[(name, part)], events, n, emitted_with)
             if arrived is not None:
-                proj.deliver(pathway, arrived, syn_states[name], self.connected(states, syn_states), self.groups, t,
-                             self.dt)
+                proj.deliver(pathway, arrived, syn_states[name], connected, self.groups, t, self.dt)
 
     def poisson_input(self, name, n, states):
         """A PoissonInput's step (bridge/constructs/poisson_input.py): this step's increment added."""

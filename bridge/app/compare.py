@@ -210,7 +210,7 @@ class StochasticReport:
         return {(population, name): _relative(by_backend["brian2"][name], by_backend["torch"][name])
                 for population, by_backend in self.statistics.items() for name in ("rate", "cv")}
 
-    def z_scores(self):
+    def t_tests(self):
         """{(population, statistic): (Student's t of the difference of torch's from Brian2's, the value it may
         reach at significance STOCHASTIC_P)}: the two-sample t-test over seeds, variances pooled (under the class's
         hypothesis both backends draw from one distribution); (0, inf) when either is not compared."""
@@ -231,7 +231,7 @@ class StochasticReport:
 
     @property
     def passed(self):
-        scores = self.z_scores()
+        scores = self.t_tests()
         return self.seeds >= STOCHASTIC_MIN_SEEDS and all(
             difference <= STOCHASTIC_RTOL or scores[key][0] <= scores[key][1] for key, difference in
             self.differences().items())
@@ -239,15 +239,15 @@ class StochasticReport:
     def to_dict(self):
         return {"tolerance_class": self.tolerance_class, "seeds": self.seeds, "statistics": self.statistics,
                 "relative_differences": {f"{pop}.{name}": d for (pop, name), d in self.differences().items()},
-                "standard_errors": {f"{pop}.{name}": {"difference": z, "allowed": allowed}
-                                    for (pop, name), (z, allowed) in self.z_scores().items()},
+                "t_tests": {f"{pop}.{name}": {"t": t_value, "allowed": allowed}
+                            for (pop, name), (t_value, allowed) in self.t_tests().items()},
                 "passed": self.passed}
 
     def text(self):
         lines = [f"tolerance class: stochastic ({self.seeds} seeds, independent noise; rates and CV within "
                  f"{100 * STOCHASTIC_RTOL:g} %, or a difference not significant at p = {STOCHASTIC_P:g})   passed: "
                  f"{'yes' if self.passed else 'NO'}"]
-        differences, scores = self.differences(), self.z_scores()
+        differences, scores = self.differences(), self.t_tests()
         for population, by_backend in self.statistics.items():
             for name in ("rate", "cv"):
                 values = ", ".join(f"{backend} {stats[name]:.4g}" if stats[name] is not None else
@@ -255,8 +255,8 @@ class StochasticReport:
                                    for backend, stats in by_backend.items())
                 score, allowed = scores[(population, name)]
                 lines.append(f"  {population} {name}: {values} (relative difference "
-                             f"{100 * differences[(population, name)]:.2f} %, {score:.2f} standard errors of "
-                             f"{allowed:.2f} allowed)")
+                             f"{100 * differences[(population, name)]:.2f} %, t = {score:.2f} of {allowed:.2f} "
+                             "allowed)")
         return "\n".join(lines)
 
 

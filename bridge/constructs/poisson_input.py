@@ -64,8 +64,9 @@ class PoissonInput:
         if self.variable not in dims:
             raise DescriptionError(f"{where}.variable", f"unknown variable {self.variable!r}; population "
                                                         f"{population.name!r} has {sorted(dims)}")
-        if self.weight_dim() != dims[self.variable]:
-            raise DescriptionError(f"{where}.weight", f"{self.weight!r} has units {self.weight_dim()}; "
+        weight_dim = self.weight_dim()
+        if weight_dim != dims[self.variable]:
+            raise DescriptionError(f"{where}.weight", f"{self.weight!r} has units {weight_dim}; "
                                                       f"{self.variable} needs {dims[self.variable] or 'no units'}")
 
     def neurons(self, n_target):
@@ -115,13 +116,13 @@ class PoissonInputPlan:
         own PoissonInput where Brian2 draws the inputs itself ('inputs' in `native`)."""
         dim = checks.variable_dims(plan.populations[self.target].model)[self.variable]
         rate = code.value(parse_quantity(self.described.rate, "rate"), self.described.rate)
-        weight = self.described.weight
-        weight = code.value(brian_parse.brian_timed_array(weight)) if isinstance(weight, timed_array.TimedArray) \
-            else code.value(brian2.Quantity(self.weights[0], dim=dim), weight)
+        weight, in_time = self.described.weight, isinstance(self.described.weight, timed_array.TimedArray)
+        weight = code.value(brian_parse.brian_timed_array(weight)) if in_time else \
+            code.value(brian2.Quantity(self.weights[0], dim=dim), weight)
         group = self.target if (self.start, self.stop) == (0, self.n) else f"{self.target}[{self.start}:{self.stop}]"
         if "inputs" in native:
             code.add(f"{self.target}.namespace[{self.name + '_weight'!r}] = {weight}")
-            read = f"{self.name}_weight" + ("(t)" if isinstance(self.described.weight, timed_array.TimedArray) else "")
+            read = f"{self.name}_weight" + ("(t)" if in_time else "")
             code.add(f"{self.name} = PoissonInput({group}, {self.variable!r}, {self.described.n}, {rate}, "
                      f"{read!r})", creates=self.name)  # Brian2 names it (PoissonInput takes no name)
             return
@@ -168,27 +169,25 @@ def from_brian2(poisson, fail, resolve):
         target, start, stop = target.source, target.start, target.stop
     if (poisson.when, poisson.order) != ("synapses", ORDER):
         fail(poisson, f"a PoissonInput out of its place in the schedule ({poisson.when!r}, order {poisson.order})")
-    dim = target.variables[poisson.target_var].dim
-    weight = _weight(poisson, resolve, fail)
+    weight = _weight(poisson, target.variables[poisson.target_var].dim, resolve, fail)
     return PoissonInput(poisson.name, target.name, poisson.target_var, int(poisson.N),
-                        quantity_text(poisson.rate, brian2.Hz.dim, f"{poisson.name}.rate"),
-                        weight if isinstance(weight, timed_array.TimedArray) else
-                        quantity_text(weight, dim, f"{poisson.name}.weight"), 0, start,
+                        quantity_text(poisson.rate, brian2.Hz.dim, f"{poisson.name}.rate"), weight, 0, start,
                         None if stop == len(target) else stop)
 
 
-def _weight(poisson, resolve, fail):
-    """A Brian2 PoissonInput's weight: a quantity, or the description's TimedArray of a weight 'f(t)'."""
-    weight = poisson.weight
-    if not isinstance(weight, str):
-        return weight
-    name = weight.replace(" ", "").removesuffix("(t)")
-    if weight.replace(" ", "") == f"{name}(t)" and isinstance(resolve(name), TimedArray):
-        return timed_array.TimedArray.from_brian2(resolve(name))
-    try:  # an expression of numbers and units only is a quantity
-        return parse_quantity(weight, f"{poisson.name}.weight")
-    except DescriptionError:
-        fail(poisson, f"the weight expression {poisson.weight!r} (give a quantity or a TimedArray 'f(t)')")
+def _weight(poisson, dim, resolve, fail):
+    """A Brian2 PoissonInput's weight as the description holds it: a quantity string (in `dim`), or the
+    TimedArray of a weight 'f(t)'."""
+    weight, where = poisson.weight, f"{poisson.name}.weight"
+    if isinstance(weight, str):
+        name = weight.replace(" ", "").removesuffix("(t)")
+        if weight.replace(" ", "") == f"{name}(t)" and isinstance(resolve(name), TimedArray):
+            return timed_array.TimedArray.from_brian2(resolve(name))
+        try:  # an expression of numbers and units only is a quantity
+            weight = parse_quantity(weight, where)
+        except DescriptionError:
+            fail(poisson, f"the weight expression {poisson.weight!r} (give a quantity or a TimedArray 'f(t)')")
+    return quantity_text(weight, dim, where)
 
 
 def from_exported(group, name, registered, dt, n_steps, fail):
