@@ -11,6 +11,7 @@ from brian2.equations.equations import BOOLEAN, INTEGER
 
 from bridge.errors import DescriptionError
 from bridge.quantities import parse_quantity, si_value, unit_text
+from bridge.user_function import UserFunction
 
 # Validation builds Brian2 objects only to check them; Brian2 need not warn that they were never run.
 brian2.BrianLogger.suppress_name("unused_brian_object")
@@ -30,9 +31,14 @@ def event_monitor_name(population, event):
 
 
 def brian_namespace(parameters):
-    """{name: Brian2 Quantity or TimedArray} of a model's parameters."""
-    return {name: brian_timed_array(value) if hasattr(value, "values") else parse_quantity(value, name)
-            for name, value in parameters.items()}
+    """{name: Brian2 Quantity, TimedArray or Function} of a model's parameters."""
+    return {name: _brian_parameter(name, value) for name, value in parameters.items()}
+
+
+def _brian_parameter(name, value):
+    if isinstance(value, UserFunction):
+        return value.brian2(name)
+    return brian_timed_array(value) if hasattr(value, "values") else parse_quantity(value, name)
 
 
 def brian_timed_array(array):

@@ -20,6 +20,7 @@ from bridge.fields import (REGISTRY, check_integer, check_name, finite_array, fr
 from bridge.names import delay_owner, record_key, record_parts, selected_indices
 from bridge.quantities import parse_quantity, si_value, time_value, whole_steps
 from bridge.timed_array import TimedArray
+from bridge.user_function import UserFunction
 
 # Brian2's default schedule; the only order both backends execute (see Timing).
 BRIAN_SCHEDULE = ("start", "groups", "thresholds", "synapses", "resets", "end")
@@ -28,9 +29,9 @@ DTYPES = ("float64", "float32")
 
 
 def _check_parameters(parameters, where):
-    """Parameters are quantity strings or TimedArrays."""
+    """Parameters are quantity strings, TimedArrays or UserFunctions."""
     for name, value in parameters.items():
-        if not isinstance(value, TimedArray):
+        if not isinstance(value, (TimedArray, UserFunction)):
             parse_quantity(value, f"{where}.parameters[{name!r}]")
 
 

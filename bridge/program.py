@@ -23,6 +23,7 @@ from bridge import brian_parse
 from bridge.description import PoissonTrains, poisson_spikes
 from bridge.names import record_key
 from bridge.quantities import parse_quantity, quantity_text, unit_text
+from bridge.user_function import UserFunction, brian2_function
 
 TRIPLE_QUOTE = "'" * 3
 
@@ -135,9 +136,15 @@ def _described(plan, kind, name):
 
 
 def _namespace(code, values, parameters):
-    """A namespace's name in the lines; printed with the description's quantity strings."""
-    written = {name: Written(value, parameters[name]) if isinstance(parameters.get(name), str) else value
-               for name, value in values.items()}
+    """A namespace's name in the lines; printed with the description's quantity strings, and user functions
+    as calls of the helper that defines them."""
+    written = {}
+    for name, value in values.items():
+        parameter = parameters.get(name)
+        if isinstance(parameter, UserFunction):
+            code.helper(brian2_function)
+            value = Written(value, parameter.brian2_text(name))
+        written[name] = Written(value, parameter) if isinstance(parameter, str) else value
     return code.value(written)
 
 

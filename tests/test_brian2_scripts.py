@@ -143,9 +143,15 @@ UNSUPPORTED = {
                                 "G.run_regularly('v += 0.1', name='poke')\n"
                                 "M = StateMonitor(G, 'v', record=True, name='a_monitor')\n",
                                 "'a_monitor': recording before the run_regularly 'poke'"),
-    "function": ("@implementation('numpy', discard_units=True)\n@check_units(x=1, result=1)\n"
-                 "def square(x):\n    return x**2\n"
-                 "G = NeuronGroup(2, 'dv/dt = (square(v) - v)/(10*ms) : 1', name='G')\n", "the function 'square'"),
+    "function_that_branches": ("@check_units(x=1, result=1)\ndef ramp(x):\n    return x if x > 0 else 0*x\n"
+                               "G = NeuronGroup(2, 'dv/dt = (ramp(v) - v)/(10*ms) : 1', name='G')\n",
+                               "'G': the function 'ramp': it branches on its arguments"),
+    "function_of_math": ("import math\n@check_units(x=1, result=1)\ndef grow(x):\n    return math.exp(x)\n"
+                         "G = NeuronGroup(2, 'dv/dt = grow(v)/(10*ms) : 1', name='G')\n",
+                         "the function 'grow': it converts its arguments to Python numbers"),
+    "function_with_state": ("G = NeuronGroup(2, 'dv/dt = rand()*noisy(v)/(10*ms) : 1', name='G')\n"
+                            "noisy = Function(lambda x: x, arg_units=[1], return_unit=1, stateless=False)\n",
+                            "the function 'noisy': a function with state"),
     "run_on_event_slot": ("G = NeuronGroup(2, 'dv/dt = -v/(10*ms) : 1', events={'up': 'v > 1'}, name='G')\n"
                           "G.run_on_event('up', 'v = 0', when='end')\n", "run_on_event('up') out of its place"),
     "synapses_run_regularly": ("G = NeuronGroup(2, 'dv/dt = -v/(10*ms) : 1', threshold='v > 1', name='G')\n"

@@ -31,6 +31,16 @@ def base():
     return data
 
 
+def user_function(expression, argument_units):
+    """A CASES change: the threshold calls a UserFunction `boost` of one argument x."""
+    def change(data):
+        model = population(data)["model"]
+        model["parameters"]["boost"] = {"type": "UserFunction", "arguments": ["x"], "expression": expression,
+                                        "argument_units": argument_units}
+        model["threshold"] = "boost(v) > v_th"
+    return change
+
+
 def population(data):
     return data["network"]["populations"][0]
 
@@ -143,6 +153,13 @@ CASES = {  # name: (change to the base data, what the message must say)
                                        "w : 1\ndc/dt = -c/(10*ms) + xi/sqrt(ms) : 1 (clock-driven)"),
                                 r"Projection 'input_to_lif'.synapse.model: white noise \['xi'\]: both backends share "
                                 r"the white noise of populations only"),
+    "function reading a name not its argument": (user_function("x * v_leak", ["1"]), r"UserFunction.expression: "
+                                                 r"'v_leak' in 'x \* v_leak'; allowed: numbers, the arguments"),
+    "function calling python": (user_function("__import__('os')", ["1"]), r"UserFunction.expression: "
+                                                                         r"\"__import__\('os'\)\" in"),
+    "function with a unit too few": (user_function("x", []), r"UserFunction.argument_units: 0 units for 1 arguments"),
+    "function of other units than code gives": (user_function("x", ["volt"]), r"NeuronModel.threshold: .*"
+                                                r"Argument number 1 for function boost does not have the correct"),
     "a billion neurons": (set_in(population, "n", 10**9), r"RunSettings.record\['lif_euler.v'\]: the run needs "
                                                           r"about [\d,]+ bytes \([\d,]+ for this part\)"),
 }

@@ -1,5 +1,6 @@
 """Brian2 code as people write it, imported as written (bridge/app/brian2_scripts.py): each construct in a
 model of our own, pinned by numbers worked out by hand besides the cross-check between the backends."""
+import math
 import textwrap
 
 import brian2
@@ -680,3 +681,58 @@ def test_a_shared_synaptic_constant_in_clock_driven_code(tmp_path, paired):
     assert report.identical
     by_hand = np.r_[0.0, 0.0, np.exp(-0.1 * np.arange(8))]
     np.testing.assert_allclose(torch_record.traces["target.v[0]"][:, 0], by_hand, rtol=1e-12, atol=0)
+
+
+# User functions, traced into expressions: v of neuron k rises by euler as u = v + 70 mV, u <- u + (A - u)/100
+# with A = 5 mV * softplus(drive_k), so u_n = A (1 - 0.99**n); the threshold u > 10 mV is first passed after
+# n = floor(ln(1 - 10 mV/A) / ln 0.99) + 1 updates, i.e. at step n - 1. Neuron 1 (drive 4) kicks neuron 0 by
+# kick(w) = 2 w mV through a function with units.
+USER_FUNCTIONS = """
+from brian2 import *
+import numpy as np
+
+@check_units(x=1, result=1)
+def softplus(x):
+    return np.log(1 + np.exp(x))
+
+@implementation('numpy', discard_units=True)
+@check_units(v=volt, result=volt)
+def above_rest(v):
+    return v - (-70*mV)
+
+@check_units(w=1, result=volt)
+def kick(w):
+    return 2*w*mV
+
+G = NeuronGroup(2, '''dv/dt = (softplus(drive)*5*mV - above_rest(v))/(10*ms) : volt
+                     drive : 1''', threshold='above_rest(v) > 10*mV', reset='v = -70*mV', method='euler', name='G')
+G.v, G.drive = -70*mV, [2, 4]
+S = Synapses(G, G, 'w : 1', on_pre='v_post += kick(w)', name='S')
+S.connect(i=1, j=0)
+S.w = 1.5
+trace = StateMonitor(G, 'v', record=True)
+run(40*ms)
+"""
+
+
+def test_user_functions_are_traced_and_run_as_the_script_runs_them(tmp_path, paired):
+    path = _script(tmp_path, USER_FUNCTIONS)
+    simulation = from_brian2(path)
+    net = simulation.network
+    functions = {**net.populations[0].model.parameters, **net.projections[0].synapse.parameters}
+    assert functions["softplus"].expression == "log((1 + exp(x0)))"
+    assert (functions["above_rest"].expression, functions["above_rest"].argument_units) == ("(x0 - (-0.07))", ("volt",))
+    assert (functions["kick"].expression, functions["kick"].unit) == ("((2 * x0) * 0.001)", "volt")
+    brian_record, torch_record, report = paired(simulation)
+    assert report.identical
+    neurons, steps = brian_record.spikes["G"]
+    first = math.floor(math.log(1 - 10 / (5 * math.log(1 + math.exp(4)))) / math.log(0.99))
+    assert steps[neurons == 1][0] == first
+    brian2.prefs.codegen.target = "numpy"
+    script = {}
+    exec(compile(path.read_text(), str(path), "exec"), script)  # the script itself, its functions called by Brian2
+    own = script["trace"].v_.T
+    assert np.array_equal(brian_record.traces["G.v"], own) and np.array_equal(torch_record.traces["G.v"], own)
+    assert np.any(np.diff(own[:, 0]) > 2.9e-3)  # kicks of 3 mV arrived
+    exported = _script(tmp_path, to_brian2(simulation), "exported.py")  # brian2_function defines them there
+    assert from_brian2(exported).network == simulation.network

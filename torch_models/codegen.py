@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from bridge.timed_array import lookup_grid
+from bridge.user_function import UserFunction
 from bridge.errors import DescriptionError
 
 _OPS = {ast.Add: "+=", ast.Sub: "-=", ast.Mult: "*=", ast.Div: "/="}
@@ -325,13 +326,22 @@ def timed_array(values, array_dt, group_dt, dtype):
     return function
 
 
-def functions(dtype, arrays=None, group_dt=None):
+def user_function(function, table, where):
+    """A UserFunction as a function of its arguments: its expression compiled with the function table."""
+    expression, _ = compile_expression(function.expression, where, table)
+    return lambda *values: expression(dict(zip(function.arguments, values)))
+
+
+def functions(dtype, arrays=None, group_dt=None, parameters=None):
     """The function table for one float type, with the TimedArrays `arrays` {name: (values, dt)} of a group
-    that runs with `group_dt`; Brian2's int() turns booleans into 0/1 of that type."""
+    that runs with `group_dt` and the UserFunctions among a model's `parameters`; Brian2's int() turns booleans
+    into 0/1 of that type."""
     def to_int(x):
         if isinstance(x, torch.Tensor):
             return x.to(dtype) if x.dtype == torch.bool else torch.trunc(x)
         return int(x)
     timed = {name: timed_array(values, dt, group_dt, dtype) for name, (values, dt) in (arrays or {}).items()}
     # torch's C code may import lazily, which looks up __import__ in the calling frame's builtins
-    return {"__builtins__": {"__import__": __import__}, **_MATH, "int": to_int, **timed}
+    table = {"__builtins__": {"__import__": __import__}, **_MATH, "int": to_int, **timed}
+    return {**table, **{name: user_function(value, table, f"function {name!r}")
+                        for name, value in (parameters or {}).items() if isinstance(value, UserFunction)}}

@@ -37,7 +37,7 @@ class PopulationStep:
         """`population`: its PopulationPlan (bridge/plan.py); `code`: its NeuronCode (bridge/abstract_code.py)."""
         self.name, self.n, self.dtype, self.population = population.name, population.n, dtype, population
         where = f"population {self.name!r}"
-        table = functions(dtype, population.arrays, dt)
+        table = functions(dtype, population.arrays, dt, population.model.parameters)
         block = lambda block: compile_block(block.text, where, table)
         self.variables = code.variables  # variable -> 'float', 'integer' or 'boolean'
         self.conditional, self.shared = code.conditional, code.shared
@@ -194,7 +194,8 @@ class OperationStep:
         self.population, self.period = population, operation.period_steps
         whole = (operation.start, operation.stop) == (0, population.n)
         self.neurons = None if whole else slice(operation.start, operation.stop)  # `i` counts within the slice
-        table = functions(dtype, operation.arrays, operation.period_steps * dt)
+        table = functions(dtype, operation.arrays, operation.period_steps * dt,
+                          population.population.model.parameters)
         where = f"Operation {self.name!r}"
         self.statements = Program(compile_block(code.block.text, where, table), population.conditional, where)
         self.constants = code.constants

@@ -28,7 +28,7 @@ class SynapticCode:
 
     def __init__(self, block, code, proj, where, dtype, dt):
         """`code`: the projection's SynapseCode; `proj`: its ProjectionPlan (TimedArrays)."""
-        self.statements = compile_block(block.text, where, functions(dtype, proj.arrays, dt))
+        self.statements = compile_block(block.text, where, functions(dtype, proj.arrays, dt, proj.synapse.parameters))
         names = block.names
         self.location = {name: code.locations[name] for name in names if name in code.locations}
         self.constants = {name: code.constants[name] for name in names if name in code.constants}

@@ -5,7 +5,8 @@ Import executes the script as `python script.py` run from its folder would (`__m
 sys.path); at its `run()` / `Network.run()` calls, which do not run, the network's objects are read with their
 realized state (initial values drawn with rand(), connectivity from connect(p=...) or conditions, per-synapse
 values and delays, spike generator trains), with the constants their code names (the group's namespace, else
-the names where run() was called, as Brian2 resolves them: a function's locals too), dt (the groups';
+the names where run() was called, as Brian2 resolves them: a function's locals too; user functions traced into
+UserFunctions, bridge/user_function.py), dt (the groups';
 monitors and run_regularly may run every k steps), the float type (prefs.core.default_float_dtype, restored
 after), the run's duration and the monitors (what to record, of which elements, how often; spikes are always
 recorded, custom events where an EventMonitor records them). Synapses onto synapses come after the synapses
@@ -59,6 +60,7 @@ from bridge.description import (OPERATION_SLOTS, CurrentInjection, NeuronModel, 
 from bridge.errors import DescriptionError
 from bridge.names import POISSON_INPUT_REGISTRY, POISSON_REGISTRY, neuron_variable, selection_text, side_variable
 from bridge.plan import RANDOM_CALL
+from bridge.user_function import UserFunction
 from bridge.quantities import quantity_text, steps_of, unit_text
 
 _INTERNAL = {"lastspike", "not_refractory", "t", "dt", "i", "j", "N", "t_in_timesteps", "xi"}
@@ -484,7 +486,8 @@ class _Importer:
                 yield child
 
     def _constants(self, obj, code, variables):
-        """{name: quantity string} of the external constants `code` names, as Brian2 resolves them."""
+        """{name: quantity string, TimedArray or UserFunction} of the external constants and functions `code`
+        names, as Brian2 resolves them."""
         constants = {}
         for name in sorted(get_identifiers(code) - set(variables) - _INTERNAL):
             value = obj.namespace.get(name, self.reached.namespace.get(name))
@@ -494,7 +497,11 @@ class _Importer:
                 constants[name] = description.TimedArray.from_brian2(value)
                 continue
             if isinstance(value, Function) or callable(value):
-                self.fail(obj, f"the function {name!r}")
+                try:
+                    constants[name] = UserFunction.from_brian2(value)
+                except ValueError as reason:
+                    self.fail(obj, f"the function {name!r}: {reason}")
+                continue
             quantity = brian2.Quantity(value)
             if quantity.size != 1:
                 self.fail(obj, f"the array constant {name!r} (only scalars are parameters)")
