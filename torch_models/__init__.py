@@ -11,20 +11,24 @@ from torch_models.stepwise import StepwiseNetwork
 STRATEGIES = ("auto", "stepwise", "layered")
 
 
-def compile(simulation, strategy="auto", dtype=None, device=None, **options):
+def compile(simulation, strategy="auto", dtype=None, device=None, learn=None, **options):
     """The torch module of a Simulation (or its Plan). 'stepwise' runs any description step by step;
     'layered' computes each population's input for all steps at once (fast training of feed-forward
     networks; `options` are LayeredNetwork's); 'auto' takes 'layered' where the description allows it and
     'stepwise' otherwise. The module's `strategy_note` says which, and why. `compile=True` is an option of
-    both."""
+    both. `learn`: what learns, by name (bridge/learn.py), in the step-by-step module (the layered module's
+    parameters are its synaptic values and delays)."""
     if strategy not in STRATEGIES:
         raise ValueError(f"strategy {strategy!r}; allowed: {STRATEGIES}")
     plan = lower(simulation)
     why_not = "; ".join(map(str, layered.refusals(plan))) if strategy != "stepwise" else "as asked"
+    if learn is not None:
+        why_not = why_not if strategy == "stepwise" else "learn= is the step-by-step module's"
+        options["learn"] = learn
     if strategy == "layered" and why_not:
         raise DescriptionError("strategy 'layered'", why_not)
     if strategy == "stepwise" or why_not:
-        layered_only = sorted(set(options) - {"compile"})
+        layered_only = sorted(set(options) - {"compile", "learn", "delay_gradient"})
         if layered_only:
             raise ValueError(f"options {layered_only} are the layered module's; this description runs step by "
                              f"step ({why_not})")

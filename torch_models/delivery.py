@@ -15,6 +15,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from torch_models.delays import _split
+
 
 @dataclass
 class Arrived:
@@ -124,3 +126,48 @@ class RingBuffer(nn.Module):
                                 torch.arange(n_syn, device=buffer.device).expand(batch, n_syn))
         rows, columns = self._grids[key]
         buffer.index_put_((slots, rows, columns), counts.to(buffer.dtype), accumulate=True)
+
+
+@dataclass
+class ArrivedWeighted(Arrived):
+    active: torch.Tensor     # (batch, synapses): where an event arrives, with its weight in counts (0 or more)
+
+
+class LearnedDelays(nn.Module):
+    """Per-synapse delays that learn, relaxed: an event emitted now enters a per-synapse ring at step + n with
+    weight 1 - f and at step + n + 1 with weight f, from the delay in steps d (torch_models/delays.py's split:
+    mode 'integer' n = floor(d + 1/2) and f of value 0 and gradient 1, so the run is exactly that of whole-step
+    delays and the gradient that of the linear interpolation; 'fractional' n = floor(d), f = d - n). Both
+    arrivals are delivered even at weight 0, so that the weight's gradient reaches the delay; the code must add
+    its increment times the weight (an additive pathway)."""
+    may_repeat = False
+    reads_delays = True
+
+    def __init__(self, index, max_steps, mode, dtype):
+        super().__init__()
+        self.max_steps, self.mode, self.dtype = max_steps, mode, dtype
+        self.slots = max_steps + 2
+        self.register_buffer("index", index)
+
+    def buffer(self, batch, device):
+        shape = (self.slots, batch, len(self.index))
+        return [torch.zeros(shape, dtype=self.dtype, device=device), torch.zeros(shape, dtype=torch.bool,
+                                                                                 device=device)]
+
+    def arrivals(self, buffer, events, step, delays):
+        weights, reached = buffer
+        whole, fraction = _split(delays, self.max_steps, self.mode)
+        emitted = events[:, self.index]
+        where = emitted > 0
+        synapses = torch.arange(len(self.index), device=emitted.device).expand_as(emitted)
+        rows = torch.arange(emitted.shape[0], device=emitted.device)[:, None].expand_as(emitted)
+        for lag, share in ((0, 1 - fraction), (1, fraction)):
+            slots = ((step + whole.long() + lag) % self.slots).expand_as(emitted)
+            buffer[0] = weights = weights.index_put((slots, rows, synapses), emitted * share, accumulate=True)
+            reached.index_put_((slots[where], rows[where], synapses[where]), torch.ones((), dtype=torch.bool,
+                                                                                       device=reached.device))
+        slot = step % self.slots
+        arrived, active = weights[slot], reached[slot].clone()
+        buffer[0] = weights.index_fill(0, torch.tensor([slot], device=weights.device), 0)
+        reached[slot] = False
+        return ArrivedWeighted(arrived, None, active) if bool(active.any()) else None

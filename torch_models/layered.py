@@ -196,7 +196,8 @@ class LayeredNetwork(SimulationModule):
         self.to(device)
 
     def learnable_delays(self):
-        return {name: layer.delays.steps for name, layer in self.projections.items() if layer.delays.steps.requires_grad}
+        return {name: layer.delays.steps for name, layer in self.projections.items()
+                if layer.delays.steps.requires_grad}
 
     def delays_in_force(self, projection):
         return self.plan.projections[projection].in_layout(self.projections[projection].delays_in_force())

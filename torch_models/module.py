@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from bridge.description import check_dtype
+from bridge.learn import learnable_form, learned, written_back
 from bridge.memory import refuse_beyond, system_available_bytes
 from bridge.names import record_key
 from bridge.plan import lower
@@ -62,12 +63,18 @@ def check_given(given, sizes, field, batch, n_steps):
 class SimulationModule(nn.Module):
     """What the step-by-step and the layered modules share: the plan, the description's inputs as buffers,
     checking of forward()'s arguments, access to synaptic values and delays, and the way back to a description.
-    Subclasses hold `projections`, an nn.ModuleDict by projection name whose entries have `values`."""
+    Subclasses hold `projections`, an nn.ModuleDict by projection name whose entries have `values`, and what
+    learns by name in `learning` (torch_models/learning.py; None when nothing is named)."""
 
-    def __init__(self, simulation, dtype=None):
+    def __init__(self, simulation, dtype=None, learn=None):
+        """`learn`: what learns (bridge/learn.py); the module then runs the description's learnable form."""
         super().__init__()
         self.plan = lower(simulation)
+        self.learned = learned(self.plan.simulation, learn) if learn is not None else ()
+        if self.learned:
+            self.plan = lower(learnable_form(self.plan.simulation, self.learned))
         self.simulation = self.plan.simulation
+        self.learning = None
         check_dtype(dtype or self.plan.dtype, "dtype")
         self.dtype = getattr(torch, dtype or self.plan.dtype)
         self.element_bytes = torch.empty(0, dtype=self.dtype).element_size()
@@ -124,14 +131,25 @@ class SimulationModule(nn.Module):
         return proj.in_layout(proj.delay_steps)
 
     def to_simulation(self):
-        """The description with this module's synaptic values and learned delays (whole steps of dt)."""
+        """The description with this module's synaptic values, learned delays (whole steps of dt) and what
+        `learning` learned."""
         learned, projections = self.learnable_delays(), []
         for proj in self.simulation.network.projections:
             values = {name: self.values(proj.name, name) for name in proj.values}
             changes = {"delays": self.delays_in_force(proj.name) * self.dt} if proj.name in learned else {}
             projections.append(dataclasses.replace(proj, values={**proj.values, **values}, **changes))
         network = dataclasses.replace(self.simulation.network, projections=tuple(projections))
-        return dataclasses.replace(self.simulation, network=network)
+        simulation = dataclasses.replace(self.simulation, network=network)
+        return written_back(simulation, self.learned, self.learned_values()) if self.learned else simulation
+
+    def learned_values(self):
+        """{key: values now (SI, numpy)} of what learns (bridge/learn.py's items), delays as the whole steps in
+        force (seconds)."""
+        values = self.learning.numpy_values()
+        for item in self.learned:
+            if item.what == "delay":
+                values[item.key] = self.delays_in_force(item.owner).reshape(-1) * self.dt
+        return values
 
 
 def available_bytes(device):

@@ -97,7 +97,8 @@ class PopulationStep:
         if variable in state:
             return state[variable]
         value = self._scope(state, t, dt)[variable]
-        return torch.as_tensor(value, dtype=self.dtype, device=self.index.device).expand(*state[next(iter(self.variables))].shape)
+        shape = state[next(iter(self.variables))].shape
+        return torch.as_tensor(value, dtype=self.dtype, device=self.index.device).expand(*shape)
 
     def receptive(self, state, variable):
         """Which neurons' `variable` may change now, (batch, n) bool, or None for all: a variable marked

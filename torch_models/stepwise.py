@@ -16,7 +16,9 @@ from bridge.errors import DescriptionError
 from bridge.memory import torch_run_bytes
 from bridge.names import record_key
 from torch_models.codegen import apply_op, check_resolved, compile_block, functions
-from torch_models.delivery import ArrivedPerRow, EventLists, RingBuffer
+from torch_models.delivery import ArrivedPerRow, EventLists, LearnedDelays, RingBuffer
+from torch_models.delays import _split
+from torch_models.learning import Learning
 from torch_models.module import SimulationModule, TorchRun, check_memory, recorded
 from torch_models.population import OperationStep, compile_populations, linked, step
 
@@ -73,8 +75,9 @@ class ProjectionStep(nn.Module):
     re-read from the delay variable at segment starts ('between_runs') or at every push ('dynamic'; then they
     may differ per batch element)."""
 
-    def __init__(self, proj, code, dtype, dt):
-        """`proj`: the ProjectionPlan (bridge/plan.py); `code`: its SynapseCode (bridge/abstract_code.py)."""
+    def __init__(self, proj, code, dtype, dt, delay_gradient=None):
+        """`proj`: the ProjectionPlan (bridge/plan.py); `code`: its SynapseCode (bridge/abstract_code.py);
+        `delay_gradient`: the mode of torch_models/delays.py when the delays of its pathway 'pre' learn."""
         super().__init__()
         self.name, self.source, self.target = proj.name, proj.source, proj.target
         where = f"Projection {proj.name!r}.synapse"
@@ -91,8 +94,17 @@ class ProjectionStep(nn.Module):
         for name, pathway in proj.pathways.items():
             index, n_side = (self.i, proj.n_source) if pathway.side == "source" else (self.j, proj.n_target)
             pathway_code = synaptic(code.pathways[name], f"pathway {name!r}")
-            delivery = RingBuffer(index, proj.slots(name), dtype) if proj.changing(name) else \
-                EventLists(index, pathway.delay_steps, n_side, proj.slots(name), dtype, pathway_code.additive)
+            if name == "pre" and delay_gradient:
+                if not pathway_code.additive:
+                    raise DescriptionError(f"learn[{proj.name + '.delay'!r}]", "the pathway 'pre' does more than add "
+                                           "to a neuron variable (its delays learn where its code is temporaries, "
+                                           "then one `x_post += ...`)")
+                delivery = LearnedDelays(index, proj.rule.max_steps, delay_gradient, dtype)
+            elif proj.changing(name):
+                delivery = RingBuffer(index, proj.slots(name), dtype)
+            else:
+                delivery = EventLists(index, pathway.delay_steps, n_side, proj.slots(name), dtype,
+                                      pathway_code.additive)
             self.pathways[name] = PathwayStep(pathway, pathway_code, delivery)
         # the 'groups' slot: clock-driven equations; (summed) variables, written to the source or target neuron
         self.update = synaptic(code.update, "model") if code.update is not None else None
@@ -122,7 +134,8 @@ class ProjectionStep(nn.Module):
         counts, chosen, repeats = arrived.counts, arrived.synapses, pathway.delivery.may_repeat
         while True:
             once = counts.clamp(max=1) if repeats else counts
-            self.run_code(pathway.code, once, syn_state, states, populations, t, dt, chosen)
+            self.run_code(pathway.code, once, syn_state, states, populations, t, dt, chosen,
+                          getattr(arrived, "active", None))
             counts = counts - once
             if not repeats or not bool((counts > 0).any()):
                 return
@@ -166,18 +179,18 @@ class ProjectionStep(nn.Module):
         index, n = (self.j, populations[self.target].n) if side == "target" else (self.i, populations[self.source].n)
         states[getattr(self, side)][variable] = values.new_zeros(batch, n).index_add(1, index, values)
 
-    def run_code(self, pathway, counts, syn_state, states, populations, t, dt, chosen=None):
-        """Run synaptic code for the synapses with counts > 0 (counts > 1 repeat += and -=): `counts` of the
-        synapses `chosen`, or of all (None), then the code is computed on those with counts only when not all
-        take part; returns the temporaries it computed."""
-        if chosen is None and not bool((counts > 0).all()):
-            chosen = torch.nonzero((counts > 0).any(0)).squeeze(1)
-            counts = counts[:, chosen]
+    def run_code(self, pathway, counts, syn_state, states, populations, t, dt, chosen=None, active=None):
+        """Run synaptic code for the `active` synapses (default: those with counts > 0; counts > 1 repeat += and
+        -=): `counts` of the synapses `chosen`, or of all (None), then the code is computed on the active ones
+        only when not all take part; returns the temporaries it computed."""
+        active = counts > 0 if active is None else active
+        if chosen is None and not bool(active.all()):
+            chosen = torch.nonzero(active.any(0)).squeeze(1)
+            counts, active = counts[:, chosen], active[:, chosen]
         if chosen is not None and not len(chosen):
             return {}
         pick = (lambda values: values) if chosen is None else (lambda values: values[..., chosen])
         i, j = pick(self.i), pick(self.j)
-        active = counts > 0
         owners = {"source": (states.get(self.source), i, populations.get(self.source)),
                   "target": (states[self.target], j, populations[self.target])}
         synaptic = {var: pick(syn_state[var]) for kind, var in pathway.location.values() if kind == "synapse"}
@@ -259,18 +272,27 @@ class StepwiseNetwork(SimulationModule):
     """The torch form of any Simulation, run step by step (the interface: torch_models/module.py)."""
     strategy = "stepwise"
 
-    def __init__(self, simulation, dtype=None, device=None, compile=False):
+    def __init__(self, simulation, dtype=None, device=None, compile=False, learn=None, delay_gradient="integer"):
         """`compile`: each population's state update through torch.compile (PopulationStep.compile; the
         synapses stay eager: which synapses the events reach changes shape every step); the first step then
-        takes the compilation's seconds."""
-        super().__init__(simulation, dtype)
+        takes the compilation's seconds. `learn`: what learns (bridge/learn.py); the module's parameters that
+        learn are then those of `learning` (torch_models/learning.py) alone, and it runs the description's
+        learnable form. Delays that learn run as torch_models/delivery.LearnedDelays in mode `delay_gradient`
+        (torch_models/delays.py: 'integer' runs whole steps, 'fractional' interpolates)."""
+        super().__init__(simulation, dtype, learn)
         plan = self.plan
         self.populations = compile_populations(plan, self.dtype)
         for population in self.populations.values() if compile else ():
             population.compile()
+        self.learned_delays = {item.owner: item.key for item in self.learned if item.what == "delay"}
+        self.delay_gradient = delay_gradient
         self.projections = nn.ModuleDict({name: ProjectionStep(plan.projections[name], plan.code.projections[name],
-                                                               self.dtype, self.dt)
+                                                               self.dtype, self.dt,
+                                                               delay_gradient if name in self.learned_delays else None)
                                           for name in sorted(plan.projections)})
+        self.learning = Learning(self.learned, self.dtype) if self.learned else None
+        if self.learned:  # only what learns is a parameter
+            self.projections.requires_grad_(False)
         endpoints = {name for proj in plan.projections.values() for name in (proj.source, proj.target)}
         self.synapse_groups = {name: SynapsesAsGroup(len(plan.projections[name].i), self.dtype)
                                for name in sorted(endpoints & set(plan.projections))}
@@ -294,6 +316,8 @@ class StepwiseNetwork(SimulationModule):
         batch runs that many variants of the network at once."""
         batch, inputs, currents = self.given(inputs, currents, batch_size)
         records, device, dt = self.records(record), self.device, self.dt
+        if self.learning is not None:
+            variants = {**self.learning.variants(batch), **(variants or {})}
         check_memory(torch_run_bytes(self.plan, batch, self.element_bytes, records), device)
         states = {name: population.initial_state(batch, device) for name, population in self.populations.items()}
         syn_states = {name: {**p.values, **{var: getattr(p, f"start_{var}") for var in p.unset}, "i": p.i,
@@ -304,7 +328,8 @@ class StepwiseNetwork(SimulationModule):
                                      if var not in ("i", "j")})
         buffers = {(name, pathway.name): pathway.delivery.buffer(batch, device)
                    for name, p in self.projections.items() for pathway in p.pathways.values()}
-        delays = {}  # 'between_runs' delays in force, read at each segment's start
+        # delays in steps: 'between_runs' delays in force, read at each segment's start; delays that learn
+        delays = {name: self.learning.value(key) / dt for name, key in self.learned_delays.items()}
         segment_starts = set(self.plan.segment_starts)
         spike_log, margin_log = StepLog(self.n_steps), StepLog(self.n_steps)
         trace_log = StepLog(self.n_steps, {key: recording.rows(self.n_steps) for key, recording in records.items()})
@@ -347,10 +372,20 @@ class StepwiseNetwork(SimulationModule):
                 spike_log.add(key, n, events[record_key(key)].to(self.dtype))
         return TorchRun(spike_log.stacked(), trace_log.stacked(), margin_log.stacked(), dt)
 
+    def delays_in_force(self, projection):
+        """Delays that learn: the whole steps floor(d + 1/2) of their values d in steps, clamped to [0,
+        max_steps] (mode 'fractional' runs between those steps)."""
+        if projection not in self.learned_delays:
+            return super().delays_in_force(projection)
+        proj = self.plan.projections[projection]
+        steps = self.learning.value(self.learned_delays[projection]).detach() / self.dt
+        whole = _split(steps, proj.rule.max_steps, "integer")[0].expand(len(proj.i))
+        return proj.in_layout(whole.cpu().double().numpy())
+
     def set_variants(self, variants, states, syn_states, batch):
         """Per batch element values into the states: a neuron's initial value as (batch, n), a neuron parameter
         as (batch, 1) or (batch, n), a synaptic parameter as (batch, 1) (read by the projection's code in place of
-        its constant)."""
+        its constant), a synaptic variable's initial values as (batch, 1) or (batch, synapses)."""
         for key, values in variants.items():
             owner, name = record_key(key)
             population = self.populations.get(owner)
@@ -358,9 +393,11 @@ class StepwiseNetwork(SimulationModule):
                 widths = (1, population.n)
             elif owner in self.projections and name in self.plan.projections[owner].constants:
                 widths = (1,)
+            elif owner in self.projections and name in syn_states[owner] and name not in ("i", "j"):
+                widths = (1, len(self.projections[owner].i))
             else:
                 raise DescriptionError(f"variants[{key!r}]", "names no state variable or parameter of a population, "
-                                                             "and no parameter of a projection")
+                                                             "and no parameter or variable of a projection")
             values = torch.as_tensor(values, dtype=self.dtype, device=self.device)
             width = values.reshape(batch, -1).shape[1] if values.dim() in (1, 2) and values.shape[0] == batch else None
             if width not in widths:
@@ -369,7 +406,7 @@ class StepwiseNetwork(SimulationModule):
                                                              f"{allowed} values (batch = {batch})")
             values = values.reshape(batch, -1)
             if not population:
-                syn_states[owner][name] = values
+                syn_states[owner][name] = values if widths == (1,) else values.expand(batch, widths[1])
             elif name in states[owner]:
                 states[owner][name] = values.expand(batch, population.n).to(states[owner][name].dtype)
             else:  # a parameter: (batch, 1) keeps loop-invariant work per batch element, not per neuron

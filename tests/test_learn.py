@@ -1,0 +1,194 @@
+"""Anything numeric learns by name (bridge/learn.py, torch_models/learning.py): gradients of every kind against
+finite differences and against formulas worked out by hand, learned values written back into a description that
+Brian2 runs identically, delays that learn step by step, and the guards of `learn`."""
+import math
+
+import numpy as np
+import pytest
+import torch
+
+import torch_models
+from bridge.description import (Network, NeuronModel, Population, Projection, RunSettings, Simulation, SpikeTrains,
+                                SynapseModel, TimedArray)
+from bridge.errors import DescriptionError
+from brian_models.network import run as run_brian
+
+DELAYS = (0.001, 0.002, 0.0005, 0.003)  # 10, 20, 5, 30 steps of 0.1 ms, exactly
+
+
+def leaky(delays=DELAYS, delay_mode="static", on_pre="v_post += w*we", parameters=None):
+    """Three leaky neurons (no threshold: every loss below is smooth) kicked by two spike trains."""
+    post = Population("post", NeuronModel("dv/dt = (v_rest - v)/tau : volt",
+                                          parameters=parameters or {"v_rest": "-70*mV", "tau": "10*ms"}), 3,
+                      initial={"v": "-65*mV"})
+    pre = SpikeTrains("pre", 2, (0, 1, 0, 1), (0.001, 0.002, 0.004, 0.0035))
+    dynamic = {"delay_mode": delay_mode, "delay_variable": "d", "delays": "0*ms"} if delay_mode != "static" else {}
+    synapse = SynapseModel("w : 1" + ("\nd : second" if dynamic else ""), on_pre=on_pre, parameters={"we": "1*mV"})
+    values = {"w": (0.5, 1.0, 1.5, 2.0), **({"d": DELAYS} if dynamic else {})}
+    syn = Projection("syn", "pre", "post", synapse, i=(0, 0, 1, 1), j=(0, 1, 1, 2), values=values,
+                     max_delay="5*ms", **({"delays": delays} | dynamic))
+    return Simulation(Network(populations=(post,), sources=(pre,), projections=(syn,)),
+                      RunSettings(duration="10*ms", record=("post.v",)))
+
+
+def loss(module):
+    """A smooth loss of the membrane traces (mV²)."""
+    return ((module().traces["post.v"] + 0.068) ** 2).sum() * 1e6
+
+
+def finite_differences(module, parameter, h=1e-6, one_sided=False):
+    """The loss's derivative in each entry of `parameter` by finite differences of second order: central, or
+    one-sided from above (-3 L(x) + 4 L(x + h) - L(x + 2h)) / 2h."""
+    offsets, weights = ((0, 1, 2), (-3, 4, -1)) if one_sided else ((-1, 1), (-1, 1))
+    gradient = []
+    with torch.no_grad():
+        for k in range(parameter.numel()):
+            value = parameter.view(-1)[k].item()
+            losses = []
+            for offset in offsets:
+                parameter.view(-1)[k] = value + offset * h
+                losses.append(float(loss(module)))
+            parameter.view(-1)[k] = value
+            gradient.append(np.dot(weights, losses) / (2 * h))
+    return np.array(gradient)
+
+
+@pytest.mark.parametrize("key, how", [
+    ("post.tau", {"shared": True, "low": "1*ms"}),            # a neuron parameter, bounded below
+    ("post.v_rest", "per_element"),                           # ... one per neuron: a variable of the model
+    ("syn.we", {"shared": True, "low": "0*mV", "high": "5*mV"}),  # a synaptic constant, bounded
+    ("syn.we", "per_element"),                                # ... one per synapse
+    ("syn.w", "per_element"),                                 # synaptic values
+    ("post.v", "shared"),                                     # an initial value
+    ("post.v", "per_element"),
+])
+def test_gradient_of_each_kind_equals_finite_differences(key, how):
+    module = torch_models.compile(leaky(), learn={key: how}, dtype="float64")
+    parameter = module.learning.raw[key.replace(".", ":")]
+    loss(module).backward()
+    assert parameter.grad is not None and np.all(parameter.grad.numpy() != 0)
+    np.testing.assert_allclose(parameter.grad.numpy(), finite_differences(module, parameter), rtol=1e-6)
+    learning = [name for name, p in module.named_parameters() if p.requires_grad]
+    assert learning == [f"learning.raw.{key.replace('.', ':')}"]
+
+
+def test_gradients_equal_the_formulas_of_exact_integration():
+    """Without input v_k = v_rest + (v0 - v_rest) a^k, a = exp(-dt/tau), k = 0 .. 99 (recorded at each step's
+    start): d(sum v_k)/dv0 = (1 - a^100)/(1 - a) and d(sum v_k)/dtau = (v0 - v_rest) sum_k a^k k dt/tau²."""
+    simulation = leaky()
+    simulation = Simulation(Network(populations=simulation.network.populations), simulation.run)
+    module = torch_models.compile(simulation, learn={"post.v": "shared", "post.tau": "shared"}, dtype="float64")
+    module().traces["post.v"].sum().backward()
+    a, k, dt, tau = math.exp(-1e-4 / 0.01), np.arange(100), 1e-4, 0.01
+    by_hand_v0 = 3 * (1 - a ** 100) / (1 - a)  # three neurons
+    by_hand_tau = 3 * 0.005 * np.sum(a ** k * k * dt / tau ** 2)
+    # the raw parameters are the values divided by a power of two: v0 by 2**-4 (|v0| = 65 mV), tau by 2**-7
+    assert module.learning.raw["post:v"].grad.item() * 2 ** 4 == pytest.approx(by_hand_v0, rel=1e-12)
+    assert module.learning.raw["post:tau"].grad.item() * 2 ** 7 == pytest.approx(by_hand_tau, rel=1e-9)
+
+
+def test_learned_values_of_every_kind_are_written_back_and_run_identically_in_brian2():
+    learn = {"post.tau": {"shared": True, "low": "1*ms"}, "post.v_rest": "per_element", "syn.we": "per_element",
+             "syn.w": "per_element", "post.v": "shared", "syn.delay": "per_element"}
+    module = torch_models.compile(leaky(), learn=learn, dtype="float64")
+    for key, values in {"post.tau": 0.012, "post.v_rest": [-0.071, -0.069, -0.07], "syn.we": [2e-3, 1e-3, 5e-4, 3e-3],
+                        "syn.w": [0.25, 1.25, 1.0, 0.75], "post.v": -0.064,
+                        "syn.delay": [0.00112, 0.00029, 0.0026, 0.00421]}.items():
+        module.learning.set_value(key, values)
+    fitted = module.to_simulation()
+    post, syn = fitted.network.populations[0], fitted.network.projections[0]
+    assert post.model.equations.endswith("v_rest : volt (constant)") and "v_rest" not in post.model.parameters
+    assert syn.synapse.model.endswith("we : volt (constant)") and "we" not in syn.synapse.parameters
+    assert float(post.model.parameters["tau"].split("*")[0]) == pytest.approx(0.012, rel=1e-12)
+    np.testing.assert_allclose(syn.values["we"], [2e-3, 1e-3, 5e-4, 3e-3], rtol=1e-15)
+    np.testing.assert_allclose(post.initial["v_rest"], [-0.071, -0.069, -0.07], rtol=1e-15)
+    np.testing.assert_allclose(np.array(syn.delays) / 1e-4, [11, 3, 26, 42])  # whole steps floor(d/dt + 1/2)
+    with torch.no_grad():
+        learned = module().traces["post.v"][0].numpy()
+    assert np.array_equal(run_brian(fitted).traces["post.v"], learned)
+    assert np.array_equal(torch_models.run(fitted).traces["post.v"], learned)
+
+
+def test_delays_that_learn_run_whole_steps_with_the_slope_of_the_interpolation():
+    """Mode 'integer' runs the description's whole-step delays exactly; its gradient is the slope of the linear
+    interpolation above each delay: the one-sided differences of mode 'fractional' there. Between whole steps
+    'fractional' interpolates the runs at the whole steps around (the model is linear in its input) and its
+    gradient equals finite differences."""
+    integer = torch_models.compile(leaky(), learn={"syn.delay": "per_element"}, dtype="float64")
+    fractional = torch_models.compile(leaky(), learn={"syn.delay": "per_element"}, dtype="float64",
+                                      delay_gradient="fractional")
+    with torch.no_grad():
+        assert np.array_equal(integer().traces["post.v"][0].numpy(), run_brian(leaky()).traces["post.v"])
+        assert np.array_equal(fractional().traces["post.v"][0].numpy(), run_brian(leaky()).traces["post.v"])
+    loss(integer).backward()
+    slope = integer.learning.raw["syn:delay"].grad.numpy()
+    assert np.all(slope != 0)
+    np.testing.assert_allclose(slope, finite_differences(fractional, fractional.learning.raw["syn:delay"],
+                                                         one_sided=True), rtol=1e-6)
+    between = torch_models.compile(leaky((0.00103, 0.002, 0.0005, 0.003)), learn={"syn.delay": "per_element"},
+                                   dtype="float64", delay_gradient="fractional")
+    with torch.no_grad():  # 10.3 steps: 0.7 of the run with 10 steps and 0.3 of the one with 11
+        interpolated = 0.7 * run_brian(leaky()).traces["post.v"] + 0.3 * run_brian(
+            leaky((0.0011, 0.002, 0.0005, 0.003))).traces["post.v"]
+        np.testing.assert_allclose(between().traces["post.v"][0].numpy(), interpolated, rtol=1e-12)
+    between = torch_models.compile(leaky((0.00103, 0.00217, 0.00052, 0.00314)), learn={"syn.delay": "per_element"},
+                                   dtype="float64", delay_gradient="fractional")
+    parameter = between.learning.raw["syn:delay"]
+    loss(between).backward()
+    np.testing.assert_allclose(parameter.grad.numpy(), finite_differences(between, parameter), rtol=1e-6)
+
+
+def test_delays_that_learn_in_a_recurrent_network_are_identical_in_brian2():
+    """Ten neurons, all to all with delays of 1 to 4 ms: spikes reach each other; learned delays validated."""
+    model = NeuronModel("dv/dt = (2 - v)/(10*ms) : 1", threshold="v > 1", reset="v = 0", method="exact")
+    rng = np.random.default_rng(3)
+    net = Network(populations=(Population("rec", model, 10, initial={"v": rng.random(10)}),),
+                  projections=(Projection("recurrent", "rec", "rec", SynapseModel("w : 1", on_pre="v_post += w"),
+                                          values={"w": rng.normal(0, 0.2, (10, 10))},
+                                          delays=rng.integers(10, 40, (10, 10)) * 1e-4, max_delay="5*ms"),))
+    simulation = Simulation(net, RunSettings(duration="50*ms", record=("rec.v",)))
+    module = torch_models.compile(simulation, learn={"recurrent.delay": "per_element"}, dtype="float64")
+    spikes = module().spikes["rec"]
+    (spikes.sum() + module().traces["rec.v"].sum()).backward()
+    assert spikes.sum() > 20 and module.learning.raw["recurrent:delay"].grad.abs().sum() > 0
+    module.learning.set_value("recurrent.delay", rng.integers(0, 50, 100) * 1e-4)
+    fitted = module.to_simulation()
+    with torch.no_grad():
+        learned = module().spikes["rec"][0].numpy()
+    brian = run_brian(fitted).spikes["rec"]
+    assert sorted(zip(*brian)) == sorted(zip(*np.nonzero(learned.T)))
+    assert sorted(zip(*brian)) != sorted(zip(*run_brian(simulation).spikes["rec"]))  # the delays learned matter
+
+
+GUARDS = {
+    "unknown owner": ({"elsewhere.tau": "shared"}, r"learn\['elsewhere.tau'\]: names no population or projection"),
+    "unknown name": ({"post.tau_m": "shared"}, r"learn\['post.tau_m'\]: names no parameter or state variable of "
+                                               r"population 'post'; parameters \['tau', 'v_rest'\], variables \['v'\]"),
+    "unknown kind": ({"post.tau": "per_neuron"}, r"learn\['post.tau'\]: 'per_neuron'; give one of \('shared', "
+                                                 r"'per_element'\)"),
+    "shared for different values": ({"syn.w": "shared"}, r"learn\['syn.w'\]: 'shared' for values that differ"),
+    "start outside the bounds": ({"post.tau": {"shared": True, "low": "10*ms"}}, r"learn\['post.tau'\]: values from "
+                                                                                 r"0.01 to 0.01 \(SI\) outside"),
+    "bound in other units": ({"post.tau": {"shared": True, "low": "1*mV"}},
+                             r"learn\['post.tau'\].low: '1\*mV' is not in the unit of what it bounds \(second\)"),
+    "empty": ({}, r"learn: \{\}; give"),
+}
+
+
+@pytest.mark.parametrize("name", GUARDS)
+def test_what_cannot_learn_is_refused_naming_it(name):
+    learn, message = GUARDS[name]
+    with pytest.raises(DescriptionError, match=message):
+        torch_models.compile(leaky(), learn=learn)
+
+
+def test_delays_learn_where_they_are_static_and_the_code_adds():
+    with pytest.raises(DescriptionError, match=r"learn\['syn.delay'\]: delays of delay_mode 'dynamic'; static"):
+        torch_models.compile(leaky(delay_mode="dynamic"), learn={"syn.delay": "per_element"})
+    with pytest.raises(DescriptionError, match=r"learn\['syn.delay'\]: the pathway 'pre' does more than add"):
+        torch_models.compile(leaky(on_pre="v_post += w*we\nw *= 0.5"), learn={"syn.delay": "per_element"})
+    timed = {"v_rest": "-70*mV", "tau": "10*ms", "drive": TimedArray((-0.07, -0.06), "5*ms", "volt")}
+    with pytest.raises(DescriptionError, match=r"learn\[.post.drive.\]: a TimedArray; quantities learn"):
+        torch_models.compile(leaky(parameters=timed), learn={"post.drive": "shared"})
+    with pytest.raises(DescriptionError, match=r"strategy 'layered': learn= is the step-by-step module's"):
+        torch_models.compile(leaky(), "layered", learn={"post.tau": "shared"})

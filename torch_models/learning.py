@@ -1,0 +1,75 @@
+"""The parameters of what learns (bridge/learn.py: Learned items) and the values they give, in SI units.
+
+Each item learns through a raw nn.Parameter on the scale of its start values, so that one learning rate suits
+quantities as different as 10 ms, 1 nS and -70 mV; bounds hold by reparametrisation:
+- low and high: low + (high - low) * sigmoid(raw);
+- low only: low + scale * exp(raw) (high only: high - scale * exp(raw)), scale the mean distance of the start
+  values from the bound;
+- neither: scale * raw, scale the power of two nearest the largest |start value| (1 when all are 0).
+Unbounded, the values at the start are the description's exactly (scaled by a power of two); bounded, up to the
+rounding of the round trip through the bounds' functions.
+"""
+import math
+
+import torch
+from torch import nn
+
+
+class Learning(nn.Module):
+    """The raw parameters of Learned items (`raw`, by "owner:name") and their values."""
+
+    def __init__(self, items, dtype):
+        super().__init__()
+        self.items = {item.key: item for item in items}
+        self.scales = {item.key: _scale(item) for item in items}
+        self.raw = nn.ParameterDict({_name(key): nn.Parameter(self._raw(item, torch.as_tensor(item.start,
+                                                                                              dtype=dtype)))
+                                     for key, item in self.items.items()})
+
+    def _raw(self, item, values):
+        scale = self.scales[item.key]
+        if item.low is not None and item.high is not None:
+            return torch.logit((values - item.low) / (item.high - item.low))
+        if item.low is not None:
+            return torch.log((values - item.low) / scale)
+        if item.high is not None:
+            return torch.log((item.high - values) / scale)
+        return values / scale
+
+    def value(self, key):
+        """An item's values now, (1,) when shared, one per element otherwise (SI)."""
+        item, raw, scale = self.items[key], self.raw[_name(key)], self.scales[key]
+        if item.low is not None and item.high is not None:
+            return item.low + (item.high - item.low) * torch.sigmoid(raw)
+        if item.low is not None:
+            return item.low + scale * torch.exp(raw)
+        if item.high is not None:
+            return item.high - scale * torch.exp(raw)
+        return scale * raw
+
+    def set_value(self, key, values):
+        """Set an item's values (SI; a number or one per element)."""
+        raw = self.raw[_name(key)]
+        with torch.no_grad():
+            raw.copy_(self._raw(self.items[key], torch.as_tensor(values, dtype=raw.dtype).expand_as(raw)))
+
+    def variants(self, batch):
+        """{key: values for every batch element}, as StepwiseNetwork.forward's variants take them (delays
+        excepted: they reach the pathway's delivery)."""
+        return {key: self.value(key).expand(batch, -1) for key, item in self.items.items() if item.what != "delay"}
+
+    def numpy_values(self):
+        """{key: values now as float64 numpy arrays}."""
+        return {key: self.value(key).detach().cpu().double().numpy() for key in self.items}
+
+
+def _name(key):
+    return key.replace(".", ":")  # parameter names may not hold '.'
+
+
+def _scale(item):
+    bound = item.low if item.low is not None else item.high
+    if bound is not None:
+        return float(abs(item.start - bound).mean())
+    largest = float(abs(item.start).max())
+    return 2.0 ** round(math.log2(largest)) if largest else 1.0
