@@ -54,7 +54,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from bridge.app import files  # noqa: E402
 from experiments import save_figure  # noqa: E402
-from experiments.checkpoints import Checkpoints  # noqa: E402
+from bridge.app.checkpoints import Checkpoints  # noqa: E402
 
 PATTERN_STEPS, ZERO_STEPS, SPIKE_PROBABILITY = 20, 20, 0.3
 N_CLASSES, N_INPUTS = 20, 3

@@ -31,7 +31,7 @@ from bridge import batch as batching  # noqa: E402
 from bridge.description import Timing, from_json  # noqa: E402
 from brian_models import network as brian_network  # noqa: E402
 from experiments import ipd, one_thread, save_figure  # noqa: E402
-from experiments.checkpoints import Checkpoints  # noqa: E402
+from bridge.app.checkpoints import Checkpoints  # noqa: E402
 
 MAX_DELAY_STEPS = 25
 TAU = {"hidden": "5*ms", "output": "5*ms", "synapse": None}

@@ -32,7 +32,7 @@ import torch  # noqa: E402
 from bridge.app import files  # noqa: E402
 from experiments.ipd import IPDTask, errors, ideal_observer  # noqa: E402
 from experiments import one_thread, save_figure  # noqa: E402
-from experiments.checkpoints import Checkpoints  # noqa: E402
+from bridge.app.checkpoints import Checkpoints  # noqa: E402
 from torch_models.delays import Delays, exponential_filter, shift  # noqa: E402
 
 SEED_REPORTED = {"accuracy": 0.118, "mae_degrees": 19.1, "frequency_hz": 20.0}  # COMOB notebook, 20 Hz

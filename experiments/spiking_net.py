@@ -24,7 +24,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from brian_models.network import run as run_brian  # noqa: E402
 from experiments import save_figure  # noqa: E402
-from experiments.checkpoints import Checkpoints  # noqa: E402
+from bridge.app.checkpoints import Checkpoints  # noqa: E402
 import torch_models  # noqa: E402
 
 DIGITS = Path(__file__).parent / "data" / "digits.csv.gz"

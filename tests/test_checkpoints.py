@@ -10,7 +10,7 @@ import torch
 from bridge.app import cli
 from bridge.errors import DescriptionError
 from experiments import delay_toy
-from experiments.checkpoints import Checkpoints
+from bridge.app.checkpoints import Checkpoints
 
 TOTAL = 9
 
