@@ -21,7 +21,7 @@ from brian2 import Equations, second
 
 from bridge.errors import DescriptionError
 from bridge.names import record_key
-from bridge.quantities import parse_quantity, quantity_text, si_value, unit_text
+from bridge.quantities import parse_quantity, quantity_text, unit_text
 
 KINDS = ("shared", "per_element")
 WHAT = ("parameter", "initial", "synaptic", "delay")
@@ -127,12 +127,7 @@ def _parameter(value, n, where):
 
 
 def _bound(text, dim, where):
-    if text is None:
-        return None
-    quantity = parse_quantity(text, where)
-    if quantity.dim != dim:
-        raise DescriptionError(where, f"{text!r} is not in the unit of what it bounds ({unit_text(dim)})")
-    return si_value(text, where)
+    return None if text is None else _si(text, dim, where)
 
 
 def learnable_form(simulation, items):
@@ -205,3 +200,38 @@ def _without(parameters, name):
 
 def _text(item, values):
     return quantity_text(values.reshape(-1)[0], item.dim, f"learn[{item.key!r}]")
+
+
+def start_values(items, starts):
+    """{key: (starts, 1 or elements) SI values} of `starts` {key: a value per start}, each a quantity string (for
+    every element) or SI numbers (one per element); every key learns, every list is as long, every value lies
+    within its item's bounds. None without starts."""
+    if not starts:
+        return None
+    by_key = {item.key: item for item in items}
+    counts = {len(values) if isinstance(values, (list, tuple, np.ndarray)) else None for values in starts.values()}
+    if None in counts or len(counts) != 1 or 0 in counts:
+        raise DescriptionError("starts", "give each key a non-empty list of values, one per start, all as long")
+    values = {}
+    for key, given in starts.items():
+        where = f"starts[{key!r}]"
+        if key not in by_key:
+            raise DescriptionError(where, f"names nothing that learns; learn has {sorted(by_key)}")
+        item = by_key[key]
+        rows = [np.full(len(item.start), _si(value, item.dim, where)) if isinstance(value, str) else
+                np.asarray(value, dtype=float).reshape(-1) for value in given]
+        if any(len(row) != len(item.start) for row in rows):
+            raise DescriptionError(where, f"give a quantity or {len(item.start)} SI values per start")
+        array = np.stack(rows)
+        if (item.low is not None and np.any(array <= item.low)) or \
+                (item.high is not None and np.any(array >= item.high)):
+            raise DescriptionError(where, f"values outside the bounds ({item.low}, {item.high}) (SI)")
+        values[key] = array
+    return values
+
+
+def _si(text, dim, where):
+    quantity = parse_quantity(text, where)
+    if quantity.dim != dim:
+        raise DescriptionError(where, f"{text!r} is not in the unit of what learns ({unit_text(dim)})")
+    return float(np.asarray(quantity))

@@ -66,8 +66,8 @@ def test_gradient_of_each_kind_equals_finite_differences(key, how):
     module = torch_models.compile(leaky(), learn={key: how}, dtype="float64")
     parameter = module.learning.raw[key.replace(".", ":")]
     loss(module).backward()
-    assert parameter.grad is not None and np.all(parameter.grad.numpy() != 0)
-    np.testing.assert_allclose(parameter.grad.numpy(), finite_differences(module, parameter), rtol=1e-6)
+    assert parameter.grad is not None and np.all(parameter.grad.numpy().reshape(-1) != 0)
+    np.testing.assert_allclose(parameter.grad.numpy().reshape(-1), finite_differences(module, parameter), rtol=1e-6)
     learning = [name for name, p in module.named_parameters() if p.requires_grad]
     assert learning == [f"learning.raw.{key.replace('.', ':')}"]
 
@@ -121,7 +121,7 @@ def test_delays_that_learn_run_whole_steps_with_the_slope_of_the_interpolation()
         assert np.array_equal(integer().traces["post.v"][0].numpy(), run_brian(leaky()).traces["post.v"])
         assert np.array_equal(fractional().traces["post.v"][0].numpy(), run_brian(leaky()).traces["post.v"])
     loss(integer).backward()
-    slope = integer.learning.raw["syn:delay"].grad.numpy()
+    slope = integer.learning.raw["syn:delay"].grad.numpy().reshape(-1)
     assert np.all(slope != 0)
     np.testing.assert_allclose(slope, finite_differences(fractional, fractional.learning.raw["syn:delay"],
                                                          one_sided=True), rtol=1e-6)
@@ -135,7 +135,7 @@ def test_delays_that_learn_run_whole_steps_with_the_slope_of_the_interpolation()
                                    dtype="float64", delay_gradient="fractional")
     parameter = between.learning.raw["syn:delay"]
     loss(between).backward()
-    np.testing.assert_allclose(parameter.grad.numpy(), finite_differences(between, parameter), rtol=1e-6)
+    np.testing.assert_allclose(parameter.grad.numpy().reshape(-1), finite_differences(between, parameter), rtol=1e-6)
 
 
 def test_delays_that_learn_in_a_recurrent_network_are_identical_in_brian2():
@@ -170,7 +170,7 @@ GUARDS = {
     "start outside the bounds": ({"post.tau": {"shared": True, "low": "10*ms"}}, r"learn\['post.tau'\]: values from "
                                                                                  r"0.01 to 0.01 \(SI\) outside"),
     "bound in other units": ({"post.tau": {"shared": True, "low": "1*mV"}},
-                             r"learn\['post.tau'\].low: '1\*mV' is not in the unit of what it bounds \(second\)"),
+                             r"learn\['post.tau'\].low: '1\*mV' is not in the unit of what learns \(second\)"),
     "empty": ({}, r"learn: \{\}; give"),
 }
 

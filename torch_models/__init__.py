@@ -28,7 +28,7 @@ def compile(simulation, strategy="auto", dtype=None, device=None, learn=None, **
     if strategy == "layered" and why_not:
         raise DescriptionError("strategy 'layered'", why_not)
     if strategy == "stepwise" or why_not:
-        layered_only = sorted(set(options) - {"compile", "learn", "delay_gradient"})
+        layered_only = sorted(set(options) - {"compile", "learn", "delay_gradient", "starts"})
         if layered_only:
             raise ValueError(f"options {layered_only} are the layered module's; this description runs step by "
                              f"step ({why_not})")

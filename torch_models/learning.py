@@ -16,15 +16,20 @@ from torch import nn
 
 
 class Learning(nn.Module):
-    """The raw parameters of Learned items (`raw`, by "owner:name") and their values."""
+    """The raw parameters of Learned items (`raw`, by "owner:name"), one row per start, and their values."""
 
-    def __init__(self, items, dtype):
+    def __init__(self, items, dtype, starts=None):
+        """`starts`: {key: (starts, 1 or elements) SI values} (bridge/learn.start_values) where several starts
+        learn at once, as a batch; items not named start at the description's values."""
         super().__init__()
+        starts = starts or {}
+        self.n_starts = len(next(iter(starts.values()))) if starts else 1
         self.items = {item.key: item for item in items}
         self.scales = {item.key: _scale(item) for item in items}
-        self.raw = nn.ParameterDict({_name(key): nn.Parameter(self._raw(item, torch.as_tensor(item.start,
-                                                                                              dtype=dtype)))
-                                     for key, item in self.items.items()})
+        self.raw = nn.ParameterDict()
+        for key, item in self.items.items():
+            values = torch.as_tensor(starts.get(key, item.start[None]), dtype=dtype)
+            self.raw[_name(key)] = nn.Parameter(self._raw(item, values.expand(self.n_starts, len(item.start))))
 
     def _raw(self, item, values):
         scale = self.scales[item.key]
@@ -37,7 +42,7 @@ class Learning(nn.Module):
         return values / scale
 
     def value(self, key):
-        """An item's values now, (1,) when shared, one per element otherwise (SI)."""
+        """An item's values now, (starts, 1) when shared, (starts, elements) otherwise (SI)."""
         item, raw, scale = self.items[key], self.raw[_name(key)], self.scales[key]
         if item.low is not None and item.high is not None:
             return item.low + (item.high - item.low) * torch.sigmoid(raw)
@@ -48,19 +53,21 @@ class Learning(nn.Module):
         return scale * raw
 
     def set_value(self, key, values):
-        """Set an item's values (SI; a number or one per element)."""
+        """Set an item's values (SI; a number, one per element, or (starts, elements))."""
         raw = self.raw[_name(key)]
         with torch.no_grad():
             raw.copy_(self._raw(self.items[key], torch.as_tensor(values, dtype=raw.dtype).expand_as(raw)))
 
     def variants(self, batch):
         """{key: values for every batch element}, as StepwiseNetwork.forward's variants take them (delays
-        excepted: they reach the pathway's delivery)."""
+        excepted: they reach the pathway's delivery); with several starts, a batch of one row per start."""
+        if self.n_starts not in (1, batch):
+            raise ValueError(f"batch_size {batch}; {self.n_starts} starts learn: run a batch of {self.n_starts}")
         return {key: self.value(key).expand(batch, -1) for key, item in self.items.items() if item.what != "delay"}
 
-    def numpy_values(self):
-        """{key: values now as float64 numpy arrays}."""
-        return {key: self.value(key).detach().cpu().double().numpy() for key in self.items}
+    def numpy_values(self, start=0):
+        """{key: values of one start now, as float64 numpy arrays}."""
+        return {key: self.value(key)[start].detach().cpu().double().numpy() for key in self.items}
 
 
 def _name(key):

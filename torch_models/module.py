@@ -130,9 +130,9 @@ class SimulationModule(nn.Module):
         proj = self.plan.projections[projection]
         return proj.in_layout(proj.delay_steps)
 
-    def to_simulation(self):
+    def to_simulation(self, start=0):
         """The description with this module's synaptic values, learned delays (whole steps of dt) and what
-        `learning` learned."""
+        `learning` learned (in the start `start`, where several learn)."""
         learned, projections = self.learnable_delays(), []
         for proj in self.simulation.network.projections:
             values = {name: self.values(proj.name, name) for name in proj.values}
@@ -140,15 +140,15 @@ class SimulationModule(nn.Module):
             projections.append(dataclasses.replace(proj, values={**proj.values, **values}, **changes))
         network = dataclasses.replace(self.simulation.network, projections=tuple(projections))
         simulation = dataclasses.replace(self.simulation, network=network)
-        return written_back(simulation, self.learned, self.learned_values()) if self.learned else simulation
+        return written_back(simulation, self.learned, self.learned_values(start)) if self.learned else simulation
 
-    def learned_values(self):
-        """{key: values now (SI, numpy)} of what learns (bridge/learn.py's items), delays as the whole steps in
-        force (seconds)."""
-        values = self.learning.numpy_values()
+    def learned_values(self, start=0):
+        """{key: values now (SI, numpy)} of what learns (bridge/learn.py's items) in one start, delays as the
+        whole steps in force (seconds)."""
+        values = self.learning.numpy_values(start)
         for item in self.learned:
             if item.what == "delay":
-                values[item.key] = self.delays_in_force(item.owner).reshape(-1) * self.dt
+                values[item.key] = self.delays_in_force(item.owner, start).reshape(-1) * self.dt
         return values
 
 

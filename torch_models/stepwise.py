@@ -13,6 +13,7 @@ from torch import nn
 from tqdm import tqdm
 
 from bridge.errors import DescriptionError
+from bridge.learn import start_values
 from bridge.memory import torch_run_bytes
 from bridge.names import record_key
 from torch_models.codegen import apply_op, check_resolved, compile_block, functions
@@ -272,13 +273,15 @@ class StepwiseNetwork(SimulationModule):
     """The torch form of any Simulation, run step by step (the interface: torch_models/module.py)."""
     strategy = "stepwise"
 
-    def __init__(self, simulation, dtype=None, device=None, compile=False, learn=None, delay_gradient="integer"):
+    def __init__(self, simulation, dtype=None, device=None, compile=False, learn=None, delay_gradient="integer",
+                 starts=None):
         """`compile`: each population's state update through torch.compile (PopulationStep.compile; the
         synapses stay eager: which synapses the events reach changes shape every step); the first step then
         takes the compilation's seconds. `learn`: what learns (bridge/learn.py); the module's parameters that
         learn are then those of `learning` (torch_models/learning.py) alone, and it runs the description's
         learnable form. Delays that learn run as torch_models/delivery.LearnedDelays in mode `delay_gradient`
-        (torch_models/delays.py: 'integer' runs whole steps, 'fractional' interpolates)."""
+        (torch_models/delays.py: 'integer' runs whole steps, 'fractional' interpolates). `starts`: {key: values
+        per start} where several starts learn at once (bridge/learn.start_values), a batch of one row each."""
         super().__init__(simulation, dtype, learn)
         plan = self.plan
         self.populations = compile_populations(plan, self.dtype)
@@ -290,7 +293,8 @@ class StepwiseNetwork(SimulationModule):
                                                                self.dtype, self.dt,
                                                                delay_gradient if name in self.learned_delays else None)
                                           for name in sorted(plan.projections)})
-        self.learning = Learning(self.learned, self.dtype) if self.learned else None
+        self.learning = Learning(self.learned, self.dtype, start_values(self.learned, starts)) if self.learned \
+            else None
         if self.learned:  # only what learns is a parameter
             self.projections.requires_grad_(False)
         endpoints = {name for proj in plan.projections.values() for name in (proj.source, proj.target)}
@@ -314,7 +318,8 @@ class StepwiseNetwork(SimulationModule):
         """`variants`: {"population.name" or "projection.name": values per batch element}: a model parameter
         or a state variable's initial value, (batch,) or (batch, n), replacing the description's; so that the
         batch runs that many variants of the network at once."""
-        batch, inputs, currents = self.given(inputs, currents, batch_size)
+        batch, inputs, currents = self.given(inputs, currents, batch_size or (self.learning and
+                                                                              self.learning.n_starts))
         records, device, dt = self.records(record), self.device, self.dt
         if self.learning is not None:
             variants = {**self.learning.variants(batch), **(variants or {})}
@@ -372,13 +377,13 @@ class StepwiseNetwork(SimulationModule):
                 spike_log.add(key, n, events[record_key(key)].to(self.dtype))
         return TorchRun(spike_log.stacked(), trace_log.stacked(), margin_log.stacked(), dt)
 
-    def delays_in_force(self, projection):
-        """Delays that learn: the whole steps floor(d + 1/2) of their values d in steps, clamped to [0,
-        max_steps] (mode 'fractional' runs between those steps)."""
+    def delays_in_force(self, projection, start=0):
+        """Delays that learn: the whole steps floor(d + 1/2) of their values d in steps (of one start), clamped
+        to [0, max_steps] (mode 'fractional' runs between those steps)."""
         if projection not in self.learned_delays:
             return super().delays_in_force(projection)
         proj = self.plan.projections[projection]
-        steps = self.learning.value(self.learned_delays[projection]).detach() / self.dt
+        steps = self.learning.value(self.learned_delays[projection])[start].detach() / self.dt
         whole = _split(steps, proj.rule.max_steps, "integer")[0].expand(len(proj.i))
         return proj.in_layout(whole.cpu().double().numpy())
 

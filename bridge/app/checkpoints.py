@@ -22,13 +22,17 @@ class Checkpoints:
         if not resume:
             shutil.rmtree(self.folder, ignore_errors=True)
 
-    def steps(self, name, total, state, **progress):
+    def steps(self, name, total, state, postfix=None, **progress):
         """range(total) from loop `name`'s last checkpoint on (its values restored into `state`), saving `state`
-        after every `every`-th step and the last; `progress`: tqdm's arguments."""
+        after every `every`-th step and the last; `progress`: tqdm's arguments; `postfix`: a function giving
+        the progress bar's postfix (a dict) after each step."""
         path = self.folder / (re.sub(r"[^\w-]+", "_", name) + ".pt")  # "seed's setting" -> seed_s_setting.pt
         start = self._restore(path, state) if path.exists() else 0
-        for step in tqdm(range(start, total), initial=start, total=total, **progress):
+        bar = tqdm(range(start, total), initial=start, total=total, **progress)
+        for step in bar:
             yield step
+            if postfix:
+                bar.set_postfix(postfix(), refresh=False)
             if (step + 1) % self.every == 0 or step + 1 == total:
                 self._save(path, step + 1, state)
 

@@ -1,6 +1,6 @@
 """Command line: `spikebridge models`, `spikebridge crosscheck MODEL_OR_JSON_FILE ...`, `spikebridge import
-SCRIPT.py`, `spikebridge export MODEL_OR_JSON_FILE --brian2 OUT.py`, `spikebridge list`, `spikebridge run
-EXPERIMENT ...`."""
+SCRIPT.py`, `spikebridge export MODEL_OR_JSON_FILE --brian2 OUT.py`, `spikebridge fit FIT.json`, `spikebridge
+list`, `spikebridge run EXPERIMENT ...`."""
 import argparse
 import contextlib
 import importlib
@@ -120,6 +120,31 @@ def export_script(args):
     return 0
 
 
+def fit_model(args):
+    from bridge.app import fit
+
+    out = Path(args.out or f"results/fit_{Path(args.fit).stem}")
+    try:
+        results = fit.run(args.fit, out, resume=args.resume)
+    except KeyboardInterrupt:
+        raise KeyboardInterrupt(f"`spikebridge fit {args.fit} --out {out} --resume` continues from the checkpoints "
+                                f"in {out / 'checkpoints'}") from None
+    validation = results["validation"]
+    print(f"fit {args.fit}: {results['steps_run']} steps, loss {min(results['loss']['final']):.4g} (best of "
+          f"{results['starts']} starts); learned: " + ", ".join(f"{key} = {_short(item)}" for key, item in
+                                                            results["learned"].items()))
+    print(f"Brian2 validation: spikes {'identical' if validation['identical_spikes'] else 'NOT identical'}, loss "
+          f"{validation['loss_brian2']:.6g} (torch {validation['loss_torch']:.6g})")
+    print(f"wrote {out}/fitted.json, fitted_brian2.py, results.json, loss.png and fit.png")
+    return 0 if validation["identical_spikes"] else 1
+
+
+def _short(item):
+    values = item["values"]
+    shown = f"{values[0]:.6g}" if len(values) == 1 else f"[{values[0]:.4g} ... {values[-1]:.4g}] ({len(values)})"
+    return f"{shown} {item['unit']}"
+
+
 def list_experiments(args):
     for name, (_, text) in experiments().items():
         print(f"{name:16s} {text}")
@@ -195,6 +220,12 @@ def main(argv=None):
     many.add_argument("--workers", type=int, help="local worker processes (default: one per core)")
     many.add_argument("--resume", action="store_true", help="continue the sweep in --out, skipping finished runs")
     many.set_defaults(func=sweep)
+    fitting = commands.add_parser("fit", help="learn what a FIT file names by gradient, validate the fitted model in "
+                                  "Brian2 (results in --out); resumable")
+    fitting.add_argument("fit", metavar="FIT.json")
+    fitting.add_argument("--out", help="output folder (default results/fit_NAME)")
+    fitting.add_argument("--resume", action="store_true", help="continue from the checkpoints in --out")
+    fitting.set_defaults(func=fit_model)
     commands.add_parser("list", help="list the experiments").set_defaults(func=list_experiments)
     experiment = commands.add_parser("run", help="run an experiment (results JSON and PNGs in --out)")
     experiment.add_argument("name", metavar="EXPERIMENT", help="see `spikebridge list`")

@@ -84,3 +84,45 @@ def sweep_figure(table, paths, names, path, paired=False):
     fig.tight_layout()
     fig.savefig(path, dpi=110, format="png")
     plt.close(fig)
+
+
+def loss_figure(history, path, title=""):
+    """The loss of every start at every step of a fit (log scale)."""
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    curves = np.asarray(history, dtype=float).reshape(len(history), -1)
+    for start in range(curves.shape[1]):
+        ax.semilogy(curves[:, start], lw=1, label=f"start {start}" if curves.shape[1] > 1 else None)
+    ax.set_xlabel("step")
+    ax.set_ylabel("loss")
+    if curves.shape[1] > 1 and curves.shape[1] <= 10:
+        ax.legend(fontsize=7)
+    ax.set_title(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110, format="png")
+    plt.close(fig)
+
+
+def fit_figure(target, fitted, keys, populations, path, title=""):
+    """A fit's target against the fitted model's Brian2 run: the first element of each trace, each raster."""
+    panels = len(keys) + len(populations)
+    fig, axes = plt.subplots(panels, 1, figsize=(9, 2.4 * panels), sharex=True, squeeze=False)
+    to_ms = 1e3 * fitted.dt
+    for ax, key in zip(axes[:, 0], keys):
+        rows = target.traces[key].shape[0]
+        time = np.arange(rows) * to_ms * fitted.n_steps / rows
+        ax.plot(time, target.traces[key][:, 0], color="black", lw=1.5, label="target")
+        ax.plot(time, fitted.traces[key][:, 0], color="tab:red", lw=0.8, ls="--", label="fitted (Brian2)")
+        ax.set_ylabel(f"{key}[0] (SI)")
+        ax.legend(loc="upper right", fontsize=8)
+    for ax, population in zip(axes[len(keys):, 0], populations):
+        for spikes, style in ((target.spikes[population], dict(marker="|", s=40, color="black", label="target")),
+                              (fitted.spikes[population], dict(marker="x", s=8, color="tab:red",
+                                                               label="fitted (Brian2)"))):
+            ax.scatter(spikes[1] * to_ms, spikes[0], linewidths=0.8, **style)
+        ax.set_ylabel(f"{population}\nneuron")
+        ax.legend(loc="upper right", fontsize=8)
+    axes[-1, 0].set_xlabel("time (ms)")
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110, format="png")
+    plt.close(fig)

@@ -1,0 +1,350 @@
+"""`spikebridge fit FIT.json --out DIR [--resume]` (and `run(path, out, resume)`): what a model names learns by
+gradient until the model reproduces a target; the fitted model is then run in Brian2 to validate it.
+
+FIT.json (paths relative to it; quantities as strings such as "10*ms"):
+  model       a description (.json) or a Brian2 script (.py, imported as written)
+  learn       {"owner.name": "shared" | "per_element" | {"shared": bool, "low": q, "high": q}} (bridge/learn.py)
+  starts      optional {"owner.name": [a value per start]}: the starts learn at once, as one batch; the best
+              (lowest final loss) is the fitted model
+  target      {"values": {"owner.name": q or SI values}}: Brian2 runs the model with these values and its run
+              is the target; or {"file": "target.npz"}: traces by record key ((steps, elements), SI) and spikes
+              by population ((spikes, 2) rows of neuron, time in s)
+  loss        optional {"traces": {key: weight}, "spikes": {population: weight}, "van_rossum_tau": q}: default
+              every trace of the target and the spikes of its populations with a threshold, weight 1, tau 10 ms.
+              A trace's term is its mean squared difference divided by the target's variance; a spike train's,
+              the squared van Rossum distance summed over neurons divided by the target's spike count (at least 1)
+  optimizer   optional {"lr": 0.02, "steps": 200, "schedule": "cosine" | "constant"} (Adam)
+  stop        optional {"loss_below": number}: ends when the best start's loss falls below it
+  seed        optional, 0; checkpoint_every optional, 20 (steps)
+
+Writes to DIR: fitted.json (the description with the learned values), fitted_brian2.py (its plain Brian2 script),
+results.json (learned values, loss curve, the Brian2 validation: identical spikes, the loss computed on Brian2's
+run against torch's, and where the target came from given values, their relative errors; the Gamma factor of
+each spike train), loss.png (the loss curves) and fit.png (the target against the fitted model's Brian2 run),
+checkpoints/ (--resume continues from them to the same numbers).
+"""
+import dataclasses
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from bridge import library
+from bridge.app import files
+from bridge.app.checkpoints import Checkpoints
+from bridge.description import spike_step
+from bridge.errors import DescriptionError
+from bridge.learn import learnable_form, learned, start_values, written_back
+from bridge.quantities import si_value, time_value, unit_text
+
+FIELDS = ("model", "learn", "starts", "target", "loss", "optimizer", "stop", "seed", "checkpoint_every")
+SCHEDULES = ("cosine", "constant")
+GAMMA_DELTA = 4e-3  # s: the coincidence window of the Gamma factor (Jolivet et al. 2008)
+
+
+@dataclass(frozen=True)
+class Fit:
+    """A FIT file read and checked."""
+    path: Path
+    text: dict             # the file's JSON, the checkpoints' identity
+    simulation: object
+    learn: dict
+    starts: dict           # key -> (starts, elements) SI values (bridge/learn.start_values), or None
+    target: object         # Target
+    traces: dict           # record key -> weight
+    spikes: dict           # population -> weight
+    van_rossum_tau: float
+    lr: float
+    steps: int
+    schedule: str
+    loss_below: float
+    seed: int
+    checkpoint_every: int
+
+
+@dataclass(frozen=True)
+class Target:
+    traces: dict           # record key -> (rows, elements) SI
+    spikes: dict           # population -> (neurons, steps)
+    values: dict           # key -> SI values, where the target came from given values
+
+
+def read(path):
+    """The Fit of a FIT file; a bad field is a DescriptionError naming the file and the field."""
+    path = Path(path)
+    try:
+        text = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise DescriptionError(str(path), f"cannot read a fit file: {err}") from None
+    try:
+        return _read(path, text)
+    except DescriptionError as err:
+        raise DescriptionError(str(path), str(err)) from None
+
+
+def _read(path, text):
+    if not isinstance(text, dict) or set(text) - set(FIELDS) or not {"model", "learn", "target"} <= set(text):
+        raise DescriptionError("fields", f"{sorted(text) if isinstance(text, dict) else text!r}; give model, learn, "
+                                         f"target and optionally {', '.join(FIELDS[3:])}")
+    simulation = _model(path.parent / str(text["model"]))
+    items = learned(simulation, text["learn"])
+    optimizer, stop, loss = (_mapping(text, name, keys) for name, keys in (
+        ("optimizer", {"lr", "steps", "schedule"}), ("stop", {"loss_below"}),
+        ("loss", {"traces", "spikes", "van_rossum_tau"})))
+    target = _target(path.parent, text["target"], simulation, items)
+    traces = _weights(loss.get("traces", dict.fromkeys(target.traces, 1.0)), target.traces, "loss.traces")
+    thresholds = {p.name for p in simulation.network.populations if p.model.threshold}
+    spikes = _weights(loss.get("spikes", dict.fromkeys(set(target.spikes) & thresholds, 1.0)), target.spikes,
+                      "loss.spikes")
+    if not traces and not spikes:
+        raise DescriptionError("loss", "nothing to compare: give traces or spikes of the target")
+    schedule = optimizer.get("schedule", "cosine")
+    if schedule not in SCHEDULES:
+        raise DescriptionError("optimizer.schedule", f"{schedule!r}; allowed: {SCHEDULES}")
+    return Fit(path, text, simulation, text["learn"], start_values(items, text.get("starts")), target, traces, spikes,
+               time_value(loss.get("van_rossum_tau", "10*ms"), "loss.van_rossum_tau", positive=True),
+               _number(optimizer.get("lr", 0.02), "optimizer.lr", positive=True),
+               _count(optimizer.get("steps", 200), "optimizer.steps"), schedule,
+               _number(stop.get("loss_below", 0.0), "stop.loss_below"), _count(text.get("seed", 0), "seed", least=0),
+               _count(text.get("checkpoint_every", 20), "checkpoint_every"))
+
+
+def _model(path):
+    if not path.exists():
+        raise DescriptionError("model", f"no file {str(path)!r}")
+    if path.suffix == ".py":
+        from bridge.app.brian2_scripts import from_brian2
+        return from_brian2(path)
+    return library.simulation(str(path))
+
+
+def _mapping(text, name, keys):
+    value = text.get(name, {})
+    if not isinstance(value, dict) or set(value) - keys:
+        raise DescriptionError(name, f"{value!r}; give a mapping with keys among {sorted(keys)}")
+    return value
+
+
+def _number(value, where, positive=False):
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not np.isfinite(value) or \
+            (positive and value <= 0):
+        raise DescriptionError(where, f"{value!r}; give a finite number{' > 0' if positive else ''}")
+    return float(value)
+
+
+def _count(value, where, least=1):
+    if isinstance(value, bool) or not isinstance(value, int) or value < least:
+        raise DescriptionError(where, f"{value!r}; give an integer >= {least}")
+    return value
+
+
+def _weights(weights, available, where):
+    if not isinstance(weights, dict) or set(weights) - set(available):
+        raise DescriptionError(where, f"{weights!r}; the target has {sorted(available)}")
+    return {key: _number(weight, f"{where}[{key!r}]", positive=True) for key, weight in weights.items()}
+
+
+def _target(folder, target, simulation, items):
+    if not isinstance(target, dict) or len(target) != 1 or not {"values", "file"} & set(target):
+        raise DescriptionError("target", f"{target!r}; give {{'values': {{...}}}} or {{'file': 'target.npz'}}")
+    if "file" in target:
+        return _target_file(folder / str(target["file"]), simulation)
+    values = target["values"]
+    by_key = {item.key: item for item in items}
+    if not isinstance(values, dict) or not values or set(values) - set(by_key):
+        raise DescriptionError("target.values", f"{values!r}; give values of what learns: {sorted(by_key)}")
+    true = {key: _si_values(value, by_key[key], f"target.values[{key!r}]") for key, value in values.items()}
+    from brian_models.network import run as run_brian
+    record = run_brian(written_back(learnable_form(simulation, items), items, true))
+    return Target(record.traces, record.spikes, true)
+
+
+def _si_values(value, item, where):
+    values = np.full(len(item.start), si_value(value, where)) if isinstance(value, str) else \
+        np.asarray(value, dtype=float).reshape(-1)
+    if len(values) != len(item.start):
+        raise DescriptionError(where, f"{len(values)} values; give a quantity or {len(item.start)} SI values")
+    return values
+
+
+def _target_file(path, simulation):
+    try:
+        arrays = dict(np.load(path))
+    except (OSError, ValueError) as err:
+        raise DescriptionError("target.file", f"cannot read {str(path)!r}: {err}") from None
+    run, network = simulation.run, simulation.network
+    traces, spikes = {}, {}
+    for key, array in arrays.items():
+        if key in {p.name for p in network.populations}:
+            if array.ndim != 2 or array.shape[1] != 2:
+                raise DescriptionError(f"target.file[{key!r}]", f"shape {array.shape}; give (spikes, 2) rows of "
+                                                                "neuron, time in s")
+            spikes[key] = (array[:, 0].astype(np.int64), spike_step(array[:, 1], simulation.dt))
+        else:
+            try:
+                recording = run.recording(key, network.width(key.split(".")[0]))
+            except DescriptionError as err:
+                raise DescriptionError(f"target.file[{key!r}]", str(err)) from None
+            expected = (recording.rows(run.n_steps), recording.width(network.width(recording.owner)))
+            if array.shape != expected:
+                raise DescriptionError(f"target.file[{key!r}]", f"shape {array.shape}; the run records {expected}")
+            traces[key] = array.astype(float)
+    return Target(traces, spikes, {})
+
+
+def losses(traces, spikes, target, fit, dt):
+    """The loss of each batch element, (batch,): torch tensors (batch, steps, n) of the traces and spikes
+    recorded, against the target (FIT.json's loss)."""
+    total = 0
+    for key, weight in fit.traces.items():
+        wanted = torch.as_tensor(target.traces[key], dtype=traces[key].dtype, device=traces[key].device)
+        scale = float(wanted.var()) or float((wanted ** 2).mean()) or 1.0
+        total = total + weight * ((traces[key] - wanted) ** 2).mean(dim=(1, 2)) / scale
+    for population, weight in fit.spikes.items():
+        produced = spikes[population]
+        wanted = torch.zeros(produced.shape[1:], dtype=produced.dtype, device=produced.device)
+        neurons, steps = target.spikes[population]
+        wanted[torch.as_tensor(steps), torch.as_tensor(neurons)] = 1
+        distance = _filtered(produced - wanted, np.exp(-dt / fit.van_rossum_tau))
+        total = total + weight * (distance ** 2).sum(dim=(1, 2)) * dt / fit.van_rossum_tau / max(1, len(steps))
+    return total
+
+
+def _filtered(trains, decay):
+    """trains (batch, steps, n) filtered by the kernel decay**k (k >= 0): f[t] = decay f[t - 1] + x[t]."""
+    steps = trains.shape[1]
+    kernel = decay ** torch.arange(steps, dtype=trains.dtype, device=trains.device)
+    size = 2 * steps
+    product = torch.fft.rfft(trains, size, dim=1) * torch.fft.rfft(kernel, size)[None, :, None]
+    return torch.fft.irfft(product, size, dim=1)[:, :steps]
+
+
+def population_gamma_factor(model, target, n, dt, duration):
+    """The mean Gamma factor over the neurons of a population: model and target spikes as (neurons, steps)."""
+    return float(np.mean([gamma_factor(model[1][model[0] == k], target[1][target[0] == k], dt, duration)
+                          for k in range(n)]))
+
+
+def gamma_factor(model_steps, target_steps, dt, duration, delta=GAMMA_DELTA):
+    """The Gamma factor of one neuron, Jolivet et al. (2008), as brian2modelfitting defines it:
+    Γ = 2/(1 - 2 δ r) (N_coinc - 2 δ N_target r)/(N_target + N_model), r = N_target/duration the target's rate,
+    N_coinc the target spikes with a model spike within δ (each model spike matched once). 1: every spike
+    matched; 0: as many coincidences as chance gives."""
+    model, target = np.sort(np.asarray(model_steps)) * dt, np.sort(np.asarray(target_steps)) * dt
+    if not len(model) + len(target):
+        return 1.0
+    used, coincidences = np.zeros(len(model), bool), 0
+    for spike in target:
+        near = np.nonzero(~used & (np.abs(model - spike) <= delta + 1e-12))[0]
+        if len(near):
+            used[near[np.argmin(np.abs(model[near] - spike))]] = True
+            coincidences += 1
+    rate = len(target) / duration
+    return float(2 / (1 - 2 * delta * rate) * (coincidences - 2 * delta * len(target) * rate) /
+                 (len(target) + len(model)))
+
+
+def run(path, out, resume=False):
+    """Fit as the FIT file `path` says, writing to the folder `out`; returns the results dict."""
+    import torch_models
+    from bridge.app.plots import fit_figure, loss_figure
+
+    fit, out, started = read(path), Path(out), time.perf_counter()
+    files.remove_stale(out, "results.json", "fitted.json", "fitted_brian2.py", "loss.png", "fit.png")
+    torch.manual_seed(fit.seed)
+    keys = list(fit.traces)
+    module = torch_models.compile(fit.simulation, "stepwise", dtype="float64", learn=fit.learn, starts=fit.starts)
+    optimizer = torch.optim.Adam(module.learning.parameters(), lr=fit.lr)
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, fit.steps) if fit.schedule == "cosine" else \
+        torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
+    start_values = module.learning.numpy_values()
+    history = []  # the loss of every start at every step
+    state = {"learning": module.learning, "optimizer": optimizer, "schedule": schedule, "history": history}
+    checkpoints = Checkpoints(out / "checkpoints", fit.text, resume, every=fit.checkpoint_every)
+    for _ in checkpoints.steps("fit", fit.steps, state, desc="fit", unit="step", mininterval=1,
+                               postfix=lambda: {"loss": min(history[-1])} if history else {}):
+        if history and min(history[-1]) <= fit.loss_below:
+            break
+        recorded = module(record=keys)
+        loss = losses(recorded.traces, recorded.spikes, fit.target, fit, module.dt)
+        optimizer.zero_grad()
+        loss.sum().backward()
+        optimizer.step()
+        schedule.step()
+        history.append(loss.detach().tolist())
+    with torch.no_grad():
+        recorded = module(record=keys)
+        final = losses(recorded.traces, recorded.spikes, fit.target, fit, module.dt)
+    best = int(torch.argmin(final))
+    fitted = module.to_simulation(best)
+    files.write_text(out / "fitted.json", fitted.to_json(indent=1))
+    results = {"fit": str(fit.path), "starts": module.learning.n_starts, "best_start": best,
+               "steps_run": len(history), "learned": _described(module, module.learned_values(best)),
+               "started_at": _described(module, start_values),
+               "loss": {"first": history[0] if history else None, "final": final.tolist(), "curve": history},
+               "validation": _validation(fit, module, fitted, recorded, best, keys),
+               "export": _export(fitted, out / "fitted_brian2.py")}
+    if fit.target.values:
+        results["true"] = _described(module, fit.target.values)
+        results["relative_error"] = {key: float(np.max(np.abs(module.learned_values(best)[key] - true) /
+                                                       np.maximum(np.abs(true), 1e-300)))
+                                     for key, true in fit.target.values.items()}
+    results.update(seconds=time.perf_counter() - started, versions=files.versions())
+    with files.atomic(out / "loss.png") as temporary:
+        loss_figure(history, temporary, title=fit.path.stem)
+    with files.atomic(out / "fit.png") as temporary:
+        fit_figure(fit.target, results["validation"].pop("record"), keys, list(fit.spikes), temporary,
+                   title=fit.path.stem)
+    files.write_json(out / "results.json", results)
+    return results
+
+
+def _described(module, values):
+    """{key: {"values": [...], "unit": ...}} of learned values (SI)."""
+    units = {item.key: unit_text(item.dim) for item in module.learned}
+    return {key: {"values": np.asarray(value).reshape(-1).tolist(), "unit": units[key]}
+            for key, value in values.items()}
+
+
+def _validation(fit, module, fitted, recorded, best, keys):
+    """The fitted description run in Brian2 against the module's run of the best start: spikes identical, the
+    loss computed on each run, the largest trace difference, the Gamma factor of each spike train."""
+    from brian_models.network import run as run_brian
+
+    record = run_brian(dataclasses.replace(fitted, run=dataclasses.replace(
+        fitted.run, record=tuple(dict.fromkeys([*fitted.run.record, *keys])))))
+    torch_record = recorded.record(best)
+    as_tensors = lambda arrays: {key: torch.as_tensor(np.asarray(value))[None] for key, value in arrays.items()}
+    rasters = {name: torch.as_tensor(_raster(record, name, module.plan.size(name)))[None] for name in fit.spikes}
+    brian_loss = float(losses(as_tensors({key: record.traces[key] for key in keys}), rasters, fit.target, fit,
+                              module.dt)[0]) if keys or fit.spikes else None
+    duration = record.n_steps * record.dt
+    return {"identical_spikes": all(record.spike_set(p) == torch_record.spike_set(p) for p in record.spikes),
+            "loss_torch": float(losses(recorded.traces, recorded.spikes, fit.target, fit, module.dt)[best]),
+            "loss_brian2": brian_loss,
+            "max_trace_difference": {key: float(np.max(np.abs(record.traces[key] - torch_record.traces[key])))
+                                     for key in keys},
+            "gamma_factor": {name: population_gamma_factor(record.spikes[name], fit.target.spikes[name],
+                                                           module.plan.size(name), record.dt, duration)
+                             for name in fit.spikes},
+            "record": record}
+
+
+def _raster(record, population, n):
+    raster = np.zeros((record.n_steps, n))
+    neurons, steps = record.spikes[population]
+    raster[steps, neurons] = 1
+    return raster
+
+
+def _export(fitted, path):
+    """The fitted description as a plain Brian2 script, or why it cannot be one."""
+    from bridge.app.export import to_brian2
+    try:
+        files.write_text(path, to_brian2(fitted))
+        return str(path)
+    except DescriptionError as err:
+        return f"not written: {err}"

@@ -1,0 +1,133 @@
+"""`spikebridge fit` (bridge/app/fit.py): a tiny problem fitted and validated in Brian2, a fit interrupted and
+resumed to the same numbers, the loss and the Gamma factor against numbers worked out by hand, several starts as
+one batch, and the FIT file's guards."""
+import json
+import math
+import re
+
+import numpy as np
+import pytest
+import torch
+from test_learn import leaky
+
+import torch_models
+from bridge.app import fit
+from bridge.app.cli import main
+from bridge.app.compare import van_rossum
+from bridge.description import from_json
+from bridge.record import Record
+
+
+def fit_file(folder, **changes):
+    """The leaky neurons of test_learn with tau and the synaptic constant hidden: tau 12 ms, we 1.5 mV."""
+    (folder / "model.json").write_text(leaky().to_json())
+    text = {"model": "model.json", "learn": {"post.tau": {"shared": True, "low": "1*ms"}, "syn.we": "shared"},
+            "starts": {"post.tau": ["5*ms", "20*ms"]},
+            "target": {"values": {"post.tau": "12*ms", "syn.we": "1.5*mV"}},
+            "optimizer": {"lr": 0.05, "steps": 150}, **changes}
+    path = folder / "fit.json"
+    path.write_text(json.dumps(text))
+    return path
+
+
+def test_a_tiny_fit_finds_the_hidden_values_and_is_identical_in_brian2(tmp_path, capsys):
+    assert main(["fit", str(fit_file(tmp_path)), "--out", str(tmp_path / "out")]) == 0
+    results = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert results["relative_error"]["post.tau"] < 1e-2 and results["relative_error"]["syn.we"] < 1e-2
+    assert results["starts"] == 2 and results["best_start"] == 1  # 5 ms ends in a worse minimum than 20 ms
+    validation = results["validation"]
+    assert validation["identical_spikes"] and validation["max_trace_difference"]["post.v"] == 0
+    assert validation["loss_brian2"] == validation["loss_torch"] < 1e-6 < results["loss"]["first"][1]
+    fitted = from_json((tmp_path / "out" / "fitted.json").read_text())
+    tau = fitted.network.populations[0].model.parameters["tau"]
+    assert float(tau.split("*")[0]) == results["learned"]["post.tau"]["values"][0]
+    assert "Brian2 validation: spikes identical" in capsys.readouterr().out
+    assert all((tmp_path / "out" / name).stat().st_size > 0 for name in ("fit.png", "loss.png", "fitted_brian2.py"))
+
+
+def test_a_fit_interrupted_and_resumed_ends_with_the_same_numbers(tmp_path, monkeypatch):
+    path = fit_file(tmp_path, optimizer={"lr": 0.05, "steps": 12}, checkpoint_every=5)
+    whole = fit.run(path, tmp_path / "whole")
+    calls, step = [0], torch.optim.Adam.step
+
+    def interrupted(self, *args, **kwargs):
+        calls[0] += 1
+        if calls[0] == 8:
+            raise KeyboardInterrupt
+        return step(self, *args, **kwargs)
+
+    monkeypatch.setattr(torch.optim.Adam, "step", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        fit.run(path, tmp_path / "parts")
+    monkeypatch.setattr(torch.optim.Adam, "step", step)
+    resumed = fit.run(path, tmp_path / "parts", resume=True)
+    assert resumed["learned"] == whole["learned"] and resumed["loss"]["curve"] == whole["loss"]["curve"]
+    assert len(whole["loss"]["curve"]) == 12
+
+
+def test_the_losses_equal_their_definitions_by_hand():
+    """A trace term is the mean squared difference over the target's variance; a spike term the squared van
+    Rossum distance (Brian2-style lfilter in compare.van_rossum, an independent implementation) over the target's
+    spike count."""
+    target = fit.Target({"p.v": np.array([[1.0, 3.0], [2.0, 6.0]])}, {"p": (np.array([0, 0]), np.array([3, 40]))},
+                        {})
+    spec = type("Spec", (), {"traces": {"p.v": 2.0}, "spikes": {}, "van_rossum_tau": 5e-3})
+    traces = {"p.v": torch.tensor([[[1.5, 3.0], [2.0, 5.0]]], dtype=torch.float64)}
+    by_hand = 2.0 * ((0.25 + 1.0) / 4) / np.var([1.0, 3.0, 2.0, 6.0], ddof=1)
+    assert fit.losses(traces, {}, target, spec, 1e-4).item() == pytest.approx(by_hand, rel=1e-15)
+    spec.traces, spec.spikes = {}, {"p": 1.0}
+    produced = torch.zeros(1, 100, 1, dtype=torch.float64)
+    produced[0, [5, 40, 70], 0] = 1
+    ours = fit.losses({}, {"p": produced}, target, spec, 1e-4).item()
+    records = [Record(name, 1e-4, 100, {"p": spikes}, {}) for name, spikes in (
+        ("model", (np.array([0, 0, 0]), np.array([5, 40, 70]))), ("target", target.spikes["p"]))]
+    assert ours * 2 == pytest.approx(van_rossum(*records, "p", 1, tau=5e-3) ** 2, rel=1e-10)
+
+
+def test_the_gamma_factor_by_hand():
+    """Target spikes at 10, 50, 90 ms over 100 ms (r = 30 Hz); the model's at 11, 52 and 70 ms: 2 coincidences
+    within 4 ms. Gamma = 2/(1 - 2*0.004*30) * (2 - 2*0.004*3*30)/(3 + 3) = 0.4948..."""
+    gamma = fit.gamma_factor(np.array([110, 520, 700]), np.array([100, 500, 900]), 1e-4, 0.1)
+    assert gamma == pytest.approx(2 / (1 - 0.24) * (2 - 0.72) / 6, rel=1e-12)
+    assert fit.gamma_factor(np.array([100, 500, 900]), np.array([100, 500, 900]), 1e-4, 0.1) == pytest.approx(
+        2 / 0.76 * (3 - 0.72) / 6)
+    assert fit.gamma_factor(np.array([100]), np.array([100, 110]), 1e-4, 0.1) == pytest.approx(
+        2 / (1 - 0.16) * (1 - 0.008 * 2 * 20) / 3)  # one model spike, two target spikes near it: one coincidence
+
+
+def test_several_starts_run_as_one_batch_each_as_its_own_run():
+    starts = {"post.tau": ["5*ms", "20*ms"], "syn.w": [[0.5, 1, 1.5, 2], [1, 1, 1, 1]]}
+    module = torch_models.compile(leaky(), learn={"post.tau": "shared", "syn.w": "per_element"}, dtype="float64",
+                                  starts=starts)
+    with torch.no_grad():
+        both = module().traces["post.v"]
+        for start in (0, 1):
+            alone = torch_models.run(module.to_simulation(start)).traces["post.v"]
+            assert np.array_equal(both[start].numpy(), alone)
+    assert not np.array_equal(both[0].numpy(), both[1].numpy())
+    assert math.isclose(module.learned_values(1)["post.tau"][0], 0.02, rel_tol=1e-15)
+
+
+GUARDS = {
+    "unknown field": ({"optimiser": {}}, r"fit.json: fields: .*give model, learn, target"),
+    "missing model file": ({"model": "nowhere.json"}, r"fit.json: model: no file '.*nowhere.json'"),
+    "target of what does not learn": ({"target": {"values": {"post.v_rest": "-60*mV"}}},
+                                      r"fit.json: target.values: .*give values of what learns"),
+    "start outside the bounds": ({"starts": {"post.tau": ["0.5*ms"]}}, r"fit.json: starts\['post.tau'\]: values "
+                                                                       r"outside the bounds"),
+    "starts of different lengths": ({"starts": {"post.tau": ["5*ms"], "syn.we": ["1*mV", "2*mV"]}},
+                                    r"fit.json: starts: give each key a non-empty list"),
+    "unknown schedule": ({"optimizer": {"schedule": "linear"}}, r"fit.json: optimizer.schedule: 'linear'; allowed"),
+    "weight of what the target lacks": ({"loss": {"traces": {"post.I": 1}}}, r"fit.json: loss.traces: .*the target "
+                                                                             r"has \['post.v'\]"),
+    "steps not a count": ({"optimizer": {"steps": 0}}, r"fit.json: optimizer.steps: 0; give an integer >= 1"),
+}
+
+
+@pytest.mark.parametrize("name", GUARDS)
+def test_a_bad_fit_file_is_one_line_naming_file_and_field(name, tmp_path, capsys):
+    changes, message = GUARDS[name]
+    assert main(["fit", str(fit_file(tmp_path, **changes)), "--out", str(tmp_path / "out")]) == 2
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and error.startswith(f"error: {tmp_path / 'fit.json'}: ")
+    assert re.search(message, error), error
