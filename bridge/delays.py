@@ -65,7 +65,8 @@ class DelayRule:
         outside = (steps < 0) | (steps > self.max_steps)
         if outside.any():
             bad = float(delays.reshape(-1)[outside.reshape(-1).nonzero()[0][0]])
-            raise DelayRangeError(self.where, f"delay {bad * 1e3:g} ms is outside [0, {self.max_steps * self.dt * 1e3:g}"
+            longest = self.max_steps * self.dt * 1e3
+            raise DelayRangeError(self.where, f"delay {bad * 1e3:g} ms is outside [0, {longest:g}"
                                               " ms] (max_delay); keep delays in range or declare "
                                               "delay_overflow 'clip', 'wrap' or 'reflect'")
         return steps

@@ -197,7 +197,8 @@ def main(argv=None):
     check.add_argument("model", metavar="MODEL_OR_JSON_FILE", help="a library model name or a Simulation JSON file")
     check.add_argument("--dtype", choices=("float64", "float32"), default="float64", help="torch float type")
     check.add_argument("--seed", type=int, default=0, help="seed of a library model's scenario")
-    check.add_argument("--target", choices=("numpy", "cython", "cpp_standalone"), default="numpy", help="Brian2 code target")
+    check.add_argument("--target", choices=("numpy", "cython", "cpp_standalone"), default="numpy",
+                       help="Brian2 code target")
     check.add_argument("--out", help="output folder (default results/crosscheck_NAME)")
     check.add_argument("--independent-noise", type=int, metavar="SEEDS", help="draw noise independently in each "
                        "backend (Brian2's own generator) and compare rates and CV over SEEDS >= 5 runs")
@@ -235,7 +236,8 @@ def main(argv=None):
     experiment.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="torch device")
     experiment.add_argument("--resume", action="store_true", help="continue training from the checkpoints in --out "
                             "(experiments that train: delay-toy, spiking-net, ipd-delays, ipd-cotrain)")
-    experiment.add_argument("--mnist", metavar="DIR", help="spiking-net only: MNIST IDX files instead of the embedded digits")
+    experiment.add_argument("--mnist", metavar="DIR",
+                            help="spiking-net only: MNIST IDX files instead of the embedded digits")
     experiment.set_defaults(func=run_experiment)
     args = parser.parse_args(argv)
     try:

@@ -37,6 +37,7 @@ from bridge.app import files
 from bridge.app.checkpoints import Checkpoints
 from bridge.description import spike_step
 from bridge.errors import DescriptionError
+from bridge.names import record_key
 from bridge.learn import learnable_form, learned, start_values, written_back
 from bridge.quantities import si_value, time_value, unit_text
 
@@ -185,7 +186,7 @@ def _target_file(path, simulation):
             spikes[key] = (array[:, 0].astype(np.int64), spike_step(array[:, 1], simulation.dt))
         else:
             try:
-                recording = run.recording(key, network.width(key.split(".")[0]))
+                recording = run.recording(key, network.width(record_key(key)[0]))
             except DescriptionError as err:
                 raise DescriptionError(f"target.file[{key!r}]", str(err)) from None
             expected = (recording.rows(run.n_steps), recording.width(network.width(recording.owner)))
