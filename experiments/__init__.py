@@ -20,7 +20,9 @@ EXPERIMENTS = {"all-or-none": ("experiments.all_or_none",
                "ipd-delays": ("experiments.ipd_delays",
                               "seed 003's delay-only IPD classifier (36 classes), learned delays vs the ideal observer"),
                "ipd-cotrain": ("experiments.ipd_cotrain",
-                               "IPD localisation with delays and weights learned together in torch, re-run in Brian2")}
+                               "IPD localisation with delays and weights learned together in torch, re-run in Brian2"),
+               "fit-hh": ("experiments.fit_hh",
+                          "Hodgkin-Huxley conductances learned by gradient from voltage traces, validated in Brian2")}
 
 
 @contextlib.contextmanager

@@ -96,9 +96,10 @@ def test_the_gamma_factor_by_hand():
 
 
 def test_several_starts_run_as_one_batch_each_as_its_own_run():
-    starts = {"post.tau": ["5*ms", "20*ms"], "syn.w": [[0.5, 1, 1.5, 2], [1, 1, 1, 1]]}
-    module = torch_models.compile(leaky(), learn={"post.tau": "shared", "syn.w": "per_element"}, dtype="float64",
-                                  starts=starts)
+    starts = {"post.tau": ["5*ms", "20*ms"], "syn.w": [[0.5, 1, 1.5, 2], [1, 1, 1, 1]],
+              "syn.delay": [[0.001, 0.002, 0.0005, 0.003], [0.0042, 0, 0.0011, 0.0021]]}
+    learn = {"post.tau": "shared", "syn.w": "per_element", "syn.delay": "per_element"}
+    module = torch_models.compile(leaky(), learn=learn, dtype="float64", starts=starts)
     with torch.no_grad():
         both = module().traces["post.v"]
         for start in (0, 1):
@@ -131,3 +132,15 @@ def test_a_bad_fit_file_is_one_line_naming_file_and_field(name, tmp_path, capsys
     error = capsys.readouterr().err
     assert error.count("\n") == 1 and error.startswith(f"error: {tmp_path / 'fit.json'}: ")
     assert re.search(message, error), error
+
+
+@pytest.mark.slow
+def test_the_hodgkin_huxley_experiment_learns_and_validates_in_brian2(tmp_path):
+    """`spikebridge run fit-hh --quick`: three steps of the conductance fit lower the loss of both starts, and the
+    fitted model runs identically in Brian2, with the same loss."""
+    assert main(["run", "fit-hh", "--quick", "--out", str(tmp_path)]) == 0
+    results = json.loads((tmp_path / "results.json").read_text())
+    first, final = results["loss"]["first"], results["loss"]["final"]
+    assert all(after < before for before, after in zip(first, final))
+    assert results["validation"]["identical_spikes"] and results["validation"]["max_trace_difference"]["cells.v"] == 0
+    assert results["validation"]["loss_brian2"] == results["validation"]["loss_torch"] == min(final)
