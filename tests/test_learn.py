@@ -192,3 +192,53 @@ def test_delays_learn_where_they_are_static_and_the_code_adds():
         torch_models.compile(leaky(parameters=timed), learn={"post.drive": "shared"})
     with pytest.raises(DescriptionError, match=r"strategy 'layered': learn= is the step-by-step module's"):
         torch_models.compile(leaky(), "layered", learn={"post.tau": "shared"})
+
+
+def test_the_surrogate_is_as_wide_in_volts_as_in_units_of_the_threshold_distance():
+    """The same neuron in volts (threshold -50 mV, reset to -70 mV) and in units of that 20 mV distance
+    (threshold 1, reset to 0): the surrogate's unit of margin is the reset's distance from the threshold, so the
+    spike count's gradient in the drive is the same, by the change of units (dE_volts = 20 mV dE_units)."""
+    def neuron(equations, threshold, reset, drive, start):
+        model = NeuronModel(equations, threshold=threshold, reset=reset, parameters={"E": drive})
+        return Simulation(Network(populations=(Population("n", model, 2, initial={"v": start}),)),
+                          RunSettings(duration="50*ms"))
+    volts = neuron("dv/dt = (E - v)/(10*ms) : volt", "v > -50*mV", "v = -70*mV", "-45*mV", "-70*mV")
+    units = neuron("dv/dt = (E - v)/(10*ms) : 1", "v > 1", "v = 0", "1.25", "0")
+    gradients = []
+    for simulation in (volts, units):
+        module = torch_models.compile(simulation, learn={"n.E": "shared"}, dtype="float64")
+        count = module().spikes["n"].sum()
+        count.backward()
+        gradients.append(module.learning.raw["n:E"].grad.item() / module.learning.scales["n.E"])
+    # from the reset, the threshold is reached after 10 ms ln(25/5) = 16.1 ms: three spikes each in 50 ms
+    assert module.populations["n"].margin_scale == 1.0 and count.item() == 2 * 3
+    assert gradients[0] != 0 and gradients[0] * 0.02 == pytest.approx(gradients[1], rel=1e-9)
+
+
+def test_the_backward_pass_s_memory_is_measured_and_a_run_that_will_not_fit_is_refused_early(monkeypatch):
+    """The tensors autograd saves grow with the steps run (twice the steps: twice the bytes, within 5 %); a
+    run whose backward pass will not fit is refused after its first steps, with the bytes it needs; without
+    gradients nothing is saved and nothing is refused."""
+    from torch_models import module as module_interface, stepwise
+
+    measured = {}
+    original = module_interface.BackwardMemory.step_done
+
+    def step_done(self, n):
+        measured[n + 1] = self.saved_bytes
+        original(self, n)
+
+    monkeypatch.setattr(module_interface.BackwardMemory, "step_done", step_done)
+    module = torch_models.compile(leaky(), learn={"syn.w": "per_element", "post.tau": "shared"}, dtype="float64")
+    module()
+    assert measured[100] == pytest.approx(2 * measured[50], rel=0.05) and measured[100] > 100 * 3 * 8
+    monkeypatch.setattr(stepwise, "check_memory", lambda parts, device: None)  # the forward pass's own estimate
+    half = measured[100] // 2
+    monkeypatch.setattr(module_interface, "available_bytes", lambda device: half)
+    measured.clear()
+    with pytest.raises(DescriptionError, match=r"the backward pass \(tensors saved at every step\): the run needs "
+                                               r"about [\d,]+ bytes"):
+        module()
+    assert max(measured) == module_interface.BackwardMemory.PROBE_STEPS
+    with torch.no_grad():
+        module()

@@ -160,3 +160,37 @@ def available_bytes(device):
 def check_memory(parts, device):
     """Refuse, before any work, a run whose estimated memory {part of the description: bytes} will not fit."""
     refuse_beyond(parts, available_bytes(device), device)
+
+
+class BackwardMemory:
+    """The tensors autograd saves for the backward pass of a run with gradients, measured as it goes (bytes of
+    distinct storages, `saved_bytes`); after its first PROBE_STEPS steps, the run is refused when those bytes,
+    extrapolated to all its steps, will not fit (so a long run fails in seconds, with the bytes it needs)."""
+    PROBE_STEPS = 4
+
+    def __init__(self, n_steps, device):
+        self.n_steps, self.device, self.storages, self.saved_bytes = n_steps, device, set(), 0
+        self.hooks = torch.autograd.graph.saved_tensors_hooks(self._pack, lambda tensor: tensor) \
+            if torch.is_grad_enabled() else None
+
+    def __enter__(self):
+        if self.hooks:
+            self.hooks.__enter__()
+        return self
+
+    def __exit__(self, *exception):
+        if self.hooks:
+            self.hooks.__exit__(*exception)
+
+    def _pack(self, tensor):
+        storage = tensor.untyped_storage()
+        if storage.data_ptr() not in self.storages:
+            self.storages.add(storage.data_ptr())
+            self.saved_bytes += storage.nbytes()
+        return tensor
+
+    def step_done(self, n):
+        """After step n: the check, once the probe's steps are done."""
+        if self.hooks and n + 1 == min(self.PROBE_STEPS, self.n_steps):
+            projected = self.saved_bytes * self.n_steps // (n + 1)
+            check_memory({"the backward pass (tensors saved at every step)": projected}, self.device)

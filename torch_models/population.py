@@ -8,6 +8,7 @@ timestep(t - lastspike) < timestep(refractory) (Brian2's thresholder marks it); 
 (unless refractory) are held exactly meanwhile, and synaptic writes to them are dropped (`receptive`).
 """
 import ast
+import math
 
 import torch
 
@@ -62,6 +63,7 @@ class PopulationStep:
             check_resolved(statements, self.provided, where)
         self.index = None  # the neuron index i, on the device of the state
         self.surrogate = superspike  # spike function with a surrogate gradient (torch_models/surrogate.py)
+        self.margin_scale = 1.0  # the surrogate's unit of margin (set_margin_scale)
 
     def initial_state(self, batch, device):
         self.index = torch.arange(self.n, device=device, dtype=self.dtype)  # the neuron index i
@@ -167,7 +169,23 @@ class PopulationStep:
         if "lastspike" in state:
             state["lastspike"] = torch.where(condition, t, state["lastspike"])
             state["not_refractory"] = state["not_refractory"] & ~condition
-        return self.surrogate(condition, margin), margin
+        return self.surrogate(condition, margin / self.margin_scale), margin
+
+    def set_margin_scale(self, state, t, dt):
+        """The surrogate's unit of margin: how far the reset puts a neuron from its threshold (mean over the
+        neurons of `state`), so that the surrogate's width is the same fraction of that distance whatever the
+        units (-50 mV against a reset to -70 mV: 20 mV, as a threshold of 1 and a reset to 0 is 1); 1 where there
+        is no reset or it leaves no distance."""
+        self.margin_scale = 1.0
+        if self.margin is None or not self.reset:
+            return
+        with torch.no_grad():
+            like = next(iter(state.values()))
+            every = torch.ones(like.shape[0], self.n, dtype=torch.bool, device=like.device)
+            scope = execute_block(self.threshold, self._scope(self.apply_reset(dict(state), t, dt, every), t, dt))
+            distance = float(torch.as_tensor(self.margin(scope)).abs().mean())
+        if math.isfinite(distance) and distance > 0:
+            self.margin_scale = distance
 
     def apply_reset(self, state, t, dt, spiked, statements=None):
         """The reset (or `statements`) for the neurons where `spiked`."""

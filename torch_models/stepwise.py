@@ -20,7 +20,7 @@ from torch_models.codegen import apply_op, check_resolved, compile_block, functi
 from torch_models.delivery import ArrivedPerRow, EventLists, LearnedDelays, RingBuffer
 from torch_models.delays import _split
 from torch_models.learning import Learning
-from torch_models.module import SimulationModule, TorchRun, check_memory, recorded
+from torch_models.module import BackwardMemory, SimulationModule, TorchRun, check_memory, recorded
 from torch_models.population import OperationStep, compile_populations, linked, step
 
 
@@ -328,6 +328,8 @@ class StepwiseNetwork(SimulationModule):
         syn_states = {name: {**p.values, **{var: getattr(p, f"start_{var}") for var in p.unset}, "i": p.i,
                              "j": p.j} for name, p in self.projections.items()}  # i, j: read by synaptic code
         self.set_variants(variants or {}, states, syn_states, batch)
+        for name, population in self.populations.items():
+            population.set_margin_scale(states[name], 0.0, dt)
         for name in self.synapse_groups:  # variables other projections write per batch row
             syn_states[name].update({var: value.expand(batch, -1) for var, value in syn_states[name].items()
                                      if var not in ("i", "j")})
@@ -338,43 +340,45 @@ class StepwiseNetwork(SimulationModule):
         segment_starts = set(self.plan.segment_starts)
         spike_log, margin_log = StepLog(self.n_steps), StepLog(self.n_steps)
         trace_log = StepLog(self.n_steps, {key: recording.rows(self.n_steps) for key, recording in records.items()})
-        for n in tqdm(range(self.n_steps), desc="torch", unit="step", disable=not progress, mininterval=1):
-            t = n * dt
-            for change in self.plan.changes.get(n, []):  # values set between runs
-                if change.owner in self.projections:
-                    syn_states[change.owner] = change.torch(syn_states[change.owner])
-                else:
-                    states[change.owner] = change.torch(states[change.owner])
-            if n in segment_starts:  # a new run segment: between_runs delays re-read
-                for name, proj in self.projections.items():
-                    if proj.delay_mode == "between_runs":
-                        delays[name] = proj.delays_now(states, syn_states[name])
-            states = linked(self.populations, states)
-            states = {name: population.set_constant_over_dt(states[name], t, dt)
-                      for name, population in self.populations.items()}  # 'before_start'
-            states = self.run_operations("start", states, n, t)
-            for key, recording in records.items():  # 'start': state as left by the previous step
-                if n % recording.every:
-                    continue
-                owner, variable = recording.owner, recording.variable
-                if owner in self.projections:  # a synaptic variable: (batch, synapses)
-                    value = syn_states[owner][variable].expand(batch, -1)
-                else:
-                    value = self.populations[owner].value(states[owner], variable, t, dt)
-                trace_log.add(key, n // recording.every, recorded(value, recording))
-            for name, current in self.plan.currents.items():
-                states[current.target][current.variable] = currents[name][:, n]
-            arriving = {name: spikes[:, n] for name, spikes in inputs.items()}
-            synapses = lambda spikes, states: self.synapses_slot(n, t, {**arriving, **spikes}, states, syn_states,
-                                                                 buffers, delays)
-            groups = self.groups_order and (lambda states: self.groups_slot(t, states, syn_states, batch))
-            states, events, margins = step(self.populations, states, t, dt, batch, synapses, groups)
-            states = self.run_operations("end", states, n, t)
-            for name in self.populations:
-                spike_log.add(name, n, events[name])
-                margin_log.add(name, n, margins[name])
-            for key in self.simulation.run.events:  # custom events recorded, as spikes are
-                spike_log.add(key, n, events[record_key(key)].to(self.dtype))
+        with BackwardMemory(self.n_steps, device) as backward:
+            for n in tqdm(range(self.n_steps), desc="torch", unit="step", disable=not progress, mininterval=1):
+                t = n * dt
+                for change in self.plan.changes.get(n, []):  # values set between runs
+                    if change.owner in self.projections:
+                        syn_states[change.owner] = change.torch(syn_states[change.owner])
+                    else:
+                        states[change.owner] = change.torch(states[change.owner])
+                if n in segment_starts:  # a new run segment: between_runs delays re-read
+                    for name, proj in self.projections.items():
+                        if proj.delay_mode == "between_runs":
+                            delays[name] = proj.delays_now(states, syn_states[name])
+                states = linked(self.populations, states)
+                states = {name: population.set_constant_over_dt(states[name], t, dt)
+                          for name, population in self.populations.items()}  # 'before_start'
+                states = self.run_operations("start", states, n, t)
+                for key, recording in records.items():  # 'start': state as left by the previous step
+                    if n % recording.every:
+                        continue
+                    owner, variable = recording.owner, recording.variable
+                    if owner in self.projections:  # a synaptic variable: (batch, synapses)
+                        value = syn_states[owner][variable].expand(batch, -1)
+                    else:
+                        value = self.populations[owner].value(states[owner], variable, t, dt)
+                    trace_log.add(key, n // recording.every, recorded(value, recording))
+                for name, current in self.plan.currents.items():
+                    states[current.target][current.variable] = currents[name][:, n]
+                arriving = {name: spikes[:, n] for name, spikes in inputs.items()}
+                synapses = lambda spikes, states: self.synapses_slot(n, t, {**arriving, **spikes}, states, syn_states,
+                                                                     buffers, delays)
+                groups = self.groups_order and (lambda states: self.groups_slot(t, states, syn_states, batch))
+                states, events, margins = step(self.populations, states, t, dt, batch, synapses, groups)
+                states = self.run_operations("end", states, n, t)
+                for name in self.populations:
+                    spike_log.add(name, n, events[name])
+                    margin_log.add(name, n, margins[name])
+                for key in self.simulation.run.events:  # custom events recorded, as spikes are
+                    spike_log.add(key, n, events[record_key(key)].to(self.dtype))
+                backward.step_done(n)
         return TorchRun(spike_log.stacked(), trace_log.stacked(), margin_log.stacked(), dt)
 
     def delays_in_force(self, projection, start=0):
