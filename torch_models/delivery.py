@@ -151,8 +151,7 @@ class LearnedDelays(nn.Module):
 
     def buffer(self, batch, device):
         shape = (self.slots, batch, len(self.index))
-        return [torch.zeros(shape, dtype=self.dtype, device=device), torch.zeros(shape, dtype=torch.bool,
-                                                                                 device=device)]
+        return torch.zeros(shape, dtype=self.dtype, device=device), torch.zeros(shape, dtype=torch.bool, device=device)
 
     def arrivals(self, buffer, events, step, delays):
         weights, reached = buffer
@@ -163,11 +162,11 @@ class LearnedDelays(nn.Module):
         rows = torch.arange(emitted.shape[0], device=emitted.device)[:, None].expand_as(emitted)
         for lag, share in ((0, 1 - fraction), (1, fraction)):
             slots = ((step + whole.long() + lag) % self.slots).expand_as(emitted)
-            buffer[0] = weights = weights.index_put((slots, rows, synapses), emitted * share, accumulate=True)
+            weights.index_put_((slots, rows, synapses), (emitted * share).to(weights.dtype), accumulate=True)
             reached.index_put_((slots[where], rows[where], synapses[where]), torch.ones((), dtype=torch.bool,
                                                                                        device=reached.device))
         slot = step % self.slots
-        arrived, active = weights[slot], reached[slot].clone()
-        buffer[0] = weights.index_fill(0, torch.tensor([slot], device=weights.device), 0)
+        arrived, active = weights[slot].clone(), reached[slot].clone()
+        weights[slot] = 0
         reached[slot] = False
         return ArrivedWeighted(arrived, None, active) if bool(active.any()) else None
