@@ -21,7 +21,7 @@ from brian2 import Equations, second
 
 from bridge.errors import DescriptionError
 from bridge.names import record_key
-from bridge.quantities import parse_quantity, quantity_text, unit_text
+from bridge.quantities import parse_quantity, quantity_text, si_value, unit_text
 
 KINDS = ("shared", "per_element")
 WHAT = ("parameter", "initial", "synaptic", "delay")
@@ -179,9 +179,10 @@ def _projection(projection, learned_values, layout):
         if item.what == "parameter" and item.shared:
             synapse = dataclasses.replace(synapse, parameters={**synapse.parameters, item.name: _text(item, values)})
             continue
-        if item.what == "delay":
+        if item.what == "delay":  # whole steps, up to max_delay rounded to steps: max_delay holds them all
+            longest = max(si_value(projection.max_delay, "max_delay"), float(values.max()))
             projection = dataclasses.replace(projection, delays=_text(item, values) if item.shared else
-                                             values.reshape(layout))
+                                             values.reshape(layout), max_delay=_text(item, np.array([longest])))
             continue
         if item.becomes_variable and item.name in synapse.parameters:
             synapse = dataclasses.replace(synapse, model=_declared(synapse.model, item),

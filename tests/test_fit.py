@@ -144,3 +144,16 @@ def test_the_hodgkin_huxley_experiment_learns_and_validates_in_brian2(tmp_path):
     assert all(after < before for before, after in zip(first, final))
     assert results["validation"]["identical_spikes"] and results["validation"]["max_trace_difference"]["cells.v"] == 0
     assert results["validation"]["loss_brian2"] == results["validation"]["loss_torch"] == min(final)
+
+
+@pytest.mark.slow
+def test_the_network_experiment_learns_weights_and_delays_and_validates_in_brian2(tmp_path):
+    """`spikebridge run fit-network --quick`: three steps on the recurrent weights and delays lower the spike
+    distance to the teacher, and the learned network (delays in whole steps) runs identically in Brian2."""
+    assert main(["run", "fit-network", "--quick", "--out", str(tmp_path)]) == 0
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert results["distance_reduction"] > 1 and results["validation"]["identical_spikes"]
+    assert results["validation"]["loss_brian2"] == results["validation"]["loss_torch"]
+    fitted = from_json((tmp_path / "fitted.json").read_text())
+    delays = np.asarray(next(p for p in fitted.network.projections if p.name == "EE").delays) / 1e-4
+    assert np.allclose(delays, np.round(delays), rtol=0, atol=1e-9) and len(np.unique(np.round(delays))) > 10

@@ -1,6 +1,7 @@
 """Anything numeric learns by name (bridge/learn.py, torch_models/learning.py): gradients of every kind against
 finite differences and against formulas worked out by hand, learned values written back into a description that
 Brian2 runs identically, delays that learn step by step, and the guards of `learn`."""
+import dataclasses
 import math
 
 import numpy as np
@@ -11,6 +12,7 @@ import torch_models
 from bridge.description import (Network, NeuronModel, Population, Projection, RunSettings, Simulation, SpikeTrains,
                                 SynapseModel, TimedArray)
 from bridge.errors import DescriptionError
+from bridge.quantities import si_value
 from brian_models.network import run as run_brian
 
 DELAYS = (0.001, 0.002, 0.0005, 0.003)  # 10, 20, 5, 30 steps of 0.1 ms, exactly
@@ -242,3 +244,18 @@ def test_the_backward_pass_s_memory_is_measured_and_a_run_that_will_not_fit_is_r
     assert max(measured) == module_interface.BackwardMemory.PROBE_STEPS
     with torch.no_grad():
         module()
+
+
+def test_delays_written_back_in_whole_steps_raise_max_delay_to_hold_them():
+    """max_delay 4.96 ms holds 50 whole steps (4.96/0.1 rounds to 50): a delay learned to 4.96 ms runs as 5 ms,
+    and the description written back says max_delay 5 ms, so that it stays valid and runs so in Brian2."""
+    simulation = leaky()
+    syn = dataclasses.replace(simulation.network.projections[0], max_delay="4.96*ms")
+    simulation = dataclasses.replace(simulation, network=dataclasses.replace(simulation.network, projections=(syn,)))
+    module = torch_models.compile(simulation, learn={"syn.delay": "per_element"}, dtype="float64")
+    module.learning.set_value("syn.delay", [0.00496, 0.001, 0.002, 0.003])
+    fitted = module.to_simulation().network.projections[0]
+    assert fitted.delays[0] == pytest.approx(0.005, rel=1e-12) == si_value(fitted.max_delay, "max_delay")
+    with torch.no_grad():
+        learned = module().traces["post.v"][0].numpy()
+    assert np.array_equal(run_brian(module.to_simulation()).traces["post.v"], learned)
