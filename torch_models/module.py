@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from bridge.description import check_dtype
-from bridge.learn import learnable_form, learned, written_back
+from bridge.learn import learnable_form, learned
 from bridge.memory import refuse_beyond, system_available_bytes
 from bridge.names import record_key
 from bridge.plan import lower
@@ -130,26 +130,15 @@ class SimulationModule(nn.Module):
         proj = self.plan.projections[projection]
         return proj.in_layout(proj.delay_steps)
 
-    def to_simulation(self, start=0):
-        """The description with this module's synaptic values, learned delays (whole steps of dt) and what
-        `learning` learned (in the start `start`, where several learn)."""
+    def to_simulation(self):
+        """The description with this module's synaptic values and learned delays (whole steps of dt)."""
         learned, projections = self.learnable_delays(), []
         for proj in self.simulation.network.projections:
             values = {name: self.values(proj.name, name) for name in proj.values}
             changes = {"delays": self.delays_in_force(proj.name) * self.dt} if proj.name in learned else {}
             projections.append(dataclasses.replace(proj, values={**proj.values, **values}, **changes))
         network = dataclasses.replace(self.simulation.network, projections=tuple(projections))
-        simulation = dataclasses.replace(self.simulation, network=network)
-        return written_back(simulation, self.learned, self.learned_values(start)) if self.learned else simulation
-
-    def learned_values(self, start=0):
-        """{key: values now (SI, numpy)} of what learns (bridge/learn.py's items) in one start, delays as the
-        whole steps in force (seconds)."""
-        values = self.learning.numpy_values(start)
-        for item in self.learned:
-            if item.what == "delay":
-                values[item.key] = self.delays_in_force(item.owner, start).reshape(-1) * self.dt
-        return values
+        return dataclasses.replace(self.simulation, network=network)
 
 
 def available_bytes(device):

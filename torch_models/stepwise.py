@@ -13,7 +13,7 @@ from torch import nn
 from tqdm import tqdm
 
 from bridge.errors import DescriptionError
-from bridge.learn import start_values
+from bridge.learn import start_values, written_back
 from bridge.memory import torch_run_bytes
 from bridge.names import record_key
 from torch_models.codegen import apply_op, check_resolved, compile_block, functions
@@ -380,6 +380,21 @@ class StepwiseNetwork(SimulationModule):
                     spike_log.add(key, n, events[record_key(key)].to(self.dtype))
                 backward.step_done(n)
         return TorchRun(spike_log.stacked(), trace_log.stacked(), margin_log.stacked(), dt)
+
+    def to_simulation(self, start=0):
+        """The description with this module's synaptic values and what `learning` learned (in the start `start`,
+        where several learn)."""
+        simulation = super().to_simulation()
+        return written_back(simulation, self.learned, self.learned_values(start)) if self.learned else simulation
+
+    def learned_values(self, start=0):
+        """{key: values now (SI, numpy)} of what learns (bridge/learn.py's items) in one start, delays as the
+        whole steps in force (seconds)."""
+        values = self.learning.numpy_values(start)
+        for item in self.learned:
+            if item.what == "delay":
+                values[item.key] = self.delays_in_force(item.owner, start).reshape(-1) * self.dt
+        return values
 
     def delays_in_force(self, projection, start=0):
         """Delays that learn: the whole steps floor(d + 1/2) of their values d in steps (of one start), clamped
