@@ -118,13 +118,8 @@ class RingBuffer(nn.Module):
 
     def _push(self, buffer, counts, step, delays):
         """Events now enter the ring at slot step + delay."""
-        batch, n_syn = counts.shape
-        slots = ((step + delays) % self.slots).expand(batch, n_syn)
-        key = (batch, buffer.device)
-        if key not in self._grids:  # (batch row, synapse column) of every entry, built once per batch size
-            self._grids[key] = (torch.arange(batch, device=buffer.device)[:, None].expand(batch, n_syn),
-                                torch.arange(n_syn, device=buffer.device).expand(batch, n_syn))
-        rows, columns = self._grids[key]
+        slots = ((step + delays) % self.slots).expand_as(counts)
+        rows, columns = _grid(self._grids, counts)
         buffer.index_put_((slots, rows, columns), counts.to(buffer.dtype), accumulate=True)
 
 
@@ -148,6 +143,7 @@ class LearnedDelays(nn.Module):
         self.max_steps, self.mode, self.dtype = max_steps, mode, dtype
         self.slots = max_steps + 2
         self.register_buffer("index", index)
+        self._grids = {}
 
     def buffer(self, batch, device):
         shape = (self.slots, batch, len(self.index))
@@ -158,8 +154,7 @@ class LearnedDelays(nn.Module):
         whole, fraction = _split(delays, self.max_steps, self.mode)
         emitted = events[:, self.index]
         where = emitted > 0
-        synapses = torch.arange(len(self.index), device=emitted.device).expand_as(emitted)
-        rows = torch.arange(emitted.shape[0], device=emitted.device)[:, None].expand_as(emitted)
+        rows, synapses = _grid(self._grids, emitted)
         for lag, share in ((0, 1 - fraction), (1, fraction)):
             slots = ((step + whole.long() + lag) % self.slots).expand_as(emitted)
             weights.index_put_((slots, rows, synapses), (emitted * share).to(weights.dtype), accumulate=True)
@@ -170,3 +165,14 @@ class LearnedDelays(nn.Module):
         weights[slot] = 0
         reached[slot] = False
         return ArrivedWeighted(arrived, None, active) if bool(active.any()) else None
+
+
+def _grid(cache, values):
+    """(batch row, synapse column) of every entry of `values` (batch, synapses), built once per shape and device
+    in `cache`."""
+    key = (*values.shape, values.device)
+    if key not in cache:
+        batch, n_syn = values.shape
+        cache[key] = (torch.arange(batch, device=values.device)[:, None].expand(batch, n_syn),
+                      torch.arange(n_syn, device=values.device).expand(batch, n_syn))
+    return cache[key]
