@@ -106,6 +106,7 @@ def _stdp_by_hand(w, pre_steps, post_steps, n_steps, dt, gmax=0.01, tau=20e-3):
     return w
 
 
+@pytest.mark.slow
 def test_stdp_weights_after_one_second(paired):
     simulation, brian_record, torch_record = _crosscheck(paired, "stdp", 20)
     weights = brian_record.traces["plastic.w"]
@@ -119,6 +120,7 @@ def test_stdp_weights_after_one_second(paired):
         assert abs(by_hand - weights[-1, k]) <= 1e-15, k
 
 
+@pytest.mark.slow
 def test_stdp_network_trains_its_weights_by_gradient():
     simulation = from_brian2(EXAMPLES / "stdp.py")
     simulation = dataclasses.replace(simulation, run=dataclasses.replace(simulation.run, duration="0.2*second"))

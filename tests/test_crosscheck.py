@@ -54,7 +54,8 @@ def test_every_readme_model_is_registered():
 
 
 @pytest.mark.cython
-@pytest.mark.parametrize("name, seed, target", [("coincidence", 5, "cython"), ("penalty", 1, "cpp_standalone")])
+@pytest.mark.parametrize("name, seed, target", [
+    ("coincidence", 5, "cython"), pytest.param("penalty", 1, "cpp_standalone", marks=pytest.mark.slow)])
 def test_library_model_identical_on_compiled_targets(name, seed, target, paired):
     simulation = library.scenario(name, seed=seed, duration="500*ms")  # 1 s of it on numpy, above
     brian_record, _, report = paired(simulation, target=target)

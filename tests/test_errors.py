@@ -286,6 +286,7 @@ def test_ctrl_c_stops_a_crosscheck_with_exit_130_and_no_report(tmp_path):
     assert not (out / "report.json").exists()
 
 
+@pytest.mark.slow
 def test_a_background_job_that_ignores_sigint_keeps_running(tmp_path):
     """SIGINT reaches the job while its torch run is under way (its progress bar has appeared; Brian2's handler,
     installed at import, is in place), and the job goes on to its report."""

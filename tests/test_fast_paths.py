@@ -120,6 +120,7 @@ def test_affine_scan_equals_autograd_through_the_eager_loop(reset):
         assert h.abs().max() > 1e-3 and torch.allclose(g, h, rtol=1e-12, atol=1e-12 * h.abs().max())
 
 
+@pytest.mark.slow
 @pytest.mark.cython
 def test_compiled_scan_equals_eager_bitwise_with_gradients():
     simulation, spikes = feedforward(), input_spikes()

@@ -115,6 +115,7 @@ def wait_for_results(out, count, process, timeout=120):
         time.sleep(0.05)
 
 
+@pytest.mark.slow
 def test_interrupted_sweep_resumes_without_recomputing(serial, tmp_path):
     """SIGINT stops the sweep with exit 130 and a line saying where; --resume computes only what is missing and
     ends with the table of an uninterrupted sweep."""
