@@ -331,6 +331,22 @@ def test_units_of_declarations_are_not_names_of_the_script(tmp_path):
     assert from_brian2(path).network.populations[0].model.parameters == {}
 
 
+def test_monitors_left_unnamed_record_in_one_order_whatever_brian2_still_holds(tmp_path):
+    """Brian2 names unnamed monitors statemonitor, statemonitor_1... after the names objects still alive hold
+    (here H's monitor comes first by name): the records come in one order, with or without another alive."""
+    path = _script(tmp_path, """
+        from brian2 import *
+        G = NeuronGroup(2, 'dv/dt = -v/(10*ms) : 1', name='G')
+        H = NeuronGroup(1, 'du/dt = -u/(10*ms) : 1', name='H')
+        of_H = StateMonitor(H, 'u', record=True)
+        of_G = StateMonitor(G, ['v'], record=True)
+        run(1*ms)
+        """)
+    alone = from_brian2(path).run.record
+    held = brian2.StateMonitor(brian2.NeuronGroup(1, "x : 1"), "x", record=True)  # a name taken
+    assert held.name.startswith("statemonitor") and from_brian2(path).run.record == alone == ("G.v", "H.u")
+
+
 def test_what_draws_during_the_run_is_said_at_import(tmp_path):
     path = _script(tmp_path, """
         from brian2 import *

@@ -265,6 +265,12 @@ def _duration_text(seconds, steps, dt):
     return quantity_text(seconds if steps_of(seconds, dt) == steps else steps * dt, brian2.second.dim, "run()")
 
 
+def _record_keys(monitors):
+    """The record keys of the StateMonitors' keys (each as the script lists its variables), monitors ordered by
+    their keys: monitors a script leaves unnamed are named in an order that depends on what Brian2 still holds."""
+    return tuple(dict.fromkeys(key for keys in sorted(monitors) for key in keys))
+
+
 def _model_objects(objects):
     """The objects of a network that make its model: all but monitors and what they contain."""
     monitors = [obj for obj in objects if isinstance(obj, (StateMonitor, EventMonitor, PopulationRateMonitor))]
@@ -383,7 +389,7 @@ class _Importer:
             elif isinstance(obj, Synapses):
                 projections.append(self._projection(obj))
             elif isinstance(obj, StateMonitor):
-                record += self._records(obj)
+                record.append(tuple(self._records(obj)))
             elif isinstance(obj, brian2.PoissonInput):
                 resolve = lambda name: obj._group.namespace.get(name, self.reached.namespace.get(name))
                 self.poisson_inputs.append(poisson_input.from_brian2(obj, self.fail, resolve))
@@ -399,7 +405,7 @@ class _Importer:
         network = Network(tuple(populations), tuple(sources), tuple(self.currents), tuple(projections),
                           tuple(self.poisson_inputs), tuple(self.operations))
         float_type = np.dtype(brian2.prefs.core.default_float_dtype).name  # the script's float32 runs in float32
-        return Simulation(network, RunSettings(duration, float_type, tuple(dict.fromkeys(record)),
+        return Simulation(network, RunSettings(duration, float_type, _record_keys(record),
                                                Timing(dt=quantity_text(dt, brian2.second.dim, "dt")),
                                                events=tuple(dict.fromkeys(self.events))))
 
