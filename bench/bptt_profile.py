@@ -49,13 +49,13 @@ def profile(name, simulation, learn, starts, record, batch, repeats):
     n_steps = module.n_steps
     timings = {"forward, no gradients": [], "forward with gradients": [], "backward": []}
     saved = {}
-    original = module_interface.BackwardMemory.step_done
+    original = module_interface.BackwardMemory.done
 
-    def measure(self, n):
+    def measure(self, steps):
         saved["bytes"] = self.saved_bytes
-        original(self, n)
+        original(self, steps)
 
-    module_interface.BackwardMemory.step_done = measure
+    module_interface.BackwardMemory.done = measure
     try:
         for _ in range(repeats):
             started = time.perf_counter()
@@ -70,7 +70,7 @@ def profile(name, simulation, learn, starts, record, batch, repeats):
             loss.backward()
             timings["backward"].append(time.perf_counter() - started)
     finally:
-        module_interface.BackwardMemory.step_done = original
+        module_interface.BackwardMemory.done = original
     per_step = {part: 1e3 * min(values) / n_steps for part, values in timings.items()}
     base = per_step["forward, no gradients"]
     return {"model": name, "steps": n_steps, "batch": batch, "dtype": str(module.dtype).replace("torch.", ""),

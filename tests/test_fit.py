@@ -46,8 +46,13 @@ def test_a_tiny_fit_finds_the_hidden_values_and_is_identical_in_brian2(tmp_path,
 
 
 def test_a_fit_interrupted_and_resumed_ends_with_the_same_numbers(tmp_path, monkeypatch):
-    path = fit_file(tmp_path, optimizer={"lr": 0.05, "steps": 12}, checkpoint_every=5)
+    """The fit, interrupted at its 8th step and resumed, ends as the whole run does; both recompute stretches of
+    30 steps in their backward passes, and learn what keeping every step's tensors learns (1e-12)."""
+    kept = fit.run(fit_file(tmp_path, optimizer={"lr": 0.05, "steps": 12}), tmp_path / "kept")
+    path = fit_file(tmp_path, optimizer={"lr": 0.05, "steps": 12, "recompute_every": 30}, checkpoint_every=5)
     whole = fit.run(path, tmp_path / "whole")
+    for key, learned in kept["learned"].items():
+        assert whole["learned"][key]["values"] == pytest.approx(learned["values"], rel=1e-12)
     calls, step = [0], torch.optim.Adam.step
 
     def interrupted(self, *args, **kwargs):
@@ -122,6 +127,8 @@ GUARDS = {
     "weight of what the target lacks": ({"loss": {"traces": {"post.I": 1}}}, r"fit.json: loss.traces: .*the target "
                                                                              r"has \['post.v'\]"),
     "steps not a count": ({"optimizer": {"steps": 0}}, r"fit.json: optimizer.steps: 0; give an integer >= 1"),
+    "recompute_every not a count": ({"optimizer": {"recompute_every": 0}},
+                                    r"fit.json: optimizer.recompute_every: 0; give an integer >= 1"),
 }
 
 

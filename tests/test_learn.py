@@ -140,15 +140,20 @@ def test_delays_that_learn_run_whole_steps_with_the_slope_of_the_interpolation()
     np.testing.assert_allclose(parameter.grad.numpy().reshape(-1), finite_differences(between, parameter), rtol=1e-6)
 
 
-def test_delays_that_learn_in_a_recurrent_network_are_identical_in_brian2():
-    """Ten neurons, all to all with delays of 1 to 4 ms: spikes reach each other; learned delays validated."""
+def recurrent(rng, duration="50*ms"):
+    """Ten neurons, all to all with delays of 1 to 4 ms: spikes reach each other."""
     model = NeuronModel("dv/dt = (2 - v)/(10*ms) : 1", threshold="v > 1", reset="v = 0", method="exact")
-    rng = np.random.default_rng(3)
     net = Network(populations=(Population("rec", model, 10, initial={"v": rng.random(10)}),),
                   projections=(Projection("recurrent", "rec", "rec", SynapseModel("w : 1", on_pre="v_post += w"),
                                           values={"w": rng.normal(0, 0.2, (10, 10))},
                                           delays=rng.integers(10, 40, (10, 10)) * 1e-4, max_delay="5*ms"),))
-    simulation = Simulation(net, RunSettings(duration="50*ms", record=("rec.v",)))
+    return Simulation(net, RunSettings(duration=duration, record=("rec.v",)))
+
+
+def test_delays_that_learn_in_a_recurrent_network_are_identical_in_brian2():
+    """Spikes reach each other through delays that learn; learned delays validated in Brian2."""
+    rng = np.random.default_rng(3)
+    simulation = recurrent(rng)
     module = torch_models.compile(simulation, learn={"recurrent.delay": "per_element"}, dtype="float64")
     spikes = module().spikes["rec"]
     (spikes.sum() + module().traces["rec.v"].sum()).backward()
@@ -224,13 +229,13 @@ def test_the_backward_pass_s_memory_is_measured_and_a_run_that_will_not_fit_is_r
     from torch_models import module as module_interface, stepwise
 
     measured = {}
-    original = module_interface.BackwardMemory.step_done
+    original = module_interface.BackwardMemory.done
 
-    def step_done(self, n):
-        measured[n + 1] = self.saved_bytes
-        original(self, n)
+    def done(self, steps):
+        measured[steps] = self.saved_bytes
+        original(self, steps)
 
-    monkeypatch.setattr(module_interface.BackwardMemory, "step_done", step_done)
+    monkeypatch.setattr(module_interface.BackwardMemory, "done", done)
     module = torch_models.compile(leaky(), learn={"syn.w": "per_element", "post.tau": "shared"}, dtype="float64")
     module()
     assert measured[100] == pytest.approx(2 * measured[50], rel=0.05) and measured[100] > 100 * 3 * 8
@@ -244,6 +249,41 @@ def test_the_backward_pass_s_memory_is_measured_and_a_run_that_will_not_fit_is_r
     assert max(measured) == module_interface.BackwardMemory.PROBE_STEPS
     with torch.no_grad():
         module()
+
+
+def test_a_backward_pass_that_recomputes_stretches_gives_the_same_gradients_in_less_memory(monkeypatch):
+    """recompute_every=7 (stretches that do not divide the 500 steps): the same spikes and traces, gradients of
+    delays, weights and initial values equal to those of the run that keeps every step's tensors (1e-12), with
+    the delivery's rings written in place; a run refused for its memory with every step kept runs recomputing
+    stretches of 10 (about 10 + 50 steps' tensors instead of 500); recompute_every must be a number of steps."""
+    from torch_models import module as module_interface, stepwise
+
+    learn = {"recurrent.delay": "per_element", "recurrent.w": "per_element", "rec.v": "per_element"}
+    module = torch_models.compile(recurrent(np.random.default_rng(3)), learn=learn, dtype="float64")
+    gradients, runs = [], []
+    for every in (None, 7):
+        module.learning.zero_grad()
+        out = module(recompute_every=every)
+        (out.spikes["rec"].sum() + (out.traces["rec.v"] ** 2).sum()).backward()
+        runs.append((out.spikes["rec"].detach(), out.traces["rec.v"].detach()))
+        gradients.append({name: raw.grad.clone() for name, raw in module.learning.raw.items()})
+    assert torch.equal(runs[0][0], runs[1][0]) and torch.equal(runs[0][1], runs[1][1]) and runs[0][0].sum() > 50
+    for name, gradient in gradients[0].items():
+        assert gradient.abs().sum() > 0
+        torch.testing.assert_close(gradients[1][name], gradient, rtol=1e-12, atol=1e-12 * gradient.abs().max())
+    measured = {}
+    original = module_interface.BackwardMemory.done
+    monkeypatch.setattr(module_interface.BackwardMemory, "done",
+                        lambda self, steps: (measured.__setitem__(steps, self.saved_bytes), original(self, steps)))
+    module()
+    monkeypatch.setattr(stepwise, "check_memory", lambda parts, device: None)  # the forward pass's own estimate
+    monkeypatch.setattr(module_interface, "available_bytes", lambda device: measured[4] * 500 // 4 // 5)
+    with pytest.raises(DescriptionError, match=r"tensors saved at every step"):
+        module()
+    module(recompute_every=10).spikes["rec"].sum().backward()
+    for wrong in (0, 2.5, True):
+        with pytest.raises(DescriptionError, match=r"recompute_every: .*give a number of steps >= 1"):
+            module(recompute_every=wrong)
 
 
 def test_delays_written_back_in_whole_steps_raise_max_delay_to_hold_them():

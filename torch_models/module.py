@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from bridge.description import check_dtype
+from bridge.errors import DescriptionError
 from bridge.learn import learnable_form, learned
 from bridge.memory import refuse_beyond, system_available_bytes
 from bridge.names import record_key
@@ -154,13 +155,19 @@ def check_memory(parts, device):
 class BackwardMemory:
     """The tensors autograd saves for the backward pass of a run with gradients, measured as it goes (bytes of
     distinct storages, `saved_bytes`); after its first PROBE_STEPS steps, the run is refused when those bytes,
-    extrapolated to all its steps, will not fit (so a long run fails in seconds, with the bytes it needs)."""
+    extrapolated to the steps whose tensors the backward pass keeps, will not fit (so a long run fails in
+    seconds, with the bytes it needs). With `recompute_every` = k, the steps after the probe's run in stretches
+    of k recomputed in the backward pass: it keeps about k steps' tensors and one step's per stretch."""
     PROBE_STEPS = 4
 
-    def __init__(self, n_steps, device):
+    def __init__(self, n_steps, device, recompute_every=None):
+        if recompute_every is not None and (isinstance(recompute_every, bool) or
+                                            not isinstance(recompute_every, int) or recompute_every < 1):
+            raise DescriptionError("recompute_every", f"{recompute_every!r}; give a number of steps >= 1")
         self.n_steps, self.device, self.storages, self.saved_bytes = n_steps, device, set(), 0
         self.hooks = torch.autograd.graph.saved_tensors_hooks(self._pack, lambda tensor: tensor) \
             if torch.is_grad_enabled() else None
+        self.every = recompute_every if self.hooks else None
 
     def __enter__(self):
         if self.hooks:
@@ -178,8 +185,19 @@ class BackwardMemory:
             self.saved_bytes += storage.nbytes()
         return tensor
 
-    def step_done(self, n):
-        """After step n: the check, once the probe's steps are done."""
-        if self.hooks and n + 1 == min(self.PROBE_STEPS, self.n_steps):
-            projected = self.saved_bytes * self.n_steps // (n + 1)
-            check_memory({"the backward pass (tensors saved at every step)": projected}, self.device)
+    def stretches(self):
+        """(first step, last step + 1, recomputed) of the run: single steps, and with recompute_every, after the
+        probe's steps, stretches of that many recomputed in the backward pass."""
+        if not self.every:
+            return [(n, n + 1, False) for n in range(self.n_steps)]
+        probe = min(self.PROBE_STEPS, self.n_steps)
+        return [(n, n + 1, False) for n in range(probe)] + \
+            [(first, min(first + self.every, self.n_steps), True) for first in range(probe, self.n_steps, self.every)]
+
+    def done(self, steps):
+        """After the first `steps` steps: the check, once the probe's steps are done."""
+        if self.hooks and steps == min(self.PROBE_STEPS, self.n_steps):
+            kept = self.n_steps if not self.every else self.every + -(-self.n_steps // self.every)
+            check_memory({"the backward pass (tensors saved at every step)" if not self.every else
+                          f"the backward pass (recomputing stretches of {self.every} steps)":
+                          self.saved_bytes * kept // steps}, self.device)

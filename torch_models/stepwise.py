@@ -8,8 +8,11 @@ operations of the 'end' slot. In the synapses slot each pathway delivers the eve
 now (PathwayStep); on_pre pathways, Poisson inputs, then on_post pathways, by name within each (Brian2's
 order). Tensors are (batch, neurons) or (batch, synapses).
 """
+from dataclasses import dataclass
+
 import torch
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 from tqdm import tqdm
 
 from bridge.errors import DescriptionError
@@ -248,6 +251,15 @@ class SynapsesAsGroup:
         return None
 
 
+@dataclass(frozen=True)
+class RunInputs:
+    """What one forward pass is given: spike inputs and currents (batch, steps, n), records, the batch size."""
+    inputs: dict
+    currents: dict
+    records: dict
+    batch: int
+
+
 class StepLog:
     """Values of every step by key, as (batch, steps, ...) tensors. Without gradients each key's tensor is
     allocated at its first step and written step by step (no list of steps, no copy at the end); with gradients
@@ -314,10 +326,13 @@ class StepwiseNetwork(SimulationModule):
                                                for name, update in updates.items()]) if synaptic else None
         self.to(device)
 
-    def forward(self, inputs=None, currents=None, batch_size=None, record=None, progress=False, variants=None):
+    def forward(self, inputs=None, currents=None, batch_size=None, record=None, progress=False, variants=None,
+                recompute_every=None):
         """`variants`: {"population.name" or "projection.name": values per batch element}: a model parameter
         or a state variable's initial value, (batch,) or (batch, n), replacing the description's; so that the
-        batch runs that many variants of the network at once."""
+        batch runs that many variants of the network at once. `recompute_every`: with gradients, the steps after
+        the first few run in stretches of that many whose tensors the backward pass recomputes instead of keeping
+        (torch.utils.checkpoint): the memory of about that many steps, for the time of one more forward pass."""
         batch, inputs, currents = self.given(inputs, currents, batch_size or (self.learning and
                                                                               self.learning.n_starts))
         records, device, dt = self.records(record), self.device, self.dt
@@ -337,49 +352,83 @@ class StepwiseNetwork(SimulationModule):
                    for name, p in self.projections.items() for pathway in p.pathways.values()}
         # delays in steps: 'between_runs' delays in force, read at each segment's start; delays that learn
         delays = {name: self.learning.value(key) / dt for name, key in self.learned_delays.items()}
-        segment_starts = set(self.plan.segment_starts)
+        given = RunInputs(inputs, currents, records, batch)
+        carried = (states, syn_states, buffers, delays)
         spike_log, margin_log = StepLog(self.n_steps), StepLog(self.n_steps)
         trace_log = StepLog(self.n_steps, {key: recording.rows(self.n_steps) for key, recording in records.items()})
-        with BackwardMemory(self.n_steps, device) as backward:
-            for n in tqdm(range(self.n_steps), desc="torch", unit="step", disable=not progress, mininterval=1):
-                t = n * dt
-                for change in self.plan.changes.get(n, []):  # values set between runs
-                    if change.owner in self.projections:
-                        syn_states[change.owner] = change.torch(syn_states[change.owner])
-                    else:
-                        states[change.owner] = change.torch(states[change.owner])
-                if n in segment_starts:  # a new run segment: between_runs delays re-read
-                    for name, proj in self.projections.items():
-                        if proj.delay_mode == "between_runs":
-                            delays[name] = proj.delays_now(states, syn_states[name])
-                states = linked(self.populations, states)
-                states = {name: population.set_constant_over_dt(states[name], t, dt)
-                          for name, population in self.populations.items()}  # 'before_start'
-                states = self.run_operations("start", states, n, t)
-                for key, recording in records.items():  # 'start': state as left by the previous step
-                    if n % recording.every:
-                        continue
-                    owner, variable = recording.owner, recording.variable
-                    if owner in self.projections:  # a synaptic variable: (batch, synapses)
-                        value = syn_states[owner][variable].expand(batch, -1)
-                    else:
-                        value = self.populations[owner].value(states[owner], variable, t, dt)
-                    trace_log.add(key, n // recording.every, recorded(value, recording))
-                for name, current in self.plan.currents.items():
-                    states[current.target][current.variable] = currents[name][:, n]
-                arriving = {name: spikes[:, n] for name, spikes in inputs.items()}
-                synapses = lambda spikes, states: self.synapses_slot(n, t, {**arriving, **spikes}, states, syn_states,
-                                                                     buffers, delays)
-                groups = self.groups_order and (lambda states: self.groups_slot(t, states, syn_states, batch))
-                states, events, margins = step(self.populations, states, t, dt, batch, synapses, groups)
-                states = self.run_operations("end", states, n, t)
-                for name in self.populations:
-                    spike_log.add(name, n, events[name])
-                    margin_log.add(name, n, margins[name])
-                for key in self.simulation.run.events:  # custom events recorded, as spikes are
-                    spike_log.add(key, n, events[record_key(key)].to(self.dtype))
-                backward.step_done(n)
+        with BackwardMemory(self.n_steps, device, recompute_every) as backward, \
+                tqdm(total=self.n_steps, desc="torch", unit="step", disable=not progress, mininterval=1) as bar:
+            for first, last, recomputed in backward.stretches():
+                if recomputed:
+                    carried, logged = checkpoint(self._recomputed_steps, first, last, given, *carried,
+                                                 use_reentrant=False)
+                else:
+                    carried, logged = self._steps(first, last, given, *carried)
+                for n, (events, margins, traces) in enumerate(logged, first):
+                    for name in self.populations:
+                        spike_log.add(name, n, events[name])
+                        margin_log.add(name, n, margins[name])
+                    for key in self.simulation.run.events:  # custom events recorded, as spikes are
+                        spike_log.add(key, n, events[record_key(key)].to(self.dtype))
+                    for key, value in traces.items():
+                        trace_log.add(key, n // records[key].every, value)
+                backward.done(last)
+                bar.update(last - first)
         return TorchRun(spike_log.stacked(), trace_log.stacked(), margin_log.stacked(), dt)
+
+    def _recomputed_steps(self, first, last, given, states, syn_states, buffers, delays):
+        """_steps on copies of the state carried in (its dicts, and the delivery buffers that steps write in
+        place), so that the backward pass recomputes the stretch from the values it started with."""
+        buffers = {key: None if buffer is None else tuple(part.clone() for part in buffer)
+                   if isinstance(buffer, tuple) else buffer.clone() for key, buffer in buffers.items()}
+        return self._steps(first, last, given, {name: dict(state) for name, state in states.items()},
+                           {name: dict(state) for name, state in syn_states.items()}, buffers, dict(delays))
+
+    def _steps(self, first, last, given, states, syn_states, buffers, delays):
+        """Steps first to last - 1; returns ((states, syn_states, buffers, delays) after them, [(events,
+        margins, traces recorded) of each step])."""
+        logged = []
+        for n in range(first, last):
+            states, step_logged = self._step(n, given, states, syn_states, buffers, delays)
+            logged.append(step_logged)
+        return (states, syn_states, buffers, delays), logged
+
+    def _step(self, n, given, states, syn_states, buffers, delays):
+        """Step n; returns (states, (events, margins, {record key: value at the step's start} for the records
+        due))."""
+        t, dt, batch = n * self.dt, self.dt, given.batch
+        for change in self.plan.changes.get(n, []):  # values set between runs
+            if change.owner in self.projections:
+                syn_states[change.owner] = change.torch(syn_states[change.owner])
+            else:
+                states[change.owner] = change.torch(states[change.owner])
+        if n in self.plan.segment_starts:  # a new run segment: between_runs delays re-read
+            for name, proj in self.projections.items():
+                if proj.delay_mode == "between_runs":
+                    delays[name] = proj.delays_now(states, syn_states[name])
+        states = linked(self.populations, states)
+        states = {name: population.set_constant_over_dt(states[name], t, dt)
+                  for name, population in self.populations.items()}  # 'before_start'
+        states = self.run_operations("start", states, n, t)
+        traces = {}
+        for key, recording in given.records.items():  # 'start': state as left by the previous step
+            if n % recording.every:
+                continue
+            owner, variable = recording.owner, recording.variable
+            if owner in self.projections:  # a synaptic variable: (batch, synapses)
+                value = syn_states[owner][variable].expand(batch, -1)
+            else:
+                value = self.populations[owner].value(states[owner], variable, t, dt)
+            traces[key] = recorded(value, recording)
+        for name, current in self.plan.currents.items():
+            states[current.target][current.variable] = given.currents[name][:, n]
+        arriving = {name: spikes[:, n] for name, spikes in given.inputs.items()}
+        synapses = lambda spikes, states: self.synapses_slot(n, t, {**arriving, **spikes}, states, syn_states,
+                                                             buffers, delays)
+        groups = self.groups_order and (lambda states: self.groups_slot(t, states, syn_states, batch))
+        states, events, margins = step(self.populations, states, t, dt, batch, synapses, groups)
+        states = self.run_operations("end", states, n, t)
+        return states, (events, margins, traces)
 
     def to_simulation(self, start=0):
         """The description with this module's synaptic values and what `learning` learned (in the start `start`,

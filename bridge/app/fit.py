@@ -13,7 +13,9 @@ FIT.json (paths relative to it; quantities as strings such as "10*ms"):
               every trace of the target and the spikes of its populations with a threshold, weight 1, tau 10 ms.
               A trace's term is its mean squared difference divided by the target's variance; a spike train's,
               the squared van Rossum distance summed over neurons divided by the target's spike count (at least 1)
-  optimizer   optional {"lr": 0.02, "steps": 200, "schedule": "cosine" | "constant"} (Adam)
+  optimizer   optional {"lr": 0.02, "steps": 200, "schedule": "cosine" | "constant", "recompute_every": k} (Adam;
+              recompute_every: the backward pass recomputes stretches of k steps instead of keeping every step's
+              tensors, for runs whose backward pass would not fit in memory otherwise)
   stop        optional {"loss_below": number}: ends when the best start's loss falls below it
   seed        optional, 0; checkpoint_every optional, 20 (steps)
 
@@ -61,6 +63,7 @@ class Fit:
     lr: float
     steps: int
     schedule: str
+    recompute_every: object  # steps, or None
     loss_below: float
     seed: int
     checkpoint_every: int
@@ -93,7 +96,7 @@ def _read(path, text):
     simulation = _model(path.parent / str(text["model"]))
     items = learned(simulation, text["learn"])
     optimizer, stop, loss = (_mapping(text, name, keys) for name, keys in (
-        ("optimizer", {"lr", "steps", "schedule"}), ("stop", {"loss_below"}),
+        ("optimizer", {"lr", "steps", "schedule", "recompute_every"}), ("stop", {"loss_below"}),
         ("loss", {"traces", "spikes", "van_rossum_tau"})))
     target = _target(path.parent, text["target"], simulation, items)
     traces = _weights(loss.get("traces", dict.fromkeys(target.traces, 1.0)), target.traces, "loss.traces")
@@ -109,6 +112,8 @@ def _read(path, text):
                time_value(loss.get("van_rossum_tau", "10*ms"), "loss.van_rossum_tau", positive=True),
                _number(optimizer.get("lr", 0.02), "optimizer.lr", positive=True),
                _count(optimizer.get("steps", 200), "optimizer.steps"), schedule,
+               _count(optimizer["recompute_every"], "optimizer.recompute_every") if "recompute_every" in optimizer
+               else None,
                _number(stop.get("loss_below", 0.0), "stop.loss_below"), _count(text.get("seed", 0), "seed", least=0),
                _count(text.get("checkpoint_every", 20), "checkpoint_every"))
 
@@ -269,7 +274,7 @@ def run(path, out, resume=False):
                                postfix=lambda: {"loss": min(history[-1])} if history else {}):
         if history and min(history[-1]) <= fit.loss_below:
             break
-        recorded = module(record=keys)
+        recorded = module(record=keys, recompute_every=fit.recompute_every)
         loss = losses(recorded.traces, recorded.spikes, fit.target, fit, module.dt)
         optimizer.zero_grad()
         loss.sum().backward()
