@@ -10,7 +10,8 @@ with bounds that the values keep (by reparametrisation, torch_models/learning.py
 - a population's state variable: its initial values;
 - a projection's synaptic variable: its values;
 - a projection's `delay`: the delays of its pathway 'pre' (static delays; the module says how they are rounded
-  to the whole steps a run uses, and gives them so to `written_back`).
+  to the whole steps a run uses, and gives them so to `written_back`);
+- a TimedArray parameter: every value of it (per element: one per row, or per row and neuron).
 Values are SI floats; `written_back` puts learned values into the learnable form.
 """
 import dataclasses
@@ -22,9 +23,10 @@ from brian2 import Equations, second
 from bridge.errors import DescriptionError
 from bridge.names import record_key
 from bridge.quantities import parse_quantity, quantity_text, si_value, unit_text
+from bridge.timed_array import TimedArray
 
 KINDS = ("shared", "per_element")
-WHAT = ("parameter", "initial", "synaptic", "delay")
+WHAT = ("parameter", "initial", "synaptic", "delay", "timed_array")
 
 
 @dataclass(frozen=True)
@@ -75,6 +77,8 @@ def _learned(network, key, how):
     else:
         raise DescriptionError(where, f"names no population or projection; give 'owner.name' with owner one of "
                                       f"{sorted(p.name for p in (*network.populations, *network.projections))}")
+    if what == "timed_array" and how["shared"]:
+        raise DescriptionError(where, "'shared' for a TimedArray; its values learn one by one: 'per_element'")
     low, high = (_bound(how.get(side), dim, f"{where}.{side}") for side in ("low", "high"))
     start = values[:1] if how["shared"] else values
     if how["shared"] and np.any(values != values[0]):
@@ -89,7 +93,7 @@ def _learned(network, key, how):
 def _of_population(population, name, where):
     model = population.model
     if name in model.parameters:
-        return "parameter", *_parameter(model.parameters[name], population.n, where)
+        return _parameter(model.parameters[name], population.n, where)
     equations = Equations(model.equations)
     if name in equations.names and name not in equations.subexpr_names:
         return "initial", equations[name].dim, population.initial_array(name).astype(float)
@@ -108,7 +112,7 @@ def _of_projection(network, projection, name, where):
                                           "; static delays of the pathway 'pre' learn")
         return "delay", second.dim, projection.delay_array(n_synapses)
     if name in synapse.parameters:
-        return "parameter", *_parameter(synapse.parameters[name], n_synapses, where)
+        return _parameter(synapse.parameters[name], n_synapses, where)
     equations = Equations(synapse.model)
     variables = [eq.varname for eq in equations.ordered if eq.expr is None or eq.type == "differential equation"]
     if name in variables and "summed" not in equations[name].flags:
@@ -119,11 +123,14 @@ def _of_projection(network, projection, name, where):
 
 
 def _parameter(value, n, where):
+    """(what, dim, values) of a parameter: a quantity, one value per element, or a TimedArray's values."""
+    if isinstance(value, TimedArray):
+        return "timed_array", parse_quantity(value.unit, where).dim, np.asarray(value.values, dtype=float).reshape(-1)
     if not isinstance(value, str):
-        raise DescriptionError(where, f"a {type(value).__name__}; quantities learn (a TimedArray's or a function's "
-                                      "values do not)")
+        raise DescriptionError(where, f"a {type(value).__name__}; quantities and TimedArrays learn (a function "
+                                      "does not)")
     quantity = parse_quantity(value, where)
-    return quantity.dim, np.full(n, float(np.asarray(quantity)))
+    return "parameter", quantity.dim, np.full(n, float(np.asarray(quantity)))
 
 
 def _bound(text, dim, where):
@@ -158,8 +165,8 @@ def _replaced(simulation, values, items):
 def _population(population, learned_values):
     model, initial = population.model, dict(population.initial)
     for item, values in learned_values:
-        if item.what == "parameter" and item.shared:
-            model = dataclasses.replace(model, parameters={**model.parameters, item.name: _text(item, values)})
+        if item.what == "timed_array" or item.what == "parameter" and item.shared:
+            model = dataclasses.replace(model, parameters=_with(model.parameters, item, values))
             continue
         if item.becomes_variable and item.name in model.parameters:
             model = dataclasses.replace(model, equations=_declared(model.equations, item),
@@ -176,8 +183,8 @@ def _layout(network, projection):
 def _projection(projection, learned_values, layout):
     synapse, values_of = projection.synapse, dict(projection.values)
     for item, values in learned_values:
-        if item.what == "parameter" and item.shared:
-            synapse = dataclasses.replace(synapse, parameters={**synapse.parameters, item.name: _text(item, values)})
+        if item.what == "timed_array" or item.what == "parameter" and item.shared:
+            synapse = dataclasses.replace(synapse, parameters=_with(synapse.parameters, item, values))
             continue
         if item.what == "delay":  # whole steps, up to max_delay rounded to steps: max_delay holds them all
             longest = max(si_value(projection.max_delay, "max_delay"), float(values.max()))
@@ -189,6 +196,14 @@ def _projection(projection, learned_values, layout):
                                           parameters=_without(synapse.parameters, item.name))
         values_of[item.name] = _text(item, values) if item.shared else values.reshape(layout)
     return dataclasses.replace(projection, synapse=synapse, values=values_of)
+
+
+def _with(parameters, item, values):
+    """`parameters` with a learned shared parameter's quantity, or a learned TimedArray's values."""
+    old = parameters[item.name]
+    value = dataclasses.replace(old, values=values.reshape(np.shape(old.values))) if item.what == "timed_array" \
+        else _text(item, values)
+    return {**parameters, item.name: value}
 
 
 def _declared(equations, item):

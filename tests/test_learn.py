@@ -111,6 +111,52 @@ def test_learned_values_of_every_kind_are_written_back_and_run_identically_in_br
     assert np.array_equal(torch_models.run(fitted).traces["post.v"], learned)
 
 
+def driven():
+    """Three leaky neurons driven by TimedArrays of rows every 2 ms, read at t per neuron (`drive`), at a time per
+    neuron (`late`, 0-2 ms late) and by the synapses (`kick`, at each spike's arrival)."""
+    rng = np.random.default_rng(5)
+    parameters = {"tau": "10*ms", "drive": TimedArray(rng.uniform(-0.07, -0.06, (5, 3)), "2*ms", "volt"),
+                  "late": TimedArray(rng.uniform(0, 0.01, 5), "2*ms", "volt"),
+                  "kick": TimedArray(rng.uniform(0, 0.002, 5), "2*ms", "volt")}
+    post = Population("post", NeuronModel("dv/dt = (drive(t, i) + late(t - lag) - v)/tau : volt\n"
+                                          "lag : second (constant)", parameters=parameters, method="euler"), 3,
+                      initial={"v": "-65*mV", "lag": (0.0, 0.001, 0.002)})
+    pre = SpikeTrains("pre", 2, (0, 1, 0, 1), (0.001, 0.002, 0.0045, 0.0065))
+    syn = Projection("syn", "pre", "post", SynapseModel("", on_pre="v_post += kick(t)", parameters=parameters),
+                     i=(0, 0, 1, 1), j=(0, 1, 1, 2), delays="1*ms", max_delay="5*ms")
+    return Simulation(Network(populations=(post,), sources=(pre,), projections=(syn,)),
+                      RunSettings(duration="10*ms", record=("post.v",)))
+
+
+def test_timed_arrays_learn_value_by_value_in_each_start_and_run_identically_in_brian2():
+    """A TimedArray's values learn, read at t per neuron, at a time per neuron and by synapses: gradients equal
+    finite differences; two starts run as one batch equal their runs one by one; written back, Brian2 runs the
+    learned values identically."""
+    learn = dict.fromkeys(("post.drive", "post.late", "syn.kick"), "per_element")
+    module = torch_models.compile(driven(), learn=learn, dtype="float64")
+    loss(module).backward()
+    for key in learn:
+        raw = module.learning.raw[key.replace(".", ":")]
+        assert np.count_nonzero(raw.grad.numpy()) >= 3  # kick: rows 1, 2, 3 (arrivals at 2, 3, 5.5, 7.5 ms)
+        np.testing.assert_allclose(raw.grad.numpy().reshape(-1), finite_differences(module, raw), rtol=1e-6,
+                                   atol=1e-9 * float(raw.grad.abs().max()))
+    rng = np.random.default_rng(6)
+    tables = {key: rng.uniform(-0.07, 0.0, (2, len(item.start))) for key, item in module.learning.items.items()}
+    batched = torch_models.compile(driven(), learn=learn, dtype="float64", starts=tables)
+    with torch.no_grad():
+        together = batched().traces["post.v"]
+        for start in range(2):
+            for key, values in tables.items():
+                module.learning.set_value(key, values[start])
+            alone = module().traces["post.v"][0]
+            assert torch.equal(together[start], alone)
+            fitted = module.to_simulation()
+            assert np.array_equal(fitted.network.populations[0].model.parameters["drive"].values,
+                                  tables["post.drive"][start].reshape(5, 3))
+            assert np.array_equal(run_brian(fitted).traces["post.v"], alone.numpy())
+    assert not torch.equal(together[0], together[1])
+
+
 def test_delays_that_learn_run_whole_steps_with_the_slope_of_the_interpolation():
     """Mode 'integer' runs the description's whole-step delays exactly; its gradient is the slope of the linear
     interpolation above each delay: the one-sided differences of mode 'fractional' there. Between whole steps
@@ -194,9 +240,9 @@ def test_delays_learn_where_they_are_static_and_the_code_adds():
         torch_models.compile(leaky(delay_mode="dynamic"), learn={"syn.delay": "per_element"})
     with pytest.raises(DescriptionError, match=r"learn\['syn.delay'\]: the pathway 'pre' does more than add"):
         torch_models.compile(leaky(on_pre="v_post += w*we\nw *= 0.5"), learn={"syn.delay": "per_element"})
-    timed = {"v_rest": "-70*mV", "tau": "10*ms", "drive": TimedArray((-0.07, -0.06), "5*ms", "volt")}
-    with pytest.raises(DescriptionError, match=r"learn\[.post.drive.\]: a TimedArray; quantities learn"):
-        torch_models.compile(leaky(parameters=timed), learn={"post.drive": "shared"})
+    with pytest.raises(DescriptionError, match=r"learn\['post.drive'\]: 'shared' for a TimedArray; its values learn "
+                                               "one by one"):
+        torch_models.compile(driven(), learn={"post.drive": "shared"})
     with pytest.raises(DescriptionError, match=r"strategy 'layered': learn= is the step-by-step module's"):
         torch_models.compile(leaky(), "layered", learn={"post.tau": "shared"})
 

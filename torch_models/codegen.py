@@ -309,21 +309,33 @@ _MATH.update(abs=_elementwise(torch.abs, abs), timestep=_timestep, clip=_clip, e
              arcsin=_as_numpy(torch.asin, np.arcsin), arccos=_as_numpy(torch.acos, np.arccos),
              arctan=_as_numpy(torch.atan, np.arctan), __divide=_divide,
              __power=_as_numpy(torch.pow, np.power, operator.pow))
-def timed_array(values, array_dt, group_dt, dtype):
+class TimedArrayFunction:
     """Brian2's TimedArray as a function of t (values (steps,)) or of t and i (values (steps, n)): the row
     clip(int(round(t/epsilon)/K), 0, steps - 1) with K = max(2**ceil(log2(8*array_dt/group_dt)), 1) and
-    epsilon = array_dt/K, Brian2's rule for the numpy target."""
-    (upsampling, epsilon), table = lookup_grid(array_dt, group_dt), torch.as_tensor(values, dtype=dtype)
+    epsilon = array_dt/K, Brian2's rule for the numpy target. `learned`: where the values learn, (batch or 1,
+    steps, 1 or n) values that the module sets before each run in place of the table's."""
 
-    def function(t, i=None):
+    def __init__(self, values, array_dt, group_dt, dtype):
+        (self.upsampling, self.epsilon), self.table = lookup_grid(array_dt, group_dt), torch.as_tensor(values,
+                                                                                                      dtype=dtype)
+        self.learned = None
+
+    def __call__(self, t, i=None):
+        table, last = self.table, len(self.table) - 1
         if isinstance(t, torch.Tensor) and t.dim():  # a time per neuron (e.g. `t - d`): a row per neuron
-            steps = torch.clamp(torch.trunc(torch.round(t / epsilon) / upsampling), 0, len(table) - 1).long()
+            steps = torch.clamp(torch.trunc(torch.round(t / self.epsilon) / self.upsampling), 0, last).long()
+            if self.learned is not None:
+                rows = torch.arange(len(self.learned), device=t.device)[:, None]
+                return self.learned[rows, steps, 0 if i is None else i.long()]
             return table.to(t.device)[steps] if i is None else table.to(t.device)[steps, i.long()]
-        row = table[int(np.clip(np.int_(np.round(t / epsilon) / upsampling), 0, len(table) - 1))]
+        step = int(np.clip(np.int_(np.round(t / self.epsilon) / self.upsampling), 0, last))
+        if self.learned is not None:
+            row = self.learned[:, step]  # (batch, 1 or n)
+            return row if i is None else row[:, i.long()] if isinstance(i, torch.Tensor) else row[:, int(i), None]
+        row = table[step]
         if i is None:
             return row
         return row.to(i.device)[i.long()] if isinstance(i, torch.Tensor) else row[int(i)]
-    return function
 
 
 def user_function(function, table, where):
@@ -340,7 +352,7 @@ def functions(dtype, arrays=None, group_dt=None, parameters=None):
         if isinstance(x, torch.Tensor):
             return x.to(dtype) if x.dtype == torch.bool else torch.trunc(x)
         return int(x)
-    timed = {name: timed_array(values, dt, group_dt, dtype) for name, (values, dt) in (arrays or {}).items()}
+    timed = {name: TimedArrayFunction(values, dt, group_dt, dtype) for name, (values, dt) in (arrays or {}).items()}
     # torch's C code may import lazily, which looks up __import__ in the calling frame's builtins
     table = {"__builtins__": {"__import__": __import__}, **_MATH, "int": to_int, **timed}
     return {**table, **{name: user_function(value, table, f"function {name!r}")

@@ -60,10 +60,12 @@ class Learning(nn.Module):
 
     def variants(self, batch):
         """{key: values for every batch element}, as StepwiseNetwork.forward's variants take them (delays
-        excepted: they reach the pathway's delivery); with several starts, a batch of one row per start."""
+        and TimedArrays excepted: they reach the pathway's delivery and the functions that read them); with
+        several starts, a batch of one row per start."""
         if self.n_starts not in (1, batch):
             raise ValueError(f"batch_size {batch}; {self.n_starts} starts learn: run a batch of {self.n_starts}")
-        return {key: self.value(key).expand(batch, -1) for key, item in self.items.items() if item.what != "delay"}
+        return {key: self.value(key).expand(batch, -1) for key, item in self.items.items()
+                if item.what not in ("delay", "timed_array")}
 
     def numpy_values(self, start=0):
         """{key: values of one start now, as float64 numpy arrays}."""

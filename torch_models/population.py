@@ -38,7 +38,7 @@ class PopulationStep:
         """`population`: its PopulationPlan (bridge/plan.py); `code`: its NeuronCode (bridge/abstract_code.py)."""
         self.name, self.n, self.dtype, self.population = population.name, population.n, dtype, population
         where = f"population {self.name!r}"
-        table = functions(dtype, population.arrays, dt, population.model.parameters)
+        self.functions = table = functions(dtype, population.arrays, dt, population.model.parameters)
         block = lambda block: compile_block(block.text, where, table)
         self.variables = code.variables  # variable -> 'float', 'integer' or 'boolean'
         self.conditional, self.shared = code.conditional, code.shared

@@ -32,9 +32,9 @@ class SynapticCode:
     statements (a Block of the plan's SynapseCode, bridge/abstract_code.py; synaptic subexpressions as
     temporaries), where each name it uses lives, and the constants it reads."""
 
-    def __init__(self, block, code, proj, where, dtype, dt):
-        """`code`: the projection's SynapseCode; `proj`: its ProjectionPlan (TimedArrays)."""
-        self.statements = compile_block(block.text, where, functions(dtype, proj.arrays, dt, proj.synapse.parameters))
+    def __init__(self, block, code, where, table):
+        """`code`: the projection's SynapseCode; `table`: its function table (codegen.functions)."""
+        self.statements = compile_block(block.text, where, table)
         names = block.names
         self.location = {name: code.locations[name] for name in names if name in code.locations}
         self.constants = {name: code.constants[name] for name in names if name in code.constants}
@@ -79,9 +79,11 @@ class ProjectionStep(nn.Module):
     re-read from the delay variable at segment starts ('between_runs') or at every push ('dynamic'; then they
     may differ per batch element)."""
 
-    def __init__(self, proj, code, dtype, dt, delay_gradient=None):
+    def __init__(self, proj, code, dtype, dt, delay_gradient=None, arrays_learn=False):
         """`proj`: the ProjectionPlan (bridge/plan.py); `code`: its SynapseCode (bridge/abstract_code.py);
-        `delay_gradient`: the mode of torch_models/delays.py when the delays of its pathway 'pre' learn."""
+        `delay_gradient`: the mode of torch_models/delays.py when the delays of its pathway 'pre' learn;
+        `arrays_learn`: whether TimedArrays of its synapse learn (their values then differ per batch row, which
+        events listed per row (ProjectionStep.add) do not hold)."""
         super().__init__()
         self.name, self.source, self.target = proj.name, proj.source, proj.target
         where = f"Projection {proj.name!r}.synapse"
@@ -93,7 +95,8 @@ class ProjectionStep(nn.Module):
         self.unset = code.unset  # synaptic state without initial values in the description, as Brian2 starts it: 0
         for name in self.unset:
             self.register_buffer(f"start_{name}", torch.zeros(len(proj.i), dtype=dtype))
-        synaptic = lambda block, field_name: SynapticCode(block, code, proj, f"{where}.{field_name}", dtype, dt)
+        self.functions = functions(dtype, proj.arrays, dt, proj.synapse.parameters)
+        synaptic = lambda block, field_name: SynapticCode(block, code, f"{where}.{field_name}", self.functions)
         self.pathways = nn.ModuleDict()
         for name, pathway in proj.pathways.items():
             index, n_side = (self.i, proj.n_source) if pathway.side == "source" else (self.j, proj.n_target)
@@ -108,7 +111,7 @@ class ProjectionStep(nn.Module):
                 delivery = RingBuffer(index, proj.slots(name), dtype)
             else:
                 delivery = EventLists(index, pathway.delay_steps, n_side, proj.slots(name), dtype,
-                                      pathway_code.additive)
+                                      pathway_code.additive and not arrays_learn)
             self.pathways[name] = PathwayStep(pathway, pathway_code, delivery)
         # the 'groups' slot: clock-driven equations; (summed) variables, written to the source or target neuron
         self.update = synaptic(code.update, "model") if code.update is not None else None
@@ -301,9 +304,11 @@ class StepwiseNetwork(SimulationModule):
             population.compile()
         self.learned_delays = {item.owner: item.key for item in self.learned if item.what == "delay"}
         self.delay_gradient = delay_gradient
+        arrays_learn = {item.owner for item in self.learned if item.what == "timed_array"}
         self.projections = nn.ModuleDict({name: ProjectionStep(plan.projections[name], plan.code.projections[name],
                                                                self.dtype, self.dt,
-                                                               delay_gradient if name in self.learned_delays else None)
+                                                               delay_gradient if name in self.learned_delays else None,
+                                                               name in arrays_learn)
                                           for name in sorted(plan.projections)})
         self.learning = Learning(self.learned, self.dtype, start_values(self.learned, starts)) if self.learned \
             else None
@@ -352,6 +357,10 @@ class StepwiseNetwork(SimulationModule):
                    for name, p in self.projections.items() for pathway in p.pathways.values()}
         # delays in steps: 'between_runs' delays in force, read at each segment's start; delays that learn
         delays = {name: self.learning.value(key) / dt for name, key in self.learned_delays.items()}
+        for item in self.learned:
+            if item.what == "timed_array":  # the values its functions read in this run
+                function = (self.populations.get(item.owner) or self.projections[item.owner]).functions[item.name]
+                function.learned = self.learning.value(item.key).reshape(self.learning.n_starts, len(function.table), -1)
         given = RunInputs(inputs, currents, records, batch)
         carried = (states, syn_states, buffers, delays)
         spike_log, margin_log = StepLog(self.n_steps), StepLog(self.n_steps)
