@@ -70,6 +70,15 @@ def test_a_fit_interrupted_and_resumed_ends_with_the_same_numbers(tmp_path, monk
     assert len(whole["loss"]["curve"]) == 12
 
 
+def test_each_start_ends_at_the_values_of_its_lowest_loss_seen(tmp_path):
+    """A learning rate that overshoots (0.5, constant): the losses go up and down; each start ends at its lowest
+    loss seen (re-run from the values kept: the same loss, exactly), or lower after the last step."""
+    results = fit.run(fit_file(tmp_path, optimizer={"lr": 0.5, "steps": 12, "schedule": "constant"}), tmp_path)
+    curve, final = np.array(results["loss"]["curve"]), np.array(results["loss"]["final"])
+    assert np.any(np.diff(curve, axis=0) > 0)  # not monotone
+    assert np.all(final <= curve.min(axis=0)) and final[0] == curve[:, 0].min() < curve[-1, 0]
+
+
 def test_the_losses_equal_their_definitions_by_hand():
     """A trace term is the mean squared difference over the target's variance; a spike term the squared van
     Rossum distance (Brian2-style lfilter in compare.van_rossum, an independent implementation) over the target's

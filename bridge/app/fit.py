@@ -4,8 +4,8 @@ gradient until the model reproduces a target; the fitted model is then run in Br
 FIT.json (paths relative to it; quantities as strings such as "10*ms"):
   model       a description (.json) or a Brian2 script (.py, imported as written)
   learn       {"owner.name": "shared" | "per_element" | {"shared": bool, "low": q, "high": q}} (bridge/learn.py)
-  starts      optional {"owner.name": [a value per start]}: the starts learn at once, as one batch; the best
-              (lowest final loss) is the fitted model
+  starts      optional {"owner.name": [a value per start]}: the starts learn at once, as one batch; each ends
+              at the values of its lowest loss seen, and the best start is the fitted model
   target      {"values": {"owner.name": q or SI values}}: Brian2 runs the model with these values and its run
               is the target; or {"file": "target.npz"}: traces by record key ((steps, elements), SI) and spikes
               by population ((spikes, 2) rows of neuron, time in s)
@@ -268,7 +268,10 @@ def run(path, out, resume=False):
         torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
     start_values = module.learning.numpy_values()
     history = []  # the loss of every start at every step
-    state = {"learning": module.learning, "optimizer": optimizer, "schedule": schedule, "history": history}
+    best = {"loss": torch.full((module.learning.n_starts,), torch.inf, dtype=torch.float64),
+            **{name: raw.detach().clone() for name, raw in module.learning.raw.items()}}
+    state = {"learning": module.learning, "optimizer": optimizer, "schedule": schedule, "history": history,
+             "best": best}
     checkpoints = Checkpoints(out / "checkpoints", fit.text, resume, every=fit.checkpoint_every)
     for _ in checkpoints.steps("fit", fit.steps, state, desc="fit", unit="step", mininterval=1,
                                postfix=lambda: {"loss": min(history[-1])} if history else {}):
@@ -276,26 +279,31 @@ def run(path, out, resume=False):
             break
         recorded = module(record=keys, recompute_every=fit.recompute_every)
         loss = losses(recorded.traces, recorded.spikes, fit.target, fit, module.dt)
+        _keep_best(best, loss.detach(), module.learning)
         optimizer.zero_grad()
         loss.sum().backward()
         optimizer.step()
         schedule.step()
         history.append(loss.detach().tolist())
-    with torch.no_grad():
+    with torch.no_grad():  # the values after the last step, then each start's best seen
+        recorded = module(record=keys)
+        _keep_best(best, losses(recorded.traces, recorded.spikes, fit.target, fit, module.dt), module.learning)
+        for name, raw in module.learning.raw.items():
+            raw.copy_(best[name])
         recorded = module(record=keys)
         final = losses(recorded.traces, recorded.spikes, fit.target, fit, module.dt)
-    best = int(torch.argmin(final))
-    fitted = module.to_simulation(best)
+    chosen = int(torch.argmin(final))
+    fitted = module.to_simulation(chosen)
     files.write_text(out / "fitted.json", fitted.to_json(indent=1))
-    results = {"fit": str(fit.path), "starts": module.learning.n_starts, "best_start": best,
-               "steps_run": len(history), "learned": _described(module, module.learned_values(best)),
+    results = {"fit": str(fit.path), "starts": module.learning.n_starts, "best_start": chosen,
+               "steps_run": len(history), "learned": _described(module, module.learned_values(chosen)),
                "started_at": _described(module, start_values),
                "loss": {"first": history[0] if history else None, "final": final.tolist(), "curve": history},
-               "validation": _validation(fit, module, fitted, recorded, best, keys),
+               "validation": _validation(fit, module, fitted, recorded, chosen, keys),
                "export": _export(fitted, out / "fitted_brian2.py")}
     if fit.target.values:
         results["true"] = _described(module, fit.target.values)
-        results["relative_error"] = {key: float(np.max(np.abs(module.learned_values(best)[key] - true) /
+        results["relative_error"] = {key: float(np.max(np.abs(module.learned_values(chosen)[key] - true) /
                                                        np.maximum(np.abs(true), 1e-300)))
                                      for key, true in fit.target.values.items()}
     results.update(seconds=time.perf_counter() - started, versions=files.versions())
@@ -306,6 +314,15 @@ def run(path, out, resume=False):
                    title=fit.path.stem)
     files.write_json(out / "results.json", results)
     return results
+
+
+def _keep_best(best, loss, learning):
+    """Each start's raw values where its `loss` (starts,) is its lowest so far: best {"loss": (starts,), raw
+    parameter name: (starts, elements)}."""
+    improved = loss < best["loss"]
+    best["loss"] = torch.where(improved, loss, best["loss"])
+    for name, raw in learning.raw.items():
+        best[name] = torch.where(improved[:, None], raw.detach(), best[name])
 
 
 def _described(module, values):
