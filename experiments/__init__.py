@@ -23,6 +23,9 @@ EXPERIMENTS = {"all-or-none": ("experiments.all_or_none",
                                "IPD localisation with delays and weights learned together in torch, re-run in Brian2"),
                "fit-hh": ("experiments.fit_hh",
                           "Hodgkin-Huxley conductances learned by gradient from voltage traces, validated in Brian2"),
+               "fit-adex": ("experiments.fit_adex",
+                            "AdEx parameters learned by gradient from spike times under noisy currents, judged on "
+                            "held-out currents in Brian2"),
                "fit-network": ("experiments.fit_network",
                                "a recurrent E/I network's weights and delays learned from a teacher's spikes, "
                                "validated in Brian2")}

@@ -162,13 +162,14 @@ def _target(folder, target, simulation, items):
     by_key = {item.key: item for item in items}
     if not isinstance(values, dict) or not values or set(values) - set(by_key):
         raise DescriptionError("target.values", f"{values!r}; give values of what learns: {sorted(by_key)}")
-    true = {key: _si_values(value, by_key[key], f"target.values[{key!r}]") for key, value in values.items()}
+    true = {key: si_values(value, by_key[key], f"target.values[{key!r}]") for key, value in values.items()}
     from brian_models.network import run as run_brian
     record = run_brian(written_back(learnable_form(simulation, items), items, true))
     return Target(record.traces, record.spikes, true)
 
 
-def _si_values(value, item, where):
+def si_values(value, item, where):
+    """SI values of a Learned item from a quantity string (every element) or SI numbers (one per element)."""
     values = np.full(len(item.start), si_value(value, where)) if isinstance(value, str) else \
         np.asarray(value, dtype=float).reshape(-1)
     if len(values) != len(item.start):
