@@ -5,7 +5,10 @@ Models: the Hodgkin-Huxley neurons of experiments/fit_hh.py (5 neurons, 2 starts
 learn), and a recurrent LIF network in volts (1000 neurons, 10 % connectivity, weights and delays learn; batch
 16, float32, 200 steps of 0.1 ms: issue 31's training network), driven by its own constant current.
 
-    python bench/bptt_profile.py [--out bench/results/bptt_profile] [--repeats 3]
+    python bench/bptt_profile.py [--out bench/results/bptt_profile] [--repeats 3] [--recompute-every K]
+
+With --recompute-every, the forward pass with gradients recomputes stretches of K steps in the backward pass
+(torch.utils.checkpoint); run it under `/usr/bin/time -v` with and without to compare peak memory.
 """
 import argparse
 import time
@@ -44,7 +47,7 @@ def recurrent(n=1000, p=0.1, seed=0):
     return simulation, {"syn.w": "per_element", "syn.delay": "per_element"}, None, [], 16
 
 
-def profile(name, simulation, learn, starts, record, batch, repeats):
+def profile(name, simulation, learn, starts, record, batch, repeats, recompute_every=None):
     module = torch_models.compile(simulation, "stepwise", learn=learn, starts=starts)
     n_steps = module.n_steps
     timings = {"forward, no gradients": [], "forward with gradients": [], "backward": []}
@@ -63,7 +66,7 @@ def profile(name, simulation, learn, starts, record, batch, repeats):
                 module(batch_size=batch, record=record)
             timings["forward, no gradients"].append(time.perf_counter() - started)
             started = time.perf_counter()
-            out = module(batch_size=batch, record=record)
+            out = module(batch_size=batch, record=record, recompute_every=recompute_every)
             loss = sum(value.sum() for value in [*out.spikes.values(), *out.traces.values()])
             timings["forward with gradients"].append(time.perf_counter() - started)
             started = time.perf_counter()
@@ -73,7 +76,7 @@ def profile(name, simulation, learn, starts, record, batch, repeats):
         module_interface.BackwardMemory.done = original
     per_step = {part: 1e3 * min(values) / n_steps for part, values in timings.items()}
     base = per_step["forward, no gradients"]
-    return {"model": name, "steps": n_steps, "batch": batch, "dtype": str(module.dtype).replace("torch.", ""),
+    return {"model": name, "steps": n_steps, "recompute_every": recompute_every, "batch": batch, "dtype": str(module.dtype).replace("torch.", ""),
             **{f"{part} (ms/step)": round(value, 3) for part, value in per_step.items()},
             "forward with gradients / no gradients": round(per_step["forward with gradients"] / base, 2),
             "forward + backward / no gradients": round((per_step["forward with gradients"] +
@@ -85,10 +88,12 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="bench/results/bptt_profile")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--recompute-every", type=int, default=None)
     args = parser.parse_args()
     out = Path(args.out)
-    rows = [profile("Hodgkin-Huxley, 5 neurons (fit-hh)", *hodgkin_huxley(out / "fit_hh"), args.repeats),
-            profile("recurrent LIF, 1000 neurons, 10 %", *recurrent(), args.repeats)]
+    rows = [profile("Hodgkin-Huxley, 5 neurons (fit-hh)", *hodgkin_huxley(out / "fit_hh"), args.repeats,
+                    args.recompute_every),
+            profile("recurrent LIF, 1000 neurons, 10 %", *recurrent(), args.repeats, args.recompute_every)]
     for row in rows:
         print("\n".join(f"{key}: {value}" for key, value in row.items()), end="\n\n")
     files.write_json(out / "bptt_profile.json", {"rows": rows, "versions": files.versions()})

@@ -56,14 +56,14 @@ run(steps*defaultclock.dt)
 def write_files(out, quick, seed):
     """The model script, the held-out script and the FIT file, in the folder `out`."""
     out.mkdir(parents=True, exist_ok=True)
-    steps, fit_steps = (300, 3) if quick else (2500, 100)
+    steps, fit_steps = (300, 3) if quick else (2500, 200)
     for name, noise_seed in SEEDS.items():
         (out / name).write_text(MODEL.replace("NOISE_SEED", str(noise_seed)).replace("STEPS", str(steps)))
     learn = {key: {"shared": True, "low": low, "high": high} for key, (low, high) in LEARN.items()}
     (out / "fit.json").write_text(json.dumps({
         "model": "model.py", "learn": learn, "starts": STARTS, "target": {"values": TRUE},
         "loss": {"spikes": {"neuron": 1}, "van_rossum_tau": "10*ms"},
-        "optimizer": {"lr": 0.03, "steps": fit_steps}, "seed": seed}, indent=1))
+        "optimizer": {"lr": 0.02, "steps": fit_steps}, "seed": seed}, indent=1))
 
 
 def held_out(out, learned_values):
