@@ -76,7 +76,8 @@ def profile(name, simulation, learn, starts, record, batch, repeats, recompute_e
         module_interface.BackwardMemory.done = original
     per_step = {part: 1e3 * min(values) / n_steps for part, values in timings.items()}
     base = per_step["forward, no gradients"]
-    return {"model": name, "steps": n_steps, "recompute_every": recompute_every, "batch": batch, "dtype": str(module.dtype).replace("torch.", ""),
+    return {"model": name, "steps": n_steps, "recompute_every": recompute_every, "batch": batch,
+            "dtype": str(module.dtype).replace("torch.", ""),
             **{f"{part} (ms/step)": round(value, 3) for part, value in per_step.items()},
             "forward with gradients / no gradients": round(per_step["forward with gradients"] / base, 2),
             "forward + backward / no gradients": round((per_step["forward with gradients"] +

@@ -88,7 +88,7 @@ def summary(results):
         f"{results['seconds']:.0f} s",
         f"  spike distance to the teacher: {results['loss']['first'][0]:.4g} at the start, "
         f"{min(results['loss']['final']):.4g} learned ({results['distance_reduction']:.2f}x lower)",
-        f"  Gamma factors against the teacher: " + ", ".join(f"{name} {value:.3f}" for name, value in
+        "  Gamma factors against the teacher: " + ", ".join(f"{name} {value:.3f}" for name, value in
                                                            validation["gamma_factor"].items()),
         f"  Brian2: spikes {'identical' if validation['identical_spikes'] else 'NOT identical'}, loss "
         f"{validation['loss_brian2']:.4g} (torch {validation['loss_torch']:.4g}); passed: {results['passed']}"])

@@ -357,10 +357,7 @@ class StepwiseNetwork(SimulationModule):
                    for name, p in self.projections.items() for pathway in p.pathways.values()}
         # delays in steps: 'between_runs' delays in force, read at each segment's start; delays that learn
         delays = {name: self.learning.value(key) / dt for name, key in self.learned_delays.items()}
-        for item in self.learned:
-            if item.what == "timed_array":  # the values its functions read in this run
-                function = (self.populations.get(item.owner) or self.projections[item.owner]).functions[item.name]
-                function.learned = self.learning.value(item.key).reshape(self.learning.n_starts, len(function.table), -1)
+        self.set_learned_arrays()
         given = RunInputs(inputs, currents, records, batch)
         carried = (states, syn_states, buffers, delays)
         spike_log, margin_log = StepLog(self.n_steps), StepLog(self.n_steps)
@@ -384,6 +381,15 @@ class StepwiseNetwork(SimulationModule):
                 backward.done(last)
                 bar.update(last - first)
         return TorchRun(spike_log.stacked(), trace_log.stacked(), margin_log.stacked(), dt)
+
+    def set_learned_arrays(self):
+        """The values that TimedArrays which learn hold now, into the functions that read them, (starts, rows,
+        1 or neurons)."""
+        for item in self.learned:
+            if item.what == "timed_array":
+                function = (self.populations.get(item.owner) or self.projections[item.owner]).functions[item.name]
+                values = self.learning.value(item.key)
+                function.learned = values.reshape(len(values), len(function.table), -1)
 
     def _recomputed_steps(self, first, last, given, states, syn_states, buffers, delays):
         """_steps on copies of the state carried in (its dicts, and the delivery buffers that steps write in
