@@ -63,7 +63,7 @@ def spikebridge_rows(spec, steps):
     rows, best, started = [], (np.inf, None), time.perf_counter()
     for step in range(steps + 1):
         recorded = module(record=["cells.v"])
-        loss = fit.losses(recorded.traces, recorded.spikes, spec.target, spec, module.dt)
+        loss = fit.run_losses(recorded, spec, module.learning.n_starts)
         start = int(torch.argmin(loss))
         if float(loss[start].detach()) < best[0]:
             best = (float(loss[start]), {key: module.learned_values(start)[f"cells.{key}"][0] for key in KEYS})

@@ -40,7 +40,7 @@ def scan(folder, key, tau):
     spec = fit.read(folder / "scan.json")
     module = torch_models.compile(spec.simulation, "stepwise", dtype="float64", learn=spec.learn, starts=spec.starts)
     recorded = module(record=[])
-    loss = fit.losses(recorded.traces, recorded.spikes, spec.target, spec, module.dt)
+    loss = fit.run_losses(recorded, spec, module.learning.n_starts)
     loss.sum().backward()
     raw = module.learning.raw[key.replace(".", ":")]  # unbounded: the value is a fixed scale times raw
     slope = np.gradient(loss.detach().numpy(), values)

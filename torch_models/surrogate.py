@@ -43,3 +43,18 @@ def sigmoid_derivative(margin, beta=5.0):
 
 superspike, sigmoid_spike = Surrogate(superspike_derivative), Surrogate(sigmoid_derivative)
 SURROGATES = {"superspike": superspike, "sigmoid": sigmoid_spike}
+
+
+def crossing_times(spikes, margins, dt):
+    """(batch rows, neurons, times) of the spikes in `spikes` (batch, steps, n), `margins` the threshold margins
+    of the same run: each time has the value of its step's time k·dt, and the gradient of the threshold crossing
+    interpolated linearly between the margin of the step before and its own, k·dt - dt·m_k/(m_k - m_{k-1})
+    (the exact spike time's derivative, -(dm/dθ)/(dm/dt), in one step's differences). A spike at step 0, or
+    after a margin already past the threshold, has a time without gradient."""
+    rows, steps, neurons = torch.nonzero(spikes.detach() > 0, as_tuple=True)
+    step_times = steps.to(torch.float64) * dt
+    now, before = (margins[rows, at, neurons].to(torch.float64) for at in (steps, (steps - 1).clamp(min=0)))
+    crossed = (steps > 0) & (before < 0) & (now >= 0)
+    fraction = torch.where(crossed, now / torch.where(crossed, now - before, torch.ones_like(now)), 0 * now)
+    crossing = step_times - dt * fraction
+    return rows, neurons, step_times + (crossing - crossing.detach())

@@ -12,7 +12,9 @@ FIT.json (paths relative to it; quantities as strings such as "10*ms"):
   loss        optional {"traces": {key: weight}, "spikes": {population: weight}, "van_rossum_tau": q}: default
               every trace of the target and the spikes of its populations with a threshold, weight 1, tau 10 ms.
               A trace's term is its mean squared difference divided by the target's variance; a spike train's,
-              the squared van Rossum distance summed over neurons divided by the target's spike count (at least 1)
+              the squared van Rossum distance (continuous time, the kernels' tails counted whole) summed over
+              neurons divided by the target's spike count (at least 1); its gradient moves each spike's time
+              with its threshold crossing (torch_models.surrogate.crossing_times), not whether it happens
   optimizer   optional {"lr": 0.02, "steps": 200, "schedule": "cosine" | "constant", "recompute_every": k} (Adam;
               recompute_every: the backward pass recomputes stretches of k steps instead of keeping every step's
               tensors, for runs whose backward pass would not fit in memory otherwise)
@@ -202,31 +204,68 @@ def _target_file(path, simulation):
     return Target(traces, spikes, {})
 
 
-def losses(traces, spikes, target, fit, dt):
-    """The loss of each batch element, (batch,): torch tensors (batch, steps, n) of the traces and spikes
-    recorded, against the target (FIT.json's loss)."""
-    total = 0
+def losses(traces, spikes, target, fit, batch):
+    """The loss of each of `batch` elements, (batch,): traces as torch tensors (batch, steps, n), spikes as
+    {population: (batch rows, neurons, times in s)} (torch_models.surrogate.crossing_times for a torch run,
+    spike_times for a record), against the target (FIT.json's loss)."""
+    total = torch.zeros(batch, dtype=torch.float64)
     for key, weight in fit.traces.items():
         wanted = torch.as_tensor(target.traces[key], dtype=traces[key].dtype, device=traces[key].device)
         scale = float(wanted.var()) or float((wanted ** 2).mean()) or 1.0
-        total = total + weight * ((traces[key] - wanted) ** 2).mean(dim=(1, 2)) / scale
+        total = total + weight * ((traces[key] - wanted) ** 2).mean(dim=(1, 2)).cpu() / scale
     for population, weight in fit.spikes.items():
-        produced = spikes[population]
-        wanted = torch.zeros(produced.shape[1:], dtype=produced.dtype, device=produced.device)
-        neurons, steps = target.spikes[population]
-        wanted[torch.as_tensor(steps), torch.as_tensor(neurons)] = 1
-        distance = _filtered(produced - wanted, np.exp(-dt / fit.van_rossum_tau))
-        total = total + weight * (distance ** 2).sum(dim=(1, 2)) * dt / fit.van_rossum_tau / max(1, len(steps))
+        rows, neurons, times = spikes[population]
+        n = fit.simulation.network.width(population)
+        wanted_neurons, wanted_steps = (torch.as_tensor(values) for values in target.spikes[population])
+        every_row = torch.arange(batch).repeat_interleave(len(wanted_neurons))
+        distance = van_rossum_squared(rows.cpu() * n + neurons.cpu(), times.cpu(),
+                                      every_row * n + wanted_neurons.repeat(batch),
+                                      (wanted_steps.to(torch.float64) * fit.simulation.dt).repeat(batch),
+                                      batch * n, fit.van_rossum_tau)
+        total = total + weight * distance.reshape(batch, n).sum(1) / max(1, len(wanted_steps))
     return total
 
 
-def _filtered(trains, decay):
-    """trains (batch, steps, n) filtered by the kernel decay**k (k >= 0): f[t] = decay f[t - 1] + x[t]."""
-    steps = trains.shape[1]
-    kernel = decay ** torch.arange(steps, dtype=trains.dtype, device=trains.device)
-    size = 2 * steps
-    product = torch.fft.rfft(trains, size, dim=1) * torch.fft.rfft(kernel, size)[None, :, None]
-    return torch.fft.irfft(product, size, dim=1)[:, :steps]
+def run_losses(run, fit, batch):
+    """`losses` of a torch run (TorchRun): spike times that move with their threshold crossings."""
+    from torch_models.surrogate import crossing_times
+    return losses(run.traces, {population: crossing_times(run.spikes[population], run.margins[population], run.dt)
+                               for population in fit.spikes}, fit.target, fit, batch)
+
+
+def spike_times(record, population):
+    """(batch rows, neurons, times) of a record's spikes, as `losses` takes them: one batch row."""
+    neurons, steps = (torch.as_tensor(values) for values in record.spikes[population])
+    return torch.zeros_like(neurons), neurons, steps.to(torch.float64) * record.dt
+
+
+def van_rossum_squared(rows, times, target_rows, target_times, n_rows, tau):
+    """The squared van Rossum distance of each of `n_rows` spike trains to its target, in continuous time:
+    (1/τ)∫(f - g)² dt with f, g the trains filtered by exp(-t/τ), which is ½ Σ exp(-|a - b|/τ) over the pairs of
+    the train's spikes, plus over the target's pairs, minus twice over the pairs between them. `rows`, `times`:
+    each spike's train and time (s); (n_rows,)."""
+    trains, targets = _padded(rows, times, n_rows), _padded(target_rows, target_times, n_rows)
+    return (_kernel_sum(trains, trains, tau) + _kernel_sum(targets, targets, tau) -
+            2 * _kernel_sum(trains, targets, tau)) / 2
+
+
+def _padded(rows, times, n_rows):
+    """(times (n_rows, most spikes in a row), mask): each row's spikes, padded."""
+    order = torch.argsort(rows, stable=True)
+    rows, times = rows[order], times[order]
+    counts = torch.bincount(rows, minlength=n_rows)
+    position = torch.arange(len(rows)) - (torch.cumsum(counts, 0) - counts)[rows]
+    shape = (n_rows, int(counts.max()) if len(rows) else 0)
+    padded = torch.zeros(shape, dtype=torch.float64).index_put((rows, position), times.to(torch.float64))
+    return padded, torch.zeros(shape, dtype=torch.float64).index_put((rows, position), torch.ones(len(rows),
+                                                                                                dtype=torch.float64))
+
+
+def _kernel_sum(a, b, tau):
+    """Σ exp(-|x - y|/τ) over the pairs of a row of `a` and the same row of `b` (padded (times, mask))."""
+    (x, x_mask), (y, y_mask) = a, b
+    kernel = torch.exp(-(x[:, :, None] - y[:, None, :]).abs() / tau)
+    return (kernel * x_mask[:, :, None] * y_mask[:, None, :]).sum(dim=(1, 2))
 
 
 def population_gamma_factor(model, target, n, dt, duration):
@@ -279,7 +318,7 @@ def run(path, out, resume=False):
         if history and min(history[-1]) <= fit.loss_below:
             break
         recorded = module(record=keys, recompute_every=fit.recompute_every)
-        loss = losses(recorded.traces, recorded.spikes, fit.target, fit, module.dt)
+        loss = run_losses(recorded, fit, module.learning.n_starts)
         _keep_best(best, loss.detach(), module.learning)
         optimizer.zero_grad()
         loss.sum().backward()
@@ -288,11 +327,11 @@ def run(path, out, resume=False):
         history.append(loss.detach().tolist())
     with torch.no_grad():  # the values after the last step, then each start's best seen
         recorded = module(record=keys)
-        _keep_best(best, losses(recorded.traces, recorded.spikes, fit.target, fit, module.dt), module.learning)
+        _keep_best(best, run_losses(recorded, fit, module.learning.n_starts), module.learning)
         for name, raw in module.learning.raw.items():
             raw.copy_(best[name])
         recorded = module(record=keys)
-        final = losses(recorded.traces, recorded.spikes, fit.target, fit, module.dt)
+        final = run_losses(recorded, fit, module.learning.n_starts)
     chosen = int(torch.argmin(final))
     fitted = module.to_simulation(chosen)
     files.write_text(out / "fitted.json", fitted.to_json(indent=1))
@@ -341,13 +380,12 @@ def _validation(fit, module, fitted, recorded, best, keys):
     record = run_brian(dataclasses.replace(fitted, run=dataclasses.replace(
         fitted.run, record=tuple(dict.fromkeys([*fitted.run.record, *keys])))))
     torch_record = recorded.record(best)
-    as_tensors = lambda arrays: {key: torch.as_tensor(np.asarray(value))[None] for key, value in arrays.items()}
-    rasters = {name: torch.as_tensor(_raster(record, name, module.plan.size(name)))[None] for name in fit.spikes}
-    brian_loss = float(losses(as_tensors({key: record.traces[key] for key in keys}), rasters, fit.target, fit,
-                              module.dt)[0]) if keys or fit.spikes else None
+    traces = {key: torch.as_tensor(np.asarray(record.traces[key]))[None] for key in keys}
+    brian_loss = float(losses(traces, {name: spike_times(record, name) for name in fit.spikes}, fit.target, fit,
+                              1)[0])
     duration = record.n_steps * record.dt
     return {"identical_spikes": all(record.spike_set(p) == torch_record.spike_set(p) for p in record.spikes),
-            "loss_torch": float(losses(recorded.traces, recorded.spikes, fit.target, fit, module.dt)[best]),
+            "loss_torch": float(run_losses(recorded, fit, module.learning.n_starts)[best]),
             "loss_brian2": brian_loss,
             "max_trace_difference": {key: float(np.max(np.abs(record.traces[key] - torch_record.traces[key])))
                                      for key in keys},
@@ -355,13 +393,6 @@ def _validation(fit, module, fitted, recorded, best, keys):
                                                            module.plan.size(name), record.dt, duration)
                              for name in fit.spikes},
             "record": record}
-
-
-def _raster(record, population, n):
-    raster = np.zeros((record.n_steps, n))
-    neurons, steps = record.spikes[population]
-    raster[steps, neurons] = 1
-    return raster
 
 
 def _export(fitted, path):
