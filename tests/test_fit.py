@@ -88,7 +88,7 @@ def test_the_losses_equal_their_definitions_by_hand():
     model's pairs, the target's, minus twice the pairs between them (the kernels' tails counted to the end, as
     Elephant's van_rossum_distance counts them); within 2 % (the time step's discretisation, dt/τ = 0.02) of
     compare.van_rossum, Brian2-style filtering on the time grid of a run long enough for the tails to decay (an
-    independent implementation)."""
+    independent implementation); the same from the raster (the form whose gradient is the spikes' existence)."""
     target = fit.Target({"p.v": np.array([[1.0, 3.0], [2.0, 6.0]])}, {"p": (np.array([0, 0]), np.array([3, 40]))},
                         {})
     simulation = SimpleNamespace(network=SimpleNamespace(width=lambda name: 1), dt=1e-4)
@@ -108,6 +108,9 @@ def test_the_losses_equal_their_definitions_by_hand():
         ("model", (np.array([0, 0, 0]), np.array([5, 40, 70]))), ("target", target.spikes["p"]))]
     assert ours * 2 == pytest.approx(van_rossum(*records, "p", 1, tau=5e-3) ** 2, rel=0.02)
     assert ours == fit.losses({}, {"p": fit.spike_times(records[0], "p")}, target, spec, 1).item()
+    raster = torch.zeros(1, 100, 1, dtype=torch.float64)
+    raster[0, [5, 40, 70], 0] = 1
+    assert fit.losses({}, {"p": raster}, target, spec, 1).item() == pytest.approx(by_hand, rel=1e-12)
 
 
 def test_spike_times_move_with_the_threshold_crossing_in_the_gradient():
@@ -181,6 +184,8 @@ GUARDS = {
     "weight of what the target lacks": ({"loss": {"traces": {"post.I": 1}}}, r"fit.json: loss.traces: .*the target "
                                                                              r"has \['post.v'\]"),
     "steps not a count": ({"optimizer": {"steps": 0}}, r"fit.json: optimizer.steps: 0; give an integer >= 1"),
+    "unknown spike gradient": ({"loss": {"spike_gradient": "surrogate"}},
+                               r"fit.json: loss.spike_gradient: 'surrogate'; allowed: \('timing', 'existence'\)"),
     "recompute_every not a count": ({"optimizer": {"recompute_every": 0}},
                                     r"fit.json: optimizer.recompute_every: 0; give an integer >= 1"),
 }

@@ -9,12 +9,15 @@ FIT.json (paths relative to it; quantities as strings such as "10*ms"):
   target      {"values": {"owner.name": q or SI values}}: Brian2 runs the model with these values and its run
               is the target; or {"file": "target.npz"}: traces by record key ((steps, elements), SI) and spikes
               by population ((spikes, 2) rows of neuron, time in s)
-  loss        optional {"traces": {key: weight}, "spikes": {population: weight}, "van_rossum_tau": q}: default
-              every trace of the target and the spikes of its populations with a threshold, weight 1, tau 10 ms.
+  loss        optional {"traces": {key: weight}, "spikes": {population: weight}, "van_rossum_tau": q,
+              "spike_gradient": "timing" | "existence"}: default every trace of the target and the spikes of its
+              populations with a threshold, weight 1, tau 10 ms, timing.
               A trace's term is its mean squared difference divided by the target's variance; a spike train's,
               the squared van Rossum distance (continuous time, the kernels' tails counted whole) summed over
               neurons divided by the target's spike count (at least 1); its gradient moves each spike's time
-              with its threshold crossing (torch_models.surrogate.crossing_times), not whether it happens
+              with its threshold crossing (torch_models.surrogate.crossing_times), not whether it happens;
+              "spike_gradient": "existence" gives instead the gradient of whether each step spikes (the
+              spikes' surrogate: it can add and remove spikes, and points away from the truth in some models)
   optimizer   optional {"lr": 0.02, "steps": 200, "schedule": "cosine" | "constant", "recompute_every": k} (Adam;
               recompute_every: the backward pass recomputes stretches of k steps instead of keeping every step's
               tensors, for runs whose backward pass would not fit in memory otherwise)
@@ -29,6 +32,7 @@ checkpoints/ (--resume continues from them to the same numbers).
 """
 import dataclasses
 import json
+import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,6 +51,7 @@ from bridge.quantities import si_value, time_value, unit_text
 
 FIELDS = ("model", "learn", "starts", "target", "loss", "optimizer", "stop", "seed", "checkpoint_every")
 SCHEDULES = ("cosine", "constant")
+SPIKE_GRADIENTS = ("timing", "existence")
 GAMMA_DELTA = 4e-3  # s: the coincidence window of the Gamma factor (Jolivet et al. 2008)
 
 
@@ -62,6 +67,7 @@ class Fit:
     traces: dict           # record key -> weight
     spikes: dict           # population -> weight
     van_rossum_tau: float
+    spike_gradient: str
     lr: float
     steps: int
     schedule: str
@@ -99,7 +105,7 @@ def _read(path, text):
     items = learned(simulation, text["learn"])
     optimizer, stop, loss = (_mapping(text, name, keys) for name, keys in (
         ("optimizer", {"lr", "steps", "schedule", "recompute_every"}), ("stop", {"loss_below"}),
-        ("loss", {"traces", "spikes", "van_rossum_tau"})))
+        ("loss", {"traces", "spikes", "van_rossum_tau", "spike_gradient"})))
     target = _target(path.parent, text["target"], simulation, items)
     traces = _weights(loss.get("traces", dict.fromkeys(target.traces, 1.0)), target.traces, "loss.traces")
     thresholds = {p.name for p in simulation.network.populations if p.model.threshold}
@@ -107,11 +113,13 @@ def _read(path, text):
                       "loss.spikes")
     if not traces and not spikes:
         raise DescriptionError("loss", "nothing to compare: give traces or spikes of the target")
-    schedule = optimizer.get("schedule", "cosine")
+    schedule, spike_gradient = optimizer.get("schedule", "cosine"), loss.get("spike_gradient", "timing")
     if schedule not in SCHEDULES:
         raise DescriptionError("optimizer.schedule", f"{schedule!r}; allowed: {SCHEDULES}")
+    if spike_gradient not in SPIKE_GRADIENTS:
+        raise DescriptionError("loss.spike_gradient", f"{spike_gradient!r}; allowed: {SPIKE_GRADIENTS}")
     return Fit(path, text, simulation, text["learn"], start_values(items, text.get("starts")), target, traces, spikes,
-               time_value(loss.get("van_rossum_tau", "10*ms"), "loss.van_rossum_tau", positive=True),
+               time_value(loss.get("van_rossum_tau", "10*ms"), "loss.van_rossum_tau", positive=True), spike_gradient,
                _number(optimizer.get("lr", 0.02), "optimizer.lr", positive=True),
                _count(optimizer.get("steps", 200), "optimizer.steps"), schedule,
                _count(optimizer["recompute_every"], "optimizer.recompute_every") if "recompute_every" in optimizer
@@ -205,32 +213,39 @@ def _target_file(path, simulation):
 
 
 def losses(traces, spikes, target, fit, batch):
-    """The loss of each of `batch` elements, (batch,): traces as torch tensors (batch, steps, n), spikes as
-    {population: (batch rows, neurons, times in s)} (torch_models.surrogate.crossing_times for a torch run,
-    spike_times for a record), against the target (FIT.json's loss)."""
+    """The loss of each of `batch` elements, (batch,): traces as torch tensors (batch, steps, n), spikes by
+    population as (batch rows, neurons, times in s) (torch_models.surrogate.crossing_times for a torch run,
+    spike_times for a record: their gradient moves spikes in time) or as a raster (batch, steps, n) (its
+    gradient: whether each step spikes), against the target (FIT.json's loss). Both give the same value."""
     total = torch.zeros(batch, dtype=torch.float64)
     for key, weight in fit.traces.items():
         wanted = torch.as_tensor(target.traces[key], dtype=traces[key].dtype, device=traces[key].device)
         scale = float(wanted.var()) or float((wanted ** 2).mean()) or 1.0
         total = total + weight * ((traces[key] - wanted) ** 2).mean(dim=(1, 2)).cpu() / scale
     for population, weight in fit.spikes.items():
-        rows, neurons, times = spikes[population]
-        n = fit.simulation.network.width(population)
+        n, dt, tau = fit.simulation.network.width(population), fit.simulation.dt, fit.van_rossum_tau
         wanted_neurons, wanted_steps = (torch.as_tensor(values) for values in target.spikes[population])
-        every_row = torch.arange(batch).repeat_interleave(len(wanted_neurons))
-        distance = van_rossum_squared(rows.cpu() * n + neurons.cpu(), times.cpu(),
-                                      every_row * n + wanted_neurons.repeat(batch),
-                                      (wanted_steps.to(torch.float64) * fit.simulation.dt).repeat(batch),
-                                      batch * n, fit.van_rossum_tau)
+        if isinstance(spikes[population], torch.Tensor):
+            wanted = torch.zeros(spikes[population].shape[1:], dtype=torch.float64)
+            wanted[wanted_steps, wanted_neurons] = 1
+            distance = van_rossum_squared_of_rasters(spikes[population].cpu().double(), wanted, math.exp(-dt / tau))
+        else:
+            rows, neurons, times = spikes[population]
+            every_row = torch.arange(batch).repeat_interleave(len(wanted_neurons))
+            distance = van_rossum_squared(rows.cpu() * n + neurons.cpu(), times.cpu(),
+                                          every_row * n + wanted_neurons.repeat(batch),
+                                          (wanted_steps.to(torch.float64) * dt).repeat(batch), batch * n, tau)
         total = total + weight * distance.reshape(batch, n).sum(1) / max(1, len(wanted_steps))
     return total
 
 
 def run_losses(run, fit, batch):
-    """`losses` of a torch run (TorchRun): spike times that move with their threshold crossings."""
+    """`losses` of a torch run (TorchRun), its spikes as FIT.json's loss.spike_gradient says: as times that
+    move with their threshold crossings ("timing"), or as the raster ("existence", the surrogate's gradient)."""
     from torch_models.surrogate import crossing_times
-    return losses(run.traces, {population: crossing_times(run.spikes[population], run.margins[population], run.dt)
-                               for population in fit.spikes}, fit.target, fit, batch)
+    spikes = {population: crossing_times(run.spikes[population], run.margins[population], run.dt)
+              if fit.spike_gradient == "timing" else run.spikes[population] for population in fit.spikes}
+    return losses(run.traces, spikes, fit.target, fit, batch)
 
 
 def spike_times(record, population):
@@ -247,6 +262,24 @@ def van_rossum_squared(rows, times, target_rows, target_times, n_rows, tau):
     trains, targets = _padded(rows, times, n_rows), _padded(target_rows, target_times, n_rows)
     return (_kernel_sum(trains, trains, tau) + _kernel_sum(targets, targets, tau) -
             2 * _kernel_sum(trains, targets, tau)) / 2
+
+
+def van_rossum_squared_of_rasters(trains, target, decay):
+    """van_rossum_squared of spike trains on the time grid, rasters (batch, steps, n) against target (steps, n),
+    decay = exp(-dt/τ): with f the causal filter (f_t = decay f_{t-1} + x_t) and g the anticausal one, Σ over
+    pairs of decay^|a - b| x_a y_b = Σ_t x_t (f_y + g_y - y)_t; (batch * n,)."""
+    forward, backward = _filtered(target[None], decay)[0], _filtered(target.flip(0)[None], decay)[0].flip(0)
+    own = (trains * (2 * _filtered(trains, decay) - trains)).sum(1)
+    crossed = (trains * (forward + backward - target)).sum(1)
+    return ((own + (target * (2 * forward - target)).sum(0) - 2 * crossed) / 2).reshape(-1)
+
+
+def _filtered(trains, decay):
+    """trains (batch, steps, n) filtered causally by decay**k (k >= 0): f[t] = decay f[t - 1] + x[t]."""
+    steps = trains.shape[1]
+    kernel = decay ** torch.arange(steps, dtype=trains.dtype)
+    product = torch.fft.rfft(trains, 2 * steps, dim=1) * torch.fft.rfft(kernel, 2 * steps)[None, :, None]
+    return torch.fft.irfft(product, 2 * steps, dim=1)[:, :steps]
 
 
 def _padded(rows, times, n_rows):
