@@ -1,14 +1,16 @@
-"""The surrogate gradient of a spike-time loss against the loss itself, across one parameter of fit-adex's model.
+"""The gradient of a spike-time loss against the loss itself, across one parameter of fit-adex's model.
 
 fit-adex's AdEx neuron (eight trials of noisy current, 250 ms), its spikes with the true values as the target;
 one parameter (default gL, true 30 nS) runs at 21 values around the truth, as one batch, the others true. For
-each value: the loss `spikebridge fit` uses (squared van Rossum distance over the target's spike count) and the
-sign and size of its surrogate gradient. Where the gradient's sign disagrees with the loss's slope, gradient
-descent walks away from the truth. Writes a CSV and a PNG.
+each value: the loss `spikebridge fit` uses (squared van Rossum distance over the target's spike count), its
+slope by central differences, and its gradient both ways FIT.json's loss.spike_gradient offers: through the
+spike times ('timing') and through the surrogate of spike existence ('existence'). Where a gradient's sign
+disagrees with the slope, gradient descent walks away from the truth. Writes a CSV and a PNG.
 
     python bench/spike_gradient_bias.py --out bench/results/spike_gradient_bias [--key neuron.gL]
 """
 import argparse
+import dataclasses
 import json
 from pathlib import Path
 
@@ -18,6 +20,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+import torch  # noqa: E402
 
 import torch_models  # noqa: E402
 from bridge.app import files, fit  # noqa: E402
@@ -40,14 +43,16 @@ def scan(folder, key, tau):
     spec = fit.read(folder / "scan.json")
     module = torch_models.compile(spec.simulation, "stepwise", dtype="float64", learn=spec.learn, starts=spec.starts)
     recorded = module(record=[])
-    loss = fit.run_losses(recorded, spec, module.learning.n_starts)
-    loss.sum().backward()
     raw = module.learning.raw[key.replace(".", ":")]  # unbounded: the value is a fixed scale times raw
-    slope = np.gradient(loss.detach().numpy(), values)
-    return pd.DataFrame({f"{key} ({unit})": values, "loss": loss.detach().numpy(),
-                         "surrogate gradient": raw.grad.reshape(-1).numpy() / module.learning.scales[key] *
-                         float(np.asarray(parse_quantity(f"1*{unit}", key))),
-                         "slope of the loss (central differences)": slope})
+    per_unit = float(np.asarray(parse_quantity(f"1*{unit}", key))) / module.learning.scales[key]
+    table = {f"{key} ({unit})": values}
+    for how in fit.SPIKE_GRADIENTS:
+        loss = fit.run_losses(recorded, dataclasses.replace(spec, spike_gradient=how), len(values))
+        (gradient,) = torch.autograd.grad(loss.sum(), raw, retain_graph=True)
+        table["loss"] = loss.detach().numpy()
+        table[f"gradient ({how})"] = gradient.reshape(-1).numpy() * per_unit
+    table["slope of the loss"] = np.gradient(table["loss"], values)
+    return pd.DataFrame(table)
 
 
 def main():
@@ -58,17 +63,19 @@ def main():
     args = parser.parse_args()
     out = Path(args.out)
     table = scan(out / "problem", args.key, args.tau)
-    disagree = np.sign(table["surrogate gradient"]) != np.sign(table["slope of the loss (central differences)"])
-    table["signs disagree"] = disagree
+    slope = np.sign(table["slope of the loss"])
+    disagree = {how: int((np.sign(table[f"gradient ({how})"]) != slope).sum()) for how in fit.SPIKE_GRADIENTS}
     print(table.to_string(index=False))
+    print("values where the gradient's sign disagrees with the slope:", disagree)
     with files.atomic(out / "scan.csv") as temporary:
         table.to_csv(temporary, index=False)
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(6, 5), sharex=True)
     x = table.iloc[:, 0]
     top.plot(x, table["loss"], marker=".")
     top.set_ylabel("loss")
-    bottom.plot(x, table["surrogate gradient"], marker=".", label="surrogate gradient")
-    bottom.plot(x, table["slope of the loss (central differences)"], marker=".", label="slope of the loss")
+    for how in fit.SPIKE_GRADIENTS:
+        bottom.plot(x, table[f"gradient ({how})"], marker=".", label=f"gradient ({how})")
+    bottom.plot(x, table["slope of the loss"], marker=".", label="slope of the loss")
     bottom.axhline(0, color="gray", lw=0.5)
     bottom.set_xlabel(table.columns[0])
     bottom.legend(fontsize=8)
@@ -76,7 +83,7 @@ def main():
     with files.atomic(out / "scan.png") as temporary:
         fig.savefig(temporary, dpi=110, format="png")
     files.write_json(out / "summary.json", {"key": args.key, "tau": args.tau,
-                                            "signs_disagree": int(disagree.sum()), "values": len(table),
+                                            "signs_disagree": disagree, "values": len(table),
                                             "versions": files.versions()})
 
 
