@@ -160,3 +160,35 @@ def test_a_run_that_will_not_fit_is_refused_before_it_starts(monkeypatch):
     with pytest.raises(DescriptionError, match=r"the run needs about [\d,]+ bytes .* more than the [\d,]+ bytes"):
         module(batch_size=4)
     assert module(batch_size=3).spikes["lif"].sum() > 0  # a smaller batch fits
+
+
+@pytest.mark.slow
+def test_selftest_says_per_model_whether_the_exact_class_holds_and_exits_1_where_not(monkeypatch, capsys):
+    """`spikebridge selftest` on two library models (the LIF's scenario shortened to 100 ms): the versions, one line
+    per model with its identical spikes; a model whose torch run is made to differ (one spike fewer) is named, and
+    the exit code is 1."""
+    from bridge.app import paired
+
+    lif = lambda seed=0: library.lif_scenario(seed, duration="100*ms")
+    monkeypatch.setattr(library, "MODELS", {"lif": (library.lif, lif), "lif_copy": (library.lif, lif)})
+    assert main(["selftest"]) == 0
+    out = capsys.readouterr().out
+    spikes = brian_network.run(lif()).count("lif")
+    assert f"  lif            exact ({spikes} spikes identical)" in out and spikes > 20
+    assert "brian2 2." in out.splitlines()[0] and out.strip().endswith("holds for all 2 library models")
+    original = paired.paired_run
+
+    def one_spike_fewer(simulation, **kwargs):
+        brian, torch_record, report = original(simulation, **kwargs)
+        if calls.append(None) or len(calls) == 2:  # the second model
+            neurons, steps = torch_record.spikes["lif"]
+            torch_record.spikes["lif"] = (neurons[1:], steps[1:])
+            report = paired.compare_records(simulation, brian, torch_record, "float64")
+        return brian, torch_record, report
+
+    calls = []
+    monkeypatch.setattr(paired, "paired_run", one_spike_fewer)
+    assert main(["selftest"]) == 1
+    out = capsys.readouterr().out
+    assert "  lif_copy       NOT exact: first divergence at step" in out
+    assert out.strip().endswith("the exact class does NOT hold for lif_copy")

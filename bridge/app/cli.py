@@ -1,10 +1,11 @@
-"""Command line: `spikebridge models`, `spikebridge crosscheck MODEL_OR_JSON_FILE ...`, `spikebridge import
+"""Command line: `spikebridge models`, `spikebridge selftest`, `spikebridge crosscheck MODEL_OR_JSON_FILE ...`, `spikebridge import
 SCRIPT.py`, `spikebridge export MODEL_OR_JSON_FILE --brian2 OUT.py`, `spikebridge fit FIT.json`, `spikebridge
 list`, `spikebridge run EXPERIMENT ...`."""
 import argparse
 import contextlib
 import importlib
 import inspect
+import platform
 import signal
 import sys
 from importlib.metadata import entry_points
@@ -68,6 +69,28 @@ def _crosscheck(name, simulation, args):
     files.write_json(out / "report.json", report.to_dict())
     print(f"wrote {out / 'report.json'} and {out / 'crosscheck.png'}")
     return 0 if report.passed else 1
+
+
+def selftest(args):
+    """Every library model's scenario run by Brian2 (numpy target) and torch (float64): whether the exact class
+    (identical spikes) holds with the Brian2, numpy and torch installed; exit 1 where it does not."""
+    from bridge.app.paired import paired_run
+
+    print("spikebridge selftest: " + ", ".join(f"{library} {version}" for library, version in
+                                               {"python": platform.python_version(), **files.versions()}.items()))
+    failing = []
+    for name in library.MODELS:
+        _, _, report = paired_run(library.scenario(name), target="numpy", dtype="float64")
+        spikes = sum(counts["brian2"] for counts in report.counts.values())
+        divergence = report.first_divergence
+        print(f"  {name:14s} " + (f"exact ({spikes} spikes identical)" if report.passed else
+                                  "NOT exact: " + (f"first divergence at step {divergence.step}, {divergence.population}"
+                                                   f"[{divergence.neuron}]" if divergence else "traces differ")))
+        if not report.passed:
+            failing.append(name)
+    print(f"the exact class does NOT hold for {', '.join(failing)}" if failing else
+          f"the exact class holds for all {len(library.MODELS)} library models")
+    return 1 if failing else 0
 
 
 def sweep(args):
@@ -193,6 +216,9 @@ def main(argv=None):
     parser = argparse.ArgumentParser(prog="spikebridge", description="One spiking model, Brian2 and PyTorch.")
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("models", help="list the library models").set_defaults(func=models)
+    commands.add_parser("selftest", help="whether the exact class holds for every library model with the installed "
+                                         "Brian2, numpy and torch (run it first on a new machine)"
+                        ).set_defaults(func=selftest)
     check = commands.add_parser("crosscheck", help="run a model in both backends and compare spike by spike")
     check.add_argument("model", metavar="MODEL_OR_JSON_FILE", help="a library model name or a Simulation JSON file")
     check.add_argument("--dtype", choices=("float64", "float32"), default="float64", help="torch float type")
