@@ -1,11 +1,12 @@
 """The step-by-step module in training: per step, the forward pass without gradients, the forward pass with
 them, and the backward pass, side by side in one process, with the bytes autograd saves per step.
 
-Models: the Hodgkin-Huxley neurons of experiments/fit_hh.py (5 neurons, 2 starts, float64, three conductances
-learn), and a recurrent LIF network in volts (1000 neurons, 10 % connectivity, weights and delays learn; batch
-16, float32, 200 steps of 0.1 ms: issue 31's training network), driven by its own constant current.
+Models: the Hodgkin-Huxley neurons of experiments/fit_hh.py (5 neurons, or 2000, 2 starts, float64, three
+conductances learn), and a recurrent LIF network in volts (1000 neurons, 10 % connectivity, weights and delays
+learn; batch 16, float32, 200 steps of 0.1 ms: issue 31's training network), driven by its own constant current.
 
     python bench/bptt_profile.py [--out bench/results/bptt_profile] [--repeats 3] [--recompute-every K]
+                                 [--models hh hh2000 recurrent]
 
 With --recompute-every, the forward pass with gradients recomputes stretches of K steps in the backward pass
 (torch.utils.checkpoint); run it under `/usr/bin/time -v` with and without to compare peak memory.
@@ -26,8 +27,12 @@ from experiments import fit_hh
 from torch_models import module as module_interface
 
 
-def hodgkin_huxley(folder):
+def hodgkin_huxley(folder, n=5):
+    """fit-hh's model, its five neurons or `n` (the step amplitudes spread over the same range)."""
     fit_hh.write_files(folder, quick=False, seed=0)
+    script = (folder / "model.py").read_text()
+    (folder / "model.py").write_text(script.replace("NeuronGroup(5,", f"NeuronGroup({n},").replace(
+        fit_hh.AMPLITUDES, f"(0.1 + 0.6*i/{n})*nA"))
     learn = {key: {"shared": True, "low": "0*nS"} for key in fit_hh.TRUE}
     return from_brian2(folder / "model.py"), learn, fit_hh.STARTS, ["cells.v"], 2
 
@@ -85,16 +90,21 @@ def profile(name, simulation, learn, starts, record, batch, repeats, recompute_e
             "saved bytes per step": saved["bytes"] // n_steps}
 
 
+MODELS = {"hh": ("Hodgkin-Huxley, 5 neurons (fit-hh)", hodgkin_huxley),
+          "hh2000": ("Hodgkin-Huxley, 2000 neurons", lambda folder: hodgkin_huxley(folder, 2000)),
+          "recurrent": ("recurrent LIF, 1000 neurons, 10 %", lambda folder: recurrent())}
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="bench/results/bptt_profile")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--recompute-every", type=int, default=None)
+    parser.add_argument("--models", nargs="+", default=["hh", "recurrent"], choices=sorted(MODELS))
     args = parser.parse_args()
     out = Path(args.out)
-    rows = [profile("Hodgkin-Huxley, 5 neurons (fit-hh)", *hodgkin_huxley(out / "fit_hh"), args.repeats,
-                    args.recompute_every),
-            profile("recurrent LIF, 1000 neurons, 10 %", *recurrent(), args.repeats, args.recompute_every)]
+    rows = [profile(MODELS[name][0], *MODELS[name][1](out / name), args.repeats, args.recompute_every)
+            for name in args.models]
     for row in rows:
         print("\n".join(f"{key}: {value}" for key, value in row.items()), end="\n\n")
     files.write_json(out / "bptt_profile.json", {"rows": rows, "versions": files.versions()})
