@@ -130,6 +130,31 @@ def test_cli_crosschecks_a_hand_written_json_model(tmp_path, capsys):
     assert "identical spikes: yes" in capsys.readouterr().out
 
 
+def test_a_crosscheck_s_runs_are_a_neo_block_that_neo_reads_back(tmp_path):
+    """records.pkl: one Segment per backend; a SpikeTrain per neuron with the run's spike times (s), every
+    neuron's (also those that did not spike); an AnalogSignal per record key in the description's unit (volt),
+    sampled every step; Brian2's and torch's the same numbers."""
+    import quantities as pq
+    from neo.io import PickleIO
+
+    assert main(["crosscheck", "examples/izhikevich.json", "--out", str(tmp_path)]) == 0
+    simulation = library.simulation("examples/izhikevich.json")
+    brian = brian_network.run(simulation)
+    block = PickleIO(str(tmp_path / "records.pkl")).read_block()
+    assert [segment.name for segment in block.segments] == ["brian2", "torch"]
+    n = simulation.network.width("izh")
+    for segment in block.segments:
+        trains = [train for train in segment.spiketrains if train.annotations["population"] == "izh"]
+        assert len(trains) == n and trains[3].name == "izh[3]"
+        neurons, steps = brian.spikes["izh"]
+        for neuron in range(n):
+            np.testing.assert_array_equal(trains[neuron].rescale(pq.s).magnitude, steps[neurons == neuron] * 1e-4)
+        assert float(trains[0].t_stop.rescale(pq.s)) == pytest.approx(brian.n_steps * 1e-4, rel=1e-12)
+        (signal,) = [s for s in segment.analogsignals if s.name == "izh.v"]
+        assert signal.units == pq.V and float(signal.sampling_period.rescale(pq.s)) == 1e-4
+        np.testing.assert_array_equal(signal.magnitude, brian.traces["izh.v"])
+
+
 def test_cli_exit_code_for_bad_input(tmp_path, capsys):
     bad = json.loads(open("examples/izhikevich.json").read())
     bad["network"]["projections"][0]["delays"] = "-1*ms"

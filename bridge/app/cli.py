@@ -46,11 +46,12 @@ def crosscheck(args):
 
 
 def _crosscheck(name, simulation, args):
+    from bridge.app import neo_records
     from bridge.app.paired import independent_noise_run, paired_run
     from bridge.app.plots import crosscheck_figure, statistics_figure
 
     out = Path(args.out or f"results/crosscheck_{name}")
-    files.remove_stale(out, "report.json", "crosscheck.png")
+    files.remove_stale(out, "report.json", "crosscheck.png", "records.pkl")
     files.write_text(out / "simulation.json", simulation.to_json(indent=1))
     if args.independent_noise:
         print(f"crosscheck {name}: Brian2 ({args.target}) and torch ({args.dtype}) with independent noise, "
@@ -65,9 +66,11 @@ def _crosscheck(name, simulation, args):
                                                           progress=True)
         with files.atomic(out / "crosscheck.png") as temporary:
             crosscheck_figure(brian_record, torch_record, report, temporary, title=name)
+        neo_records.write([brian_record, torch_record], simulation, out / "records.pkl")
     print(report.text())
     files.write_json(out / "report.json", report.to_dict())
-    print(f"wrote {out / 'report.json'} and {out / 'crosscheck.png'}")
+    print(f"wrote {out / 'report.json'}, {out / 'crosscheck.png'}" +
+          ("" if args.independent_noise else f" and {out / 'records.pkl'} (the runs as a neo Block)"))
     return 0 if report.passed else 1
 
 
