@@ -85,10 +85,9 @@ def test_each_start_ends_at_the_values_of_its_lowest_loss_seen(tmp_path):
 def test_the_losses_equal_their_definitions_by_hand():
     """A trace term is the mean squared difference over the target's variance; a spike term the squared van
     Rossum distance in continuous time over the target's spike count: by hand, ½ Σ exp(-|a - b|/τ) over the
-    model's pairs, the target's, minus twice the pairs between them (the kernels' tails counted to the end, as
-    Elephant's van_rossum_distance counts them); within 2 % (the time step's discretisation, dt/τ = 0.02) of
-    compare.van_rossum, Brian2-style filtering on the time grid of a run long enough for the tails to decay (an
-    independent implementation); the same from the raster (the form whose gradient is the spikes' existence)."""
+    model's pairs, the target's, minus twice the pairs between them (the kernels' tails counted whole); Elephant's
+    van_rossum_distance (an independent implementation, its convention √2 times ours) squared is 2 × the target's
+    count × ours; the same from the raster (the form whose gradient is the spikes' existence)."""
     target = fit.Target({"p.v": np.array([[1.0, 3.0], [2.0, 6.0]])}, {"p": (np.array([0, 0]), np.array([3, 40]))},
                         {})
     simulation = SimpleNamespace(network=SimpleNamespace(width=lambda name: 1), dt=1e-4)
@@ -104,9 +103,9 @@ def test_the_losses_equal_their_definitions_by_hand():
                 torch.tensor(model_ms, dtype=torch.float64) / 1e3)
     ours = fit.losses({}, {"p": produced}, target, spec, 1).item()
     assert ours == pytest.approx(by_hand, rel=1e-12)
-    records = [Record(name, 1e-4, 1000, {"p": spikes}, {}) for name, spikes in (  # 100 ms: the tails decay
+    records = [Record(name, 1e-4, 100, {"p": spikes}, {}) for name, spikes in (
         ("model", (np.array([0, 0, 0]), np.array([5, 40, 70]))), ("target", target.spikes["p"]))]
-    assert ours * 2 == pytest.approx(van_rossum(*records, "p", 1, tau=5e-3) ** 2, rel=0.02)
+    assert 2 * 2 * ours == pytest.approx(van_rossum(*records, "p", 1, tau=5e-3) ** 2, rel=1e-12)
     assert ours == fit.losses({}, {"p": fit.spike_times(records[0], "p")}, target, spec, 1).item()
     raster = torch.zeros(1, 100, 1, dtype=torch.float64)
     raster[0, [5, 40, 70], 0] = 1

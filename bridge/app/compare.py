@@ -13,9 +13,10 @@ from collections import Counter
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
-from scipy.signal import lfilter
 from scipy.stats import t as student_t
 from scipy.stats import ttest_ind_from_stats
+
+from bridge.app.neo_records import spike_trains
 
 TRACE_RTOL = 1e-9          # exact class: traces within this, relative to the trace's largest magnitude
 FLOAT32_MATCHED = 0.99     # float32 class: fraction of spikes matched within ±k steps
@@ -95,13 +96,14 @@ def _match(a_steps, b_steps, k):
 
 
 def van_rossum(record_a, record_b, population, n, tau=10e-3):
-    """Mean over neurons of the van Rossum distance sqrt(1/tau ∫ (f - g)^2 dt), exponential kernel tau."""
-    diff = np.zeros((record_a.n_steps, n))
-    for sign, record in ((1, record_a), (-1, record_b)):
-        neurons, steps = record.spikes[population]
-        np.add.at(diff, (steps, neurons), sign)
-    filtered = lfilter([1.0], [1.0, -np.exp(-record_a.dt / tau)], diff, axis=0)
-    return float(np.mean(np.sqrt(np.sum(filtered ** 2, axis=0) * record_a.dt / tau)))
+    """The mean over neurons of Elephant's van Rossum distance, exponential kernel tau, the kernels' tails counted
+    whole (its convention, van Rossum 2001: sqrt(Σ exp(-|a - b|/τ) over the pairs of each train's spikes, minus
+    twice over the pairs between them), √2 times sqrt((1/τ)∫(f - g)² dt) of the filtered trains f, g)."""
+    import quantities as pq
+    from elephant.spike_train_dissimilarity import van_rossum_distance
+
+    pairs = zip(spike_trains(record_a, population, n), spike_trains(record_b, population, n))
+    return float(np.mean([van_rossum_distance([a, b], time_constant=tau * pq.s)[0, 1] for a, b in pairs]))
 
 
 def _spike_steps(record, population, neuron):
@@ -174,18 +176,19 @@ def compare(reference, candidate, sizes, tolerance_class="exact", k=1, eps=np.fi
 
 
 def spike_statistics(records, population, n):
-    """{'rate': mean firing rate (Hz), 'cv': mean coefficient of variation of the interspike intervals of the
-    neurons with at least 3 spikes (None when fewer than CV_MIN_TRAINS such trains), 'trains': their number,
-    'rate_se' and 'cv_se': the standard errors of both, from their spread over the records ('rate_samples' and
-    'cv_samples' records, those with trains for the CV)} of a population over
-    records (one per seed, of equal length). The spread over seeds, not a Poisson count's, holds what neurons share
+    """{'rate': mean firing rate (Hz), 'cv': mean coefficient of variation of the interspike intervals (both by
+    Elephant) of the neurons with at least 3 spikes (None when fewer than CV_MIN_TRAINS such trains), 'trains':
+    their number, 'rate_se' and 'cv_se': the standard errors of both, from their spread over the records
+    ('rate_samples' and 'cv_samples' records, those with trains for the CV)} of a population over records (one
+    per seed, of equal length). The spread over seeds, not a Poisson count's, holds what neurons share
     (a network's synchronous fluctuations)."""
+    from elephant.statistics import cv, isi, mean_firing_rate
+
     rates, cvs, per_record = [], [], []
     for record in records:
-        neurons, steps = record.spikes[population]
-        rates.append(len(steps) / (n * record.n_steps * record.dt))
-        trains = [np.diff(steps[neurons == neuron]) for neuron in range(n)]
-        record_cvs = [intervals.std() / intervals.mean() for intervals in trains if len(intervals) >= 2]
+        trains = spike_trains(record, population, n)
+        rates.append(float(np.mean([mean_firing_rate(train).rescale("Hz") for train in trains])))
+        record_cvs = [float(cv(isi(train))) for train in trains if len(train) >= 3]
         cvs += record_cvs
         per_record += [np.mean(record_cvs)] if record_cvs else []
     compared = len(cvs) >= CV_MIN_TRAINS

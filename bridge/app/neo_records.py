@@ -20,12 +20,8 @@ def block(records, simulation, name=""):
     network = simulation.network
     for record in records:
         segment = neo.Segment(name=record.backend)
-        t_stop = record.n_steps * record.dt * pq.s
-        for population, (neurons, steps) in record.spikes.items():
-            for neuron in range(network.width(population)):
-                segment.spiketrains.append(neo.SpikeTrain(
-                    steps[neurons == neuron] * record.dt * pq.s, t_stop=t_stop, name=f"{population}[{neuron}]",
-                    population=population, neuron=neuron))
+        for population in record.spikes:
+            segment.spiketrains.extend(spike_trains(record, population, network.width(population)))
         for key, values in record.traces.items():
             recording = simulation.run.recording(key, network.width(record_parts(key)[0]))
             segment.analogsignals.append(neo.AnalogSignal(
@@ -33,6 +29,18 @@ def block(records, simulation, name=""):
                 sampling_period=recording.every * record.dt * pq.s, name=key, key=key))
         result.segments.append(segment)
     return result
+
+
+def spike_trains(record, population, n):
+    """The neo.SpikeTrain of each of a population's `n` neurons in `record` (times in s, from 0 to the run's end),
+    named population[neuron] and annotated with both."""
+    import neo
+    import quantities as pq
+
+    neurons, steps = record.spikes[population]
+    return [neo.SpikeTrain(steps[neurons == neuron] * record.dt * pq.s, t_stop=record.n_steps * record.dt * pq.s,
+                           name=f"{population}[{neuron}]", population=population, neuron=neuron)
+            for neuron in range(n)]
 
 
 def write(records, simulation, path):
