@@ -21,8 +21,8 @@ combination of the listed values, times the `samples` draws when uniform values 
 Torch runs whose descriptions differ only in neuron or synapse parameters and neuron initial values run as one
 batch of variants (the step-by-step module's forward(variants=...)), up to `batch` per module. Every task (a Brian2 run,
 a torch batch) runs on dask.distributed: a LocalCluster of worker processes by default, a scheduler's address
-for a real cluster, or 'serial' (one process, no dask). Each run writes its folder runs/run_NNNN (spikes and
-traces as npz, the report of a paired run, then result.json, atomically); results.csv holds one row per run and
+for a real cluster, or 'serial' (one process, no dask). Each run writes its folder runs/run_NNNN (its records
+as a neo Block, bridge/app/neo_records.py; the report of a paired run; then result.json, atomically); results.csv holds one row per run and
 summary.png a metric against the first varied value. A failed run is recorded with its error; `resume` skips
 the runs with a result.
 """
@@ -43,7 +43,7 @@ from tqdm import tqdm
 
 from bridge import library
 
-from bridge.app import files
+from bridge.app import files, neo_records
 from bridge.app.compare import spike_statistics
 from bridge.fields import check_integer
 from bridge.errors import DescriptionError
@@ -405,7 +405,7 @@ def _finished(out, run_id):
 
 
 def _finish(out, run_id, values, simulation, records, sweep, error):
-    """Write one run's folder: its records (npz) and report, then result.json (a row of the table)."""
+    """Write one run's folder: its records (a neo Block) and report, then result.json (a row of the table)."""
     from bridge.app.paired import compare_records
 
     row = {"run": run_id, **values}
@@ -414,11 +414,7 @@ def _finish(out, run_id, values, simulation, records, sweep, error):
         return
     folder = out / "runs" / run_id
     folder.mkdir(parents=True, exist_ok=True)
-    arrays = {f"{backend}.{kind}.{name}": array for backend, record in records.items()
-              for kind, by_name in (("spikes", record.spikes), ("traces", record.traces))
-              for name, array in by_name.items()}
-    with files.atomic(folder / "records.npz") as temporary, open(temporary, "wb") as file:
-        np.savez_compressed(file, **{key: np.asarray(value) for key, value in arrays.items()})
+    neo_records.write([records[backend] for backend in sorted(records)], simulation, folder / "records.pkl")
     reference = records.get("brian2", records.get("torch"))
     for population in simulation.network.populations:
         statistics = spike_statistics([reference], population.name, population.n)
