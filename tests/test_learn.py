@@ -300,8 +300,10 @@ def test_the_backward_pass_s_memory_is_measured_and_a_run_that_will_not_fit_is_r
 def test_a_backward_pass_that_recomputes_stretches_gives_the_same_gradients_in_less_memory(monkeypatch):
     """recompute_every=7 (stretches that do not divide the 500 steps): the same spikes and traces, gradients of
     delays, weights and initial values equal to those of the run that keeps every step's tensors (1e-12), with
-    the delivery's rings written in place; a run refused for its memory with every step kept runs recomputing
-    stretches of 10 (about 10 + 50 steps' tensors instead of 500); recompute_every must be a number of steps."""
+    the delivery's rings written in place; a run (unconnected neurons) refused for its memory with every step kept
+    runs recomputing stretches of 10 (about 10 + 50 steps' tensors instead of 500); one that copies a large ring
+    at each stretch's start does not;
+    recompute_every must be a number of steps."""
     from torch_models import module as module_interface, stepwise
 
     learn = {"recurrent.delay": "per_element", "recurrent.w": "per_element", "rec.v": "per_element"}
@@ -321,12 +323,18 @@ def test_a_backward_pass_that_recomputes_stretches_gives_the_same_gradients_in_l
     original = module_interface.BackwardMemory.done
     monkeypatch.setattr(module_interface.BackwardMemory, "done",
                         lambda self, steps: (measured.__setitem__(steps, self.saved_bytes), original(self, steps)))
-    module()
     monkeypatch.setattr(stepwise, "check_memory", lambda parts, device: None)  # the forward pass's own estimate
+    simulation = recurrent(np.random.default_rng(3))
+    alone = dataclasses.replace(simulation, network=dataclasses.replace(simulation.network, projections=()))
+    unconnected = torch_models.compile(alone, learn={"rec.v": "per_element"}, dtype="float64")  # nothing to copy
+    unconnected()
     monkeypatch.setattr(module_interface, "available_bytes", lambda device: measured[4] * 500 // 4 // 5)
     with pytest.raises(DescriptionError, match=r"tensors saved at every step"):
-        module()
-    module(recompute_every=10).spikes["rec"].sum().backward()
+        unconnected()
+    unconnected(recompute_every=10).spikes["rec"].sum().backward()
+    # the recurrent network's ring of learned delays (52 slots of 100 synapses) is copied at each of 50 stretches
+    with pytest.raises(DescriptionError, match=r"recomputing stretches of 10 steps"):
+        module(recompute_every=10)
     for wrong in (0, 2.5, True):
         with pytest.raises(DescriptionError, match=r"recompute_every: .*give a number of steps >= 1"):
             module(recompute_every=wrong)

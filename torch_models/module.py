@@ -157,10 +157,11 @@ class BackwardMemory:
     distinct storages, `saved_bytes`); after its first PROBE_STEPS steps, the run is refused when those bytes,
     extrapolated to the steps whose tensors the backward pass keeps, will not fit (so a long run fails in
     seconds, with the bytes it needs). With `recompute_every` = k, the steps after the probe's run in stretches
-    of k recomputed in the backward pass: it keeps about k steps' tensors and one step's per stretch."""
+    of k recomputed in the backward pass: it keeps about k steps' tensors, and per stretch one step's and a copy of
+    the state the steps write in place (`copied_bytes`: the deliveries' buffers)."""
     PROBE_STEPS = 4
 
-    def __init__(self, n_steps, device, recompute_every=None):
+    def __init__(self, n_steps, device, recompute_every=None, copied_bytes=0):
         if recompute_every is not None and (isinstance(recompute_every, bool) or
                                             not isinstance(recompute_every, int) or recompute_every < 1):
             raise DescriptionError("recompute_every", f"{recompute_every!r}; give a number of steps >= 1")
@@ -168,6 +169,7 @@ class BackwardMemory:
         self.hooks = torch.autograd.graph.saved_tensors_hooks(self._pack, lambda tensor: tensor) \
             if torch.is_grad_enabled() else None
         self.every = recompute_every if self.hooks else None
+        self.copied_bytes = copied_bytes
 
     def __enter__(self):
         if self.hooks:
@@ -196,8 +198,12 @@ class BackwardMemory:
 
     def done(self, steps):
         """After the first `steps` steps: the check, once the probe's steps are done."""
-        if self.hooks and steps == min(self.PROBE_STEPS, self.n_steps):
-            kept = self.n_steps if not self.every else self.every + -(-self.n_steps // self.every)
-            check_memory({"the backward pass (tensors saved at every step)" if not self.every else
-                          f"the backward pass (recomputing stretches of {self.every} steps)":
-                          self.saved_bytes * kept // steps}, self.device)
+        if not self.hooks or steps != min(self.PROBE_STEPS, self.n_steps):
+            return
+        if not self.every:
+            needed = {"the backward pass (tensors saved at every step)": self.saved_bytes * self.n_steps // steps}
+        else:
+            stretches = -(-self.n_steps // self.every)
+            needed = {f"the backward pass (recomputing stretches of {self.every} steps)":
+                      self.saved_bytes * (self.every + stretches) // steps + self.copied_bytes * stretches}
+        check_memory(needed, self.device)

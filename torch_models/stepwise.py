@@ -362,7 +362,9 @@ class StepwiseNetwork(SimulationModule):
         carried = (states, syn_states, buffers, delays)
         spike_log, margin_log = StepLog(self.n_steps), StepLog(self.n_steps)
         trace_log = StepLog(self.n_steps, {key: recording.rows(self.n_steps) for key, recording in records.items()})
-        with BackwardMemory(self.n_steps, device, recompute_every) as backward, \
+        copied = sum(part.nbytes for buffer in buffers.values() if buffer is not None
+                     for part in (buffer if isinstance(buffer, tuple) else (buffer,)))
+        with BackwardMemory(self.n_steps, device, recompute_every, copied) as backward, \
                 tqdm(total=self.n_steps, desc="torch", unit="step", disable=not progress, mininterval=1) as bar:
             for first, last, recomputed in backward.stretches():
                 if recomputed:
