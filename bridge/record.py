@@ -26,6 +26,6 @@ class Record:
         return len(self.spikes[population][0])
 
     def to_neo(self, simulation):
-        """This record of `simulation` as a neo.Block of one Segment (bridge/app/neo_records.py)."""
-        from bridge.app.neo_records import block
+        """This record of `simulation` as a neo.Block of one Segment (bridge/neo_records.py)."""
+        from bridge.neo_records import block
         return block([self], simulation)

@@ -46,9 +46,9 @@ def crosscheck(args):
 
 
 def _crosscheck(name, simulation, args):
-    from bridge.app import neo_records
     from bridge.app.paired import independent_noise_run, paired_run
     from bridge.app.plots import crosscheck_figure, statistics_figure
+    from bridge.neo_records import block
 
     out = Path(args.out or f"results/crosscheck_{name}")
     files.remove_stale(out, "report.json", "crosscheck.png", "records.pkl")
@@ -66,7 +66,7 @@ def _crosscheck(name, simulation, args):
                                                           progress=True)
         with files.atomic(out / "crosscheck.png") as temporary:
             crosscheck_figure(brian_record, torch_record, report, temporary, title=name)
-        neo_records.write([brian_record, torch_record], simulation, out / "records.pkl")
+        files.write_neo(out / "records.pkl", block([brian_record, torch_record], simulation, name))
     print(report.text())
     files.write_json(out / "report.json", report.to_dict())
     print(f"wrote {out / 'report.json'}, {out / 'crosscheck.png'}" +

@@ -16,7 +16,7 @@ import numpy as np
 from scipy.stats import t as student_t
 from scipy.stats import ttest_ind_from_stats
 
-from bridge.app.neo_records import spike_trains
+from bridge.neo_records import spike_trains
 
 TRACE_RTOL = 1e-9          # exact class: traces within this, relative to the trace's largest magnitude
 FLOAT32_MATCHED = 0.99     # float32 class: fraction of spikes matched within ±k steps

@@ -64,3 +64,11 @@ def versions():
     import numpy
     import torch
     return {"brian2": brian2.__version__, "torch": torch.__version__, "numpy": numpy.__version__}
+
+
+def write_neo(path, block):
+    """A neo.Block written atomically as a Neo pickle (neo.io.PickleIO(path).read_block() reads it back)."""
+    from neo.io import PickleIO
+
+    with atomic(path) as temporary:
+        PickleIO(str(temporary)).write_block(block)

@@ -248,10 +248,27 @@ def run_losses(run, fit, batch):
     return losses(run.traces, spikes, fit.target, fit, batch)
 
 
+def record_loss(record, fit, keys):
+    """The loss of one run's record (Brian2's or torch's), computed as the training computes it (spikes as times
+    or as a raster, loss.spike_gradient)."""
+    traces = {key: torch.as_tensor(np.asarray(record.traces[key]))[None] for key in keys}
+    spikes = {name: spike_times(record, name) if fit.spike_gradient == "timing" else
+              _raster(record, name, fit.simulation.network.width(name)) for name in fit.spikes}
+    return float(losses(traces, spikes, fit.target, fit, 1)[0])
+
+
 def spike_times(record, population):
     """(batch rows, neurons, times) of a record's spikes, as `losses` takes them: one batch row."""
     neurons, steps = (torch.as_tensor(values) for values in record.spikes[population])
     return torch.zeros_like(neurons), neurons, steps.to(torch.float64) * record.dt
+
+
+def _raster(record, population, n):
+    """A record's spikes as a raster (1, steps, n)."""
+    raster = torch.zeros(1, record.n_steps, n, dtype=torch.float64)
+    neurons, steps = (torch.as_tensor(values) for values in record.spikes[population])
+    raster[0, steps, neurons] = 1
+    return raster
 
 
 def van_rossum_squared(rows, times, target_rows, target_times, n_rows, tau):
@@ -407,19 +424,15 @@ def _described(module, values):
 
 def _validation(fit, module, fitted, recorded, best, keys):
     """The fitted description run in Brian2 against the module's run of the best start: spikes identical, the
-    loss computed on each run, the largest trace difference, the Gamma factor of each spike train."""
+    loss computed on each run's record, the largest trace difference, the Gamma factor of each spike train."""
     from brian_models.network import run as run_brian
 
     record = run_brian(dataclasses.replace(fitted, run=dataclasses.replace(
         fitted.run, record=tuple(dict.fromkeys([*fitted.run.record, *keys])))))
     torch_record = recorded.record(best)
-    traces = {key: torch.as_tensor(np.asarray(record.traces[key]))[None] for key in keys}
-    brian_loss = float(losses(traces, {name: spike_times(record, name) for name in fit.spikes}, fit.target, fit,
-                              1)[0])
     duration = record.n_steps * record.dt
     return {"identical_spikes": all(record.spike_set(p) == torch_record.spike_set(p) for p in record.spikes),
-            "loss_torch": float(run_losses(recorded, fit, module.learning.n_starts)[best]),
-            "loss_brian2": brian_loss,
+            "loss_torch": record_loss(torch_record, fit, keys), "loss_brian2": record_loss(record, fit, keys),
             "max_trace_difference": {key: float(np.max(np.abs(record.traces[key] - torch_record.traces[key])))
                                      for key in keys},
             "gamma_factor": {name: population_gamma_factor(record.spikes[name], fit.target.spikes[name],

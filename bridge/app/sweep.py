@@ -21,10 +21,10 @@ combination of the listed values, times the `samples` draws when uniform values 
 Torch runs whose descriptions differ only in neuron or synapse parameters and neuron initial values run as one
 batch of variants (the step-by-step module's forward(variants=...)), up to `batch` per module. Every task (a Brian2 run,
 a torch batch) runs on dask.distributed: a LocalCluster of worker processes by default, a scheduler's address
-for a real cluster, or 'serial' (one process, no dask). Each run writes its folder runs/run_NNNN (its records
-as a neo Block, bridge/app/neo_records.py; the report of a paired run; then result.json, atomically); results.csv holds one row per run and
-summary.png a metric against the first varied value. A failed run is recorded with its error; `resume` skips
-the runs with a result.
+for a real cluster, or 'serial' (one process, no dask). Each run writes its folder runs/run_NNNN (its records as a
+neo Block, bridge/neo_records.py; the report of a paired run; then result.json, atomically); results.csv holds one
+row per run and summary.png a metric against the first varied value. A failed run is recorded with its error;
+`resume` skips the runs with a result.
 """
 import contextlib
 import dataclasses
@@ -43,10 +43,11 @@ from tqdm import tqdm
 
 from bridge import library
 
-from bridge.app import files, neo_records
+from bridge.app import files
 from bridge.app.compare import spike_statistics
 from bridge.fields import check_integer
 from bridge.errors import DescriptionError
+from bridge.neo_records import block
 from bridge.plan import lower
 
 RUN_KINDS = ("torch", "brian2", "paired")
@@ -414,7 +415,8 @@ def _finish(out, run_id, values, simulation, records, sweep, error):
         return
     folder = out / "runs" / run_id
     folder.mkdir(parents=True, exist_ok=True)
-    neo_records.write([records[backend] for backend in sorted(records)], simulation, folder / "records.pkl")
+    files.write_neo(folder / "records.pkl", block([records[backend] for backend in sorted(records)], simulation,
+                                                  run_id))
     reference = records.get("brian2", records.get("torch"))
     for population in simulation.network.populations:
         statistics = spike_statistics([reference], population.name, population.n)

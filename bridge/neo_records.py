@@ -6,7 +6,6 @@ sampling period the recording's, one channel per element recorded, annotated wit
 import numpy as np
 
 from bridge import brian_parse
-from bridge.app import files
 from bridge.names import record_parts
 from bridge.quantities import unit_text
 
@@ -41,15 +40,6 @@ def spike_trains(record, population, n):
     return [neo.SpikeTrain(steps[neurons == neuron] * record.dt * pq.s, t_stop=record.n_steps * record.dt * pq.s,
                            name=f"{population}[{neuron}]", population=population, neuron=neuron)
             for neuron in range(n)]
-
-
-def write(records, simulation, path):
-    """`block(records, simulation)` written atomically as a Neo pickle (neo.io.PickleIO reads it back)."""
-    from neo.io import PickleIO
-
-    with files.atomic(path) as temporary:
-        PickleIO(str(temporary)).write_block(block(records, simulation, name=simulation.network.populations[0].name
-                                                   if simulation.network.populations else ""))
 
 
 def _units(simulation, owner, variable):
