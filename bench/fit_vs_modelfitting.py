@@ -35,7 +35,7 @@ import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 
 import torch_models  # noqa: E402
-from bridge.app import files, fit  # noqa: E402
+from bridge.app import files, fit, fit_losses  # noqa: E402
 from bridge.app.brian2_scripts import from_brian2  # noqa: E402
 from bridge.quantities import parse_quantity  # noqa: E402
 from experiments import fit_hh  # noqa: E402
@@ -63,7 +63,7 @@ def spikebridge_rows(spec, steps):
     rows, best, started = [], (np.inf, None), time.perf_counter()
     for step in range(steps + 1):
         recorded = module(record=["cells.v"])
-        loss = fit.run_losses(recorded, spec, module.learning.n_starts)
+        loss = fit_losses.run_losses(recorded, spec, module.learning.n_starts)
         start = int(torch.argmin(loss))
         if float(loss[start].detach()) < best[0]:
             best = (float(loss[start]), {key: module.learned_values(start)[f"cells.{key}"][0] for key in KEYS})

@@ -23,7 +23,7 @@ import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 
 import torch_models  # noqa: E402
-from bridge.app import files, fit  # noqa: E402
+from bridge.app import files, fit, fit_losses  # noqa: E402
 from bridge.quantities import parse_quantity  # noqa: E402
 from experiments import fit_adex  # noqa: E402
 
@@ -46,8 +46,8 @@ def scan(folder, key, tau):
     raw = module.learning.raw[key.replace(".", ":")]  # unbounded: the value is a fixed scale times raw
     per_unit = float(np.asarray(parse_quantity(f"1*{unit}", key))) / module.learning.scales[key]
     table = {f"{key} ({unit})": values}
-    for how in fit.SPIKE_GRADIENTS:
-        loss = fit.run_losses(recorded, dataclasses.replace(spec, spike_gradient=how), len(values))
+    for how in fit_losses.SPIKE_GRADIENTS:
+        loss = fit_losses.run_losses(recorded, dataclasses.replace(spec, spike_gradient=how), len(values))
         (gradient,) = torch.autograd.grad(loss.sum(), raw, retain_graph=True)
         table["loss"] = loss.detach().numpy()
         table[f"gradient ({how})"] = gradient.reshape(-1).numpy() * per_unit
@@ -64,7 +64,7 @@ def main():
     out = Path(args.out)
     table = scan(out / "problem", args.key, args.tau)
     slope = np.sign(table["slope of the loss"])
-    disagree = {how: int((np.sign(table[f"gradient ({how})"]) != slope).sum()) for how in fit.SPIKE_GRADIENTS}
+    disagree = {how: int((np.sign(table[f"gradient ({how})"]) != slope).sum()) for how in fit_losses.SPIKE_GRADIENTS}
     print(table.to_string(index=False))
     print("values where the gradient's sign disagrees with the slope:", disagree)
     with files.atomic(out / "scan.csv") as temporary:
@@ -73,7 +73,7 @@ def main():
     x = table.iloc[:, 0]
     top.plot(x, table["loss"], marker=".")
     top.set_ylabel("loss")
-    for how in fit.SPIKE_GRADIENTS:
+    for how in fit_losses.SPIKE_GRADIENTS:
         bottom.plot(x, table[f"gradient ({how})"], marker=".", label=f"gradient ({how})")
     bottom.plot(x, table["slope of the loss"], marker=".", label="slope of the loss")
     bottom.axhline(0, color="gray", lw=0.5)

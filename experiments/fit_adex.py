@@ -13,7 +13,7 @@ in Brian2. `quick`: 30 ms and three steps, to test the mechanics.
 import json
 from pathlib import Path
 
-from bridge.app import files, fit
+from bridge.app import files, fit, fit_losses
 from bridge.app.brian2_scripts import from_brian2
 from bridge.learn import learnable_form, learned, written_back
 
@@ -78,7 +78,7 @@ def held_out(out, learned_values):
     runs = {name: run_brian(written_back(form, items, values)) for name, values in
             (("true", true), ("fitted", learned_values))}
     n, record = simulation.network.width("neuron"), runs["true"]
-    return {"gamma_factor": fit.population_gamma_factor(runs["fitted"].spikes["neuron"], record.spikes["neuron"],
+    return {"gamma_factor": fit_losses.population_gamma_factor(runs["fitted"].spikes["neuron"], record.spikes["neuron"],
                                                         n, record.dt, record.n_steps * record.dt),
             "spikes": {name: run.count("neuron") for name, run in runs.items()}}
 

@@ -12,7 +12,7 @@ import torch
 from test_learn import leaky
 
 import torch_models
-from bridge.app import fit
+from bridge.app import fit, fit_losses
 from bridge.app.cli import main
 from bridge.app.compare import van_rossum
 from bridge.description import from_json
@@ -94,22 +94,22 @@ def test_the_losses_equal_their_definitions_by_hand():
     spec = SimpleNamespace(traces={"p.v": 2.0}, spikes={}, van_rossum_tau=5e-3, simulation=simulation)
     traces = {"p.v": torch.tensor([[[1.5, 3.0], [2.0, 5.0]]], dtype=torch.float64)}
     by_hand = 2.0 * ((0.25 + 1.0) / 4) / np.var([1.0, 3.0, 2.0, 6.0], ddof=1)
-    assert fit.losses(traces, {}, target, spec, 1).item() == pytest.approx(by_hand, rel=1e-15)
+    assert fit_losses.losses(traces, {}, target, spec, 1).item() == pytest.approx(by_hand, rel=1e-15)
     spec.traces, spec.spikes = {}, {"p": 1.0}
     model_ms, target_ms = [0.5, 4.0, 7.0], [0.3, 4.0]
     pairs = lambda a, b: sum(math.exp(-abs(x - y) / 5) for x in a for y in b)
     by_hand = (pairs(model_ms, model_ms) + pairs(target_ms, target_ms) - 2 * pairs(model_ms, target_ms)) / 2 / 2
     produced = (torch.zeros(3, dtype=torch.int64), torch.zeros(3, dtype=torch.int64),
                 torch.tensor(model_ms, dtype=torch.float64) / 1e3)
-    ours = fit.losses({}, {"p": produced}, target, spec, 1).item()
+    ours = fit_losses.losses({}, {"p": produced}, target, spec, 1).item()
     assert ours == pytest.approx(by_hand, rel=1e-12)
     records = [Record(name, 1e-4, 100, {"p": spikes}, {}) for name, spikes in (
         ("model", (np.array([0, 0, 0]), np.array([5, 40, 70]))), ("target", target.spikes["p"]))]
     assert 2 * 2 * ours == pytest.approx(van_rossum(*records, "p", 1, tau=5e-3) ** 2, rel=1e-12)
-    assert ours == fit.losses({}, {"p": fit.spike_times(records[0], "p")}, target, spec, 1).item()
+    assert ours == fit_losses.losses({}, {"p": fit_losses.spike_times(records[0], "p")}, target, spec, 1).item()
     raster = torch.zeros(1, 100, 1, dtype=torch.float64)
     raster[0, [5, 40, 70], 0] = 1
-    assert fit.losses({}, {"p": raster}, target, spec, 1).item() == pytest.approx(by_hand, rel=1e-12)
+    assert fit_losses.losses({}, {"p": raster}, target, spec, 1).item() == pytest.approx(by_hand, rel=1e-12)
 
 
 def test_spike_times_move_with_the_threshold_crossing_in_the_gradient():
@@ -139,7 +139,7 @@ def test_the_gradient_of_a_spike_time_loss_points_to_the_truth_from_both_sides(t
     path.write_text(json.dumps(text))
     spec = fit.read(path)
     module = torch_models.compile(spec.simulation, learn=spec.learn, starts=spec.starts, dtype="float64")
-    loss = fit.run_losses(module(), spec, 2)
+    loss = fit_losses.run_losses(module(), spec, 2)
     loss.sum().backward()
     below, above = module.learning.raw["neuron:gL"].grad.reshape(-1).tolist()
     assert loss.min() > 0.01 and below < 0 < above
@@ -148,11 +148,11 @@ def test_the_gradient_of_a_spike_time_loss_points_to_the_truth_from_both_sides(t
 def test_the_gamma_factor_by_hand():
     """Target spikes at 10, 50, 90 ms over 100 ms (r = 30 Hz); the model's at 11, 52 and 70 ms: 2 coincidences
     within 4 ms. Gamma = 2/(1 - 2*0.004*30) * (2 - 2*0.004*3*30)/(3 + 3) = 0.4948..."""
-    gamma = fit.gamma_factor(np.array([110, 520, 700]), np.array([100, 500, 900]), 1e-4, 0.1)
+    gamma = fit_losses.gamma_factor(np.array([110, 520, 700]), np.array([100, 500, 900]), 1e-4, 0.1)
     assert gamma == pytest.approx(2 / (1 - 0.24) * (2 - 0.72) / 6, rel=1e-12)
-    assert fit.gamma_factor(np.array([100, 500, 900]), np.array([100, 500, 900]), 1e-4, 0.1) == pytest.approx(
+    assert fit_losses.gamma_factor(np.array([100, 500, 900]), np.array([100, 500, 900]), 1e-4, 0.1) == pytest.approx(
         2 / 0.76 * (3 - 0.72) / 6)
-    assert fit.gamma_factor(np.array([100]), np.array([100, 110]), 1e-4, 0.1) == pytest.approx(
+    assert fit_losses.gamma_factor(np.array([100]), np.array([100, 110]), 1e-4, 0.1) == pytest.approx(
         2 / (1 - 0.16) * (1 - 0.008 * 2 * 20) / 3)  # one model spike, two target spikes near it: one coincidence
 
 
