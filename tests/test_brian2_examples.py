@@ -211,6 +211,7 @@ def test_white_noise_is_drawn_once_for_both_backends(paired):
     np.testing.assert_allclose(V[1:][quiet], by_hand[quiet], rtol=1e-12)
 
 
+@pytest.mark.slow
 def test_independent_noise_passes_the_stochastic_class_and_louder_noise_fails_it():
     """The stochastic class: Brian2's own white noise against spikebridge's draws in torch, 5 seeds."""
     model = NeuronModel("dv/dt = (mu - v)/tau + sigma*xi*tau**-0.5 : 1", threshold="v > 1", reset="v = 0",
