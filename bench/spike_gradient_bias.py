@@ -77,6 +77,7 @@ def main():
         bottom.plot(x, table[f"gradient ({how})"], marker=".", label=f"gradient ({how})")
     bottom.plot(x, table["slope of the loss"], marker=".", label="slope of the loss")
     bottom.axhline(0, color="gray", lw=0.5)
+    bottom.set_ylabel(f"d loss / d value (per {table.columns[0].split('(')[-1].rstrip(')')})")
     bottom.set_xlabel(table.columns[0])
     bottom.legend(fontsize=8)
     fig.tight_layout()
