@@ -252,11 +252,12 @@ def run(path, out, resume=False):
     chosen = int(torch.argmin(final))
     fitted = module.to_simulation(chosen)
     files.write_text(out / "fitted.json", fitted.to_json(indent=1))
+    brian_record = _brian_run(fitted, keys)
     results = {"fit": str(fit.path), "starts": module.learning.n_starts, "best_start": chosen,
                "steps_run": len(history), "learned": _described(module, module.learned_values(chosen)),
                "started_at": _described(module, start_values),
                "loss": {"first": history[0] if history else None, "final": final.tolist(), "curve": history},
-               "validation": _validation(fit, module, fitted, recorded, chosen, keys),
+               "validation": _validation(fit, module, brian_record, recorded.record(chosen), keys),
                "export": _export(fitted, out / "fitted_brian2.py")}
     if fit.target.values:
         results["true"] = _described(module, fit.target.values)
@@ -267,8 +268,7 @@ def run(path, out, resume=False):
     with files.atomic(out / "loss.png") as temporary:
         loss_figure(history, temporary, title=fit.path.stem)
     with files.atomic(out / "fit.png") as temporary:
-        fit_figure(fit.target, results["validation"].pop("record"), keys, list(fit.spikes), temporary,
-                   title=fit.path.stem)
+        fit_figure(fit.target, brian_record, keys, list(fit.spikes), temporary, title=fit.path.stem)
     files.write_json(out / "results.json", results)
     return results
 
@@ -289,14 +289,17 @@ def _described(module, values):
             for key, value in values.items()}
 
 
-def _validation(fit, module, fitted, recorded, best, keys):
-    """The fitted description run in Brian2 against the module's run of the best start: spikes identical, the
-    loss computed on each run's record, the largest trace difference, the Gamma factor of each spike train."""
+def _brian_run(fitted, keys):
+    """Brian2's run of the fitted description, recording what the loss compares."""
     from brian_models.network import run as run_brian
-
-    record = run_brian(dataclasses.replace(fitted, run=dataclasses.replace(
+    return run_brian(dataclasses.replace(fitted, run=dataclasses.replace(
         fitted.run, record=tuple(dict.fromkeys([*fitted.run.record, *keys])))))
-    torch_record = recorded.record(best)
+
+
+def _validation(fit, module, record, torch_record, keys):
+    """Brian2's run of the fitted description (`record`) against the module's run of the best start: spikes
+    identical, the loss computed on each run's record, the largest trace difference, the Gamma factor of each
+    spike train."""
     duration = record.n_steps * record.dt
     return {"identical_spikes": all(record.spike_set(p) == torch_record.spike_set(p) for p in record.spikes),
             "loss_torch": record_loss(torch_record, fit, keys), "loss_brian2": record_loss(record, fit, keys),
@@ -304,8 +307,7 @@ def _validation(fit, module, fitted, recorded, best, keys):
                                      for key in keys},
             "gamma_factor": {name: population_gamma_factor(record.spikes[name], fit.target.spikes[name],
                                                            module.plan.size(name), record.dt, duration)
-                             for name in fit.spikes},
-            "record": record}
+                             for name in fit.spikes}}
 
 
 def _export(fitted, path):
