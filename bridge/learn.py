@@ -47,6 +47,11 @@ class Learned:
         return f"{self.owner}.{self.name}"
 
     @property
+    def replaces_parameter(self):
+        """A shared parameter or a TimedArray: its learned value takes the parameter's place."""
+        return self.what == "timed_array" or self.what == "parameter" and self.shared
+
+    @property
     def becomes_variable(self):
         """A parameter learned per element: a variable of the model in the learnable form."""
         return self.what == "parameter" and not self.shared
@@ -165,7 +170,7 @@ def _replaced(simulation, values, items):
 def _population(population, learned_values):
     model, initial = population.model, dict(population.initial)
     for item, values in learned_values:
-        if item.what == "timed_array" or item.what == "parameter" and item.shared:
+        if item.replaces_parameter:
             model = dataclasses.replace(model, parameters=_with(model.parameters, item, values))
             continue
         if item.becomes_variable and item.name in model.parameters:
@@ -183,7 +188,7 @@ def _layout(network, projection):
 def _projection(projection, learned_values, layout):
     synapse, values_of = projection.synapse, dict(projection.values)
     for item, values in learned_values:
-        if item.what == "timed_array" or item.what == "parameter" and item.shared:
+        if item.replaces_parameter:
             synapse = dataclasses.replace(synapse, parameters=_with(synapse.parameters, item, values))
             continue
         if item.what == "delay":  # whole steps, up to max_delay rounded to steps: max_delay holds them all
