@@ -29,8 +29,7 @@ def losses(traces, spikes, target, fit, batch):
         n, dt, tau = fit.simulation.network.width(population), fit.simulation.dt, fit.van_rossum_tau
         wanted_neurons, wanted_steps = (torch.as_tensor(values) for values in target.spikes[population])
         if isinstance(spikes[population], torch.Tensor):
-            wanted = torch.zeros(spikes[population].shape[1:], dtype=torch.float64)
-            wanted[wanted_steps, wanted_neurons] = 1
+            wanted = _raster(wanted_neurons, wanted_steps, spikes[population].shape[1], n)
             distance = van_rossum_squared_of_rasters(spikes[population].cpu().double(), wanted, math.exp(-dt / tau))
         else:
             rows, neurons, times = spikes[population]
@@ -56,7 +55,8 @@ def record_loss(record, fit, keys):
     or as a raster, loss.spike_gradient)."""
     traces = {key: torch.as_tensor(np.asarray(record.traces[key]))[None] for key in keys}
     spikes = {name: spike_times(record, name) if fit.spike_gradient == "timing" else
-              _raster(record, name, fit.simulation.network.width(name)) for name in fit.spikes}
+              _raster(*record.spikes[name], record.n_steps, fit.simulation.network.width(name))[None]
+              for name in fit.spikes}
     return float(losses(traces, spikes, fit.target, fit, 1)[0])
 
 
@@ -66,11 +66,10 @@ def spike_times(record, population):
     return torch.zeros_like(neurons), neurons, steps.to(torch.float64) * record.dt
 
 
-def _raster(record, population, n):
-    """A record's spikes as a raster (1, steps, n)."""
-    raster = torch.zeros(1, record.n_steps, n, dtype=torch.float64)
-    neurons, steps = (torch.as_tensor(values) for values in record.spikes[population])
-    raster[0, steps, neurons] = 1
+def _raster(neurons, steps, n_steps, n):
+    """Spikes (neuron, step) as a raster (n_steps, n)."""
+    raster = torch.zeros(n_steps, n, dtype=torch.float64)
+    raster[torch.as_tensor(steps), torch.as_tensor(neurons)] = 1
     return raster
 
 
