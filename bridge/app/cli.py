@@ -1,6 +1,6 @@
-"""Command line: `spikebridge models`, `spikebridge selftest`, `spikebridge crosscheck MODEL_OR_JSON_FILE ...`, `spikebridge import
-SCRIPT.py`, `spikebridge export MODEL_OR_JSON_FILE --brian2 OUT.py`, `spikebridge fit FIT.json`, `spikebridge
-list`, `spikebridge run EXPERIMENT ...`."""
+"""Command line: `spikebridge models`, `spikebridge selftest`, `spikebridge crosscheck MODEL_OR_JSON_FILE ...`,
+`spikebridge import SCRIPT.py`, `spikebridge export MODEL_OR_JSON_FILE --brian2 OUT.py`, `spikebridge fit
+FIT.json`, `spikebridge list`, `spikebridge run EXPERIMENT ...`."""
 import argparse
 import contextlib
 import importlib
@@ -84,16 +84,21 @@ def selftest(args):
     failing = []
     for name in library.MODELS:
         _, _, report = paired_run(library.scenario(name), target="numpy", dtype="float64")
-        spikes = sum(counts["brian2"] for counts in report.counts.values())
-        divergence = report.first_divergence
-        print(f"  {name:14s} " + (f"exact ({spikes} spikes identical)" if report.passed else
-                                  "NOT exact: " + (f"first divergence at step {divergence.step}, {divergence.population}"
-                                                   f"[{divergence.neuron}]" if divergence else "traces differ")))
+        print(f"  {name:14s} {_verdict(report)}")
         if not report.passed:
             failing.append(name)
     print(f"the exact class does NOT hold for {', '.join(failing)}" if failing else
           f"the exact class holds for all {len(library.MODELS)} library models")
     return 1 if failing else 0
+
+
+def _verdict(report):
+    """A paired run's report in a few words: exact, or where it first diverged."""
+    if report.passed:
+        return f"exact ({sum(counts['brian2'] for counts in report.counts.values())} spikes identical)"
+    divergence = report.first_divergence
+    return (f"NOT exact: first divergence at step {divergence.step}, {divergence.population}[{divergence.neuron}]"
+            if divergence else "NOT exact: traces differ")
 
 
 def sweep(args):
