@@ -73,7 +73,7 @@ def read(path):
     import nir
 
     try:
-        return _flat(nir.read(str(path)))
+        return _flat(nir.read(str(path), type_check=False))  # sizes are checked here, batch dimensions or not
     except (OSError, KeyError, ValueError) as error:
         raise DescriptionError(str(path), f"not a NIR file nir {nir.__version__} reads ({error})") from None
 
@@ -131,32 +131,10 @@ def to_simulation(graph, dt="0.1*ms", duration="10*ms", spikes=None, where="NIR 
     names = {}
     for name in nodes:
         names[name] = _identifier(name, set(names.values()))
-    sizes = _sizes(nodes, edges, kinds)
-    bias, projections = {name: np.zeros(sizes[name]) for name in nodes}, []
-    taken = set(names.values())
+    sizes = _sizes(nodes, edges, kinds, where)
     for a, b in edges:
-        at = f"{where}: edge ({a!r}, {b!r})"
-        if kinds[b] == "Output" and kinds[a] not in KINDS:
-            raise DescriptionError(at, f"an Output reads a {kinds[a]} node; spikebridge records neuron nodes")
-        if kinds[b] in WEIGHTS + tuple(KINDS) and not (kinds[a] == "Input" or KINDS.get(kinds[a], KINDS["LI"]).spikes
-                                                      or kinds[a] in WEIGHTS and kinds[b] in KINDS):
-            raise DescriptionError(at, f"a {kinds[a]} node feeds a {kinds[b]} node; spikebridge reads spikes (Input "
-                                       "or spiking nodes) into Affine/Linear nodes, and those into neuron nodes")
-        if kinds[b] in KINDS and kinds[a] in WEIGHTS:
-            node = nodes[a]
-            if getattr(node, "bias", None) is not None:
-                bias[b] = bias[b] + _values(node, "bias", sizes[b], f"{where}: node {a!r}")
-            for source in (s for s, t in edges if t == a):
-                projections.append(Projection(_identifier(f"{names[source]}_to_{names[b]}", taken),
-                                              names[source], names[b], SYNAPSE,
-                                              values={"w": np.asarray(node.weight, dtype=float).T}))
-                taken.add(projections[-1].name)
-        elif kinds[b] in KINDS:  # spikes straight into a neuron node: weight 1, one to one
-            if sizes[a] != sizes[b]:
-                raise DescriptionError(at, f"{sizes[a]} elements into {sizes[b]} neurons without weights")
-            projections.append(Projection(_identifier(f"{names[a]}_to_{names[b]}", taken), names[a], names[b],
-                                          SYNAPSE, i=range(sizes[a]), j=range(sizes[a]), values={"w": "1"}))
-            taken.add(projections[-1].name)
+        _check_edge(a, b, kinds, f"{where}: edge ({a!r}, {b!r})")
+    projections, bias = _projections(nodes, edges, kinds, names, sizes, where)
     spikes = spikes or {}
     sources = tuple(SpikeTrains(names[name], sizes[name], *spikes.get(name, ((), ()))) for name in nodes
                     if kinds[name] == "Input")
@@ -168,9 +146,45 @@ def to_simulation(graph, dt="0.1*ms", duration="10*ms", spikes=None, where="NIR 
     operations = tuple(Operation(names[name] + UPDATE_SUFFIX, names[name], _update(kind))
                        for name, kind in kinds.items() if kind in KINDS)
     record = tuple(f"{names[a]}.v" for a, b in edges if kinds[b] == "Output")
-    network = Network(populations=populations, sources=sources, projections=tuple(projections),
+    network = Network(populations=populations, sources=sources, projections=projections,
                       operations=operations)
     return Simulation(network, RunSettings(duration, record=record, timing=Timing(dt=dt)))
+
+
+def _check_edge(a, b, kinds, where):
+    if kinds[b] == "Output" and kinds[a] not in KINDS:
+        raise DescriptionError(where, f"an Output reads a {kinds[a]} node; spikebridge records neuron nodes")
+    spikes = kinds[a] == "Input" or kinds[a] in KINDS and KINDS[kinds[a]].spikes
+    if kinds[b] in WEIGHTS + tuple(KINDS) and not (spikes or kinds[a] in WEIGHTS and kinds[b] in KINDS):
+        raise DescriptionError(where, f"a {kinds[a]} node feeds a {kinds[b]} node; spikebridge reads spikes (Input "
+                                      "or spiking nodes) into Affine/Linear nodes, and those into neuron nodes")
+
+
+def _projections(nodes, edges, kinds, names, sizes, where):
+    """The projections `x_post += w` of the graph (one per source, weight node and target, named as the weight
+    node where it is the only one; weight 1 one to one for a spiking node feeding a neuron node directly), and
+    {neuron node: the biases of the Affine nodes feeding it}."""
+    bias = {name: np.zeros(sizes[name]) for name in nodes}
+    paths = [(a, None, b) for a, b in edges if kinds[a] not in WEIGHTS and kinds[b] in KINDS]
+    for weights in (name for name in nodes if kinds[name] in WEIGHTS):
+        targets = [b for a, b in edges if a == weights]
+        paths += [(a, weights, b) for a, w in edges if w == weights for b in targets]
+        for target in targets:
+            if getattr(nodes[weights], "bias", None) is not None:
+                bias[target] = bias[target] + _values(nodes[weights], "bias", sizes[target], f"{where}: node "
+                                                                                             f"{weights!r}")
+    projections, taken = [], set(names.values())
+    for source, weights, target in paths:
+        if weights is None and sizes[source] != sizes[target]:
+            raise DescriptionError(f"{where}: edge ({source!r}, {target!r})", f"{sizes[source]} elements into "
+                                   f"{sizes[target]} neurons without weights")
+        alone = weights is not None and sum(w == weights for _, w, _ in paths) == 1
+        name = names[weights] if alone else _identifier(f"{names[source]}_{names[weights or target]}", taken)
+        taken.add(name)
+        connection = dict(values={"w": np.asarray(nodes[weights].weight, dtype=float).T}) if weights else \
+            dict(i=range(sizes[source]), j=range(sizes[source]), values={"w": "1"})
+        projections.append(Projection(name, names[source], names[target], SYNAPSE, **connection))
+    return tuple(projections), bias
 
 
 def _kind(name, node, where):
@@ -181,15 +195,18 @@ def _kind(name, node, where):
     return kind
 
 
-def _sizes(nodes, edges, kinds):
+def _sizes(nodes, edges, kinds, where):
     """{node: elements}: from the weights of the Affine/Linear nodes beside it, else from its parameters or
     its input's shape (an Affine/Linear node: its output's)."""
     sizes = {}
     for name, kind in kinds.items():
         if kind in WEIGHTS:
             out_size, in_size = np.shape(nodes[name].weight)
-            sizes.update({a: in_size for a, b in edges if b == name})
-            sizes.update({b: out_size for a, b in edges if a == name})
+            for neighbour, size in [(a, in_size) for a, b in edges if b == name] + \
+                                   [(b, out_size) for a, b in edges if a == name]:
+                if sizes.setdefault(neighbour, size) != size:
+                    raise DescriptionError(f"{where}: node {neighbour!r}", f"{sizes[neighbour]} elements by one "
+                                           f"weight matrix beside it, {size} by {name!r}'s")
     for name, kind in kinds.items():
         if name not in sizes:
             sizes[name] = max(np.size(getattr(nodes[name], field)) for field in KINDS[kind].parameters) \
@@ -213,3 +230,92 @@ def depths(graph):
             found[target] = found[name] + (type(nodes[target]).__name__ in KINDS)
             queue.append(target)
     return found
+
+
+def from_simulation(simulation):
+    """The NIR graph of a description in the form `to_simulation` writes (anything else refused in one line
+    naming it): SpikeTrains as Input nodes, each population as its node, each projection as a Linear node (an
+    Affine where it carries its target's biases), an Output for each population no projection to another population reads."""
+    import nir
+
+    net = simulation.network
+    for field in ("currents", "poisson_inputs"):
+        if getattr(net, field):
+            raise DescriptionError(f"Network.{field}", f"{getattr(net, field)[0].name!r}: NIR has no such input; "
+                                   "spikebridge writes spike trains (SpikeTrains) as NIR Input nodes")
+    trains = [source.name for source in net.sources if not isinstance(source, SpikeTrains)]
+    if trains:
+        raise DescriptionError("Network.sources", f"{trains[0]!r}: NIR has no Poisson source; spikebridge writes "
+                                                   "spike trains (SpikeTrains) as NIR Input nodes")
+    populations = {population.name: population for population in net.populations}
+    kinds = {name: _population_kind(population, net.operations) for name, population in populations.items()}
+    extra = [op.name for op in net.operations if op.name not in {name + UPDATE_SUFFIX for name in kinds}]
+    if extra:
+        raise DescriptionError(f"Operation {extra[0]!r}", "NIR has no code run on a schedule; spikebridge writes "
+                                                          "only each node's own step")
+    nodes = {source.name: nir.Input(input_type={"input": np.array([source.n])}) for source in net.sources}
+    nodes.update({name: _node(populations[name], kind) for name, kind in kinds.items()})
+    edges, biased = [], set()
+    for proj in net.projections:
+        weight = _weight_matrix(proj, net, kinds)
+        bias = None if proj.target in biased else populations[proj.target].initial_array("b")
+        biased.add(proj.target)
+        nodes[proj.name] = nir.Linear(weight) if bias is None else nir.Affine(weight, bias)
+        edges += [(proj.source, proj.name), (proj.name, proj.target)]
+    for name, population in populations.items():
+        if name not in biased and np.any(population.initial_array("b")):
+            raise DescriptionError(f"Population {name!r}.initial['b']", "a bias without an input: NIR keeps biases "
+                                                                        "in the Affine node that feeds a neuron node")
+        if not any(proj.source == name != proj.target for proj in net.projections):
+            nodes[name + "_output"] = nir.Output(output_type={"output": np.array([population.n])})
+            edges.append((name, name + "_output"))
+    _check_first_steps(populations, (nodes, edges), simulation.run.timing.dt_seconds)
+    return nir.NIRGraph(nodes, edges, metadata={"dt": simulation.run.timing.dt_seconds,
+                                                "discretisation": __doc__.split("\n\n")[1]})
+
+
+def _population_kind(population, operations):
+    """The NIR node kind whose form the population has (with its step among `operations`), or refused."""
+    for kind, node_kind in KINDS.items():
+        step = Operation(population.name + UPDATE_SUFFIX, population.name, _update(kind))
+        if population.model == node_kind.model() and step in operations:
+            return kind
+    raise DescriptionError(f"Population {population.name!r}", "its model is none of NIR's nodes in the form "
+                           f"`spikebridge import NET.nir` writes ({', '.join(KINDS)}: bridge/app/nir_graphs.py); NIR "
+                           "cannot hold other equations, conductances, refractoriness or plasticity")
+
+
+def _node(population, kind):
+    import nir
+
+    values = {field: population.initial_array(field) for field in KINDS[kind].parameters}
+    return getattr(nir, kind)(**values)
+
+
+def _weight_matrix(proj, net, kinds):
+    """The (target, source) weights of a projection `x_post += w` without delays from a source or spiking node."""
+    where = f"Projection {proj.name!r}"
+    if proj.synapse != SYNAPSE:
+        raise DescriptionError(f"{where}.synapse", f"NIR's Affine/Linear nodes add weights to the input: give "
+                                                   f"model {SYNAPSE.model!r}, on_pre {SYNAPSE.on_pre!r}")
+    if proj.delay_mode != "static" or np.any(proj.delay_array(1)):
+        raise DescriptionError(f"{where}.delays", "delays are not written to NIR (its Delay node is not read back)")
+    if proj.source in kinds and not KINDS[kinds[proj.source]].spikes:
+        raise DescriptionError(f"{where}.source", f"{proj.source!r} is an LI node: its output is a voltage")
+    n_source, n_target = net.width(proj.source), net.width(proj.target)
+    i, j = proj.synapses(n_source, n_target)
+    if len(set(zip(i.tolist(), j.tolist()))) < len(i):
+        raise DescriptionError(f"{where}.i", "two synapses join one pair; a NIR weight matrix holds one")
+    weight = np.zeros((n_target, n_source))
+    weight[j, i] = proj.value_array("w", len(i))
+    return weight
+
+
+def _check_first_steps(populations, graph, dt):
+    """Each node's t_start must be the one its depth gives: NIR cannot hold another."""
+    first_steps = depths(graph)
+    for name, population in populations.items():
+        expected = (first_steps.get(name, 1) - 0.5) * dt
+        if not np.all(population.initial_array("t_start") == expected):
+            raise DescriptionError(f"Population {name!r}.initial['t_start']", f"NIR reads it back as {expected!r} s "
+                                   "(half a step before the node's depth in the graph), for every neuron")
