@@ -1,6 +1,6 @@
 """Command line: `spikebridge models`, `spikebridge selftest`, `spikebridge crosscheck MODEL_OR_JSON_FILE ...`,
-`spikebridge import SCRIPT.py`, `spikebridge export MODEL_OR_JSON_FILE --brian2 OUT.py`, `spikebridge fit
-FIT.json`, `spikebridge list`, `spikebridge run EXPERIMENT ...`."""
+`spikebridge import SCRIPT.py|NET.nir`, `spikebridge export MODEL_OR_JSON_FILE --brian2 OUT.py|--nir OUT.nir`,
+`spikebridge fit FIT.json`, `spikebridge list`, `spikebridge run EXPERIMENT ...`."""
 import argparse
 import contextlib
 import importlib
@@ -15,6 +15,8 @@ from bridge import library
 
 from bridge.app import files
 from bridge.errors import DescriptionError
+
+DEFAULT_DT = "0.1*ms"
 
 
 def _load(model_or_file, seed):
@@ -130,24 +132,40 @@ def experiments():
 
 def import_script(args):
     from bridge.app.brian2_scripts import from_brian2
+    from bridge.app import nir_graphs
 
-    simulation = from_brian2(args.script)
-    out = Path(args.out or Path(args.script).with_suffix(".json").name)
+    path = Path(args.script)
+    if path.suffix == ".nir":
+        simulation = nir_graphs.load(path, args.dt, args.duration, args.spikes)
+    else:
+        nir_only = [f"--{name}" for name in ("duration", "spikes") if getattr(args, name)]
+        if nir_only or args.dt != DEFAULT_DT:
+            raise DescriptionError(str(path), f"{nir_only or ['--dt']} are for NIR files (.nir); a Brian2 script "
+                                              "sets its own")
+        simulation = from_brian2(path)
+    out = Path(args.out or path.with_suffix(".json").name)
     files.write_text(out, simulation.to_json(indent=1))
     net = simulation.network
-    print(f"imported {args.script} (up to its run()): {len(net.populations)} populations, {len(net.sources)} "
-          f"sources, {len(net.projections)} projections, {simulation.run.n_steps} steps of {simulation.dt * 1e3:g} ms")
+    print(f"imported {path}{'' if path.suffix == '.nir' else ' (up to its run())'}: {len(net.populations)} "
+          f"populations, {len(net.sources)} sources, {len(net.projections)} projections, {simulation.run.n_steps} "
+          f"steps of {simulation.dt * 1e3:g} ms")
     print(f"wrote {out}; next: spikebridge crosscheck {out}")
     return 0
 
 
 def export_script(args):
     from bridge.app.export import to_brian2
+    from bridge.app import nir_graphs
 
     _, simulation = _load(args.model, args.seed)
     with _about(args.model):
-        files.write_text(Path(args.brian2), to_brian2(simulation))
-    print(f"wrote {args.brian2}: a plain Brian2 script (python {args.brian2} runs it without spikebridge)")
+        if args.brian2:
+            files.write_text(Path(args.brian2), to_brian2(simulation))
+        else:
+            nir_graphs.write(Path(args.nir), nir_graphs.from_simulation(simulation))
+    print(f"wrote {args.brian2}: a plain Brian2 script (python {args.brian2} runs it without spikebridge)"
+          if args.brian2 else f"wrote {args.nir}: a NIR graph (nir.read reads it; its discretisation is in its "
+                              "metadata)")
     return 0
 
 
@@ -237,13 +255,23 @@ def main(argv=None):
     check.add_argument("--independent-noise", type=int, metavar="SEEDS", help="draw noise independently in each "
                        "backend (Brian2's own generator) and compare rates and CV over SEEDS >= 5 runs")
     check.set_defaults(func=crosscheck)
-    script = commands.add_parser("import", help="a Brian2 script's network as a description (read at its run())")
-    script.add_argument("script", metavar="SCRIPT.py")
+    script = commands.add_parser("import", help="a Brian2 script's network (read at its run()) or a NIR graph as a "
+                                                "description")
+    script.add_argument("script", metavar="SCRIPT.py|NET.nir")
     script.add_argument("--out", help="the description file to write (default SCRIPT.json here)")
+    script.add_argument("--dt", default=DEFAULT_DT, help=f"NIR: the time step (default {DEFAULT_DT}, snnTorch's; "
+                                                         "Norse's default is 1*ms)")
+    script.add_argument("--duration", help="NIR: how long to run (default: the input rasters' steps and the "
+                                           "deepest node's lag)")
+    script.add_argument("--spikes", metavar="IN.npz", help="NIR: a (steps, elements) raster of 0s and 1s per Input "
+                                                          "node, named as the node")
     script.set_defaults(func=import_script)
-    export = commands.add_parser("export", help="a description as a plain Brian2 script")
+    export = commands.add_parser("export", help="a description as a plain Brian2 script or a NIR graph")
     export.add_argument("model", metavar="MODEL_OR_JSON_FILE", help="a library model name or a Simulation JSON file")
-    export.add_argument("--brian2", required=True, metavar="OUT.py", help="the script to write")
+    written = export.add_mutually_exclusive_group(required=True)
+    written.add_argument("--brian2", metavar="OUT.py", help="the script to write")
+    written.add_argument("--nir", metavar="OUT.nir", help="the NIR graph to write (descriptions in NIR form: "
+                                                         "bridge/app/nir_graphs.py)")
     export.add_argument("--seed", type=int, default=0, help="seed of a library model's scenario")
     export.set_defaults(func=export_script)
     many = commands.add_parser("sweep", help="run a model over many values (a sweep file), torch batched, Brian2 "

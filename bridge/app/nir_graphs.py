@@ -138,11 +138,12 @@ def to_simulation(graph, dt="0.1*ms", duration="10*ms", spikes=None, where="NIR 
     spikes = spikes or {}
     sources = tuple(SpikeTrains(names[name], sizes[name], *spikes.get(name, ((), ()))) for name in nodes
                     if kinds[name] == "Input")
-    first_steps, dt_seconds = depths(graph), Timing(dt=dt).dt_seconds
-    populations = tuple(Population(names[name], KINDS[kind].model(), sizes[name],
-                                   {**_parameters(nodes[name], kind, sizes[name], f"{where}: node {name!r}"),
-                                    "b": bias[name], "t_start": np.full(sizes[name], (first_steps.get(name, 1) - 0.5) * dt_seconds)})
-                        for name, kind in kinds.items() if kind in KINDS)
+    node_depths, dt_seconds = depths(graph), Timing(dt=dt).dt_seconds
+    populations = tuple(Population(names[name], KINDS[kind].model(), sizes[name], {
+        **{field: _values(nodes[name], field, sizes[name], f"{where}: node {name!r}")
+           for field in KINDS[kind].parameters},
+        "b": bias[name], "t_start": np.full(sizes[name], _t_start(node_depths[name], dt_seconds))})
+        for name, kind in kinds.items() if kind in KINDS)
     operations = tuple(Operation(names[name] + UPDATE_SUFFIX, names[name], _update(kind))
                        for name, kind in kinds.items() if kind in KINDS)
     record = tuple(f"{names[a]}.v" for a, b in edges if kinds[b] == "Output")
@@ -214,14 +215,15 @@ def _sizes(nodes, edges, kinds, where):
     return sizes
 
 
-def _parameters(node, kind, n, where):
-    return {field: _values(node, field, n, where) for field in KINDS[kind].parameters}
+def _t_start(depth, dt):
+    """A node's t_start: half a step before the first step it runs (its depth), clear of rounding."""
+    return (depth - 0.5) * dt
 
 
 def depths(graph):
     """{node: how many neuron nodes a spike crosses from an Input to it, itself included, along the shortest
-    path}: the steps by which a node's spikes in a description come after snnTorch's and Norse's (where no
-    other path is longer: a graph with skips has no single lag)."""
+    path (1 where none reaches it)}: the steps by which a node's spikes in a description come after snnTorch's
+    and Norse's (where no other path is longer: a graph with skips has no single lag)."""
     nodes, edges = graph
     found = {name: 0 for name, node in nodes.items() if type(node).__name__ == "Input"}
     queue = list(found)
@@ -229,30 +231,19 @@ def depths(graph):
         for target in (b for a, b in edges if a == name and b not in found):
             found[target] = found[name] + (type(nodes[target]).__name__ in KINDS)
             queue.append(target)
-    return found
+    return {name: found.get(name, 1) for name in nodes}
 
 
 def from_simulation(simulation):
     """The NIR graph of a description in the form `to_simulation` writes (anything else refused in one line
     naming it): SpikeTrains as Input nodes, each population as its node, each projection as a Linear node (an
-    Affine where it carries its target's biases), an Output for each population no projection to another population reads."""
+    Affine where it carries its target's biases), an Output for each population that feeds no other."""
     import nir
 
     net = simulation.network
-    for field in ("currents", "poisson_inputs"):
-        if getattr(net, field):
-            raise DescriptionError(f"Network.{field}", f"{getattr(net, field)[0].name!r}: NIR has no such input; "
-                                   "spikebridge writes spike trains (SpikeTrains) as NIR Input nodes")
-    trains = [source.name for source in net.sources if not isinstance(source, SpikeTrains)]
-    if trains:
-        raise DescriptionError("Network.sources", f"{trains[0]!r}: NIR has no Poisson source; spikebridge writes "
-                                                   "spike trains (SpikeTrains) as NIR Input nodes")
     populations = {population.name: population for population in net.populations}
     kinds = {name: _population_kind(population, net.operations) for name, population in populations.items()}
-    extra = [op.name for op in net.operations if op.name not in {name + UPDATE_SUFFIX for name in kinds}]
-    if extra:
-        raise DescriptionError(f"Operation {extra[0]!r}", "NIR has no code run on a schedule; spikebridge writes "
-                                                          "only each node's own step")
+    _check_inputs_and_operations(net, kinds)
     nodes = {source.name: nir.Input(input_type={"input": np.array([source.n])}) for source in net.sources}
     nodes.update({name: _node(populations[name], kind) for name, kind in kinds.items()})
     edges, biased = [], set()
@@ -272,6 +263,22 @@ def from_simulation(simulation):
     _check_first_steps(populations, (nodes, edges), simulation.run.timing.dt_seconds)
     return nir.NIRGraph(nodes, edges, metadata={"dt": simulation.run.timing.dt_seconds,
                                                 "discretisation": __doc__.split("\n\n")[1]})
+
+
+def _check_inputs_and_operations(net, kinds):
+    """Inputs other than spike trains, and operations other than the nodes' steps, refused."""
+    for field in ("currents", "poisson_inputs"):
+        if getattr(net, field):
+            raise DescriptionError(f"Network.{field}", f"{getattr(net, field)[0].name!r}: NIR has no such input; "
+                                   "spikebridge writes spike trains (SpikeTrains) as NIR Input nodes")
+    trains = [source.name for source in net.sources if not isinstance(source, SpikeTrains)]
+    if trains:
+        raise DescriptionError("Network.sources", f"{trains[0]!r}: NIR has no Poisson source; spikebridge writes "
+                                                   "spike trains (SpikeTrains) as NIR Input nodes")
+    extra = [op.name for op in net.operations if op.name not in {name + UPDATE_SUFFIX for name in kinds}]
+    if extra:
+        raise DescriptionError(f"Operation {extra[0]!r}", "NIR has no code run on a schedule; spikebridge writes "
+                                                          "only each node's own step")
 
 
 def _population_kind(population, operations):
@@ -313,9 +320,52 @@ def _weight_matrix(proj, net, kinds):
 
 def _check_first_steps(populations, graph, dt):
     """Each node's t_start must be the one its depth gives: NIR cannot hold another."""
-    first_steps = depths(graph)
+    node_depths = depths(graph)
     for name, population in populations.items():
-        expected = (first_steps.get(name, 1) - 0.5) * dt
+        expected = _t_start(node_depths[name], dt)
         if not np.all(population.initial_array("t_start") == expected):
             raise DescriptionError(f"Population {name!r}.initial['t_start']", f"NIR reads it back as {expected!r} s "
                                    "(half a step before the node's depth in the graph), for every neuron")
+
+
+def write(path, graph):
+    """A NIR graph written atomically (nir.write's HDF5 file)."""
+    import nir
+
+    from bridge.app.files import atomic
+
+    with atomic(path) as temporary:
+        nir.write(str(temporary), graph)
+
+
+def input_spikes(path, graph, dt):
+    """{Input node: (indices, times in seconds)} from the .npz file `path`, one (steps, elements) raster of 0s and
+    1s per Input node (as snnTorch and Norse take input, time first), named as the node."""
+    nodes, _ = graph
+    with np.load(path) as arrays:
+        rasters = dict(arrays)
+    unknown = sorted(set(rasters) - {name for name, node in nodes.items() if type(node).__name__ == "Input"})
+    if unknown:
+        raise DescriptionError(f"{path}: arrays {unknown}", "name no Input node of the graph")
+    spikes = {}
+    for name, raster in rasters.items():
+        if raster.ndim != 2 or not np.isin(raster, (0, 1)).all():
+            raise DescriptionError(f"{path}: array {name!r}", f"shape {raster.shape}: give (steps, elements) of 0s "
+                                                              "and 1s (spikes; graded inputs are not read)")
+        steps, indices = np.nonzero(raster)
+        spikes[name] = (indices.tolist(), (steps * dt).tolist())
+    return spikes, max((len(raster) for raster in rasters.values()), default=0)
+
+
+def load(path, dt, duration=None, spikes_path=None):
+    """The Simulation of the NIR file `path` at `dt` (a quantity string), driven by the rasters of
+    `spikes_path` (.npz, `input_spikes`), run for `duration` (default: the rasters' steps, plus the steps the
+    deepest node lags behind them)."""
+    graph = read(path)
+    dt_seconds = Timing(dt=dt).dt_seconds
+    spikes, steps = input_spikes(spikes_path, graph, dt_seconds) if spikes_path else ({}, 0)
+    if duration is None:
+        if not steps:
+            raise DescriptionError(f"{path}: duration", "give --duration (no input rasters to take it from)")
+        duration = f"{(steps + max(depths(graph).values())) * dt_seconds!r}*second"
+    return to_simulation(graph, dt, duration, spikes, where=str(path))
