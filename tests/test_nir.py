@@ -1,0 +1,218 @@
+"""NIR graphs in and out (bridge/app/nir_graphs.py): the discretisation pinned by hand, then round trips with the
+real snnTorch and Norse (the `nir` extra; Norse installed with --no-deps, as the README says)."""
+import copy
+from dataclasses import replace
+
+import nir
+import numpy as np
+import pytest
+import torch
+
+from bridge import library
+from bridge.app import nir_graphs
+from bridge.app.cli import main
+from bridge.errors import DescriptionError
+
+DT = 1e-4
+
+
+def _one_neuron(kind, **parameters):
+    """Input (1) -> Affine (weight 0.6, bias 0.1) -> one neuron node -> Output."""
+    return {"input": nir.Input(input_type={"input": np.array([1])}), "weights": nir.Affine(np.array([[0.6]]), np.array([0.1])),
+            "cell": getattr(nir, kind)(**{k: np.array([v]) for k, v in parameters.items()}),
+            "output": nir.Output(output_type={"output": np.array([1])})}, \
+        [("input", "weights"), ("weights", "cell"), ("cell", "output")]
+
+
+# dt/tau = 0.1 and r dt/tau = 1, as snnTorch writes a Leaky neuron; CubaLIF: dt/tau_syn = 0.5, w_in dt/tau_syn = 1
+LIF = dict(tau=1e-3, r=10.0, v_leak=0.0, v_threshold=1.0, v_reset=0.0)
+CUBA = dict(tau_syn=2e-4, tau_mem=1e-3, r=10.0, v_leak=0.0, v_threshold=1.0, v_reset=0.0, w_in=2.0)
+# Input spikes at steps 0 and 1; the node (depth 1) runs from step 1 with the input of the step before; v as
+# recorded at each step's start, after the node's step (and before its reset):
+#   LIF      v1 = 0 + 0.1 (0 - 0) + 1 (0.6 + 0.1) = 0.7; v2 = 0.7 - 0.07 + 0.7 = 1.33 (spike, reset to 0);
+#            v3 = 0 + 0.1 (bias alone) = 0.1; v4 = 0.1 - 0.01 + 0.1 = 0.19
+#   CubaLIF  i1 = 0.5 (2 (0.7)) = 0.7, v1 = 0.1 (10 (0.7)) = 0.7; i2 = 0.7 + 0.5 (1.4 - 0.7) = 1.05,
+#            v2 = 0.7 + 0.1 (10.5 - 0.7) = 1.68 (spike); i3 = 1.05 + 0.5 (0.2 - 1.05) = 0.625, v3 = 0 + 0.625 = 0.625
+BY_HAND = {"LIF": (LIF, [0, 0.7, 1.33, 0.1, 0.19]), "CubaLIF": (CUBA, [0, 0.7, 1.68, 0.625])}
+
+
+@pytest.mark.parametrize("kind", sorted(BY_HAND))
+def test_a_nir_node_runs_its_euler_step_from_its_depth_in_both_backends(kind, paired):
+    parameters, voltages = BY_HAND[kind]
+    steps = len(voltages)
+    simulation = nir_graphs.to_simulation(_one_neuron(kind, **parameters), "0.1*ms", f"{steps * DT!r}*second",
+                                          {"input": ([0, 0], [0.0, DT])})
+    brian, torch_record, report = paired(simulation)
+    assert report.identical
+    np.testing.assert_allclose(brian.traces["cell.v"][:, 0], voltages, rtol=1e-12, atol=1e-15)
+    assert brian.spikes["cell"][1].tolist() == [2]
+
+
+def _snntorch_net(recurrent):
+    """Linear(6, 8) -> Leaky -> Linear(8, 5) -> Leaky or RLeaky, reset to zero (NIR's v_reset), seeded weights."""
+    import snntorch as snn
+
+    torch.manual_seed(0)
+    cell = dict(threshold=torch.ones(5), init_hidden=True, reset_mechanism="zero", reset_delay=False, output=True)
+    last = snn.RLeaky(beta=torch.full((5,), 0.8), linear_features=5, **cell) if recurrent else \
+        snn.Leaky(beta=torch.full((5,), 0.8), **cell)
+    net = torch.nn.Sequential(torch.nn.Linear(6, 8), snn.Leaky(beta=torch.full((8,), 0.9), threshold=torch.ones(8),
+                                                                init_hidden=True, reset_mechanism="zero",
+                                                                reset_delay=False),
+                              torch.nn.Linear(8, 5), last)
+    with torch.no_grad():
+        net[0].weight.mul_(3)
+        net[2].weight.mul_(3)
+    return net
+
+
+def _raster(steps=60, width=6):
+    return (np.random.default_rng(0).random((steps, width)) < 0.3).astype(np.float32)
+
+
+def _run_torch_net(net, raster, batch=False):
+    """The output spikes (steps, elements) of a module stepped as net(x, state) -> (out, state), from rest."""
+    state, spikes = None, []
+    with torch.no_grad():
+        for row in raster:
+            out, state = net(torch.tensor(row)[None] if batch else torch.tensor(row), state)
+            spikes.append(out.reshape(-1).numpy().copy())
+    return np.array(spikes)
+
+
+def _run_snntorch_net(net, raster):
+    """The output spikes of a snnTorch Sequential (its state held inside, init_hidden) from rest."""
+    from snntorch import utils
+
+    utils.reset(net)
+    return _run_torch_net(lambda x, state: (net(x)[0], None), raster)
+
+
+def _spike_set(indices, steps, shift=0):
+    return sorted(zip((np.asarray(steps) + shift).tolist(), np.asarray(indices).tolist()))
+
+
+def _imported(path, raster, tmp_path, dt="0.1*ms"):
+    np.savez(tmp_path / "in.npz", input=raster)
+    return nir_graphs.load(path, dt, spikes_path=tmp_path / "in.npz")
+
+
+@pytest.mark.parametrize("recurrent", [False, True])
+def test_a_snntorch_network_runs_the_same_spikes_in_brian2_and_torch(recurrent, tmp_path, paired):
+    from snntorch.export_nir import export_to_nir
+
+    net, raster = _snntorch_net(recurrent), _raster()
+    nir_graphs.write(tmp_path / "net.nir", export_to_nir(copy.deepcopy(net), torch.zeros(6)))
+    expected = _run_snntorch_net(net, raster)
+    simulation = _imported(tmp_path / "net.nir", raster, tmp_path)
+    brian, _, report = paired(simulation)
+    assert report.identical
+    output = simulation.network.populations[-1].name
+    steps, indices = np.nonzero(expected)
+    assert len(steps) > 10
+    assert _spike_set(*brian.spikes[output]) == _spike_set(indices, steps, shift=2)  # two neuron nodes deep
+
+
+def test_spikebridge_to_nir_to_snntorch_gives_the_same_spikes_back(tmp_path):
+    from snntorch.export_nir import export_to_nir
+    from snntorch.import_nir import import_from_nir
+
+    net, raster = _snntorch_net(False), _raster()
+    nir_graphs.write(tmp_path / "net.nir", export_to_nir(copy.deepcopy(net), torch.zeros(6)))
+    expected = _run_snntorch_net(net, raster)
+    simulation = _imported(tmp_path / "net.nir", raster, tmp_path)
+    nir_graphs.write(tmp_path / "back.nir", nir_graphs.from_simulation(simulation))
+    assert nir_graphs.load(tmp_path / "back.nir", "0.1*ms", spikes_path=tmp_path / "in.npz") == simulation
+    back = _run_torch_net(import_from_nir(nir.read(tmp_path / "back.nir")), raster)
+    assert back.sum() > 10 and np.array_equal(back, expected)
+
+
+def _norse_net(dt):
+    import norse.torch as norse
+
+    torch.manual_seed(0)
+    cell = lambda n, rate: norse.LIFBoxCell(norse.LIFBoxParameters(
+        tau_mem_inv=torch.full((n,), rate / dt), v_leak=torch.zeros(n), v_th=torch.ones(n), v_reset=torch.zeros(n)),
+        dt=dt)
+    net = norse.SequentialState(torch.nn.Linear(6, 8), cell(8, 0.1), torch.nn.Linear(8, 5), cell(5, 0.2))
+    with torch.no_grad():
+        net[0].weight.mul_(30)
+        net[2].weight.mul_(30)
+    return net
+
+
+def test_norse_to_nir_to_spikebridge_and_back_gives_norse_s_spikes(tmp_path, paired):
+    """With dt = 1 (time in steps): Norse 1.1.0 writes tau = dt / tau_mem_inv, which is the time constant only
+    then (bench/nir_round_trips.py measures other steps)."""
+    import norse.torch as norse
+
+    net, raster = _norse_net(1.0), _raster()
+    expected = _run_torch_net(net, raster, batch=True)
+    nir_graphs.write(tmp_path / "net.nir", norse.to_nir(net, torch.zeros(6), dt=1.0))
+    simulation = _imported(tmp_path / "net.nir", raster, tmp_path, dt="1*second")
+    brian, _, report = paired(simulation)
+    steps, indices = np.nonzero(expected)
+    assert report.identical and len(steps) > 10
+    assert _spike_set(*brian.spikes[simulation.network.populations[-1].name]) == _spike_set(indices, steps, 2)
+    nir_graphs.write(tmp_path / "back.nir", nir_graphs.from_simulation(simulation))
+    back = _run_torch_net(norse.from_nir(nir.read(tmp_path / "back.nir"), dt=1.0), raster, batch=True)
+    assert np.array_equal(back, expected)
+
+
+def test_depths_count_neuron_nodes_and_not_a_node_s_own_recurrence():
+    nodes, edges = _one_neuron("LIF", **LIF)
+    nodes.update({"w2": nir.Linear(np.array([[1.0]])), "second": nir.LIF(**{k: np.array([v]) for k, v in LIF.items()}),
+                  "loop": nir.Linear(np.array([[0.5]]))})
+    edges += [("cell", "w2"), ("w2", "second"), ("second", "loop"), ("loop", "second")]
+    assert nir_graphs.depths((nodes, edges)) == {"input": 0, "weights": 0, "cell": 1, "output": 1, "w2": 1,
+                                                 "second": 2, "loop": 2}
+
+
+def _refusal(graph):
+    with pytest.raises(DescriptionError) as error:
+        nir_graphs.to_simulation(graph)
+    return str(error.value)
+
+
+def test_nodes_and_edges_spikebridge_does_not_read_are_refused_by_name():
+    nodes, edges = _one_neuron("IF", r=np.array([1.0]), v_threshold=np.array([1.0]), v_reset=np.array([0.0]))
+    assert "node 'cell'" in _refusal((nodes, edges)) and "IF is not read" in _refusal((nodes, edges))
+    nodes, edges = _one_neuron("LI", tau=1e-3, r=1.0, v_leak=0.0)
+    nodes.update({"w2": nir.Linear(np.array([[1.0]])), "next": nir.LI(tau=np.array([1e-3]), r=np.array([1.0]),
+                                                            v_leak=np.array([0.0]))})
+    assert "a LI node feeds a Linear node" in _refusal((nodes, edges + [("cell", "w2"), ("w2", "next")]))
+    nodes, edges = _one_neuron("LIF", **LIF)
+    nodes["w2"] = nir.Linear(np.ones((1, 3)))
+    assert "1 elements by one weight matrix beside it, 3 by 'w2'" in _refusal((nodes, edges + [("cell", "w2")]))
+    nodes, edges = _one_neuron("LIF", **LIF)
+    nodes["cell"] = nir.LIF(**{k: np.full(2, v) for k, v in LIF.items()})
+    assert "node 'cell'.tau" in _refusal((nodes, edges))
+
+
+def test_what_nir_cannot_hold_is_refused_on_export():
+    with pytest.raises(DescriptionError, match="Population 'lif': its model is none of NIR's nodes"):
+        nir_graphs.from_simulation(library.simulation("lif"))
+    simulation = nir_graphs.to_simulation(_one_neuron("LIF", **LIF))
+    delayed = replace(simulation.network.projections[0], delays="0.2*ms")
+    with pytest.raises(DescriptionError, match="'weights'.delays"):
+        nir_graphs.from_simulation(replace(simulation, network=replace(simulation.network, projections=(delayed,))))
+
+
+def test_cli_imports_and_exports_nir_and_refuses_bad_files_in_one_line(tmp_path, capsys):
+    nodes, edges = _one_neuron("LIF", **LIF)
+    nir_graphs.write(tmp_path / "net.nir", nir.NIRGraph(nodes, edges))
+    np.savez(tmp_path / "in.npz", input=np.array([[1], [1], [0], [0]]))
+    assert main(["import", str(tmp_path / "net.nir"), "--spikes", str(tmp_path / "in.npz"),
+                 "--out", str(tmp_path / "net.json")]) == 0
+    assert "5 steps of 0.1 ms" in capsys.readouterr().out  # four raster steps and the node's one
+    assert main(["export", str(tmp_path / "net.json"), "--nir", str(tmp_path / "back.nir")]) == 0
+    np.testing.assert_array_equal(nir.read(tmp_path / "back.nir").nodes["weights"].weight, [[0.6]])
+    np.savez(tmp_path / "graded.npz", input=np.array([[0.5], [1]]))
+    (tmp_path / "text.nir").write_text("not hdf5")
+    for argv, message in ((["import", str(tmp_path / "net.nir"), "--spikes", str(tmp_path / "graded.npz")],
+                           "array 'input': shape (2, 1): give (steps, elements) of 0s and 1s"),
+                          (["import", str(tmp_path / "text.nir"), "--duration", "1*ms"], "not a NIR file"),
+                          (["import", str(tmp_path / "net.nir")], "give --duration")):
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert message in err and len(err.strip().splitlines()) == 1
