@@ -7,6 +7,7 @@ inputs constant over a step, a spike counting 1 in the step it is emitted, and a
   LIF      v <- v + dt/tau*((v_leak - v) + r*x)                           spike: v > v_threshold
   CubaLIF  i_syn <- i_syn + dt/tau_syn*(w_in*x - i_syn);
            v <- v + dt/tau_mem*((v_leak - v) + r*i_syn)                   spike: v > v_threshold
+  IF       v <- v + dt*r*x                                                spike: v > v_threshold
   LI       v <- v + dt/tau*((v_leak - v) + r*x)                           (no spikes: a read-out)
 
 where x is the node's input in the step: the weighted spikes its Affine/Linear nodes bring, plus their biases.
@@ -17,8 +18,9 @@ spikes one step later than snnTorch and Norse, which run feed-forward edges with
 nodes away from the input spikes k steps later (`depths`). A node's recurrence (an edge back to itself through
 an Affine, as snnTorch's RLeaky) takes one step in both.
 
-Not read (one line naming the node): IF (Norse adds the input per step, snnTorch runs it as a leaky neuron), a
-Delay, convolutions, pooling, and LI nodes feeding other nodes (their output is a voltage, not spikes).
+Not read (one line naming the node): a Delay, convolutions, pooling, and LI nodes feeding other nodes (their
+output is a voltage, not spikes). Norse reads an IF node as v <- v + x whatever dt and r (the rule above at
+dt = 1 and r = 1), snnTorch 1.0.0 as a leaky neuron.
 """
 from dataclasses import dataclass
 import re
@@ -32,16 +34,18 @@ from bridge.errors import DescriptionError
 
 @dataclass(frozen=True)
 class NodeKind:
-    """A NIR neuron node as a population: its parameters (per-neuron constants; `times` in seconds), the Euler
-    step of the node (statements), and whether it spikes (v > v_threshold, then v = v_reset)."""
+    """A NIR neuron node as a population: its parameters (per-neuron constants; `times` in seconds, `rates` in
+    hertz), the Euler step of the node (statements), and whether it spikes (v > v_threshold, then v = v_reset)."""
     parameters: tuple
     update: str
     spikes: bool
     times: tuple
     states: tuple = ("v",)
+    rates: tuple = ()
 
     def model(self):
-        units = {name: "second" if name in self.times else "1" for name in self.parameters}
+        units = {name: "second" if name in self.times else "hertz" if name in self.rates else "1"
+                 for name in self.parameters}
         lines = [f"{state} : 1" for state in self.states] + ["x : 1  # the step's input", "b : 1 (constant)",
                                                              "t_start : second (constant)"]
         lines += [f"{name} : {unit} (constant)" for name, unit in units.items()]
@@ -56,6 +60,7 @@ KINDS = {
                         "i_syn = i_syn + awake*dt/tau_syn*(w_in*(x + b) - i_syn)\n"
                         "v = v + awake*dt/tau_mem*((v_leak - v) + r*i_syn)", True, ("tau_syn", "tau_mem"),
                         ("v", "i_syn")),
+    "IF": NodeKind(("r", "v_threshold", "v_reset"), "v = v + awake*dt*r*(x + b)", True, (), rates=("r",)),
     "LI": NodeKind(("tau", "r", "v_leak"), "v = v + awake*dt/tau*((v_leak - v) + r*(x + b))", False, ("tau",)),
 }
 WEIGHTS = ("Affine", "Linear")
