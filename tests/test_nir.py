@@ -18,7 +18,8 @@ DT = 1e-4
 
 def _one_neuron(kind, **parameters):
     """Input (1) -> Affine (weight 0.6, bias 0.1) -> one neuron node -> Output."""
-    return {"input": nir.Input(input_type={"input": np.array([1])}), "weights": nir.Affine(np.array([[0.6]]), np.array([0.1])),
+    return {"input": nir.Input(input_type={"input": np.array([1])}),
+            "weights": nir.Affine(np.array([[0.6]]), np.array([0.1])),
             "cell": getattr(nir, kind)(**{k: np.array([v]) for k, v in parameters.items()}),
             "output": nir.Output(output_type={"output": np.array([1])})}, \
         [("input", "weights"), ("weights", "cell"), ("cell", "output")]
@@ -171,6 +172,30 @@ def test_norse_to_nir_to_spikebridge_and_back_gives_norse_s_spikes(cell, tmp_pat
     assert np.array_equal(back, expected)
 
 
+def test_delay_nodes_delay_each_source_before_the_weights_and_each_target_after(paired):
+    """Input spikes of both neurons at step 0; 2 steps before the weights for neuron 0, 1 step after them for
+    all: arrivals at steps 3 (weight 0.6) and 1 (0.3), each read by the next step's update (dt/tau = 0.1, r dt/tau
+    = 1): v2 = 0.3, v3 = 0.27, v4 = 0.243 + 0.6 = 0.843."""
+    nodes = {"input": nir.Input(input_type={"input": np.array([2])}), "early": nir.Delay(np.array([2e-4, 0.0])),
+             "weights": nir.Linear(np.array([[0.6, 0.3]])), "late": nir.Delay(np.array([1e-4])),
+             "cell": nir.LIF(**{k: np.array([v]) for k, v in LIF.items()}),
+             "output": nir.Output(output_type={"output": np.array([1])})}
+    edges = [("input", "early"), ("early", "weights"), ("weights", "late"), ("late", "cell"), ("cell", "output")]
+    simulation = nir_graphs.to_simulation((nodes, edges), "0.1*ms", f"{5 * DT!r}*second", {"input": ([0, 1], [0, 0])})
+    brian, _, report = paired(simulation)
+    assert report.identical
+    np.testing.assert_allclose(brian.traces["cell.v"][:, 0], [0, 0, 0.3, 0.27, 0.843], rtol=1e-12)
+    graph = nir_graphs.from_simulation(simulation)  # written back as one Delay per source, before the weights
+    np.testing.assert_allclose(graph.nodes["weights_delay"].delay, [3e-4, 1e-4])
+    nodes, edges = graph.nodes, graph.edges
+    assert nir_graphs.to_simulation((nodes, edges), "0.1*ms", f"{5 * DT!r}*second",
+                                    {"input": ([0, 1], [0, 0])}) == simulation
+    crossed = replace(simulation.network.projections[0], i=[0, 0, 1], j=[0, 0, 0], values={"w": [0.1, 0.2, 0.3]},
+                      delays=[1e-4, 2e-4, 1e-4])
+    with pytest.raises(DescriptionError, match="'weights'.i: two synapses join one pair"):
+        nir_graphs.from_simulation(replace(simulation, network=replace(simulation.network, projections=(crossed,))))
+
+
 def test_depths_count_neuron_nodes_and_not_a_node_s_own_recurrence():
     nodes, edges = _one_neuron("LIF", **LIF)
     nodes.update({"w2": nir.Linear(np.array([[1.0]])), "second": nir.LIF(**{k: np.array([v]) for k, v in LIF.items()}),
@@ -188,15 +213,15 @@ def _refusal(graph):
 
 def test_nodes_and_edges_spikebridge_does_not_read_are_refused_by_name():
     nodes, edges = _one_neuron("LIF", **LIF)
-    nodes["weights"] = nir.Delay(np.array([2e-4]))
-    assert "node 'weights'" in _refusal((nodes, edges)) and "Delay is not read" in _refusal((nodes, edges))
+    nodes["weights"] = nir.Conv1d(None, np.ones((1, 1, 1)), 1, 0, 1, 1, np.zeros(1))
+    assert "node 'weights'" in _refusal((nodes, edges)) and "Conv1d is not read" in _refusal((nodes, edges))
     nodes, edges = _one_neuron("LI", tau=1e-3, r=1.0, v_leak=0.0)
     nodes.update({"w2": nir.Linear(np.array([[1.0]])), "next": nir.LI(tau=np.array([1e-3]), r=np.array([1.0]),
                                                             v_leak=np.array([0.0]))})
     assert "a LI node feeds a Linear node" in _refusal((nodes, edges + [("cell", "w2"), ("w2", "next")]))
     nodes, edges = _one_neuron("LIF", **LIF)
     nodes["w2"] = nir.Linear(np.ones((1, 3)))
-    assert "1 elements by one weight matrix beside it, 3 by 'w2'" in _refusal((nodes, edges + [("cell", "w2")]))
+    assert "node 'cell': 1 elements by one node beside it, 3 by 'w2'" in _refusal((nodes, edges + [("cell", "w2")]))
     nodes, edges = _one_neuron("LIF", **LIF)
     nodes["cell"] = nir.LIF(**{k: np.full(2, v) for k, v in LIF.items()})
     assert "node 'cell'.tau" in _refusal((nodes, edges))
@@ -206,9 +231,15 @@ def test_what_nir_cannot_hold_is_refused_on_export():
     with pytest.raises(DescriptionError, match="Population 'lif': its model is none of NIR's nodes"):
         nir_graphs.from_simulation(library.simulation("lif"))
     simulation = nir_graphs.to_simulation(_one_neuron("LIF", **LIF))
-    delayed = replace(simulation.network.projections[0], delays="0.2*ms")
-    with pytest.raises(DescriptionError, match="'weights'.delays"):
-        nir_graphs.from_simulation(replace(simulation, network=replace(simulation.network, projections=(delayed,))))
+    nodes, edges = _one_neuron("LIF", **LIF)
+    nodes["input"] = nir.Input(input_type={"input": np.array([2])})
+    nodes["weights"] = nir.Linear(np.ones((2, 2)))
+    nodes["cell"] = nir.LIF(**{k: np.full(2, v) for k, v in LIF.items()})
+    simulation = nir_graphs.to_simulation((nodes, edges))
+    crossed = replace(simulation.network.projections[0], delays=[[1e-4, 2e-4], [2e-4, 1e-4]],
+                      max_delay="1*ms")
+    with pytest.raises(DescriptionError, match="'weights'.delays: they vary from synapse to synapse"):
+        nir_graphs.from_simulation(replace(simulation, network=replace(simulation.network, projections=(crossed,))))
 
 
 def test_cli_imports_and_exports_nir_and_refuses_bad_files_in_one_line(tmp_path, capsys):

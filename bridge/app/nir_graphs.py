@@ -15,12 +15,15 @@ In a description each node is a population whose update is an Operation run at t
 statements above, then x = 0), and each Affine/Linear node one projection `x_post += w` per spiking node it
 reads. Brian2's schedule delivers a step's spikes after every threshold of that step, so a node sees its input's
 spikes one step later than snnTorch and Norse, which run feed-forward edges within the step: a node k neuron
-nodes away from the input spikes k steps later (`depths`). A node's recurrence (an edge back to itself through
+nodes away from the input spikes k steps later (`depths`), and runs only from then on (its t_start), so that
+biases and leaks do not act early. A node's recurrence (an edge back to itself through
 an Affine, as snnTorch's RLeaky) takes one step in both.
 
-Not read (one line naming the node): a Delay, convolutions, pooling, and LI nodes feeding other nodes (their
-output is a voltage, not spikes). Norse reads an IF node as v <- v + x whatever dt and r (the rule above at
-dt = 1 and r = 1), snnTorch 1.0.0 as a leaky neuron.
+Delay nodes before an Affine/Linear node delay each source neuron's spikes, after it each target's: the
+projection's synaptic delays, rounded to whole steps as Brian2 rounds them; written back the same way (delays
+that vary otherwise per synapse are refused). Not read (one line naming the node): convolutions, pooling, and
+LI nodes feeding other nodes (their output is a voltage, not spikes). Norse reads an IF node as v <- v + x
+whatever dt and r (the rule above at dt = 1 and r = 1), snnTorch 1.0.0 as a leaky neuron.
 """
 from dataclasses import dataclass
 import re
@@ -157,62 +160,105 @@ def to_simulation(graph, dt="0.1*ms", duration="10*ms", spikes=None, where="NIR 
     return Simulation(network, RunSettings(duration, record=record, timing=Timing(dt=dt)))
 
 
+FOLLOWERS = {"Input": ("Delay",) + WEIGHTS + tuple(KINDS), "spikes": ("Delay", "Output") + WEIGHTS + tuple(KINDS),
+             "Delay": ("Delay",) + WEIGHTS + tuple(KINDS), "Affine": ("Delay",) + tuple(KINDS),
+             "Linear": ("Delay",) + tuple(KINDS), "LI": ("Output",), "Output": ()}
+
+
 def _check_edge(a, b, kinds, where):
-    if kinds[b] == "Output" and kinds[a] not in KINDS:
-        raise DescriptionError(where, f"an Output reads a {kinds[a]} node; spikebridge records neuron nodes")
-    spikes = kinds[a] == "Input" or kinds[a] in KINDS and KINDS[kinds[a]].spikes
-    if kinds[b] in WEIGHTS + tuple(KINDS) and not (spikes or kinds[a] in WEIGHTS and kinds[b] in KINDS):
+    """Spikes (of an Input or a spiking node) go through Delay nodes, at most one Affine/Linear node, Delay
+    nodes, into a neuron node; an Output reads a neuron node."""
+    role = "spikes" if kinds[a] in KINDS and KINDS[kinds[a]].spikes else kinds[a]
+    if kinds[b] not in FOLLOWERS[role]:
         raise DescriptionError(where, f"a {kinds[a]} node feeds a {kinds[b]} node; spikebridge reads spikes (Input "
-                                      "or spiking nodes) into Affine/Linear nodes, and those into neuron nodes")
+                                      "or spiking nodes) through Delay nodes and one Affine/Linear node into neuron "
+                                      "nodes, and Output nodes reading neuron nodes")
+
+
+def _paths(edges, kinds):
+    """(source, Delay nodes before the weights, weight node or None, Delay nodes after, target) for every way
+    spikes go from an Input or spiking node to a neuron node."""
+    paths = []
+
+    def walk(source, node, before, weights, after):
+        for target in (b for a, b in edges if a == node):
+            if target in before + after:
+                raise DescriptionError(f"node {target!r}", "a cycle of Delay nodes, with no neuron in it")
+            if kinds[target] == "Delay":
+                walk(source, target, before + (target,) * (weights is None), weights,
+                     after + (target,) * (weights is not None))
+            elif kinds[target] in WEIGHTS:
+                walk(source, target, before, target, after)
+            elif kinds[target] in KINDS:
+                paths.append((source, before, weights, after, target))
+
+    for source, kind in kinds.items():
+        if kind == "Input" or kind in KINDS and KINDS[kind].spikes:
+            walk(source, source, (), None, ())
+    return paths
 
 
 def _projections(nodes, edges, kinds, names, sizes, where):
-    """The projections `x_post += w` of the graph (one per source, weight node and target, named as the weight
-    node where it is the only one; weight 1 one to one for a spiking node feeding a neuron node directly), and
-    {neuron node: the biases of the Affine nodes feeding it}."""
+    """The projections `x_post += w` of the graph, one per path (`_paths`; named as its weight node where it is
+    that node's only one; weight 1 one to one where it has none), its delays the sums of the Delay nodes'
+    before (per source) and after (per target) the weights, and {neuron node: the biases of the Affine nodes
+    feeding it}."""
     bias = {name: np.zeros(sizes[name]) for name in nodes}
-    paths = [(a, None, b) for a, b in edges if kinds[a] not in WEIGHTS and kinds[b] in KINDS]
-    for weights in (name for name in nodes if kinds[name] in WEIGHTS):
-        targets = [b for a, b in edges if a == weights]
-        paths += [(a, weights, b) for a, w in edges if w == weights for b in targets]
-        for target in targets:
-            if getattr(nodes[weights], "bias", None) is not None:
-                bias[target] = bias[target] + _values(nodes[weights], "bias", sizes[target], f"{where}: node "
-                                                                                             f"{weights!r}")
+    paths = _paths(edges, kinds)
+    for weights, target in {(weights, target) for _, _, weights, _, target in paths}:
+        if getattr(nodes.get(weights), "bias", None) is not None:
+            bias[target] = bias[target] + _values(nodes[weights], "bias", sizes[target], f"{where}: node {weights!r}")
     projections, taken = [], set(names.values())
-    for source, weights, target in paths:
-        if weights is None and sizes[source] != sizes[target]:
-            raise DescriptionError(f"{where}: edge ({source!r}, {target!r})", f"{sizes[source]} elements into "
-                                   f"{sizes[target]} neurons without weights")
-        alone = weights is not None and sum(w == weights for _, w, _ in paths) == 1
+    for source, before, weights, after, target in paths:
+        n_source, n_target = sizes[source], sizes[target]
+        if weights is None and n_source != n_target:
+            raise DescriptionError(f"{where}: node {target!r}", f"{n_source} elements of {source!r} into {n_target} "
+                                   "neurons without weights")
+        alone = weights is not None and sum(path[2] == weights for path in paths) == 1
         name = names[weights] if alone else _identifier(f"{names[source]}_{names[weights or target]}", taken)
         taken.add(name)
+        i, j = np.divmod(np.arange(n_source * n_target), n_target) if weights else (np.arange(n_source),) * 2
+        delays = sum((_values(nodes[d], "delay", n_source, f"{where}: node {d!r}")[i] for d in before), 0 * i) + \
+            sum((_values(nodes[d], "delay", n_target, f"{where}: node {d!r}")[j] for d in after), 0 * j)
+        shaped = delays.reshape(n_source, n_target) if weights else delays  # a dense projection's layout
+        timing = dict(delays=shaped, max_delay=f"{float(delays.max())!r}*second") if np.any(delays) else {}
         connection = dict(values={"w": np.asarray(nodes[weights].weight, dtype=float).T}) if weights else \
-            dict(i=range(sizes[source]), j=range(sizes[source]), values={"w": "1"})
-        projections.append(Projection(name, names[source], names[target], SYNAPSE, **connection))
-    return tuple(projections), bias
+            dict(i=i, j=j, values={"w": "1"})
+        projections.append(Projection(name, names[source], names[target], SYNAPSE, **connection, **timing))
+    return tuple(sorted(projections, key=lambda projection: projection.name)), bias
 
 
 def _kind(name, node, where):
     kind = type(node).__name__
-    if kind not in ("Input", "Output") + WEIGHTS + tuple(KINDS):
+    if kind not in ("Input", "Output", "Delay") + WEIGHTS + tuple(KINDS):
         raise DescriptionError(f"{where}: node {name!r}", f"{kind} is not read; spikebridge reads Input, Output, "
-                               f"{', '.join(WEIGHTS)} and {', '.join(KINDS)} (bridge/app/nir_graphs.py says why)")
+                               f"Delay, {', '.join(WEIGHTS)} and {', '.join(KINDS)} (bridge/app/nir_graphs.py)")
     return kind
 
 
 def _sizes(nodes, edges, kinds, where):
-    """{node: elements}: from the weights of the Affine/Linear nodes beside it, else from its parameters or
-    its input's shape (an Affine/Linear node: its output's)."""
+    """{node: elements}: from the weights of the Affine/Linear nodes beside it (through Delay nodes), else from
+    its parameters or its input's shape (an Affine/Linear node: its output's)."""
     sizes = {}
+
+    def give(node, size, by):
+        if sizes.setdefault(node, size) != size:
+            raise DescriptionError(f"{where}: node {node!r}", f"{sizes[node]} elements by one node beside it, "
+                                                              f"{size} by {by!r}")
+
     for name, kind in kinds.items():
         if kind in WEIGHTS:
             out_size, in_size = np.shape(nodes[name].weight)
-            for neighbour, size in [(a, in_size) for a, b in edges if b == name] + \
-                                   [(b, out_size) for a, b in edges if a == name]:
-                if sizes.setdefault(neighbour, size) != size:
-                    raise DescriptionError(f"{where}: node {neighbour!r}", f"{sizes[neighbour]} elements by one "
-                                           f"weight matrix beside it, {size} by {name!r}'s")
+            for a, b in edges:
+                if b == name:
+                    give(a, in_size, name)
+                if a == name:
+                    give(b, out_size, name)
+    for _ in edges:  # a Delay node passes its size on, both ways (a weight node has one on each side)
+        for a, b in edges:
+            for delay, other in ((a, b), (b, a)):
+                if kinds[delay] == "Delay" and delay in sizes and kinds[other] not in WEIGHTS:
+                    give(other, sizes[delay], delay)
     for name, kind in kinds.items():
         if name not in sizes:
             sizes[name] = max(np.size(getattr(nodes[name], field)) for field in KINDS[kind].parameters) \
@@ -242,7 +288,8 @@ def depths(graph):
 def from_simulation(simulation):
     """The NIR graph of a description in the form `to_simulation` writes (anything else refused in one line
     naming it): SpikeTrains as Input nodes, each population as its node, each projection as a Linear node (an
-    Affine where it carries its target's biases), an Output for each population that feeds no other."""
+    Affine where it carries its target's biases; a Delay node beside it where it has delays), an Output for each
+    population that feeds no other."""
     import nir
 
     net = simulation.network
@@ -253,11 +300,10 @@ def from_simulation(simulation):
     nodes.update({name: _node(populations[name], kind) for name, kind in kinds.items()})
     edges, biased = [], set()
     for proj in net.projections:
-        weight = _weight_matrix(proj, net, kinds)
         bias = None if proj.target in biased else populations[proj.target].initial_array("b")
         biased.add(proj.target)
-        nodes[proj.name] = nir.Linear(weight) if bias is None else nir.Affine(weight, bias)
-        edges += [(proj.source, proj.name), (proj.name, proj.target)]
+        chain = _projection_nodes(proj, net, kinds, bias, nodes)
+        edges += list(zip(chain, chain[1:]))
     for name, population in populations.items():
         if name not in biased and np.any(population.initial_array("b")):
             raise DescriptionError(f"Population {name!r}.initial['b']", "a bias without an input: NIR keeps biases "
@@ -267,7 +313,7 @@ def from_simulation(simulation):
             edges.append((name, name + "_output"))
     _check_first_steps(populations, (nodes, edges), simulation.run.timing.dt_seconds)
     return nir.NIRGraph(nodes, edges, metadata={"dt": simulation.run.timing.dt_seconds,
-                                                "discretisation": __doc__.split("\n\n")[1]})
+                                                "discretisation": "\n\n".join(__doc__.split("\n\n")[1:4])})
 
 
 def _check_inputs_and_operations(net, kinds):
@@ -304,14 +350,16 @@ def _node(population, kind):
     return getattr(nir, kind)(**values)
 
 
-def _weight_matrix(proj, net, kinds):
-    """The (target, source) weights of a projection `x_post += w` without delays from a source or spiking node."""
+def _projection_nodes(proj, net, kinds, bias, nodes):
+    """A projection `x_post += w` from a source or spiking node as a Linear node (an Affine with `bias`) named as
+    it, and a Delay node before it (delays per source) or after it (per target) where it has delays, added to
+    `nodes`; returns the chain of node names from its source to its target."""
+    import nir
+
     where = f"Projection {proj.name!r}"
     if proj.synapse != SYNAPSE:
         raise DescriptionError(f"{where}.synapse", f"NIR's Affine/Linear nodes add weights to the input: give "
                                                    f"model {SYNAPSE.model!r}, on_pre {SYNAPSE.on_pre!r}")
-    if proj.delay_mode != "static" or np.any(proj.delay_array(1)):
-        raise DescriptionError(f"{where}.delays", "delays are not written to NIR (its Delay node is not read back)")
     if proj.source in kinds and not KINDS[kinds[proj.source]].spikes:
         raise DescriptionError(f"{where}.source", f"{proj.source!r} is an LI node: its output is a voltage")
     n_source, n_target = net.width(proj.source), net.width(proj.target)
@@ -320,7 +368,32 @@ def _weight_matrix(proj, net, kinds):
         raise DescriptionError(f"{where}.i", "two synapses join one pair; a NIR weight matrix holds one")
     weight = np.zeros((n_target, n_source))
     weight[j, i] = proj.value_array("w", len(i))
-    return weight
+    nodes[proj.name] = nir.Linear(weight) if bias is None else nir.Affine(weight, bias)
+    chain = [proj.source, proj.name, proj.target]
+    delays = _delays(proj, i, j, n_source, n_target)
+    if delays:
+        side, per_element = delays
+        nodes[proj.name + "_delay"] = nir.Delay(per_element)
+        chain.insert(1 if side == "before" else 2, proj.name + "_delay")
+    return chain
+
+
+def _delays(proj, i, j, n_source, n_target):
+    """('before', per-source delays) or ('after', per-target delays) of a projection's synapses (i, j); None
+    where it has none; delays that vary otherwise refused."""
+    where = f"Projection {proj.name!r}.delays"
+    if proj.delay_mode != "static":
+        raise DescriptionError(where, f"delay_mode {proj.delay_mode!r}: a NIR Delay node holds static delays")
+    delays = proj.delay_array(len(i))
+    if not np.any(delays):
+        return None
+    for side, index, n in (("before", i, n_source), ("after", j, n_target)):
+        per_element = np.zeros(n)
+        per_element[index] = delays
+        if np.array_equal(per_element[index], delays):
+            return side, per_element
+    raise DescriptionError(where, "they vary from synapse to synapse; a NIR Delay node delays each element of its "
+                                  "input: one delay per source neuron or one per target neuron")
 
 
 def _check_first_steps(populations, graph, dt):
