@@ -1,7 +1,8 @@
 """NIR round trips with the real snnTorch and Norse (issue 30): networks built and trained in each, written by
 their own NIR export, read by spikebridge (Brian2 and torch runs compared spike by spike, and against the
 library's own simulation, 2 steps later: bridge/app/nir_graphs.py), and written back by spikebridge for the
-library to read. Also the cases where the two cannot agree, with the agreement measured.
+library to read; and a network written in Brian2's terms, written to NIR and read back. Also the cases where
+they cannot agree, with the agreement measured.
 
     python bench/nir_round_trips.py [--out bench/results/nir_round_trips.json]
 
@@ -114,6 +115,40 @@ def norse_case(dt):
     return compare("Norse", graph, own, f"{dt!r}*second", library, loss)
 
 
+def brian2_lif_case():
+    """A network written in Brian2's terms (volts, exact integration, tau 10-30 ms; 20 input trains -> 30 LIF ->
+    10 LIF with per-source delays and inhibitory recurrence), exported to NIR and read back: the original's
+    Brian2 run against the NIR form's (its Euler step is the original's; the input a neuron receives in the step
+    it spikes is erased by Brian2's reset and kept by NIR)."""
+    from bridge.description import (Network, NeuronModel, Population, Projection, RunSettings, Simulation,
+                                    SpikeTrains, SynapseModel)
+    rng = np.random.default_rng(0)
+    model = NeuronModel("dv/dt = (v_rest - v)/tau : volt\ntau : second (constant)", threshold="v > v_th",
+                        reset="v = v_reset", parameters={"v_rest": "-70*mV", "v_th": "-50*mV", "v_reset": "-65*mV"})
+    synapse = SynapseModel("w : volt", on_pre="v_post += w")
+    spikes = np.unique(np.stack([rng.integers(0, 20, 100), (rng.uniform(0, 0.1, 100) / 1e-4).astype(int)], 1), axis=0)
+    network = Network(
+        populations=(Population("E", model, 30, {"v": "-70*mV", "tau": rng.uniform(0.01, 0.03, 30)}),
+                     Population("F", model, 10, {"v": "-70*mV", "tau": np.full(10, 0.02)})),
+        sources=(SpikeTrains("inp", 20, spikes[:, 0].tolist(), (spikes[:, 1] * 1e-4).tolist()),),
+        projections=(Projection("S", "inp", "E", synapse, values={"w": rng.uniform(0, 0.003, (20, 30))}),
+                     Projection("T", "E", "F", synapse, values={"w": rng.uniform(0, 0.008, (30, 10))},
+                                delays=rng.integers(1, 20, (30, 1)).repeat(10, 1) * 1e-4),
+                     Projection("R", "F", "F", synapse, values={"w": -rng.uniform(0, 0.005, (10, 10))})))
+    simulation = Simulation(network, RunSettings("120*ms"))
+    graph = nir_graphs.from_simulation(simulation)
+    source = network.sources[0]
+    again = nir_graphs.to_simulation((graph.nodes, graph.edges), "0.1*ms", "120*ms",
+                                     {"inp": (list(source.indices), list(source.times))})
+    original, _, report = paired_run(simulation)
+    exported, _, report_again = paired_run(again)
+    result = {"brian2 = torch": [report.identical, report_again.identical]}
+    for name in ("E", "F"):
+        ours, theirs = (set(zip(*(array.tolist() for array in record.spikes[name]))) for record in (original, exported))
+        result[name] = {"spikes": [len(ours), len(theirs)], "same": len(ours & theirs) / max(len(ours | theirs), 1)}
+    return result
+
+
 def agreement(a, b):
     """Spikes in a and in b, and the fraction of (step, neuron) pairs with a spike in either that have it in both."""
     either = int(np.logical_or(a, b).sum())
@@ -157,7 +192,8 @@ def main():
              "snnTorch RLeaky (recurrent), reset to zero": lambda: snntorch_case(True),
              "snnTorch Leaky, reset by subtraction (its default)": lambda: snntorch_case(False, "subtract"),
              "Norse LIFBox, dt = 1 (time in steps)": lambda: norse_case(1.0),
-             "Norse LIFBox, dt = 1 ms (its default)": lambda: norse_case(1e-3)}
+             "Norse LIFBox, dt = 1 ms (its default)": lambda: norse_case(1e-3),
+             "a Brian2 LIF network written to NIR and read back": brian2_lif_case}
     results = {}
     for title, case in cases.items():
         results[title] = case()

@@ -196,6 +196,56 @@ def test_delay_nodes_delay_each_source_before_the_weights_and_each_target_after(
         nir_graphs.from_simulation(replace(simulation, network=replace(simulation.network, projections=(crossed,))))
 
 
+def _brian2_lif(input_steps, method="exact"):
+    """One LIF neuron in Brian2's own terms (volts, tau 20 ms) and one input train with 15 mV synapses."""
+    from bridge.description import (Network, NeuronModel, Population, Projection, RunSettings, Simulation,
+                                    SpikeTrains, SynapseModel)
+    model = NeuronModel("dv/dt = (v_rest - v)/tau : volt", threshold="v > v_th", reset="v = v_reset", method=method,
+                        parameters={"v_rest": "-70*mV", "v_th": "-50*mV", "v_reset": "-65*mV", "tau": "20*ms"})
+    network = Network(populations=(Population("cell", model, 1, {"v": "-70*mV"}),),
+                      sources=(SpikeTrains("input", 1, [0] * len(input_steps), [k * DT for k in input_steps]),),
+                      projections=(Projection("weights", "input", "cell",
+                                              SynapseModel("w : volt", on_pre="v_post += w"), values={"w": [[0.015]]}),))
+    return Simulation(network, RunSettings(f"{10 * DT!r}*second", record=("cell.v",)))
+
+
+@pytest.mark.parametrize("method", ["exact", "euler"])
+def test_a_brian2_lif_is_written_as_the_nir_lif_whose_euler_step_is_its_own(method, paired):
+    """v <- a v + c with a = exp(-dt/tau) (exact) or 1 - dt/tau (euler), c = (1 - a) v_rest: the NIR LIF of
+    tau' = dt/(1 - a), v_leak = v_rest, r = a tau'/dt (the jump w, decayed once, is the input w a step later)."""
+    a = np.exp(-DT / 0.02) if method == "exact" else 1 - DT / 0.02
+    simulation = _brian2_lif([2, 4], method)
+    graph = nir_graphs.from_simulation(simulation)
+    lif = graph.nodes["cell"]
+    np.testing.assert_allclose([lif.tau[0], lif.r[0], lif.v_leak[0], lif.v_threshold[0], lif.v_reset[0]],
+                               [DT / (1 - a), a / (1 - a), -0.07, -0.05, -0.065], rtol=1e-9)
+    assert "erases input that reaches a neuron in the step it spikes" in graph.metadata["notes"][0]
+    brian, _, _ = paired(simulation)
+    again, _, report = paired(nir_graphs.to_simulation((graph.nodes, graph.edges), "0.1*ms", f"{10 * DT!r}*second",
+                                                       {"input": ([0, 0], [2 * DT, 4 * DT])}))
+    assert report.identical and brian.spikes["cell"][1].tolist() == again.spikes["cell"][1].tolist() == [5]
+    # v after each step (the NIR form's step runs before the record): jumps of 15 mV after steps 2 and 4, each
+    # read by the next step and decayed once; the spike at 5; the reset to -65 mV, decayed once at step 6
+    rest, jump = -0.07, 0.015
+    by_hand = [rest, rest, rest, rest + jump * a, rest + jump * a ** 2, rest + jump * (a ** 3 + a),
+               rest + 0.005 * a]
+    np.testing.assert_allclose(again.traces["cell.v"][:7, 0], by_hand, rtol=1e-12)
+    np.testing.assert_allclose(brian.traces["cell.v"][[4, 7], 0], [by_hand[3], by_hand[6]], rtol=1e-12)
+
+
+def test_brian2_s_reset_erases_input_in_the_spike_step_where_nir_keeps_it(paired):
+    """Input at steps 2, 4 and 5 (the spike step): Brian2's reset to -65 mV erases the third jump; the NIR form
+    adds it, decayed once, to the next step: 15 mV x a apart at step 6."""
+    simulation = _brian2_lif([2, 4, 5])
+    graph = nir_graphs.from_simulation(simulation)
+    brian, _, _ = paired(simulation)
+    again, _, _ = paired(nir_graphs.to_simulation((graph.nodes, graph.edges), "0.1*ms", f"{10 * DT!r}*second",
+                                                  {"input": ([0, 0, 0], [2 * DT, 4 * DT, 5 * DT])}))
+    assert brian.spikes["cell"][1].tolist() == again.spikes["cell"][1].tolist() == [5]
+    np.testing.assert_allclose(again.traces["cell.v"][6, 0] - brian.traces["cell.v"][7, 0],
+                               0.015 * np.exp(-DT / 0.02), rtol=1e-9)
+
+
 def test_depths_count_neuron_nodes_and_not_a_node_s_own_recurrence():
     nodes, edges = _one_neuron("LIF", **LIF)
     nodes.update({"w2": nir.Linear(np.array([[1.0]])), "second": nir.LIF(**{k: np.array([v]) for k, v in LIF.items()}),
@@ -229,7 +279,20 @@ def test_nodes_and_edges_spikebridge_does_not_read_are_refused_by_name():
 
 def test_what_nir_cannot_hold_is_refused_on_export():
     with pytest.raises(DescriptionError, match="Population 'lif': its model is none of NIR's nodes"):
-        nir_graphs.from_simulation(library.simulation("lif"))
+        nir_graphs.from_simulation(library.simulation("lif"))  # two variables, refractoriness
+    simulation = _brian2_lif([2])
+    at_or_over = replace(simulation.network.populations[0],
+                         model=replace(simulation.network.populations[0].model, threshold="v >= v_th"))
+    with pytest.raises(DescriptionError, match="Population 'cell': its model is none of NIR's nodes"):
+        nir_graphs.from_simulation(replace(simulation, network=replace(simulation.network, populations=(at_or_over,))))
+    quadratic = replace(simulation.network.populations[0], model=replace(
+        simulation.network.populations[0].model, method="euler",
+        equations="dv/dt = (v_rest - v)/tau + 0.1*(v - v_rest)**2/(tau*volt) : volt"))
+    with pytest.raises(DescriptionError, match="Population 'cell': its model is none of NIR's nodes"):
+        nir_graphs.from_simulation(replace(simulation, network=replace(simulation.network, populations=(quadratic,))))
+    away = replace(simulation.network.populations[0], initial={"v": "-60*mV"})
+    with pytest.raises(DescriptionError, match="'cell'.initial\\['v'\\]: a NIR graph holds no state"):
+        nir_graphs.from_simulation(replace(simulation, network=replace(simulation.network, populations=(away,))))
     simulation = nir_graphs.to_simulation(_one_neuron("LIF", **LIF))
     nodes, edges = _one_neuron("LIF", **LIF)
     nodes["input"] = nir.Input(input_type={"input": np.array([2])})

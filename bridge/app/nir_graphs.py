@@ -67,6 +67,9 @@ KINDS = {
     "LI": NodeKind(("tau", "r", "v_leak"), "v = v + awake*dt/tau*((v_leak - v) + r*(x + b))", False, ("tau",)),
 }
 WEIGHTS = ("Affine", "Linear")
+BRIAN2_LIF_NOTE = ("a LIF in Brian2's terms, written as the NIR LIF whose Euler step is its own; Brian2's reset "
+                   "(after the synapses) erases input that reaches a neuron in the step it spikes, which NIR "
+                   "keeps for the next step: the spikes agree until such a coincidence")
 SYNAPSE = SynapseModel(model="w : 1", on_pre="x_post += w")
 UPDATE_SUFFIX = "_step"
 
@@ -150,7 +153,8 @@ def to_simulation(graph, dt="0.1*ms", duration="10*ms", spikes=None, where="NIR 
     populations = tuple(Population(names[name], KINDS[kind].model(), sizes[name], {
         **{field: _values(nodes[name], field, sizes[name], f"{where}: node {name!r}")
            for field in KINDS[kind].parameters},
-        "b": bias[name], "t_start": np.full(sizes[name], _t_start(node_depths[name], dt_seconds))})
+        "b": bias[name], "t_start": np.full(sizes[name], _t_start(node_depths[name], dt_seconds)),
+        **({"v": _values(nodes[name], "v_leak", sizes[name], where)} if "v_leak" in KINDS[kind].parameters else {})})
         for name, kind in kinds.items() if kind in KINDS)
     operations = tuple(Operation(names[name] + UPDATE_SUFFIX, names[name], _update(kind))
                        for name, kind in kinds.items() if kind in KINDS)
@@ -286,38 +290,46 @@ def depths(graph):
 
 
 def from_simulation(simulation):
-    """The NIR graph of a description in the form `to_simulation` writes (anything else refused in one line
-    naming it): SpikeTrains as Input nodes, each population as its node, each projection as a Linear node (an
-    Affine where it carries its target's biases; a Delay node beside it where it has delays), an Output for each
-    population that feeds no other."""
+    """The NIR graph of a description (anything NIR cannot hold refused in one line naming it): SpikeTrains as
+    Input nodes; each population as its node, in NIR form (`to_simulation`'s) or a LIF in Brian2's own terms
+    (`_brian2_lifs`, noted in the graph's metadata); each projection as a Linear node (an Affine where it carries
+    its target's biases; a Delay node beside it where it has delays); an Output for each population that feeds
+    no other."""
     import nir
 
-    net = simulation.network
+    net, dt = simulation.network, simulation.run.timing.dt_seconds
     populations = {population.name: population for population in net.populations}
-    kinds = {name: _population_kind(population, net.operations) for name, population in populations.items()}
-    _check_inputs_and_operations(net, kinds)
+    nir_form = {name: _nir_form(population, net.operations) for name, population in populations.items()}
+    brian2_lifs = _brian2_lifs(simulation, [name for name, kind in nir_form.items() if kind is None])
+    _check_inputs_and_operations(net, [name for name, kind in nir_form.items() if kind])
     nodes = {source.name: nir.Input(input_type={"input": np.array([source.n])}) for source in net.sources}
-    nodes.update({name: _node(populations[name], kind) for name, kind in kinds.items()})
-    edges, biased = [], set()
-    for proj in net.projections:
-        bias = None if proj.target in biased else populations[proj.target].initial_array("b")
-        biased.add(proj.target)
-        chain = _projection_nodes(proj, net, kinds, bias, nodes)
+    nodes.update({name: _node(populations[name], kind) if kind else nir.LIF(**brian2_lifs[name][1])
+                  for name, kind in nir_form.items()})
+    variables = {name: brian2_lifs[name][0] if name in brian2_lifs else "v" for name in populations}
+    _check_at_rest(populations, variables, nodes)
+    biases = {name: populations[name].initial_array("b") for name, kind in nir_form.items() if kind}
+    edges = []
+    for proj in net.projections:  # a target's biases go with the first projection into it
+        chain = _projection_nodes(proj, net, nir_form, "x" if nir_form[proj.target] else variables[proj.target],
+                                  biases.pop(proj.target, None), nodes)
         edges += list(zip(chain, chain[1:]))
+    unfed = [name for name, bias in biases.items() if np.any(bias)]
+    if unfed:
+        raise DescriptionError(f"Population {unfed[0]!r}.initial['b']", "a bias without an input: NIR keeps biases "
+                                                                         "in the Affine node that feeds a neuron node")
     for name, population in populations.items():
-        if name not in biased and np.any(population.initial_array("b")):
-            raise DescriptionError(f"Population {name!r}.initial['b']", "a bias without an input: NIR keeps biases "
-                                                                        "in the Affine node that feeds a neuron node")
         if not any(proj.source == name != proj.target for proj in net.projections):
             nodes[name + "_output"] = nir.Output(output_type={"output": np.array([population.n])})
             edges.append((name, name + "_output"))
-    _check_first_steps(populations, (nodes, edges), simulation.run.timing.dt_seconds)
-    return nir.NIRGraph(nodes, edges, metadata={"dt": simulation.run.timing.dt_seconds,
-                                                "discretisation": "\n\n".join(__doc__.split("\n\n")[1:4])})
+    _check_first_steps({name: populations[name] for name, kind in nir_form.items() if kind}, (nodes, edges), dt)
+    notes = [f"population {name!r}: {BRIAN2_LIF_NOTE}" for name in brian2_lifs]
+    return nir.NIRGraph(nodes, edges, metadata={"dt": dt, "discretisation": "\n\n".join(__doc__.split("\n\n")[1:4]),
+                                                **({"notes": notes} if notes else {})})
 
 
-def _check_inputs_and_operations(net, kinds):
-    """Inputs other than spike trains, and operations other than the nodes' steps, refused."""
+def _check_inputs_and_operations(net, steps):
+    """Inputs other than spike trains, and operations other than the steps of the populations `steps` (in NIR
+    form), refused."""
     for field in ("currents", "poisson_inputs"):
         if getattr(net, field):
             raise DescriptionError(f"Network.{field}", f"{getattr(net, field)[0].name!r}: NIR has no such input; "
@@ -326,21 +338,76 @@ def _check_inputs_and_operations(net, kinds):
     if trains:
         raise DescriptionError("Network.sources", f"{trains[0]!r}: NIR has no Poisson source; spikebridge writes "
                                                    "spike trains (SpikeTrains) as NIR Input nodes")
-    extra = [op.name for op in net.operations if op.name not in {name + UPDATE_SUFFIX for name in kinds}]
+    extra = [op.name for op in net.operations if op.name not in {name + UPDATE_SUFFIX for name in steps}]
     if extra:
         raise DescriptionError(f"Operation {extra[0]!r}", "NIR has no code run on a schedule; spikebridge writes "
                                                           "only each node's own step")
 
 
-def _population_kind(population, operations):
-    """The NIR node kind whose form the population has (with its step among `operations`), or refused."""
+def _nir_form(population, operations):
+    """The NIR node kind whose form the population has (with its step among `operations`), or None."""
     for kind, node_kind in KINDS.items():
         step = Operation(population.name + UPDATE_SUFFIX, population.name, _update(kind))
         if population.model == node_kind.model() and step in operations:
             return kind
-    raise DescriptionError(f"Population {population.name!r}", "its model is none of NIR's nodes in the form "
-                           f"`spikebridge import NET.nir` writes ({', '.join(KINDS)}: bridge/app/nir_graphs.py); NIR "
-                           "cannot hold other equations, conductances, refractoriness or plasticity")
+    return None
+
+
+def _brian2_lifs(simulation, names):
+    """{population: (variable, NIR LIF fields)} for the populations `names` written in Brian2's own terms
+    whose step is v <- a v + c (a and c per neuron, the same at every step; any of Brian2's integrators), that
+    spike at v > threshold and reset v = v_reset: the LIF whose Euler step is that update, tau = dt/(1 - a),
+    v_leak = c/(1 - a), and r = a tau/dt, so that the jump w its synapses add after the threshold, which the next
+    step decays by a, is NIR's input w in the step after. Any other population refused, named."""
+    import torch
+
+    from bridge.plan import lower
+    from torch_models.population import compile_populations
+
+    if not names:
+        return {}
+    dt = simulation.run.timing.dt_seconds
+    groups = compile_populations(lower(simulation), torch.float64)
+    lifs = {}
+    for name in names:
+        lifs[name] = _affine_lif(groups[name], dt)
+        if lifs[name] is None:
+            raise DescriptionError(f"Population {name!r}", "its model is none of NIR's nodes: NIR holds a LIF "
+                                   "(one variable whose step is affine, a threshold v > value, a reset v = value) "
+                                   f"and, in the form `spikebridge import NET.nir` writes, {', '.join(KINDS)}; not "
+                                   "other equations, conductances, refractoriness or plasticity")
+    return lifs
+
+
+def _affine_lif(group, dt):
+    """(variable, NIR LIF fields) of a PopulationStep as `_brian2_lifs` says, probed at v = 0, 1 and -3 at two
+    times; None where it is not one."""
+    import torch
+
+    model = group.population.model
+    if model.refractory or model.events or group.margin is None:
+        return None
+    state = group.initial_state(1, "cpu")
+    moved = {var: value + 1 if group.variables.get(var) == "float" else value for var, value in state.items()}
+    changed = [var for var, value in group.integrate(dict(moved), 0.0, dt).items()
+               if not torch.equal(value, moved[var])]  # probed off any rest
+    if len(changed) != 1:
+        return None
+    (var,) = changed
+    at = lambda value: {**state, var: torch.full_like(state[var], value)}
+    after = {(t, x): group.integrate(at(x), t, dt)[var][0].numpy() for t in (0.0, 3 * dt) for x in (0.0, 1.0, -3.0)}
+    c, a = after[0.0, 0.0], after[0.0, 1.0] - after[0.0, 0.0]
+    margin = lambda x: torch.as_tensor(group.margin(group._scope(at(x), 0.0, dt)), dtype=torch.float64).expand(1, -1)
+    slope, threshold = (margin(1.0) - margin(0.0))[0].numpy(), -margin(0.0)[0].numpy()
+    reset = [group.apply_reset(at(x), 0.0, dt, torch.ones_like(state[var], dtype=torch.bool))[var][0].numpy()
+             for x in (0.0, 1.0)]
+    affine = all(np.allclose(value, c + a * x, rtol=1e-9, atol=0) for (_, x), value in after.items())
+    if not (affine and np.all(a > 0) and np.all(a < 1) and np.all(slope == 1) and np.array_equal(*reset)
+            and model.threshold.replace(" ", "").startswith(f"{var}>") and ">=" not in model.threshold):
+        return None
+    tau = dt / (1 - a)
+    return var, {"tau": tau, "r": a * tau / dt, "v_leak": c / (1 - a), "v_threshold": threshold,
+                 "v_reset": reset[0]}
 
 
 def _node(population, kind):
@@ -350,17 +417,20 @@ def _node(population, kind):
     return getattr(nir, kind)(**values)
 
 
-def _projection_nodes(proj, net, kinds, bias, nodes):
-    """A projection `x_post += w` from a source or spiking node as a Linear node (an Affine with `bias`) named as
-    it, and a Delay node before it (delays per source) or after it (per target) where it has delays, added to
-    `nodes`; returns the chain of node names from its source to its target."""
+def _projection_nodes(proj, net, nir_form, variable, bias, nodes):
+    """A projection `<variable>_post += w` from a source or spiking node as a Linear node (an Affine with `bias`)
+    named as it, and a Delay node before it (delays per source) or after it (per target) where it has delays,
+    added to `nodes`; returns the chain of node names from its source to its target."""
     import nir
 
     where = f"Projection {proj.name!r}"
-    if proj.synapse != SYNAPSE:
+    synapse = proj.synapse
+    if (not isinstance(synapse.on_pre, str) or synapse.on_pre.strip() != f"{variable}_post += w" or synapse.on_post
+            or synapse.on_event
+            or re.fullmatch(r"\s*w\s*:\s*\w+\s*", synapse.model) is None):
         raise DescriptionError(f"{where}.synapse", f"NIR's Affine/Linear nodes add weights to the input: give "
-                                                   f"model {SYNAPSE.model!r}, on_pre {SYNAPSE.on_pre!r}")
-    if proj.source in kinds and not KINDS[kinds[proj.source]].spikes:
+                               f"model 'w : <unit>' and on_pre '{variable}_post += w', nothing else")
+    if nir_form.get(proj.source) and not KINDS[nir_form[proj.source]].spikes:
         raise DescriptionError(f"{where}.source", f"{proj.source!r} is an LI node: its output is a voltage")
     n_source, n_target = net.width(proj.source), net.width(proj.target)
     i, j = proj.synapses(n_source, n_target)
@@ -394,6 +464,15 @@ def _delays(proj, i, j, n_source, n_target):
             return side, per_element
     raise DescriptionError(where, "they vary from synapse to synapse; a NIR Delay node delays each element of its "
                                   "input: one delay per source neuron or one per target neuron")
+
+
+def _check_at_rest(populations, variables, nodes):
+    """Each neuron must start at v_leak (rest; 0 for an IF node), where a NIR graph starts (it holds no state)."""
+    for name, population in populations.items():
+        rest = getattr(nodes[name], "v_leak", 0.0)
+        if not np.allclose(population.initial_array(variables[name]), rest, rtol=1e-12, atol=0):
+            raise DescriptionError(f"Population {name!r}.initial[{variables[name]!r}]", "a NIR graph holds no state "
+                                   "and starts each node at rest; give v_leak")
 
 
 def _check_first_steps(populations, graph, dt):
