@@ -150,18 +150,24 @@ def to_simulation(graph, dt="0.1*ms", duration="10*ms", spikes=None, where="NIR 
     sources = tuple(SpikeTrains(names[name], sizes[name], *spikes.get(name, ((), ()))) for name in nodes
                     if kinds[name] == "Input")
     node_depths, dt_seconds = depths(graph), Timing(dt=dt).dt_seconds
-    populations = tuple(Population(names[name], KINDS[kind].model(), sizes[name], {
-        **{field: _values(nodes[name], field, sizes[name], f"{where}: node {name!r}")
-           for field in KINDS[kind].parameters},
-        "b": bias[name], "t_start": np.full(sizes[name], _t_start(node_depths[name], dt_seconds)),
-        **({"v": _values(nodes[name], "v_leak", sizes[name], where)} if "v_leak" in KINDS[kind].parameters else {})})
-        for name, kind in kinds.items() if kind in KINDS)
+    populations = tuple(_population(names[name], nodes[name], kind, sizes[name], bias[name],
+                                    _t_start(node_depths[name], dt_seconds), f"{where}: node {name!r}")
+                        for name, kind in kinds.items() if kind in KINDS)
     operations = tuple(Operation(names[name] + UPDATE_SUFFIX, names[name], _update(kind))
                        for name, kind in kinds.items() if kind in KINDS)
     record = tuple(f"{names[a]}.v" for a, b in edges if kinds[b] == "Output")
     network = Network(populations=populations, sources=sources, projections=projections,
                       operations=operations)
     return Simulation(network, RunSettings(duration, record=record, timing=Timing(dt=dt)))
+
+
+def _population(name, node, kind, n, bias, t_start, where):
+    """A NIR neuron node as a population in NIR form: at rest (v = v_leak; 0 without one), running from t_start."""
+    initial = {field: _values(node, field, n, where) for field in KINDS[kind].parameters}
+    initial.update(b=bias, t_start=np.full(n, t_start))
+    if "v_leak" in initial:
+        initial["v"] = initial["v_leak"]
+    return Population(name, KINDS[kind].model(), n, initial)
 
 
 FOLLOWERS = {"Input": ("Delay",) + WEIGHTS + tuple(KINDS), "spikes": ("Delay", "Output") + WEIGHTS + tuple(KINDS),
