@@ -319,7 +319,8 @@ def test_cli_imports_and_exports_nir_and_refuses_bad_files_in_one_line(tmp_path,
     for argv, message in ((["import", str(tmp_path / "net.nir"), "--spikes", str(tmp_path / "graded.npz")],
                            "array 'input': shape (2, 1): give (steps, elements) of 0s and 1s"),
                           (["import", str(tmp_path / "text.nir"), "--duration", "1*ms"], "not a NIR file"),
-                          (["import", str(tmp_path / "net.nir")], "give --duration")):
+                          (["import", str(tmp_path / "net.nir")], "give --duration"),
+                          (["import", str(tmp_path / "script.py"), "--dt", "1*ms"], "--dt: for NIR files (.nir)")):
         assert main(argv) == 2
         err = capsys.readouterr().err
         assert message in err and len(err.strip().splitlines()) == 1

@@ -136,12 +136,12 @@ def import_script(args):
 
     path = Path(args.script)
     if path.suffix == ".nir":
-        simulation = nir_graphs.load(path, args.dt, args.duration, args.spikes)
+        simulation = nir_graphs.load(path, args.dt or DEFAULT_DT, args.duration, args.spikes)
     else:
-        nir_only = [f"--{name}" for name in ("duration", "spikes") if getattr(args, name)]
-        if nir_only or args.dt != DEFAULT_DT:
-            raise DescriptionError(str(path), f"{nir_only or ['--dt']} are for NIR files (.nir); a Brian2 script "
-                                              "sets its own")
+        nir_only = [f"--{name}" for name in ("dt", "duration", "spikes") if getattr(args, name)]
+        if nir_only:
+            raise DescriptionError(str(path), f"{', '.join(nir_only)}: for NIR files (.nir); a Brian2 script sets "
+                                              "its own")
         simulation = from_brian2(path)
     out = Path(args.out or path.with_suffix(".json").name)
     files.write_text(out, simulation.to_json(indent=1))
@@ -262,7 +262,7 @@ def main(argv=None):
                                                 "description")
     script.add_argument("script", metavar="SCRIPT.py|NET.nir")
     script.add_argument("--out", help="the description file to write (default SCRIPT.json here)")
-    script.add_argument("--dt", default=DEFAULT_DT, help=f"NIR: the time step (default {DEFAULT_DT}, snnTorch's; "
+    script.add_argument("--dt", help=f"NIR: the time step (default {DEFAULT_DT}, snnTorch's; "
                                                          "Norse's default is 1*ms)")
     script.add_argument("--duration", help="NIR: how long to run (default: the input rasters' steps and the "
                                            "deepest node's lag)")
