@@ -1,7 +1,7 @@
 """Event delivery: which synapses a pathway's events reach at each step, behind one small interface, so that
 another kernel (dense products, CSR, a GPU kernel) is another class:
 
-    delivery.buffer(batch, device)                      -> the state it keeps between steps (None: none)
+    delivery.buffer(batch, device)                      -> the tensors it keeps between steps, a tuple (maybe ())
     delivery.arrivals(buffer, events, step, delays)     -> Arrived, ArrivedPerRow, or None when nothing arrives
 
 `events` (batch, neurons): this step's events of the pathway's side; `delays` (changing delays only): every
@@ -50,16 +50,16 @@ class EventLists(nn.Module):
         self.register_buffer("offsets", torch.as_tensor(np.searchsorted(keys[order], np.arange(n_side * slots + 1))))
 
     def buffer(self, batch, device):
-        """Past events per neuron; None when every delay is 0 (events arrive at once)."""
-        return None if self.slots == 1 else torch.zeros(self.slots, batch, self.n_side, dtype=self.dtype,
-                                                        device=device)
+        """(past events per neuron,); () when every delay is 0 (events arrive at once)."""
+        return () if self.slots == 1 else (torch.zeros(self.slots, batch, self.n_side, dtype=self.dtype,
+                                                       device=device),)
 
     def arrivals(self, buffer, events, step, delays=None):
-        if buffer is None:
+        if not buffer:
             history = events[None]
         else:
-            buffer[step % self.slots] = events
-            history = buffer
+            (history,) = buffer
+            history[step % self.slots] = events
         if self.per_row:
             return self._reached_per_row(history, step)
         slots, neurons = torch.nonzero(history.any(1), as_tuple=True)  # an event in any batch row
@@ -107,20 +107,21 @@ class RingBuffer(nn.Module):
         self._grids = {}
 
     def buffer(self, batch, device):
-        return torch.zeros(self.slots, batch, len(self.index), dtype=self.dtype, device=device)
+        return (torch.zeros(self.slots, batch, len(self.index), dtype=self.dtype, device=device),)
 
     def arrivals(self, buffer, events, step, delays):
-        self._push(buffer, events[:, self.index], step, delays)
+        (ring,) = buffer
+        self._push(ring, events[:, self.index], step, delays)
         slot = step % self.slots
-        arrived = buffer[slot].clone()
-        buffer[slot] = 0
+        arrived = ring[slot].clone()
+        ring[slot] = 0
         return Arrived(arrived, None)
 
-    def _push(self, buffer, counts, step, delays):
+    def _push(self, ring, counts, step, delays):
         """Events now enter the ring at slot step + delay."""
         slots = ((step + delays) % self.slots).expand_as(counts)
         rows, columns = _grid(self._grids, counts)
-        buffer.index_put_((slots, rows, columns), counts.to(buffer.dtype), accumulate=True)
+        ring.index_put_((slots, rows, columns), counts.to(ring.dtype), accumulate=True)
 
 
 @dataclass

@@ -362,8 +362,7 @@ class StepwiseNetwork(SimulationModule):
         carried = (states, syn_states, buffers, delays)
         spike_log, margin_log = StepLog(self.n_steps), StepLog(self.n_steps)
         trace_log = StepLog(self.n_steps, {key: recording.rows(self.n_steps) for key, recording in records.items()})
-        copied = sum(part.nbytes for buffer in buffers.values() if buffer is not None
-                     for part in (buffer if isinstance(buffer, tuple) else (buffer,)))
+        copied = sum(part.nbytes for buffer in buffers.values() for part in buffer)
         with BackwardMemory(self.n_steps, device, recompute_every, copied) as backward, \
                 tqdm(total=self.n_steps, desc="torch", unit="step", disable=not progress, mininterval=1) as bar:
             for first, last, recomputed in backward.stretches():
@@ -396,8 +395,7 @@ class StepwiseNetwork(SimulationModule):
     def _recomputed_steps(self, first, last, given, states, syn_states, buffers, delays):
         """_steps on copies of the state carried in (its dicts, and the delivery buffers that steps write in
         place), so that the backward pass recomputes the stretch from the values it started with."""
-        buffers = {key: None if buffer is None else tuple(part.clone() for part in buffer)
-                   if isinstance(buffer, tuple) else buffer.clone() for key, buffer in buffers.items()}
+        buffers = {key: tuple(part.clone() for part in buffer) for key, buffer in buffers.items()}
         return self._steps(first, last, given, {name: dict(state) for name, state in states.items()},
                            {name: dict(state) for name, state in syn_states.items()}, buffers, dict(delays))
 
