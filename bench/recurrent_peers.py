@@ -7,7 +7,7 @@ count and 2. Two regimes: quiet (drives 15-25 mV against a threshold 20 mV above
 1.4 spikes a step) and active (drives 25-45 mV, starting anywhere below threshold: about ten times more); the
 event-driven synapses of spikebridge cost in proportion to spikes, the peers' dense products do not. Not a test.
 
-    python bench/recurrent_peers.py [--repeats 3] [--out bench/results/recurrent_peers.json]
+    python bench/recurrent_peers.py [--repeats 3] [--device cpu|cuda] [--out bench/results/recurrent_peers.json]
 """
 import argparse
 import statistics
@@ -42,7 +42,7 @@ def loss_of(spikes):
     return ((spikes - 2) ** 2).mean()
 
 
-def spikebridge_step(i, j, w, drive, v0):
+def spikebridge_step(i, j, w, drive, v0, device):
     model = NeuronModel("dv/dt = (-v + drive)/(10*ms) : volt\ndrive : volt (constant)",
                         threshold=f"v > {THRESHOLD}*volt", reset="v = 0*volt", method="exact")
     population = Population("rec", model, N, initial={"drive": drive, "v": v0})
@@ -50,7 +50,7 @@ def spikebridge_step(i, j, w, drive, v0):
                           values={"w": w})
     simulation = Simulation(Network(populations=(population,), projections=(synapses,)),
                             RunSettings(duration=f"{STEPS * DT!r}*second", dtype="float32"))
-    module = torch_models.compile(simulation, "stepwise", learn={"syn.w": "per_element"})
+    module = torch_models.compile(simulation, "stepwise", device=device, learn={"syn.w": "per_element"})
     optimizer = torch.optim.Adam(module.learning.parameters(), lr=1e-4)
 
     def step():
@@ -63,12 +63,12 @@ def spikebridge_step(i, j, w, drive, v0):
 
 
 def dense_recurrent(i, j, w):
-    weights = torch.zeros(N, N)
+    weights = torch.zeros(N, N)  # on the CPU; the cells are moved with it
     weights[torch.as_tensor(j), torch.as_tensor(i)] = torch.as_tensor(w, dtype=torch.float32)
     return weights
 
 
-def snntorch_step(i, j, w, drive, v0):
+def snntorch_step(i, j, w, drive, v0, device):
     import snntorch as snn
 
     beta = float(np.exp(-DT / TAU))
@@ -76,13 +76,14 @@ def snntorch_step(i, j, w, drive, v0):
     with torch.no_grad():
         cell.recurrent.weight.copy_(dense_recurrent(i, j, w))
         cell.recurrent.bias.zero_()
-    current = torch.as_tensor((1 - beta) * drive, dtype=torch.float32).expand(BATCH, N)
+    cell.to(device)
+    current = torch.as_tensor((1 - beta) * drive, dtype=torch.float32, device=device).expand(BATCH, N)
     optimizer = torch.optim.Adam(cell.parameters(), lr=1e-4)
 
     def step():
         optimizer.zero_grad()
-        spk, mem = cell.init_rleaky()
-        mem = torch.as_tensor(v0, dtype=torch.float32).expand(BATCH, N)
+        spk = torch.zeros(BATCH, N, device=device)
+        mem = torch.as_tensor(v0, dtype=torch.float32, device=device).expand(BATCH, N)
         counts = 0
         for _ in range(STEPS):
             spk, mem = cell(current, spk, mem)
@@ -93,7 +94,7 @@ def snntorch_step(i, j, w, drive, v0):
     return step
 
 
-def norse_step(i, j, w, drive, v0):
+def norse_step(i, j, w, drive, v0, device):
     import norse.torch as norse
 
     parameters = norse.LIFParameters(tau_mem_inv=torch.tensor(1 / TAU), tau_syn_inv=torch.tensor(1 / TAU_SYN),
@@ -103,10 +104,12 @@ def norse_step(i, j, w, drive, v0):
     with torch.no_grad():
         cell.recurrent_weights.copy_(dense_recurrent(i, j, w))
         cell.input_weights.copy_(torch.as_tensor(drive * DT / TAU_SYN, dtype=torch.float32)[:, None])  # i: drive
-    ones = torch.ones(BATCH, 1)
+    cell.to(device)
+    ones = torch.ones(BATCH, 1, device=device)
     optimizer = torch.optim.Adam(cell.parameters(), lr=1e-4)
-    start = lambda: norse.LIFState(z=torch.zeros(BATCH, N), v=torch.as_tensor(v0, dtype=torch.float32).expand(
-        BATCH, N), i=torch.zeros(BATCH, N))
+    zeros = lambda: torch.zeros(BATCH, N, device=device)
+    start = lambda: norse.LIFState(z=zeros(), v=torch.as_tensor(v0, dtype=torch.float32, device=device).expand(
+        BATCH, N), i=zeros())
 
     def step():
         optimizer.zero_grad()
@@ -123,21 +126,25 @@ def norse_step(i, j, w, drive, v0):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--device", default="cpu", help="torch's device, e.g. cuda")
     parser.add_argument("--out", default="bench/results/recurrent_peers.json")
     args = parser.parse_args()
     torch.manual_seed(0)
-    results = {"threads": torch.get_num_threads(), "torch": torch.__version__}
+    results = {"threads": torch.get_num_threads(), "torch": torch.__version__, "device": args.device}
+    synchronize = torch.cuda.synchronize if torch.device(args.device).type == "cuda" else lambda: None
     for regime in REGIMES:
         connections = network(regime)
-        steps = {"spikebridge step by step": spikebridge_step(*connections),
-                 "snnTorch RLeaky": snntorch_step(*connections),
-                 "Norse LIFRecurrentCell": norse_step(*connections)}
+        steps = {"spikebridge step by step": spikebridge_step(*connections, args.device),
+                 "snnTorch RLeaky": snntorch_step(*connections, args.device),
+                 "Norse LIFRecurrentCell": norse_step(*connections, args.device)}
         spikes = {name: step() for name, step in steps.items()}  # warm up; spikes per batch element
         times = {name: [] for name in steps}
         for _ in range(args.repeats):  # interleaved
             for name, step in steps.items():
+                synchronize()
                 started = time.perf_counter()
                 step()
+                synchronize()
                 times[name].append(time.perf_counter() - started)
         medians = {name: statistics.median(values) for name, values in times.items()}
         results[regime] = {"seconds per training step (median)": medians, "all": times,

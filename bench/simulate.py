@@ -99,27 +99,31 @@ def simulation(network, size, duration):
         return from_brian2(path)
 
 
-def run_torch(plan, dtype, batch, compiled):
+def run_torch(plan, dtype, batch, compiled, device):
     """`compiled`: each population's state update through torch.compile; its compilation (a first run) is listed
-    with building."""
+    with building. On a GPU, the time waits for the device's work to end."""
     import torch
     import torch_models
 
     start = time.perf_counter()
     options = {"compile": True} if compiled else {}  # none for --compare-with an older checkout
-    module = torch_models.compile(plan, "stepwise", dtype=dtype, **options)
+    module = torch_models.compile(plan, "stepwise", dtype=dtype, device=device, **options)
     variants = {}
     if batch > 1:  # variants: the first population's first parameter from -10 % to +10 %
         population = next(iter(plan.populations.values()))
         name, value = next(iter(population.constants.items()))
-        variants = {f"{population.name}.{name}": value * torch.linspace(0.9, 1.1, batch)}
+        variants = {f"{population.name}.{name}": value * torch.linspace(0.9, 1.1, batch, device=device)}
+    synchronize = torch.cuda.synchronize if torch.device(device).type == "cuda" else lambda: None
     with torch.no_grad():
         if compiled:
             module(batch_size=batch, variants=variants)
+        synchronize()
         built = time.perf_counter()
         result = module(batch_size=batch, variants=variants)
+        synchronize()
+        finished = time.perf_counter()
     spikes = int(sum(s.sum() for s in result.spikes.values()))
-    return {"build_s": built - start, "run_s": time.perf_counter() - built, "spikes": spikes / batch}
+    return {"build_s": built - start, "run_s": finished - built, "spikes": spikes / batch}
 
 
 def run_brian(plan, target):
@@ -144,21 +148,23 @@ def run_brian(plan, target):
     return {"build_s": built - start + (total - run_s), "run_s": run_s, "spikes": spikes}
 
 
-def child(network, size, backend, dtype, batch, duration):
+def child(network, size, backend, dtype, batch, duration, device):
     from bridge.plan import lower
 
     plan = lower(simulation(network, size, duration))
     n_synapses = sum(len(p.i) for p in plan.projections.values())
     on_torch = backend.startswith("torch")
-    result = run_torch(plan, dtype, batch, backend == "torch-compiled") if on_torch else run_brian(plan, backend)
+    result = run_torch(plan, dtype, batch, backend == "torch-compiled", device) if on_torch else \
+        run_brian(plan, backend)
     print("RESULT " + json.dumps({"network": network, "size": size, "backend": backend, "dtype": dtype,
-                                  "batch": batch, "duration_s": duration, "synapses": n_synapses, **result}))
+                                  "batch": batch, "duration_s": duration, "synapses": n_synapses,
+                                  "device": device if on_torch else "cpu", **result}))
 
 
 def measure(args, network, size, backend, dtype, batch, code=None):
     """One configuration in its own process; `code`: another checkout whose packages it imports."""
     command = ["/usr/bin/time", "-v", sys.executable, __file__, "--child", network, str(size), backend, dtype,
-               str(batch), str(args.duration)]
+               str(batch), str(args.duration), args.device]
     env = {**os.environ, "PYTHONUNBUFFERED": "1", **({"PYTHONPATH": str(Path(code).resolve())} if code else {})}
     done = subprocess.run(command, capture_output=True, text=True, env=env)
     lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
@@ -183,12 +189,14 @@ def main():
     parser.add_argument("--batches", nargs="+", type=int, default=[1])
     parser.add_argument("--compare-with", metavar="CHECKOUT", help="also run torch from another checkout (e.g. "
                         "a clone of an earlier commit), side by side")
+    parser.add_argument("--device", default="cpu", help="torch's device (cuda on a GPU machine); Brian2 runs on "
+                                                          "the CPU")
     parser.add_argument("--out", default="bench/results/simulate")
-    parser.add_argument("--child", nargs=6, help=argparse.SUPPRESS)
+    parser.add_argument("--child", nargs=7, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        network, size, backend, dtype, batch, duration = args.child
-        return child(network, int(size), backend, dtype, int(batch), float(duration))
+        network, size, backend, dtype, batch, duration, device = args.child
+        return child(network, int(size), backend, dtype, int(batch), float(duration), device)
     rows = []
     for network in args.networks:
         for size in args.sizes:

@@ -6,7 +6,7 @@ the synapses of the neurons that spiked) -- the fewest torch operations such a s
 generality of the step-by-step module. Timed eagerly, with the neuron update compiled by torch.compile, and one
 elementwise operation alone; compare with Brian2 cpp_standalone's time per step in bench/RESULTS.md.
 
-    python bench/step_floor.py --neurons 4000 --steps 2000
+    python bench/step_floor.py --neurons 4000 --steps 2000 [--device cuda]
 """
 import argparse
 import time
@@ -47,22 +47,31 @@ def synapses(ge, gi, spiked, offsets, targets, weights):
         return ge, gi
     counts = offsets[sources + 1] - offsets[sources]
     starts = torch.repeat_interleave(offsets[sources] - torch.cumsum(counts, 0) + counts, counts)
-    reached = starts + torch.arange(len(starts))
+    reached = starts + torch.arange(len(starts), device=starts.device)
     reached_targets, reached_weights = targets[reached], weights[reached]
     return (ge.index_add(0, reached_targets, reached_weights.clamp(min=0)),
             gi.index_add(0, reached_targets, reached_weights.clamp(max=0)))
 
 
-def time_per_step(update, n, steps, connectivity):
-    v = VR + torch.rand(n) * (VT - VR)
-    ge, gi, countdown = torch.zeros(n), torch.zeros(n), torch.zeros(n, dtype=torch.int32)
+def time_per_step(update, n, steps, connectivity, device):
+    v = VR + torch.rand(n, device=device) * (VT - VR)
+    ge, gi = torch.zeros(n, device=device), torch.zeros(n, device=device)
+    countdown = torch.zeros(n, dtype=torch.int32, device=device)
     with torch.no_grad():
         for k in range(steps + 200):  # 200 steps of warm-up (and compilation)
             if k == 200:
+                synchronize(device)
                 start = time.perf_counter()
             v, ge, gi, countdown, spiked = update(v, ge, gi, countdown)
             ge, gi = synapses(ge, gi, spiked, *connectivity)
+    synchronize(device)
     return (time.perf_counter() - start) / steps
+
+
+def synchronize(device):
+    """Wait for a GPU's queued work, so that the clock measures it."""
+    if torch.device(device).type == "cuda":
+        torch.cuda.synchronize()
 
 
 def main():
@@ -70,18 +79,23 @@ def main():
     parser.add_argument("--neurons", type=int, default=4000)
     parser.add_argument("--steps", type=int, default=2000)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--device", default="cpu", help="torch's device, e.g. cuda")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    connectivity = network(args.neurons)
-    eager = time_per_step(neurons, args.neurons, args.steps, connectivity)
-    compiled = time_per_step(torch.compile(neurons, dynamic=False), args.neurons, args.steps, connectivity)
-    x = torch.zeros(args.neurons)
+    connectivity = tuple(part.to(args.device) for part in network(args.neurons))
+    eager = time_per_step(neurons, args.neurons, args.steps, connectivity, args.device)
+    compiled = time_per_step(torch.compile(neurons, dynamic=False), args.neurons, args.steps, connectivity,
+                             args.device)
+    x = torch.zeros(args.neurons, device=args.device)
+    synchronize(args.device)
     start = time.perf_counter()
     for _ in range(10000):
         x = x * 1.0001
+    synchronize(args.device)
     one_op = (time.perf_counter() - start) / 10000
-    print(f"CUBA {args.neurons}, float32, {args.threads} threads: hand-written step {1e6 * eager:.0f} us eager, "
-          f"{1e6 * compiled:.0f} us with the neuron update compiled; one elementwise operation {1e6 * one_op:.1f} us")
+    print(f"CUBA {args.neurons}, float32, {args.device}, {args.threads} threads: hand-written step "
+          f"{1e6 * eager:.0f} us eager, {1e6 * compiled:.0f} us with the neuron update compiled; one elementwise "
+          f"operation {1e6 * one_op:.1f} us")
 
 
 if __name__ == "__main__":
