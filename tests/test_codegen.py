@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from torch_models.codegen import compile_expression, functions
+from torch_models.codegen import Program, compile_block, compile_expression, functions
 
 
 def test_repeated_operations_are_computed_once_with_the_same_value():
@@ -57,3 +57,27 @@ def test_functions_divisions_and_powers_are_computed_as_numpy_computes_them(text
     assert np.array_equal(evaluate({"x": torch.as_tensor(x)}).numpy(), by_numpy(x))
     scalars = x[:200]  # Python floats (loop invariants), as numpy computes on its scalars
     assert [evaluate({"x": float(value)}) for value in scalars] == [float(by_numpy(value)) for value in scalars]
+
+
+UPDATE = "_v = v*exp(a*int(not_refractory)) + b*int(not_refractory)\nv = _v"
+
+
+def test_what_only_a_held_variable_receives_is_computed_for_a_neuron_that_is_not_refractory():
+    """Brian2's exact integration of an (unless refractory) v: `_v = ...int(not_refractory)...; v = _v`. Where the
+    neuron is refractory v keeps its value, so _v is computed with int(not_refractory) = 1, Python numbers; the
+    run is that of the full expression: v <- v e^a + b where not refractory, v where it is."""
+    table = functions(torch.float64, {}, 1e-4, {})
+    statements = compile_block(UPDATE, "test", table, held=frozenset({"v"}))
+    assert "not_refractory" not in statements[0].names
+    v, not_refractory = torch.tensor([[1.0, 2.0]], dtype=torch.float64), torch.tensor([[True, False]])
+    run = Program(statements, frozenset({"v"}), "test").run({"v": v, "a": -0.5, "b": 0.25,
+                                                             "not_refractory": not_refractory})
+    assert run["v"].tolist() == [[math.exp(-0.5) + 0.25, 2.0]]
+
+
+@pytest.mark.parametrize("code, held", [(UPDATE, frozenset()), (UPDATE + "\nw = _v", frozenset({"v"})),
+                                        (UPDATE.replace("v = _v", "v = 2*_v"), frozenset({"v"}))])
+def test_a_value_also_read_elsewhere_is_computed_whole(code, held):
+    """Not held, read twice, or not passed on as it is: int(not_refractory) stays."""
+    statements = compile_block(code, "test", functions(torch.float64, {}, 1e-4, {}), held=held)
+    assert "not_refractory" in statements[0].names

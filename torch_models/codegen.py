@@ -81,6 +81,19 @@ class _SharedSubexpressions(ast.NodeTransformer):
         return node
 
 
+class _Awake(ast.NodeTransformer):
+    """`int(not_refractory)` becomes 1: in a statement whose target is held while refractory (Program keeps the
+    old value there), its value matters only where the neuron is not refractory. Brian2's exact integration of
+    `(unless refractory)` equations multiplies by it throughout; with 1, those products are Python numbers."""
+
+    def visit_Call(self, node):
+        self.generic_visit(node)
+        if (isinstance(node.func, ast.Name) and node.func.id == "int" and len(node.args) == 1
+                and isinstance(node.args[0], ast.Name) and node.args[0].id == "not_refractory"):
+            return ast.Constant(1)
+        return node
+
+
 def _unconditional(node):
     """The nodes of a tree outside conditional expressions."""
     if isinstance(node, ast.IfExp):
@@ -100,11 +113,13 @@ class Expression:
         return self.function(*[scope[name] for name in self.arguments])
 
 
-def compile_expression(text, where, function_table):
+def compile_expression(text, where, function_table, awake=False):
     """(Expression, the names it reads) for an expression text. Its function is built once, as a Python
     function of those names that computes repeated operations once (no eval per call, so torch.compile can
-    trace it)."""
+    trace it). `awake`: for a neuron that is not refractory (_Awake)."""
     tree = ast.fix_missing_locations(_TensorLogic().visit(ast.parse(text.strip(), mode="eval")))
+    if awake:
+        tree = ast.fix_missing_locations(_Awake().visit(tree))
     known = {name for name in function_table if not name.startswith("__")}
     names = set()
     for node in ast.walk(tree):
@@ -130,10 +145,19 @@ def compile_expression(text, where, function_table):
     return Expression(namespace["expression"], tuple(ordered)), frozenset(names)
 
 
-def compile_block(code, where, function_table):
-    """Brian2 abstract code (statements on lines, or separated by ';') as a list of Statements."""
+def compile_block(code, where, function_table, held=frozenset()):
+    """Brian2 abstract code (statements on lines, or separated by ';') as a list of Statements; those whose
+    value only a variable in `held` receives (kept while refractory, by Program) computed for a neuron that is
+    not refractory (_Awake): a held target, or a temporary read once, by `v = _v` with v held (Brian2's state
+    updaters write `_v = ...; v = _v`)."""
     statements = []
-    for node in ast.parse("\n".join(line.split("#")[0].strip() for line in code.splitlines())).body:
+    body = ast.parse("\n".join(line.split("#")[0].strip() for line in code.splitlines())).body
+    reads = [node.id for node in ast.walk(ast.Module(body, [])) if isinstance(node, ast.Name)
+             and isinstance(node.ctx, ast.Load)]
+    awake = set(held) | {node.value.id for node in body if isinstance(node, ast.Assign)
+                         and isinstance(node.value, ast.Name) and reads.count(node.value.id) == 1
+                         and any(isinstance(t, ast.Name) and t.id in held for t in node.targets)}
+    for node in body:
         line = ast.unparse(node)
         if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
             target, op, value = node.targets[0].id, "=", node.value
@@ -141,7 +165,7 @@ def compile_block(code, where, function_table):
             target, op, value = node.target.id, _OPS[type(node.op)], node.value
         else:
             raise ValueError(f"{where}: cannot execute {line!r}; statements are 'x = ...', 'x += ...', etc.")
-        evaluate, names = compile_expression(ast.unparse(value), where, function_table)
+        evaluate, names = compile_expression(ast.unparse(value), where, function_table, awake=target in awake)
         statements.append(Statement(target, op, evaluate, names, line))
     return statements
 

@@ -42,15 +42,17 @@ class PopulationStep:
         block = lambda block: compile_block(block.text, where, table)
         self.variables = code.variables  # variable -> 'float', 'integer' or 'boolean'
         self.conditional, self.shared = code.conditional, code.shared
+        program = lambda block: Program(compile_block(block.text, where, table, self.conditional), self.conditional,
+                                        where)  # its writes to variables held while refractory are held
         self.links = population.links  # linked variable -> (population, variable) it reads
         self.update_key = (code.update.order, code.update.name)  # its place in the 'groups' slot
-        self.update = Program(block(code.update), self.conditional, where)
+        self.update = program(code.update)
         self.threshold, self.reset = block(code.threshold), block(code.reset)  # threshold: ends in `_cond = ...`
         # custom events: conditions checked in 'after_thresholds', their code run in 'after_resets'
         self.events = {event: block(condition) for event, condition in code.events.items()}
         self.on_event = {event: block(statements) for event, statements in code.on_event.items()}
         # (constant over dt) subexpressions: variables Brian2 sets once per step, before the state is recorded
-        self.before_start = Program(block(code.before_start), self.conditional, where)
+        self.before_start = program(code.before_start)
         margin = _margin_expression(population.threshold) if population.threshold else None
         self.margin, self.margin_names = compile_expression(margin, where, table) if margin else (None, frozenset())
         self.subexpressions = [(name, *compile_expression(expression, where, table))
