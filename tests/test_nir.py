@@ -263,6 +263,10 @@ def _refusal(graph):
 
 def test_nodes_and_edges_spikebridge_does_not_read_are_refused_by_name():
     nodes, edges = _one_neuron("LIF", **LIF)
+    nodes.update(first=nir.Delay(np.array([1e-4])), second=nir.Delay(np.array([1e-4])))
+    looped = edges + [("input", "first"), ("first", "second"), ("second", "first")]
+    assert "node 'first': a cycle of Delay nodes" in _refusal((nodes, looped))
+    nodes, edges = _one_neuron("LIF", **LIF)
     nodes["weights"] = nir.Conv1d(None, np.ones((1, 1, 1)), 1, 0, 1, 1, np.zeros(1))
     assert "node 'weights'" in _refusal((nodes, edges)) and "Conv1d is not read" in _refusal((nodes, edges))
     nodes, edges = _one_neuron("LI", tau=1e-3, r=1.0, v_leak=0.0)

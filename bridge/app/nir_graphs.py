@@ -185,7 +185,7 @@ def _check_edge(a, b, kinds, where):
                                       "nodes, and Output nodes reading neuron nodes")
 
 
-def _paths(edges, kinds):
+def _paths(edges, kinds, where):
     """(source, Delay nodes before the weights, weight node or None, Delay nodes after, target) for every way
     spikes go from an Input or spiking node to a neuron node."""
     paths = []
@@ -193,7 +193,7 @@ def _paths(edges, kinds):
     def walk(source, node, before, weights, after):
         for target in (b for a, b in edges if a == node):
             if target in before + after:
-                raise DescriptionError(f"node {target!r}", "a cycle of Delay nodes, with no neuron in it")
+                raise DescriptionError(f"{where}: node {target!r}", "a cycle of Delay nodes, with no neuron in it")
             if kinds[target] == "Delay":
                 walk(source, target, before + (target,) * (weights is None), weights,
                      after + (target,) * (weights is not None))
@@ -214,7 +214,7 @@ def _projections(nodes, edges, kinds, names, sizes, where):
     before (per source) and after (per target) the weights, and {neuron node: the biases of the Affine nodes
     feeding it}."""
     bias = {name: np.zeros(sizes[name]) for name in nodes}
-    paths = _paths(edges, kinds)
+    paths = _paths(edges, kinds, where)
     for weights, target in {(weights, target) for _, _, weights, _, target in paths}:
         if getattr(nodes.get(weights), "bias", None) is not None:
             bias[target] = bias[target] + _values(nodes[weights], "bias", sizes[target], f"{where}: node {weights!r}")
