@@ -161,14 +161,13 @@ def export_script(args):
     with _about(args.model):
         if args.brian2:
             files.write_text(Path(args.brian2), to_brian2(simulation))
-        else:
-            graph = nir_graphs.from_simulation(simulation)
-            nir_graphs.write(Path(args.nir), graph)
-            for note in graph.metadata.get("notes", ()):
-                print(f"note: {note}")
-    print(f"wrote {args.brian2}: a plain Brian2 script (python {args.brian2} runs it without spikebridge)"
-          if args.brian2 else f"wrote {args.nir}: a NIR graph (nir.read reads it; its discretisation is in its "
-                              "metadata)")
+            print(f"wrote {args.brian2}: a plain Brian2 script (python {args.brian2} runs it without spikebridge)")
+            return 0
+        graph = nir_graphs.from_simulation(simulation)
+        nir_graphs.write(Path(args.nir), graph)
+    for note in graph.metadata.get("notes", ()):
+        print(f"note: {note}")
+    print(f"wrote {args.nir}: a NIR graph (nir.read reads it; its discretisation is in its metadata)")
     return 0
 
 
