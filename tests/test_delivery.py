@@ -1,4 +1,6 @@
 """Event delivery (torch_models/delivery.py), each kernel on its own against arrivals worked out by hand."""
+import numpy as np
+import pytest
 import torch
 
 from torch_models.delivery import Arrived, ArrivedPerRow, EventLists, RingBuffer
@@ -43,3 +45,39 @@ def test_ring_buffer_keeps_the_delay_in_force_at_emission():
     assert counts == {0: 0.0, 1: 1.0, 2: 1.0, 3: 0.0}
     assert all(isinstance(result, Arrived) and result.synapses is None for result in arrived.values())
     assert arrived[0].counts[0].tolist() == [0.0, 1.0, 0.0, 0.0]  # synapse 1: delay 0, at once
+
+
+def arrivals_by_definition(index, delays, events):
+    """{step: {(row, synapse): count}}: synapse s receives at step t the events of its neuron at t - delay."""
+    expected = {}
+    for step in range(len(events)):
+        for synapse, (neuron, delay) in enumerate(zip(index.tolist(), delays.tolist())):
+            for row in range(events.shape[1]):
+                count = float(events[step - delay, row, neuron]) if step >= delay else 0.0
+                if count:
+                    expected.setdefault(step, {})[(row, synapse)] = count
+    return expected
+
+
+@pytest.mark.parametrize("hub", [0, 3000], ids=["padded", "packed"])
+def test_event_lists_match_the_definition_in_both_layouts(hub):
+    """Random synapses, delays and events (counts up to 2) against the definition; `hub` extra synapses of
+    neuron 0 at delay 0 make padding every key to the longest list too costly, so the lists stay packed."""
+    rng = np.random.default_rng(4)
+    index = np.concatenate([np.zeros(hub, int), rng.integers(0, 30, 400)])
+    delays = np.concatenate([np.zeros(hub, int), rng.integers(0, 5, 400)])
+    events = torch.as_tensor(rng.choice([0.0, 0.0, 0.0, 0.0, 1.0, 2.0], size=(12, 3, 30)))
+    expected = arrivals_by_definition(index, delays, events)
+    for per_row in (False, True):
+        delivery = EventLists(torch.as_tensor(index), delays, 30, 5, torch.float64, per_row)
+        assert delivery.padded == (hub == 0)
+        got = {}
+        for step, result in run(delivery, events).items():
+            if per_row:
+                pairs = zip(result.rows.tolist(), result.synapses.tolist(), result.counts.tolist())
+                assert (result.rows * len(index) + result.synapses).diff().gt(0).all()  # in (row, synapse) order
+            else:
+                pairs = ((row, int(synapse), count) for k, synapse in enumerate(result.synapses)
+                         for row, count in enumerate(result.counts[:, k].tolist()))
+            got[step] = {(row, synapse): count for row, synapse, count in pairs if count}
+        assert {step: pairs for step, pairs in got.items() if pairs} == expected

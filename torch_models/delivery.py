@@ -34,8 +34,14 @@ class ArrivedPerRow:
 class EventLists(nn.Module):
     """Fixed delays, event-driven: the events of the last `slots` steps are kept per neuron (slots x batch x
     neurons); the synapses reached now are looked up by (neuron, delay) for the neurons with an event `delay`
-    steps ago. `per_row`: arrivals listed per batch row (for code that adds per row, ProjectionStep.add)."""
+    steps ago. `per_row`: arrivals listed per batch row (for code that adds per row, ProjectionStep.add).
+
+    The synapses of each (neuron, delay) key with synapses are a row of a table padded with -1 to the longest
+    list, so that a lookup is a few operations whatever the number of events; where padding would more than
+    quadruple the synapses (a few keys with many more synapses than the rest), the lists stay packed (CSR) and
+    a lookup expands them, in more operations."""
     may_repeat = reads_delays = False
+    PADDING_LIMIT = 4
 
     def __init__(self, index, delay_steps, n_side, slots, dtype, per_row):
         """`index`: the neuron of the pathway's side (of `n_side`) at each synapse; `delay_steps`: its delays."""
@@ -43,11 +49,24 @@ class EventLists(nn.Module):
         self.n_side, self.slots, self.dtype, self.per_row = n_side, slots, dtype, per_row
         self.register_buffer("index", index)
         self.register_buffer("delay_steps", torch.as_tensor(delay_steps))
-        # the synapses by (neuron, delay): by_key[offsets[k]:offsets[k + 1]], k = neuron*slots + delay
-        keys = index.numpy() * slots + delay_steps
-        order = np.argsort(keys, kind="stable")
-        self.register_buffer("by_key", torch.as_tensor(order))
-        self.register_buffer("offsets", torch.as_tensor(np.searchsorted(keys[order], np.arange(n_side * slots + 1))))
+        keys = index.numpy() * slots + delay_steps  # k = neuron*slots + delay
+        order = np.argsort(keys, kind="stable")  # the synapses by key, in synapse order within one
+        offsets = np.searchsorted(keys[order], np.arange(n_side * slots + 1))
+        lengths = np.diff(offsets)
+        used = np.flatnonzero(lengths)
+        longest = int(lengths.max(initial=0))
+        self.padded = len(used) * longest <= self.PADDING_LIMIT * len(order) + 1024
+        if self.padded:  # key -> its row of `table` (the last row, all -1, for keys without synapses)
+            row_of_key = np.full(len(lengths), len(used))
+            row_of_key[used] = np.arange(len(used))
+            table = np.full((len(used) + 1, longest), -1)
+            rows = np.repeat(np.arange(len(used)), lengths[used])
+            table[rows, np.arange(len(order)) - np.repeat(offsets[used], lengths[used])] = order
+            self.register_buffer("row_of_key", torch.as_tensor(row_of_key))
+            self.register_buffer("table", torch.as_tensor(table))
+        else:  # the synapses of key k: by_key[offsets[k]:offsets[k + 1]]
+            self.register_buffer("by_key", torch.as_tensor(order))
+            self.register_buffer("offsets", torch.as_tensor(offsets))
 
     def buffer(self, batch, device):
         """(past events per neuron,); () when every delay is 0 (events arrive at once)."""
@@ -75,16 +94,23 @@ class EventLists(nn.Module):
         if reached is None:
             return None
         event, synapses = reached
-        position = rows[event] * len(self.index) + synapses
+        rows = rows[event]
+        position = synapses if history.shape[1] == 1 else rows * len(self.index) + synapses
         if len(position) > 1 and not bool((position[1:] > position[:-1]).all()):  # usually in order already
             order = torch.argsort(position)
-            event, synapses = event[order], synapses[order]
-        return ArrivedPerRow(rows[event], synapses, history[slots[event], rows[event], neurons[event]])
+            event, synapses, rows = event[order], synapses[order], rows[order]
+        return ArrivedPerRow(rows, synapses, history[slots[event], rows, neurons[event]])
 
     def _synapses_of(self, slots, neurons, step):
         """(event, synapse) for every synapse an event reaches now: the events of `neurons` in history `slots`,
         each reaching the synapses of its neuron whose delay is its age; None when none."""
-        keys = neurons * self.slots + (step - slots) % self.slots
+        if not len(neurons):
+            return None
+        keys = neurons * self.slots + (step - slots) % self.slots if self.slots > 1 else neurons
+        if self.padded:
+            reached = self.table[self.row_of_key[keys]]
+            event, column = torch.nonzero(reached >= 0, as_tuple=True)
+            return (event, reached[event, column]) if len(event) else None
         starts, lengths = self.offsets[keys], self.offsets[keys + 1] - self.offsets[keys]
         total = int(lengths.sum())
         if not total:
