@@ -4,6 +4,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from torch_models.codegen import Program, compile_block, compile_expression, functions
 
@@ -81,3 +82,64 @@ def test_a_value_also_read_elsewhere_is_computed_whole(code, held):
     """Not held, read twice, or not passed on as it is: int(not_refractory) stays."""
     statements = compile_block(code, "test", functions(torch.float64, {}, 1e-4, {}), held=held)
     assert "not_refractory" in statements[0].names
+
+
+class CountedOperations(TorchDispatchMode):
+    """Counts the tensor operations run inside it."""
+
+    def __enter__(self):
+        self.count = 0
+        return super().__enter__()
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        self.count += 1
+        return func(*args, **(kwargs or {}))
+
+
+def test_a_product_with_int_not_refractory_where_awake_is_no_operation():
+    """`v*int(not_refractory) + b` for a held v: v + b, one tensor operation (two with the product by 1)."""
+    statements = compile_block("_v = v*int(not_refractory) + b\nv = _v", "test", functions(torch.float64, {}, 1e-4, {}),
+                               held=frozenset({"v"}))
+    v = torch.tensor([[1.0, 2.0]], dtype=torch.float64)
+    with CountedOperations() as counted:
+        value = statements[0].evaluate({"v": v, "b": 0.5})
+    assert value.tolist() == [[1.5, 2.5]] and counted.count == 1
+
+
+def counting_table(calls):
+    """A function table with f(x) = 2x that counts its calls in `calls`."""
+    def f(x):
+        calls.append(x)
+        return 2 * x
+    return {**functions(torch.float64, {}, 1e-4, {}), "f": f}
+
+
+def test_loop_invariants_are_computed_once_per_value_of_what_they_read():
+    """`_a = f(tau)/dt` reads parameters alone: computed at the first step and when tau changes, not every step;
+    v reads state and is computed every step, with the right _a each time."""
+    calls = []
+    statements = compile_block("_a = f(tau)/dt\nv = v + _a", "test", counting_table(calls))
+    run = Program(statements, frozenset(), "test", invariant={"tau", "dt"}).run
+    v = torch.zeros(1, 2, dtype=torch.float64)
+    for _ in range(3):
+        v = run({"v": v, "tau": 0.25, "dt": 0.5})["v"]
+    assert v.tolist() == [[3.0, 3.0]] and calls == [0.25]
+    v = run({"v": v, "tau": 1.0, "dt": 0.5})["v"]
+    assert v.tolist() == [[7.0, 7.0]] and calls == [0.25, 1.0]
+
+
+def test_loop_invariants_of_tensors_are_computed_every_time_and_carry_gradients():
+    """A parameter given as a tensor (variants, which may learn or change in place): _a is computed at every call,
+    from the tensor's values now, and its gradient reaches the parameter."""
+    calls = []
+    statements = compile_block("_a = f(tau)/dt\nv = v*_a", "test", counting_table(calls))
+    run = Program(statements, frozenset(), "test", invariant={"tau", "dt"}).run
+    tau = torch.tensor([[0.25]], dtype=torch.float64, requires_grad=True)
+    v = torch.ones(1, 2, dtype=torch.float64)
+    first = run({"v": v, "tau": tau, "dt": 0.5})["v"]
+    with torch.no_grad():
+        tau.mul_(2)
+    second = run({"v": v, "tau": tau, "dt": 0.5})["v"]
+    assert first.tolist() == [[1.0, 1.0]] and second.tolist() == [[2.0, 2.0]] and len(calls) == 2
+    second.sum().backward()
+    assert tau.grad.item() == 8.0  # d(2 v tau/dt)/dtau summed over two neurons

@@ -6,6 +6,7 @@ so no user text is ever executed as arbitrary Python.
 """
 import ast
 import math
+import numbers
 import operator
 import warnings
 from dataclasses import dataclass
@@ -84,14 +85,24 @@ class _SharedSubexpressions(ast.NodeTransformer):
 class _Awake(ast.NodeTransformer):
     """`int(not_refractory)` becomes 1: in a statement whose target is held while refractory (Program keeps the
     old value there), its value matters only where the neuron is not refractory. Brian2's exact integration of
-    `(unless refractory)` equations multiplies by it throughout; with 1, those products are Python numbers."""
+    `(unless refractory)` equations multiplies by it throughout; with 1, those products are Python numbers, and
+    a product with it is its other factor (x * 1 is x exactly: no operation)."""
 
     def visit_Call(self, node):
         self.generic_visit(node)
         if (isinstance(node.func, ast.Name) and node.func.id == "int" and len(node.args) == 1
                 and isinstance(node.args[0], ast.Name) and node.args[0].id == "not_refractory"):
-            return ast.Constant(1)
+            return _AWAKE
         return node
+
+    def visit_BinOp(self, node):
+        self.generic_visit(node)
+        if isinstance(node.op, ast.Mult) and _AWAKE in (node.left, node.right):
+            return node.left if node.right is _AWAKE else node.right
+        return node
+
+
+_AWAKE = ast.Constant(1)  # int(not_refractory) where the neuron is awake
 
 
 def _unconditional(node):
@@ -186,20 +197,38 @@ class Program:
     """Statements run in order on a scope dict by one generated Python function, `run(scope)` -> {target: its
     value after them}: the statements' own operations and no Python work per statement around them. A target the
     scope holds as a tensor keeps that tensor's shape and type; a target in `held` keeps its old value where
-    `not_refractory` is False (Brian2's (unless refractory))."""
+    `not_refractory` is False (Brian2's (unless refractory)).
 
-    def __init__(self, statements, held, where):
+    The temporaries computed from `invariant` names alone (Brian2's loop invariants `_lio_*`, from parameters
+    and dt) are remembered per value of those names when they are numbers, not computed again every step; where
+    one is a tensor (a parameter's variants, which may learn) they are computed every time."""
+
+    MEMORY = 16  # sets of invariant values remembered; past it, forgotten all at once
+
+    def __init__(self, statements, held, where, invariant=frozenset()):
         self.statements = statements
         targets = dict.fromkeys(s.target for s in statements)
         holds = ["not_refractory"] if held & set(targets) else []
         names = sorted(set().union(*[s.evaluate.arguments for s in statements], targets, holds))
+        hoisted = _invariant_temporaries(statements, invariant)
         lines = [f"{name} = __scope.get({name!r})" for name in names]
-        namespace = {"__where": torch.where, "__assign": _assign}
+        namespace = {"__where": torch.where, "__assign": _assign, "__memory": {}, "__numbers": _numbers,
+                     "__limit": self.MEMORY}
+        body = []
         for k, statement in enumerate(statements):
             namespace[f"__f{k}"] = statement.evaluate.function
             target, value = statement.target, f"__f{k}({', '.join(statement.evaluate.arguments)})"
             value = f"__assign({target}, {value if statement.op == '=' else f'{target} {statement.op[0]} {value}'})"
-            lines.append(f"{target} = " + (f"__where(not_refractory, {value}, {target})" if target in held else value))
+            line = f"{target} = " + (f"__where(not_refractory, {value}, {target})" if target in held else value)
+            (hoisted.setdefault("lines", []) if target in hoisted["targets"] else body).append(line)
+        if hoisted["targets"]:
+            key, values = ", ".join(hoisted["reads"]) + ",", ", ".join(hoisted["targets"]) + ","
+            lines += [f"__key = ({key})", "__values = __memory.get(__key) if __numbers(__key) else None",
+                      "if __values is None:", *(f"    {line}" for line in hoisted["lines"]),
+                      f"    __values = ({values})", "    if __numbers(__key):",
+                      "        if len(__memory) >= __limit:", "            __memory.clear()",
+                      "        __memory[__key] = __values", f"({values}) = __values"]
+        lines += body
         lines.append("return {" + ", ".join(f"{target!r}: {target}" for target in targets) + "}")
         source = "def program(__scope):\n" + "\n".join(f"    {line}" for line in lines)
         exec(compile(source, where, "exec"), namespace)  # names and operators from validated statements
@@ -210,6 +239,29 @@ class Program:
 
     def __len__(self):
         return len(self.statements)
+
+
+def _invariant_temporaries(statements, invariant):
+    """{"targets": the temporaries (`_name = ...`, assigned once) computed from `invariant` names and such
+    temporaries alone, "reads": the invariant names they read}, in order."""
+    assigned = [s.target for s in statements]
+    invariant = set(invariant) - set(assigned)
+    targets, reads, read_before = [], set(), set()
+    for statement in statements:
+        arguments = statement.evaluate.arguments
+        if (statement.op == "=" and statement.target.startswith("_") and assigned.count(statement.target) == 1
+                and statement.target not in read_before
+                and all(name in invariant or name in targets for name in arguments)):
+            targets.append(statement.target)
+            reads.update(name for name in arguments if name not in targets)
+        read_before.update(arguments)
+    return {"targets": targets, "reads": sorted(reads)}
+
+
+def _numbers(values):
+    """Whether every value is a number (not a tensor, whose values may change in place or learn), outside
+    torch.compile (whose graph computes numbers once anyway, and would be traced again for each new memory)."""
+    return not torch.compiler.is_compiling() and all(isinstance(value, numbers.Number) for value in values)
 
 
 def _assign(old, value):

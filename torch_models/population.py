@@ -42,8 +42,9 @@ class PopulationStep:
         block = lambda block: compile_block(block.text, where, table)
         self.variables = code.variables  # variable -> 'float', 'integer' or 'boolean'
         self.conditional, self.shared = code.conditional, code.shared
+        invariant = {*code.constants, "dt", "N"}  # fixed during a run
         program = lambda block: Program(compile_block(block.text, where, table, self.conditional), self.conditional,
-                                        where)  # its writes to variables held while refractory are held
+                                        where, invariant)  # its writes to variables held while refractory are held
         self.links = population.links  # linked variable -> (population, variable) it reads
         self.update_key = (code.update.order, code.update.name)  # its place in the 'groups' slot
         self.update = program(code.update)
@@ -218,7 +219,8 @@ class OperationStep:
         table = functions(dtype, operation.arrays, operation.period_steps * dt,
                           population.population.model.parameters)
         where = f"Operation {self.name!r}"
-        self.statements = Program(compile_block(code.block.text, where, table), population.conditional, where)
+        self.statements = Program(compile_block(code.block.text, where, table), population.conditional, where,
+                                  {*population.constants, *code.constants, "dt", "N"})
         self.constants = code.constants
         check_resolved(self.statements, population.provided | set(self.constants), where)
 
