@@ -81,3 +81,11 @@ def test_event_lists_match_the_definition_in_both_layouts(hub):
                          for row, count in enumerate(result.counts[:, k].tolist()))
             got[step] = {(row, synapse): count for row, synapse, count in pairs if count}
         assert {step: pairs for step, pairs in got.items() if pairs} == expected
+
+
+@pytest.mark.parametrize("slots", [1, 3])
+def test_event_lists_without_synapses_deliver_nothing(slots):
+    events = torch.ones(2, 1, 3, dtype=torch.float64)
+    for per_row in (False, True):
+        empty = torch.zeros(0, dtype=torch.int64)
+        assert run(EventLists(empty, empty.numpy(), 3, slots, torch.float64, per_row), events) == {}

@@ -33,8 +33,9 @@ class ArrivedPerRow:
 
 class EventLists(nn.Module):
     """Fixed delays, event-driven: the events of the last `slots` steps are kept per neuron (slots x batch x
-    neurons); the synapses reached now are looked up by (neuron, delay) for the neurons with an event `delay`
-    steps ago. `per_row`: arrivals listed per batch row (for code that adds per row, ProjectionStep.add).
+    neurons); the synapses reached now are looked up by (neuron, delay) for the events due now: those of
+    the neurons with an event d steps ago, for each delay d that synapses have. `per_row`: arrivals listed per
+    batch row (for code that adds per row, ProjectionStep.add).
 
     The synapses of each (neuron, delay) key with synapses are a row of a table padded with -1 to the longest
     list, so that a lookup is a few operations whatever the number of events; where padding would more than
@@ -49,9 +50,11 @@ class EventLists(nn.Module):
         self.n_side, self.slots, self.dtype, self.per_row = n_side, slots, dtype, per_row
         self.register_buffer("index", index)
         self.register_buffer("delay_steps", torch.as_tensor(delay_steps))
-        keys = index.numpy() * slots + delay_steps  # k = neuron*slots + delay
+        delays, delay_index = np.unique(delay_steps, return_inverse=True)  # the delays synapses have
+        self.register_buffer("delays", torch.as_tensor(delays))
+        keys = index.numpy() * len(delays) + delay_index  # k = neuron*len(delays) + its delay's index
         order = np.argsort(keys, kind="stable")  # the synapses by key, in synapse order within one
-        offsets = np.searchsorted(keys[order], np.arange(n_side * slots + 1))
+        offsets = np.searchsorted(keys[order], np.arange(n_side * len(delays) + 1))
         lengths = np.diff(offsets)
         used = np.flatnonzero(lengths)
         longest = int(lengths.max(initial=0))
@@ -75,38 +78,39 @@ class EventLists(nn.Module):
 
     def arrivals(self, buffer, events, step, delays=None):
         if not buffer:
-            history = events[None]
+            history = due = events[None]
         else:
             (history,) = buffer
             history[step % self.slots] = events
+            due = history[(step - self.delays) % self.slots]  # (delays, batch, neurons)
         if self.per_row:
-            return self._reached_per_row(history, step)
-        slots, neurons = torch.nonzero(history.any(1), as_tuple=True)  # an event in any batch row
-        reached = self._synapses_of(slots, neurons, step)
+            return self._reached_per_row(due)
+        delay_index, neurons = torch.nonzero(due.any(1), as_tuple=True)  # an event in any batch row
+        reached = self._synapses_of(delay_index, neurons)
         if reached is None:
             return None
         chosen = torch.sort(reached[1]).values
         return Arrived(history[(step - self.delay_steps[chosen]) % self.slots, :, self.index[chosen]].T, chosen)
 
-    def _reached_per_row(self, history, step):
-        slots, rows, neurons = torch.nonzero(history, as_tuple=True)
-        reached = self._synapses_of(slots, neurons, step)
+    def _reached_per_row(self, due):
+        delay_index, rows, neurons = torch.nonzero(due, as_tuple=True)
+        reached = self._synapses_of(delay_index, neurons)
         if reached is None:
             return None
         event, synapses = reached
         rows = rows[event]
-        position = synapses if history.shape[1] == 1 else rows * len(self.index) + synapses
+        position = synapses if due.shape[1] == 1 else rows * len(self.index) + synapses
         if len(position) > 1 and not bool((position[1:] > position[:-1]).all()):  # usually in order already
             order = torch.argsort(position)
             event, synapses, rows = event[order], synapses[order], rows[order]
-        return ArrivedPerRow(rows, synapses, history[slots[event], rows, neurons[event]])
+        return ArrivedPerRow(rows, synapses, due[delay_index[event], rows, neurons[event]])
 
-    def _synapses_of(self, slots, neurons, step):
-        """(event, synapse) for every synapse an event reaches now: the events of `neurons` in history `slots`,
-        each reaching the synapses of its neuron whose delay is its age; None when none."""
-        if not len(neurons):
+    def _synapses_of(self, delay_index, neurons):
+        """(event, synapse) for every synapse an event due now reaches: the events of `neurons`, each due for
+        the synapses of its neuron with the delay `delays[delay_index]`; None when none."""
+        if not len(neurons) or not len(self.index):
             return None
-        keys = neurons * self.slots + (step - slots) % self.slots if self.slots > 1 else neurons
+        keys = neurons * len(self.delays) + delay_index if len(self.delays) > 1 else neurons
         if self.padded:
             reached = self.table[self.row_of_key[keys]]
             event, column = torch.nonzero(reached >= 0, as_tuple=True)
