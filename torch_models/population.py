@@ -172,7 +172,8 @@ class PopulationStep:
         if "lastspike" in state:
             state["lastspike"] = torch.where(condition, t, state["lastspike"])
             state["not_refractory"] = state["not_refractory"] & ~condition
-        return self.surrogate(condition, margin / self.margin_scale), margin
+        scaled = margin / self.margin_scale if margin.requires_grad else margin  # the surrogate's gradient alone
+        return self.surrogate(condition, scaled), margin                        # reads the scale
 
     def set_margin_scale(self, state, t, dt):
         """The surrogate's unit of margin: how far the reset puts a neuron from its threshold (mean over the

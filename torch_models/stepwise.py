@@ -161,7 +161,7 @@ class ProjectionStep(nn.Module):
         *temporaries, write = code.statements
         for statement in temporaries:
             scope[statement.target] = statement.evaluate(scope)
-        increment = torch.as_tensor(write.evaluate(scope), dtype=counts.dtype, device=counts.device) * counts
+        increment = counts * write.evaluate(scope)
         side, var = code.location[write.target]
         columns = (self.j if side == "target" else self.i)[synapses]
         owner = getattr(self, side)
@@ -169,7 +169,8 @@ class ProjectionStep(nn.Module):
         if receptive is not None:
             increment = torch.where(receptive[rows, columns], increment, torch.zeros_like(increment))
         old, signed = state[var], -increment if write.op == "-=" else increment
-        state[var] = old.reshape(-1).index_add(0, rows * old.shape[1] + columns, signed).reshape(old.shape)
+        flat = columns if old.shape[0] == 1 else rows * old.shape[1] + columns
+        state[var] = old.reshape(-1).index_add(0, flat, signed.to(old.dtype)).reshape(old.shape)
 
     def groups_slot(self, summed, syn_state, states, populations, t, dt, batch):
         """The projection's part of the 'groups' slot: its clock-driven update (summed None), or the sum over
