@@ -170,7 +170,7 @@ class ProjectionStep(nn.Module):
             increment = torch.where(receptive[rows, columns], increment, torch.zeros_like(increment))
         old, signed = state[var], -increment if write.op == "-=" else increment
         flat = columns if old.shape[0] == 1 else rows * old.shape[1] + columns
-        state[var] = old.reshape(-1).index_add(0, flat, signed.to(old.dtype)).reshape(old.shape)
+        state[var] = old.reshape(-1).index_add(0, flat, signed.to(counts.dtype)).reshape(old.shape)
 
     def groups_slot(self, summed, syn_state, states, populations, t, dt, batch):
         """The projection's part of the 'groups' slot: its clock-driven update (summed None), or the sum over
