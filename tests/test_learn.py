@@ -213,6 +213,27 @@ def test_delays_that_learn_in_a_recurrent_network_are_identical_in_brian2():
     assert sorted(zip(*brian)) != sorted(zip(*run_brian(simulation).spikes["rec"]))  # the delays learned matter
 
 
+
+def test_weights_read_at_every_step_sum_their_gradients_as_autograd_does(monkeypatch):
+    """A recurrent network whose weights learn: each step's reads of the weights sum their gradients in one
+    tensor in place (torch_models/learning.summing_reads); the gradient equals autograd's own sum of the reads
+    (plain indexing) to rounding, and a second backward pass of the same graph adds it once more, exactly."""
+    simulation = recurrent(np.random.default_rng(3))
+
+    def gradient(twice=False):
+        module = torch_models.compile(simulation, learn={"recurrent.w": "per_element"}, dtype="float64")
+        run = module()
+        loss = ((run.spikes["rec"].sum(1) - 3) ** 2).sum() + run.traces["rec.v"].pow(2).sum()
+        loss.backward(retain_graph=twice)
+        if twice:
+            loss.backward()
+        return module.learning.raw["recurrent:w"].grad.clone()
+
+    summed, twice = gradient(), gradient(twice=True)
+    assert summed.abs().sum() > 0 and torch.equal(twice, 2 * summed)
+    monkeypatch.setattr(torch_models.stepwise, "summing_reads", lambda values: values)
+    torch.testing.assert_close(summed, gradient(), rtol=1e-12, atol=1e-12)
+
 GUARDS = {
     "unknown owner": ({"elsewhere.tau": "shared"}, r"learn\['elsewhere.tau'\]: names no population or projection"),
     "unknown name": ({"post.tau_m": "shared"}, r"learn\['post.tau_m'\]: names no parameter or state variable of "

@@ -82,3 +82,50 @@ def _scale(item):
         return float(abs(item.start - bound).mean())
     largest = float(abs(item.start).max())
     return 2.0 ** round(math.log2(largest)) if largest else 1.0
+
+
+class _SummedReads(torch.autograd.Function):
+    """The run's one node of a value read by index at many steps (read_at): its gradient is what other uses
+    give plus what the reads summed into `total` (emptied, so that a second backward pass sums afresh)."""
+
+    @staticmethod
+    def forward(ctx, values, total):
+        ctx.total = total
+        return values.view_as(values)
+
+    @staticmethod
+    def backward(ctx, grad):
+        summed = grad + ctx.total
+        ctx.total.zero_()
+        return summed, None
+
+
+class _Read(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, values, total, rows, columns):
+        ctx.save_for_backward(rows, columns)
+        ctx.total = total
+        return values[rows, columns]
+
+    @staticmethod
+    def backward(ctx, grad):
+        ctx.total.index_put_(ctx.saved_tensors, grad, accumulate=True)
+        return None, None, None, None
+
+
+def summing_reads(values):
+    """`values` (batch, elements) that learn, for a run that reads them by index at many steps (read_at): the
+    reads' gradients are summed into one tensor in place, where each read's backward would otherwise make a zero
+    gradient the size of `values` and add it to the others (most of a recurrent network's backward pass)."""
+    total = torch.zeros(values.shape, dtype=values.dtype, device=values.device)
+    summed = _SummedReads.apply(values, total)
+    summed.read_total = total
+    return summed
+
+
+def read_at(values, rows, columns):
+    """values[rows, columns], its gradient summed in place where `values` came from summing_reads."""
+    total = getattr(values, "read_total", None)
+    if total is None or not (torch.is_grad_enabled() and values.requires_grad):
+        return values[rows, columns]
+    return _Read.apply(values, total, rows, columns)

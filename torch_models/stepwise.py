@@ -22,7 +22,7 @@ from bridge.names import record_key
 from torch_models.codegen import apply_op, check_resolved, compile_block, functions
 from torch_models.delivery import ArrivedPerRow, EventLists, LearnedDelays, RingBuffer
 from torch_models.delays import _split
-from torch_models.learning import Learning
+from torch_models.learning import Learning, read_at, summing_reads
 from torch_models.module import BackwardMemory, SimulationModule, TorchRun, check_memory, recorded
 from torch_models.population import OperationStep, compile_populations, linked, step
 
@@ -157,7 +157,7 @@ class ProjectionStep(nn.Module):
         for name, (kind, var) in code.location.items():
             if kind == "synapse":
                 values = syn_state[var]
-                scope[name] = values[synapses] if values.dim() == 1 else values[rows, synapses]
+                scope[name] = values[synapses] if values.dim() == 1 else read_at(values, rows, synapses)
         *temporaries, write = code.statements
         for statement in temporaries:
             scope[statement.target] = statement.evaluate(scope)
@@ -349,6 +349,9 @@ class StepwiseNetwork(SimulationModule):
         syn_states = {name: {**p.values, **{var: getattr(p, f"start_{var}") for var in p.unset}, "i": p.i,
                              "j": p.j} for name, p in self.projections.items()}  # i, j: read by synaptic code
         self.set_variants(variants or {}, states, syn_states, batch)
+        for item in self.learned:  # per-synapse values that learn: their gradients summed in place, step by step
+            if item.owner in self.projections and item.name in syn_states[item.owner] and torch.is_grad_enabled():
+                syn_states[item.owner][item.name] = summing_reads(syn_states[item.owner][item.name])
         for name, population in self.populations.items():
             population.set_margin_scale(states[name], 0.0, dt)
         for name in self.synapse_groups:  # variables other projections write per batch row
