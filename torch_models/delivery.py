@@ -93,17 +93,17 @@ class EventLists(nn.Module):
         return Arrived(history[(step - self.delay_steps[chosen]) % self.slots, :, self.index[chosen]].T, chosen)
 
     def _reached_per_row(self, due):
-        delay_index, rows, neurons = torch.nonzero(due, as_tuple=True)
+        delay_index, rows_of_events, neurons = torch.nonzero(due, as_tuple=True)
         reached = self._synapses_of(delay_index, neurons)
         if reached is None:
             return None
         event, synapses = reached
-        rows = rows[event]
+        rows = rows_of_events.index_select(0, event)
         position = synapses if due.shape[1] == 1 else rows * len(self.index) + synapses
         if len(position) > 1 and not bool((position[1:] > position[:-1]).all()):  # usually in order already
             order = torch.argsort(position)
             event, synapses, rows = event[order], synapses[order], rows[order]
-        return ArrivedPerRow(rows, synapses, due[delay_index[event], rows, neurons[event]])
+        return ArrivedPerRow(rows, synapses, due[delay_index, rows_of_events, neurons].index_select(0, event))
 
     def _synapses_of(self, delay_index, neurons):
         """(event, synapse) for every synapse an event due now reaches: the events of `neurons`, each due for

@@ -157,19 +157,20 @@ class ProjectionStep(nn.Module):
         for name, (kind, var) in code.location.items():
             if kind == "synapse":
                 values = syn_state[var]
-                scope[name] = values[synapses] if values.dim() == 1 else read_at(values, rows, synapses)
+                scope[name] = values.index_select(0, synapses) if values.dim() == 1 else read_at(values, rows, synapses)
         *temporaries, write = code.statements
         for statement in temporaries:
             scope[statement.target] = statement.evaluate(scope)
         increment = counts * write.evaluate(scope)
         side, var = code.location[write.target]
-        columns = (self.j if side == "target" else self.i)[synapses]
+        columns = (self.j if side == "target" else self.i).index_select(0, synapses)
         owner = getattr(self, side)
         state, receptive = states[owner], populations[owner].receptive(states[owner], var)
+        old = state[var]
+        flat = columns if old.shape[0] == 1 else rows * old.shape[1] + columns  # (row, neuron) in (batch * n)
         if receptive is not None:
-            increment = torch.where(receptive[rows, columns], increment, torch.zeros_like(increment))
-        old, signed = state[var], -increment if write.op == "-=" else increment
-        flat = columns if old.shape[0] == 1 else rows * old.shape[1] + columns
+            increment = torch.where(receptive.reshape(-1).index_select(0, flat), increment, torch.zeros_like(increment))
+        signed = -increment if write.op == "-=" else increment
         state[var] = old.reshape(-1).index_add(0, flat, signed.to(counts.dtype)).reshape(old.shape)
 
     def groups_slot(self, summed, syn_state, states, populations, t, dt, batch):
