@@ -51,13 +51,14 @@ class EventLists(nn.Module):
         self.register_buffer("index", index)
         self.register_buffer("delay_steps", torch.as_tensor(delay_steps))
         delays, delay_index = np.unique(delay_steps, return_inverse=True)  # the delays synapses have
+        self.n_synapses, self.n_delays = len(index), len(delays)  # as numbers: len() of a tensor is slow
         self.register_buffer("delays", torch.as_tensor(delays))
         keys = index.numpy() * len(delays) + delay_index  # k = neuron*len(delays) + its delay's index
         order = np.argsort(keys, kind="stable")  # the synapses by key, in synapse order within one
         offsets = np.searchsorted(keys[order], np.arange(n_side * len(delays) + 1))
         lengths = np.diff(offsets)
         used = np.flatnonzero(lengths)
-        longest = int(lengths.max(initial=0))
+        self.longest = longest = int(lengths.max(initial=0))
         self.padded = len(used) * longest <= self.PADDING_LIMIT * len(order) + 1024
         if self.padded:  # key -> its row of `table` (the last row, all -1, for keys without synapses)
             row_of_key = np.full(len(lengths), len(used))
@@ -99,8 +100,8 @@ class EventLists(nn.Module):
             return None
         event, synapses = reached
         rows = rows_of_events.index_select(0, event)
-        position = synapses if due.shape[1] == 1 else rows * len(self.index) + synapses
-        if len(position) > 1 and not bool((position[1:] > position[:-1]).all()):  # usually in order already
+        position = synapses if due.shape[1] == 1 else rows * self.n_synapses + synapses
+        if position.shape[0] > 1 and not bool((position[1:] > position[:-1]).all()):  # usually in order already
             order = torch.argsort(position)
             event, synapses, rows = event[order], synapses[order], rows[order]
         return ArrivedPerRow(rows, synapses, due[delay_index, rows_of_events, neurons].index_select(0, event))
@@ -108,13 +109,13 @@ class EventLists(nn.Module):
     def _synapses_of(self, delay_index, neurons):
         """(event, synapse) for every synapse an event due now reaches: the events of `neurons`, each due for
         the synapses of its neuron with the delay `delays[delay_index]`; None when none."""
-        if not len(neurons) or not len(self.index):
+        if not neurons.shape[0] or not self.n_synapses:
             return None
-        keys = neurons * len(self.delays) + delay_index if len(self.delays) > 1 else neurons
+        keys = neurons * self.n_delays + delay_index if self.n_delays > 1 else neurons
         if self.padded:
-            reached = self.table[self.row_of_key[keys]]
-            event, column = torch.nonzero(reached >= 0, as_tuple=True)
-            return (event, reached[event, column]) if len(event) else None
+            reached = self.table.index_select(0, self.row_of_key.index_select(0, keys)).reshape(-1)
+            found = torch.nonzero(reached >= 0).squeeze(1)  # (event, column) as event * longest + column
+            return (found // self.longest, reached.index_select(0, found)) if found.shape[0] else None
         starts, lengths = self.offsets[keys], self.offsets[keys + 1] - self.offsets[keys]
         total = int(lengths.sum())
         if not total:
