@@ -20,6 +20,7 @@ import torch_models
 from bridge.app import files
 from bridge.description import (Network, NeuronModel, Population, Projection, RunSettings, Simulation,
                                 SynapseModel)
+from step_floor import synchronize  # bench/, beside this script
 
 N, P, STEPS, BATCH, DT, TAU = 1000, 0.1, 200, 16, 1e-4, 0.01
 TAU_SYN = 0.005  # Norse's recurrent cell has a synaptic current; its input is scaled so that it settles at the drive
@@ -131,7 +132,6 @@ def main():
     args = parser.parse_args()
     torch.manual_seed(0)
     results = {"threads": torch.get_num_threads(), "torch": torch.__version__, "device": args.device}
-    synchronize = torch.cuda.synchronize if torch.device(args.device).type == "cuda" else lambda: None
     for regime in REGIMES:
         connections = network(regime)
         steps = {"spikebridge step by step": spikebridge_step(*connections, args.device),
@@ -141,10 +141,10 @@ def main():
         times = {name: [] for name in steps}
         for _ in range(args.repeats):  # interleaved
             for name, step in steps.items():
-                synchronize()
+                synchronize(args.device)
                 started = time.perf_counter()
                 step()
-                synchronize()
+                synchronize(args.device)
                 times[name].append(time.perf_counter() - started)
         medians = {name: statistics.median(values) for name, values in times.items()}
         results[regime] = {"seconds per training step (median)": medians, "all": times,

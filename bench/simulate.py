@@ -104,6 +104,7 @@ def run_torch(plan, dtype, batch, compiled, device):
     with building. On a GPU, the time waits for the device's work to end."""
     import torch
     import torch_models
+    from step_floor import synchronize  # bench/, beside this script
 
     start = time.perf_counter()
     options = {"compile": True} if compiled else {}  # none for --compare-with an older checkout
@@ -113,14 +114,13 @@ def run_torch(plan, dtype, batch, compiled, device):
         population = next(iter(plan.populations.values()))
         name, value = next(iter(population.constants.items()))
         variants = {f"{population.name}.{name}": value * torch.linspace(0.9, 1.1, batch, device=device)}
-    synchronize = torch.cuda.synchronize if torch.device(device).type == "cuda" else lambda: None
     with torch.no_grad():
         if compiled:
             module(batch_size=batch, variants=variants)
-        synchronize()
+        synchronize(device)
         built = time.perf_counter()
         result = module(batch_size=batch, variants=variants)
-        synchronize()
+        synchronize(device)
         finished = time.perf_counter()
     spikes = int(sum(s.sum() for s in result.spikes.values()))
     return {"build_s": built - start, "run_s": finished - built, "spikes": spikes / batch}
