@@ -2,7 +2,7 @@
 would not fit is refused with the bytes it needs, naming its largest part. One model, checked at two moments:
 - `lowering_bytes(simulation)`: the arrays lowering builds and either backend holds (bridge/plan.py checks them
   before it builds anything, on the machine that runs; a description itself loads the same everywhere);
-- `torch_run_bytes(plan, batch, element_bytes, records)`: what a torch forward pass of `batch` holds on top
+- `torch_run_bytes(plan, batch, element_bytes, records, margins)`: what a torch forward pass of `batch` holds on top
   (checked by the module before its first step, against its device's free memory).
 """
 import os
@@ -63,13 +63,13 @@ def lowering_bytes(simulation):
     return parts
 
 
-def torch_run_bytes(plan, batch, element_bytes, records):
-    """{part: bytes} a torch forward pass of `batch` holds: per population its state and the spikes and margins
-    of every step (and the custom events recorded); per projection its event buffers (past events per neuron, or
-    a per-synapse ring where delays change) and per-synapse values; the traces of `records` {key: Recording}
-    (gradients' saved tensors come on top)."""
-    size, n_steps = element_bytes, plan.n_steps
-    parts = {f"Population {name!r}": batch * p.n * (len(plan.code.populations[name].variables) + 2 * n_steps) * size
+def torch_run_bytes(plan, batch, element_bytes, records, margins=True):
+    """{part: bytes} a torch forward pass of `batch` holds: per population its state and the spikes (and, where
+    `margins`, the threshold margins) of every step (and the custom events recorded); per projection its event
+    buffers (past events per neuron, or a per-synapse ring where delays change) and per-synapse values; the traces
+    of `records` {key: Recording} (gradients' saved tensors come on top)."""
+    size, n_steps, logs = element_bytes, plan.n_steps, 2 if margins else 1
+    parts = {f"Population {name!r}": batch * p.n * (len(plan.code.populations[name].variables) + logs * n_steps) * size
              for name, p in plan.populations.items()}
     for name, proj in plan.projections.items():
         n_syn, sides = len(proj.i), {"source": proj.n_source, "target": proj.n_target}

@@ -4,6 +4,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from bridge.plan import lower
 from bridge import library
@@ -181,10 +182,16 @@ def test_a_run_that_will_not_fit_is_refused_before_it_starts(monkeypatch):
     assert torch_run_bytes(module.plan, 4, 8, module.records([selected])) == {
         **{key: value for key, value in parts.items() if "record" not in key},
         f"RunSettings.record[{selected!r}]": 100 * 4 * 4 * 8}
+    without_margins = torch_run_bytes(module.plan, 4, 8, module.records(None), margins=False)
+    assert parts["Population 'lif'"] - without_margins["Population 'lif'"] == 4 * plan.n_steps * 40 * 8  # by hand
+    with torch.no_grad():
+        spikes = module(batch_size=4).spikes["lif"]
     monkeypatch.setattr(torch_models.module, "available_bytes", lambda device: sum(parts.values()) - 1)
     with pytest.raises(DescriptionError, match=r"the run needs about [\d,]+ bytes .* more than the [\d,]+ bytes"):
         module(batch_size=4)
     assert module(batch_size=3).spikes["lif"].sum() > 0  # a smaller batch fits
+    lean = module(batch_size=4, margins=False)  # so does one that keeps no margins, with the same spikes
+    assert lean.margins == {} and torch.equal(lean.spikes["lif"], spikes)
 
 
 @pytest.mark.slow

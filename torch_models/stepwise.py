@@ -334,18 +334,20 @@ class StepwiseNetwork(SimulationModule):
         self.to(device)
 
     def forward(self, inputs=None, currents=None, batch_size=None, record=None, progress=False, variants=None,
-                recompute_every=None):
+                recompute_every=None, margins=True):
         """`variants`: {"population.name" or "projection.name": values per batch element}: a model parameter
         or a state variable's initial value, (batch,) or (batch, n), replacing the description's; so that the
         batch runs that many variants of the network at once. `recompute_every`: with gradients, the steps after
         the first few run in stretches of that many whose tensors the backward pass recomputes instead of keeping
-        (torch.utils.checkpoint): the memory of about that many steps, for the time of one more forward pass."""
+        (torch.utils.checkpoint): the memory of about that many steps, for the time of one more forward pass.
+        `margins`: whether to keep every step's threshold margins (spike times' gradients and the explanations
+        of paired runs read them); without, the run holds one number per neuron and step less."""
         batch, inputs, currents = self.given(inputs, currents, batch_size or (self.learning and
                                                                               self.learning.n_starts))
         records, device, dt = self.records(record), self.device, self.dt
         if self.learning is not None:
             variants = {**self.learning.variants(batch), **(variants or {})}
-        check_memory(torch_run_bytes(self.plan, batch, self.element_bytes, records), device)
+        check_memory(torch_run_bytes(self.plan, batch, self.element_bytes, records, margins), device)
         states = {name: population.initial_state(batch, device) for name, population in self.populations.items()}
         syn_states = {name: {**p.values, **{var: getattr(p, f"start_{var}") for var in p.unset}, "i": p.i,
                              "j": p.j} for name, p in self.projections.items()}  # i, j: read by synaptic code
@@ -376,10 +378,11 @@ class StepwiseNetwork(SimulationModule):
                                                  use_reentrant=False)
                 else:
                     carried, logged = self._steps(first, last, given, *carried)
-                for n, (events, margins, traces) in enumerate(logged, first):
+                for n, (events, margins_now, traces) in enumerate(logged, first):
                     for name in self.populations:
                         spike_log.add(name, n, events[name])
-                        margin_log.add(name, n, margins[name])
+                        if margins:
+                            margin_log.add(name, n, margins_now[name])
                     for key in self.simulation.run.events:  # custom events recorded, as spikes are
                         spike_log.add(key, n, events[record_key(key)].to(self.dtype))
                     for key, value in traces.items():

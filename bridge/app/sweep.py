@@ -211,12 +211,14 @@ def _brian2_task(simulation, target):
     return [run_brian(lower(simulation), target=target)]
 
 
-def _torch_task(simulation, dtype, variants, batch):
+def _torch_task(simulation, dtype, variants, batch, margins):
+    """One batch of variants; `margins`: kept for paired runs, whose comparison explains differences with them."""
     import torch
     import torch_models
 
     with torch.no_grad():
-        result = torch_models.compile(simulation, "stepwise", dtype=dtype)(batch_size=batch, variants=variants)
+        result = torch_models.compile(simulation, "stepwise", dtype=dtype)(batch_size=batch, variants=variants,
+                                                                           margins=margins)
     return [result.record(b) for b in range(batch)]
 
 
@@ -331,7 +333,7 @@ def run(sweep, out, scheduler="local", workers=None, resume=False, progress=True
         covers = {}  # task -> (backend, run ids)
         if "torch" in needs:
             for args, run_ids in _torch_batches(todo, sweep.dtype, sweep.batch):
-                covers[executor.submit(_torch_task, *args)] = ("torch", run_ids)
+                covers[executor.submit(_torch_task, *args, sweep.run == "paired")] = ("torch", run_ids)
         if "brian2" in needs:
             for run_id, _, simulation in todo:
                 covers[executor.submit(_brian2_task, simulation, sweep.target)] = ("brian2", [run_id])
