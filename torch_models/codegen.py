@@ -210,21 +210,21 @@ class Program:
         targets = dict.fromkeys(s.target for s in statements)
         holds = ["not_refractory"] if held & set(targets) else []
         names = sorted(set().union(*[s.evaluate.arguments for s in statements], targets, holds))
-        hoisted = _invariant_temporaries(statements, invariant)
+        hoisted, reads = _invariant_temporaries(statements, invariant)
         lines = [f"{name} = __scope.get({name!r})" for name in names]
         namespace = {"__where": torch.where, "__assign": _assign, "__memory": {}, "__numbers": _numbers,
                      "__limit": self.MEMORY}
-        body = []
+        hoisted_lines, body = [], []
         for k, statement in enumerate(statements):
             namespace[f"__f{k}"] = statement.evaluate.function
             target, value = statement.target, f"__f{k}({', '.join(statement.evaluate.arguments)})"
             value = f"__assign({target}, {value if statement.op == '=' else f'{target} {statement.op[0]} {value}'})"
             line = f"{target} = " + (f"__where(not_refractory, {value}, {target})" if target in held else value)
-            (hoisted.setdefault("lines", []) if target in hoisted["targets"] else body).append(line)
-        if hoisted["targets"]:
-            key, values = ", ".join(hoisted["reads"]) + ",", ", ".join(hoisted["targets"]) + ","
+            (hoisted_lines if target in hoisted else body).append(line)
+        if hoisted:
+            key, values = ", ".join(reads) + ",", ", ".join(hoisted) + ","
             lines += [f"__key = ({key})", "__values = __memory.get(__key) if __numbers(__key) else None",
-                      "if __values is None:", *(f"    {line}" for line in hoisted["lines"]),
+                      "if __values is None:", *(f"    {line}" for line in hoisted_lines),
                       f"    __values = ({values})", "    if __numbers(__key):",
                       "        if len(__memory) >= __limit:", "            __memory.clear()",
                       "        __memory[__key] = __values", f"({values}) = __values"]
@@ -242,8 +242,8 @@ class Program:
 
 
 def _invariant_temporaries(statements, invariant):
-    """{"targets": the temporaries (`_name = ...`, assigned once) computed from `invariant` names and such
-    temporaries alone, "reads": the invariant names they read}, in order."""
+    """(the temporaries (`_name = ...`, assigned once) computed from `invariant` names and such temporaries alone,
+    in order; the invariant names they read, sorted)."""
     assigned = [s.target for s in statements]
     invariant = set(invariant) - set(assigned)
     targets, reads, read_before = [], set(), set()
@@ -255,7 +255,7 @@ def _invariant_temporaries(statements, invariant):
             targets.append(statement.target)
             reads.update(name for name in arguments if name not in targets)
         read_before.update(arguments)
-    return {"targets": targets, "reads": sorted(reads)}
+    return targets, sorted(reads)
 
 
 def _numbers(values):

@@ -42,9 +42,9 @@ class PopulationStep:
         block = lambda block: compile_block(block.text, where, table)
         self.variables = code.variables  # variable -> 'float', 'integer' or 'boolean'
         self.conditional, self.shared = code.conditional, code.shared
-        invariant = {*code.constants, "dt", "N"}  # fixed during a run
+        self.invariant = {*code.constants, "dt", "N"}  # what code reads that is fixed during a run
         program = lambda block: Program(compile_block(block.text, where, table, self.conditional), self.conditional,
-                                        where, invariant)  # its writes to variables held while refractory are held
+                                        where, self.invariant)  # its writes to variables held while refractory are held
         self.links = population.links  # linked variable -> (population, variable) it reads
         self.update_key = (code.update.order, code.update.name)  # its place in the 'groups' slot
         self.update = program(code.update)
@@ -172,8 +172,7 @@ class PopulationStep:
         if "lastspike" in state:
             state["lastspike"] = torch.where(condition, t, state["lastspike"])
             state["not_refractory"] = state["not_refractory"] & ~condition
-        scaled = margin / self.margin_scale if margin.requires_grad else margin  # the surrogate's gradient alone
-        return self.surrogate(condition, scaled), margin                        # reads the scale
+        return self.surrogate(condition, margin, self.margin_scale), margin
 
     def set_margin_scale(self, state, t, dt):
         """The surrogate's unit of margin: how far the reset puts a neuron from its threshold (mean over the
@@ -221,7 +220,7 @@ class OperationStep:
                           population.population.model.parameters)
         where = f"Operation {self.name!r}"
         self.statements = Program(compile_block(code.block.text, where, table), population.conditional, where,
-                                  {*population.constants, *code.constants, "dt", "N"})
+                                  population.invariant | set(code.constants))
         self.constants = code.constants
         check_resolved(self.statements, population.provided | set(self.constants), where)
 

@@ -24,10 +24,11 @@ class Surrogate:
     def __init__(self, derivative):
         self.derivative = derivative
 
-    def __call__(self, condition, margin):
+    def __call__(self, condition, margin, scale=1.0):
+        """`scale`: the unit of margin the derivative reads (margin / scale); only a gradient needs it."""
         if not margin.requires_grad:
             return condition.to(margin.dtype)
-        return _Spike.apply(condition, margin, self.derivative)
+        return _Spike.apply(condition, margin / scale, self.derivative)
 
 
 def superspike_derivative(margin, slope=25.0):
