@@ -60,6 +60,16 @@ def test_functions_divisions_and_powers_are_computed_as_numpy_computes_them(text
     assert [evaluate({"x": float(value)}) for value in scalars] == [float(by_numpy(value)) for value in scalars]
 
 
+def test_a_number_divided_by_zero_is_inf_or_nan_as_in_numpy():
+    """Brian2's exact solution of two equal time constants divides by their difference: numpy gives nan (and
+    warns), which the run shows, where Python's division would raise."""
+    evaluate, _ = compile_expression("a / (tau - taui)", "test", functions(torch.float64))
+    with pytest.warns(RuntimeWarning):
+        assert evaluate({"a": 1.0, "tau": 0.01, "taui": 0.01}) == math.inf
+        assert math.isnan(evaluate({"a": 0.0, "tau": 0.01, "taui": 0.01}))
+    assert evaluate({"a": 1.0, "tau": 0.02, "taui": 0.01}) == 100.0
+
+
 UPDATE = "_v = v*exp(a*int(not_refractory)) + b*int(not_refractory)\nv = _v"
 
 

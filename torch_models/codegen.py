@@ -345,9 +345,12 @@ def _as_numpy(torch_fn, numpy_fn, scalar_fn=None):
 
 
 def _divide(a, b):
-    """a / b; a number divided by a tensor as a tensor division (torch multiplies by the reciprocal then)."""
+    """a / b; a number divided by a tensor as a tensor division (torch multiplies by the reciprocal then); a number
+    by zero as numpy divides (inf or nan with a warning, where Python raises), as Brian2's numpy target does."""
     if isinstance(b, torch.Tensor) and not isinstance(a, torch.Tensor):
         a = torch.as_tensor(a, dtype=b.dtype, device=b.device)
+    elif not isinstance(b, torch.Tensor) and b == 0:
+        return (np.float64(a) / np.float64(b)).item()
     return a / b
 
 
