@@ -57,7 +57,7 @@ def worst_error(values):
 
 def spikebridge_rows(spec, steps):
     module = torch_models.compile(spec.simulation, "stepwise", dtype="float64", learn=spec.learn, starts=spec.starts)
-    optimizer = torch.optim.Adam(module.learning.parameters(), lr=spec.lr)
+    optimizer = torch.optim.Adam(module.learning.parameters(), lr=spec.stages[0].lr)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, steps)
     per_step = module.learning.n_starts * 5 * module.n_steps * module.dt
     rows, best, started = [], (np.inf, None), time.perf_counter()

@@ -10,7 +10,6 @@ disagrees with the slope, gradient descent walks away from the truth. Writes a C
     python bench/spike_gradient_bias.py --out bench/results/spike_gradient_bias [--key neuron.gL]
 """
 import argparse
-import dataclasses
 import json
 from pathlib import Path
 
@@ -47,7 +46,7 @@ def scan(folder, key, tau):
     per_unit = float(np.asarray(parse_quantity(f"1*{unit}", key))) / module.learning.scales[key]
     table = {f"{key} ({unit})": values}
     for how in fit_losses.SPIKE_GRADIENTS:
-        loss = fit_losses.run_losses(recorded, dataclasses.replace(spec, spike_gradient=how), len(values))
+        loss = fit_losses.run_losses(recorded, spec, len(values), how)
         (gradient,) = torch.autograd.grad(loss.sum(), raw, retain_graph=True)
         table["loss"] = loss.detach().numpy()
         table[f"gradient ({how})"] = gradient.reshape(-1).numpy() * per_unit

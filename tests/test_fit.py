@@ -73,6 +73,32 @@ def test_a_fit_interrupted_and_resumed_ends_with_the_same_numbers(tmp_path, monk
     assert len(whole["loss"]["curve"]) == 12
 
 
+def test_a_later_stage_starts_from_the_best_values_seen_and_resumes_to_the_same_numbers(tmp_path, monkeypatch):
+    """Two stages (the first overshooting, lr 0.5 constant; the second through the existence surrogate): the
+    second stage's first loss is the first stage's lowest of each start, not its last; interrupted in the second
+    stage and resumed, the fit ends as the whole run does."""
+    stages = [{"lr": 0.5, "steps": 6, "schedule": "constant"}, {"lr": 0.05, "steps": 5, "spike_gradient": "existence"}]
+    path = fit_file(tmp_path, optimizer=stages, checkpoint_every=4)
+    whole = fit.run(path, tmp_path / "whole")
+    curve = np.array(whole["loss"]["curve"])
+    assert len(curve) == 11 and np.array_equal(curve[6], curve[:6].min(axis=0))
+    assert np.any(curve[5] > curve[:6].min(axis=0))
+    calls, step = [0], torch.optim.Adam.step
+
+    def interrupted(self, *args, **kwargs):
+        calls[0] += 1
+        if calls[0] == 9:
+            raise KeyboardInterrupt
+        return step(self, *args, **kwargs)
+
+    monkeypatch.setattr(torch.optim.Adam, "step", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        fit.run(path, tmp_path / "parts")
+    monkeypatch.setattr(torch.optim.Adam, "step", step)
+    resumed = fit.run(path, tmp_path / "parts", resume=True)
+    assert resumed["learned"] == whole["learned"] and resumed["loss"]["curve"] == whole["loss"]["curve"]
+
+
 def test_each_start_ends_at_the_values_of_its_lowest_loss_seen(tmp_path):
     """A learning rate that overshoots (0.5, constant): the losses go up and down; each start ends at its lowest
     loss seen (re-run from the values kept: the same loss, exactly), or lower after the last step."""
@@ -187,6 +213,10 @@ GUARDS = {
                                r"fit.json: loss.spike_gradient: 'surrogate'; allowed: \('timing', 'existence'\)"),
     "recompute_every not a count": ({"optimizer": {"recompute_every": 0}},
                                     r"fit.json: optimizer.recompute_every: 0; give an integer >= 1"),
+    "no stages": ({"optimizer": []}, r"fit.json: optimizer: \[\]; give a mapping or a non-empty list of mappings"),
+    "a stage's unknown spike gradient": ({"optimizer": [{}, {"spike_gradient": "both"}]},
+                                         r"fit.json: optimizer\[1\].spike_gradient: 'both'; allowed"),
+    "a stage's unknown field": ({"optimizer": [{"rate": 0.1}]}, r"fit.json: optimizer\[0\]: .*keys among"),
 }
 
 

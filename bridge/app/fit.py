@@ -18,9 +18,12 @@ FIT.json (paths relative to it; quantities as strings such as "10*ms"):
               with its threshold crossing (torch_models.surrogate.crossing_times), not whether it happens;
               "spike_gradient": "existence" gives instead the gradient of whether each step spikes (the
               spikes' surrogate: it can add and remove spikes, and points away from the truth in some models)
-  optimizer   optional {"lr": 0.02, "steps": 200, "schedule": "cosine" | "constant", "recompute_every": k} (Adam;
-              recompute_every: the backward pass recomputes stretches of k steps instead of keeping every step's
-              tensors, for runs whose backward pass would not fit in memory otherwise)
+  optimizer   optional {"lr": 0.02, "steps": 200, "schedule": "cosine" | "constant", "recompute_every": k,
+              "spike_gradient": ...} (Adam; recompute_every: the backward pass recomputes stretches of k steps instead
+              of keeping every step's tensors, for runs whose backward pass would not fit in memory otherwise;
+              spike_gradient: this stage's, default loss.spike_gradient); or a list of them, stages run one after
+              another, each from the best values seen so far with a fresh Adam and schedule (coarse to fine:
+              "existence" adds and removes spikes, then "timing" moves them)
   stop        optional {"loss_below": number}: ends when the best start's loss falls below it
   seed        optional, 0; checkpoint_every optional, 20 (steps)
 
@@ -65,14 +68,21 @@ class Fit:
     traces: dict           # record key -> weight
     spikes: dict           # population -> weight
     van_rossum_tau: float
-    spike_gradient: str
-    lr: float
-    steps: int
-    schedule: str
-    recompute_every: object  # steps, or None
+    stages: tuple          # Stage, run one after another
     loss_below: float
     seed: int
     checkpoint_every: int
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One stage of a fit: Adam's learning rate and steps, its schedule, the backward pass's recomputed stretches
+    (steps, or None) and the spike gradient."""
+    lr: float
+    steps: int
+    schedule: str
+    recompute_every: object
+    spike_gradient: str
 
 
 @dataclass(frozen=True)
@@ -101,9 +111,8 @@ def _read(path, text):
                                          f"target and optionally {', '.join(FIELDS[3:])}")
     simulation = _model(path.parent / str(text["model"]))
     items = learned(simulation, text["learn"])
-    optimizer, stop, loss = (_mapping(text, name, keys) for name, keys in (
-        ("optimizer", {"lr", "steps", "schedule", "recompute_every"}), ("stop", {"loss_below"}),
-        ("loss", {"traces", "spikes", "van_rossum_tau", "spike_gradient"})))
+    stop, loss = (_mapping(text, name, keys) for name, keys in (
+        ("stop", {"loss_below"}), ("loss", {"traces", "spikes", "van_rossum_tau", "spike_gradient"})))
     target = _target(path.parent, text["target"], simulation, items)
     traces = _weights(loss.get("traces", dict.fromkeys(target.traces, 1.0)), target.traces, "loss.traces")
     thresholds = {p.name for p in simulation.network.populations if p.model.threshold}
@@ -111,19 +120,32 @@ def _read(path, text):
                       "loss.spikes")
     if not traces and not spikes:
         raise DescriptionError("loss", "nothing to compare: give traces or spikes of the target")
-    schedule, spike_gradient = optimizer.get("schedule", "cosine"), loss.get("spike_gradient", "timing")
-    if schedule not in SCHEDULES:
-        raise DescriptionError("optimizer.schedule", f"{schedule!r}; allowed: {SCHEDULES}")
-    if spike_gradient not in SPIKE_GRADIENTS:
-        raise DescriptionError("loss.spike_gradient", f"{spike_gradient!r}; allowed: {SPIKE_GRADIENTS}")
+    spike_gradient = _choice(loss.get("spike_gradient", "timing"), SPIKE_GRADIENTS, "loss.spike_gradient")
+    optimizer = text.get("optimizer", {})
+    stages = [("optimizer", optimizer)] if isinstance(optimizer, dict) else \
+        [(f"optimizer[{k}]", stage) for k, stage in enumerate(optimizer)] if isinstance(optimizer, list) else []
+    if not stages:
+        raise DescriptionError("optimizer", f"{optimizer!r}; give a mapping or a non-empty list of mappings")
     return Fit(path, text, simulation, text["learn"], start_values(items, text.get("starts")), target, traces, spikes,
-               time_value(loss.get("van_rossum_tau", "10*ms"), "loss.van_rossum_tau", positive=True), spike_gradient,
-               _number(optimizer.get("lr", 0.02), "optimizer.lr", positive=True),
-               _count(optimizer.get("steps", 200), "optimizer.steps"), schedule,
-               _count(optimizer["recompute_every"], "optimizer.recompute_every") if "recompute_every" in optimizer
-               else None,
+               time_value(loss.get("van_rossum_tau", "10*ms"), "loss.van_rossum_tau", positive=True),
+               tuple(_stage(where, stage, spike_gradient) for where, stage in stages),
                _number(stop.get("loss_below", 0.0), "stop.loss_below"), _count(text.get("seed", 0), "seed", least=0),
                _count(text.get("checkpoint_every", 20), "checkpoint_every"))
+
+
+def _stage(where, stage, spike_gradient):
+    stage = _mapping({where: stage}, where, {"lr", "steps", "schedule", "recompute_every", "spike_gradient"})
+    return Stage(_number(stage.get("lr", 0.02), f"{where}.lr", positive=True),
+                 _count(stage.get("steps", 200), f"{where}.steps"),
+                 _choice(stage.get("schedule", "cosine"), SCHEDULES, f"{where}.schedule"),
+                 _count(stage["recompute_every"], f"{where}.recompute_every") if "recompute_every" in stage else None,
+                 _choice(stage.get("spike_gradient", spike_gradient), SPIKE_GRADIENTS, f"{where}.spike_gradient"))
+
+
+def _choice(value, allowed, where):
+    if value not in allowed:
+        raise DescriptionError(where, f"{value!r}; allowed: {allowed}")
+    return value
 
 
 def _model(path):
@@ -220,33 +242,17 @@ def run(path, out, resume=False):
     torch.manual_seed(fit.seed)
     keys = list(fit.traces)
     module = torch_models.compile(fit.simulation, "stepwise", dtype="float64", learn=fit.learn, starts=fit.starts)
-    optimizer = torch.optim.Adam(module.learning.parameters(), lr=fit.lr)
-    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, fit.steps) if fit.schedule == "cosine" else \
-        torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
     start_values = module.learning.numpy_values()
     history = []  # the loss of every start at every step
     best = {"loss": torch.full((module.learning.n_starts,), torch.inf, dtype=torch.float64),
             **{name: raw.detach().clone() for name, raw in module.learning.raw.items()}}
-    state = {"learning": module.learning, "optimizer": optimizer, "schedule": schedule, "history": history,
-             "best": best}
     checkpoints = Checkpoints(out / "checkpoints", fit.text, resume, every=fit.checkpoint_every)
-    for _ in checkpoints.steps("fit", fit.steps, state, desc="fit", unit="step", mininterval=1,
-                               postfix=lambda: {"loss": min(history[-1])} if history else {}):
-        if history and min(history[-1]) <= fit.loss_below:
-            break
-        recorded = module(record=keys, recompute_every=fit.recompute_every)
-        loss = run_losses(recorded, fit, module.learning.n_starts)
-        _keep_best(best, loss.detach(), module.learning)
-        optimizer.zero_grad()
-        loss.sum().backward()
-        optimizer.step()
-        schedule.step()
-        history.append(loss.detach().tolist())
+    for number, stage in enumerate(fit.stages, 1):
+        _run_stage(stage, f"stage {number} of {len(fit.stages)}", module, fit, keys, checkpoints, history, best)
     with torch.no_grad():  # the values after the last step, then each start's best seen
         recorded = module(record=keys)
         _keep_best(best, run_losses(recorded, fit, module.learning.n_starts), module.learning)
-        for name, raw in module.learning.raw.items():
-            raw.copy_(best[name])
+        _restore_best(best, module.learning)
         recorded = module(record=keys)
         final = run_losses(recorded, fit, module.learning.n_starts)
     chosen = int(torch.argmin(final))
@@ -273,6 +279,31 @@ def run(path, out, resume=False):
     return results
 
 
+def _run_stage(stage, name, module, fit, keys, checkpoints, history, best):
+    """One stage of the fit (Stage), from the best values seen so far (after the first), appending each step's
+    losses to `history` and keeping `best` (_keep_best)."""
+    if history:
+        _restore_best(best, module.learning)
+    optimizer = torch.optim.Adam(module.learning.parameters(), lr=stage.lr)
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, stage.steps) if stage.schedule == "cosine" \
+        else torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
+    state = {"learning": module.learning, "optimizer": optimizer, "schedule": schedule, "history": history,
+             "best": best}
+    for _ in checkpoints.steps(name, stage.steps, state, desc=f"fit, {name}" if len(fit.stages) > 1 else "fit",
+                               unit="step", mininterval=1,
+                               postfix=lambda: {"loss": min(history[-1])} if history else {}):
+        if history and min(history[-1]) <= fit.loss_below:
+            break
+        recorded = module(record=keys, recompute_every=stage.recompute_every)
+        loss = run_losses(recorded, fit, module.learning.n_starts, stage.spike_gradient)
+        _keep_best(best, loss.detach(), module.learning)
+        optimizer.zero_grad()
+        loss.sum().backward()
+        optimizer.step()
+        schedule.step()
+        history.append(loss.detach().tolist())
+
+
 def _keep_best(best, loss, learning):
     """Each start's raw values where its `loss` (starts,) is its lowest so far: best {"loss": (starts,), raw
     parameter name: (starts, elements)}."""
@@ -280,6 +311,13 @@ def _keep_best(best, loss, learning):
     best["loss"] = torch.where(improved, loss, best["loss"])
     for name, raw in learning.raw.items():
         best[name] = torch.where(improved[:, None], raw.detach(), best[name])
+
+
+def _restore_best(best, learning):
+    """Each start's raw values back to those of its lowest loss seen."""
+    with torch.no_grad():
+        for name, raw in learning.raw.items():
+            raw.copy_(best[name])
 
 
 def _described(module, values):

@@ -41,22 +41,19 @@ def losses(traces, spikes, target, fit, batch):
     return total
 
 
-def run_losses(run, fit, batch):
-    """`losses` of a torch run (TorchRun), its spikes as FIT.json's loss.spike_gradient says: as times that
-    move with their threshold crossings ("timing"), or as the raster ("existence", the surrogate's gradient)."""
+def run_losses(run, fit, batch, spike_gradient="timing"):
+    """`losses` of a torch run (TorchRun), its spikes as times that move with their threshold crossings
+    (`spike_gradient` "timing"), or as the raster ("existence", the surrogate's gradient)."""
     from torch_models.surrogate import crossing_times
     spikes = {population: crossing_times(run.spikes[population], run.margins[population], run.dt)
-              if fit.spike_gradient == "timing" else run.spikes[population] for population in fit.spikes}
+              if spike_gradient == "timing" else run.spikes[population] for population in fit.spikes}
     return losses(run.traces, spikes, fit.target, fit, batch)
 
 
 def record_loss(record, fit, keys):
-    """The loss of one run's record (Brian2's or torch's), computed as the training computes it (spikes as times
-    or as a raster, loss.spike_gradient)."""
+    """The loss of one run's record (Brian2's or torch's), its spikes as times."""
     traces = {key: torch.as_tensor(np.asarray(record.traces[key]))[None] for key in keys}
-    spikes = {name: spike_times(record, name) if fit.spike_gradient == "timing" else
-              _raster(*record.spikes[name], record.n_steps, fit.simulation.network.width(name))[None]
-              for name in fit.spikes}
+    spikes = {name: spike_times(record, name) for name in fit.spikes}
     return float(losses(traces, spikes, fit.target, fit, 1)[0])
 
 
