@@ -81,7 +81,7 @@ def test_a_later_stage_starts_from_the_best_values_seen_and_resumes_to_the_same_
     path = fit_file(tmp_path, optimizer=stages, checkpoint_every=4)
     whole = fit.run(path, tmp_path / "whole")
     curve = np.array(whole["loss"]["curve"])
-    assert len(curve) == 11 and np.array_equal(curve[6], curve[:6].min(axis=0))
+    assert len(curve) == 11 and whole["stage_starts"] == [6] and np.array_equal(curve[6], curve[:6].min(axis=0))
     assert np.any(curve[5] > curve[:6].min(axis=0))
     calls, step = [0], torch.optim.Adam.step
 

@@ -247,7 +247,10 @@ def run(path, out, resume=False):
     best = {"loss": torch.full((module.learning.n_starts,), torch.inf, dtype=torch.float64),
             **{name: raw.detach().clone() for name, raw in module.learning.raw.items()}}
     checkpoints = Checkpoints(out / "checkpoints", fit.text, resume, every=fit.checkpoint_every)
+    stage_starts = []  # the step at which each stage after the first started
     for number, stage in enumerate(fit.stages, 1):
+        if number > 1:
+            stage_starts.append(len(history))
         _run_stage(stage, f"stage {number} of {len(fit.stages)}", module, fit, keys, checkpoints, history, best)
     with torch.no_grad():  # the values after the last step, then each start's best seen
         recorded = module(record=keys)
@@ -260,7 +263,8 @@ def run(path, out, resume=False):
     files.write_text(out / "fitted.json", fitted.to_json(indent=1))
     brian_record = _brian_run(fitted, keys)
     results = {"fit": str(fit.path), "starts": module.learning.n_starts, "best_start": chosen,
-               "steps_run": len(history), "learned": _described(module, module.learned_values(chosen)),
+               "steps_run": len(history), "stage_starts": stage_starts,
+               "learned": _described(module, module.learned_values(chosen)),
                "started_at": _described(module, start_values),
                "loss": {"first": history[0] if history else None, "final": final.tolist(), "curve": history},
                "validation": _validation(fit, module, brian_record, recorded.record(chosen), keys),
@@ -272,7 +276,7 @@ def run(path, out, resume=False):
                                      for key, true in fit.target.values.items()}
     results.update(seconds=time.perf_counter() - started, versions=files.versions())
     with files.atomic(out / "loss.png") as temporary:
-        loss_figure(history, temporary, title=fit.path.stem)
+        loss_figure(history, temporary, title=fit.path.stem, stage_starts=stage_starts)
     with files.atomic(out / "fit.png") as temporary:
         fit_figure(fit.target, brian_record, keys, list(fit.spikes), temporary, title=fit.path.stem)
     files.write_json(out / "results.json", results)

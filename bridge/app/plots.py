@@ -86,12 +86,14 @@ def sweep_figure(table, paths, names, path, paired=False):
     plt.close(fig)
 
 
-def loss_figure(history, path, title=""):
-    """The loss of every start at every step of a fit (log scale)."""
+def loss_figure(history, path, title="", stage_starts=()):
+    """The loss of every start at every step of a fit (log scale); a dashed line where each later stage starts."""
     fig, ax = plt.subplots(figsize=(6, 3.5))
     curves = np.asarray(history, dtype=float).reshape(len(history), -1)
     for start in range(curves.shape[1]):
         ax.semilogy(curves[:, start], lw=1, label=f"start {start}" if curves.shape[1] > 1 else None)
+    for step in stage_starts:
+        ax.axvline(step, color="0.5", ls="--", lw=0.8)
     ax.set_xlabel("step")
     ax.set_ylabel("loss")
     if curves.shape[1] > 1 and curves.shape[1] <= 10:
