@@ -266,34 +266,13 @@ def crosscheck(model, out, **options):
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **options)
 
 
-def interruptible():
-    """SIGINT at its default in the child, even when the suite runs as a background job (which ignores it)."""
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-
-
-def test_ctrl_c_stops_a_crosscheck_with_exit_130_and_no_report(tmp_path):
-    out = tmp_path / "out"
-    (out).mkdir()
-    (out / "report.json").write_text("{}")  # an earlier run's
-    process = crosscheck("lif", out, preexec_fn=interruptible)  # 1 s of simulated time: running when interrupted
-    while not (out / "simulation.json").exists():
-        assert process.poll() is None, process.communicate()
-        time.sleep(0.05)
-    time.sleep(1.0)
-    process.send_signal(signal.SIGINT)
-    _, stderr = process.communicate(timeout=60)
-    assert process.returncode == 130 and "interrupted" in stderr and "Traceback" not in stderr, stderr
-    assert not (out / "report.json").exists()
-
-
-@pytest.mark.slow
-def test_a_background_job_that_ignores_sigint_keeps_running(tmp_path):
-    """SIGINT reaches the job while its torch run is under way (its progress bar has appeared; Brian2's handler,
-    installed at import, is in place), and the job goes on to its report."""
-    model = tmp_path / "model.json"
+def crosscheck_under_way(folder, **options):
+    """A crosscheck of lif_euler for 1 s, in `folder`/out, once its torch run is under way (its progress bar has
+    appeared): (the process, the list its stderr is read into, character by character, by the thread returned
+    third, until it ends)."""
+    model = folder / "model.json"
     model.write_text(json.dumps({**base(), "run": {**base()["run"], "duration": "1000*ms"}}))
-    process = crosscheck(model, tmp_path / "out", preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
-    stderr = []
+    process, stderr = crosscheck(model, folder / "out", **options), []
     reader = threading.Thread(target=lambda: stderr.extend(iter(lambda: process.stderr.read(1), "")), daemon=True)
     reader.start()
     deadline = time.time() + 120
@@ -301,6 +280,34 @@ def test_a_background_job_that_ignores_sigint_keeps_running(tmp_path):
         assert process.poll() is None and time.time() < deadline, "".join(stderr)
         time.sleep(0.01)
     assert process.poll() is None, "the run ended before the signal"
+    return process, stderr, reader
+
+
+def interruptible():
+    """SIGINT at its default in the child, even when the suite runs as a background job (which ignores it)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def test_ctrl_c_stops_a_crosscheck_with_exit_130_and_no_report(tmp_path):
+    """SIGINT while the torch run is under way: exit 130, one line, no traceback, no report (an earlier run's
+    removed)."""
+    out = tmp_path / "out"
+    (out).mkdir()
+    (out / "report.json").write_text("{}")  # an earlier run's
+    process, stderr, reader = crosscheck_under_way(tmp_path, preexec_fn=interruptible)
+    process.send_signal(signal.SIGINT)
+    assert process.wait(timeout=60) == 130, "".join(stderr)
+    reader.join(timeout=10)
+    assert "interrupted" in "".join(stderr) and "Traceback" not in "".join(stderr), "".join(stderr)
+    assert not (out / "report.json").exists()
+
+
+@pytest.mark.slow
+def test_a_background_job_that_ignores_sigint_keeps_running(tmp_path):
+    """SIGINT reaches the job while its torch run is under way (its progress bar has appeared; Brian2's handler,
+    installed at import, is in place), and the job goes on to its report."""
+    process, stderr, reader = crosscheck_under_way(tmp_path,
+                                                   preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
     process.send_signal(signal.SIGINT)
     assert process.wait(timeout=120) == 0, "".join(stderr)
     reader.join(timeout=10)
