@@ -70,6 +70,23 @@ def test_a_number_divided_by_zero_is_inf_or_nan_as_in_numpy():
     assert evaluate({"a": 1.0, "tau": 0.02, "taui": 0.01}) == 100.0
 
 
+@pytest.mark.parametrize("k", [-2, 0, 1, 50, 2.5])
+def test_the_refractoriness_test_without_truncation_equals_brian2s_timestep(k):
+    """`timestep(x, dt) >= k` compiled without the truncation (for whole k) is Brian2's int64((x + 1e-3 dt)/dt)
+    >= k, by numpy, for x around every boundary and on both sides of 0, as tensors and as numbers."""
+    dt = 1e-4
+    boundaries = [np.arange(-60, 60) * dt - 1e-3 * dt]  # and a few ulps around them: some give whole y
+    for direction in (np.inf, np.inf, np.inf, -np.inf):
+        boundaries.append(np.nextafter(boundaries[-1] if direction > 0 else boundaries[0], direction))
+    x = np.concatenate(boundaries + [np.random.default_rng(2).uniform(-6e-3, 6e-3, 2000)])
+    y = (x + 1e-3 * dt) / dt
+    assert np.sum(y == np.round(y)) > 100
+    by_brian2 = y.astype(np.int64) >= k
+    evaluate, _ = compile_expression("timestep(x, dt) >= k", "test", functions(torch.float64))
+    assert np.array_equal(evaluate({"x": torch.as_tensor(x), "dt": dt, "k": k}).numpy(), by_brian2)
+    assert [evaluate({"x": float(value), "dt": dt, "k": k}) for value in x[:240]] == by_brian2[:240].tolist()
+
+
 UPDATE = "_v = v*exp(a*int(not_refractory)) + b*int(not_refractory)\nv = _v"
 
 

@@ -59,6 +59,19 @@ class _NumpyArithmetic(ast.NodeTransformer):
         return ast.Call(ast.Name(function, ast.Load()), [node.left, node.right], []) if function else node
 
 
+class _StepsSince(ast.NodeTransformer):
+    """`timestep(x, dt) >= k` (Brian2's refractoriness test) becomes `__timestep_at_least(x, dt, k)`: the same
+    truth, without the truncation where k is a whole number (_timestep_at_least)."""
+
+    def visit_Compare(self, node):
+        self.generic_visit(node)
+        left = node.left
+        if (len(node.ops) == 1 and isinstance(node.ops[0], ast.GtE) and isinstance(left, ast.Call)
+                and isinstance(left.func, ast.Name) and left.func.id == "timestep" and len(left.args) == 2):
+            return ast.Call(ast.Name("__timestep_at_least", ast.Load()), [*left.args, node.comparators[0]], [])
+        return node
+
+
 class _SharedSubexpressions(ast.NodeTransformer):
     """Computes once what an expression computes more than once (Brian2's exact integration repeats e.g.
     `exp(_lio_7 * int(not_refractory))`): each repeated operation becomes an assignment to a temporary, in the
@@ -144,7 +157,7 @@ def compile_expression(text, where, function_table, awake=False):
         if isinstance(node, ast.Name) and node.id not in known:
             names.add(node.id)
     ordered = sorted(names)
-    tree = ast.fix_missing_locations(_NumpyArithmetic().visit(tree))
+    tree = ast.fix_missing_locations(_NumpyArithmetic().visit(_StepsSince().visit(tree)))
     shared = _SharedSubexpressions(tree.body)
     result = shared.visit(tree.body)
     arguments = ast.arguments(posonlyargs=[], args=[ast.arg(name) for name in ordered], kwonlyargs=[],
@@ -360,6 +373,16 @@ def _timestep(x, dt):
     return torch.trunc(value) if isinstance(value, torch.Tensor) else int(value)
 
 
+def _timestep_at_least(x, dt, k):
+    """timestep(x, dt) >= k. For a whole number k the truncation is not needed: with y = (x + 1e-3*dt)/dt,
+    trunc(y) >= k exactly when y >= k for k >= 1 (y < k: trunc(y) <= max(y, 0) < k), and when y > k - 1 for
+    k <= 0 (trunc rounds towards 0)."""
+    if isinstance(k, torch.Tensor) or not float(k).is_integer():
+        return _timestep(x, dt) >= k
+    value = (x + 1e-3 * dt) / dt
+    return value >= k if k >= 1 else value > k - 1
+
+
 def _clip(x, low, high):
     """Brian2's clip(x, low, high) = min(max(x, low), high), numbers and tensors in any place."""
     like = next((value for value in (x, low, high) if isinstance(value, torch.Tensor)), None)
@@ -386,7 +409,7 @@ _MATH.update({name: _elementwise(getattr(torch, name), getattr(math, name)) for 
 _MATH.update(abs=_elementwise(torch.abs, abs), timestep=_timestep, clip=_clip, exprel=_exprel,
              sign=_elementwise(torch.sign, lambda x: float((x > 0) - (x < 0))),
              arcsin=_as_numpy(torch.asin, np.arcsin), arccos=_as_numpy(torch.acos, np.arccos),
-             arctan=_as_numpy(torch.atan, np.arctan), __divide=_divide,
+             arctan=_as_numpy(torch.atan, np.arctan), __divide=_divide, __timestep_at_least=_timestep_at_least,
              __power=_as_numpy(torch.pow, np.power, operator.pow))
 class TimedArrayFunction:
     """Brian2's TimedArray as a function of t (values (steps,)) or of t and i (values (steps, n)): the row
