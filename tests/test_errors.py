@@ -9,6 +9,7 @@ import sys
 import threading
 import time
 import warnings
+import weakref
 from pathlib import Path
 
 import pytest
@@ -16,7 +17,7 @@ import torch
 
 from bridge import library
 
-from bridge.app import files
+from bridge.app import files, interrupts
 from bridge.app.cli import main
 from bridge.description import SpikeTrains, from_json
 from bridge.errors import DescriptionError
@@ -264,6 +265,40 @@ def test_half_precision_is_refused_not_run_under_another_label():
 def crosscheck(model, out, **options):
     return subprocess.Popen([sys.executable, "-m", "bridge.app.cli", "crosscheck", str(model), "--out", str(out)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **options)
+
+
+def lose_an_interrupt():
+    """A KeyboardInterrupt raised inside a weakref callback (where a Ctrl-C lands when the garbage collector runs
+    Brian2's): Python reports it to sys.unraisablehook and goes on."""
+    class Thing:
+        pass
+
+    def interrupt(_):
+        raise KeyboardInterrupt
+
+    thing = Thing()
+    reference = weakref.ref(thing, interrupt)
+    del thing
+    return reference
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+def test_a_ctrl_c_lost_in_a_garbage_collector_callback_stops_the_next_result_written(tmp_path):
+    """Remembered (as every command runs), the lost interrupt is raised by the next result written, which is not
+    written, and only once; not remembered, writes go on."""
+    result = tmp_path / "result.json"
+    with interrupts.remembered():
+        lose_an_interrupt()
+        with pytest.raises(KeyboardInterrupt):
+            files.write_text(result, "{}")
+        assert not result.exists() and not list(tmp_path.iterdir())
+        files.write_text(result, "{}")
+        assert result.read_text() == "{}"
+    with interrupts.remembered():
+        pass
+    lose_an_interrupt()
+    files.write_text(result, "[]")
+    assert result.read_text() == "[]"
 
 
 def crosscheck_under_way(folder, **options):

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from bridge import library
 
-from bridge.app import files
+from bridge.app import files, interrupts
 from bridge.errors import DescriptionError
 
 DEFAULT_DT = "0.1*ms"
@@ -305,7 +305,8 @@ def main(argv=None):
     experiment.set_defaults(func=run_experiment)
     args = parser.parse_args(argv)
     try:
-        return args.func(args)
+        with interrupts.remembered():
+            return args.func(args)
     except (DescriptionError, KeyError, ValueError, FileNotFoundError) as err:
         print("error: " + " ".join(str(err).splitlines()), file=sys.stderr)
         return 2

@@ -8,15 +8,19 @@ import os
 import warnings
 from pathlib import Path
 
+from bridge.app.interrupts import raise_if_lost
+
 
 @contextlib.contextmanager
 def atomic(path):
-    """A temporary path beside `path`, renamed to `path` when the block completes; removed if it fails."""
+    """A temporary path beside `path`, renamed to `path` when the block completes; removed if it fails, or if a
+    Ctrl-C was lost meanwhile (bridge/app/interrupts.py: KeyboardInterrupt then)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(f".{path.stem}.tmp{path.suffix}")  # the suffix kept: writers read the format from it
     try:
         yield temporary
+        raise_if_lost()  # a Ctrl-C Python lost stops the run before its result is written
         os.replace(temporary, path)
     finally:
         temporary.unlink(missing_ok=True)

@@ -32,7 +32,6 @@ import itertools
 import json
 import os
 import signal
-import sys
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, fields, is_dataclass
@@ -43,7 +42,7 @@ from tqdm import tqdm
 
 from bridge import library
 
-from bridge.app import files
+from bridge.app import files, interrupts
 from bridge.app.compare import spike_statistics
 from bridge.fields import check_integer
 from bridge.errors import DescriptionError
@@ -329,7 +328,7 @@ def run(sweep, out, scheduler="local", workers=None, resume=False, progress=True
             except DescriptionError as err:  # a value the description refuses: this run fails, the sweep goes on
                 _write_result(out, run_id, {"run": run_id, **values, "error": _error_text(err)})
     needs = {"paired": ("brian2", "torch"), "brian2": ("brian2",), "torch": ("torch",)}[sweep.run]
-    with _interruptible() as interrupted, _executor(scheduler, workers) as executor:
+    with _interruptible(), _executor(scheduler, workers) as executor:
         covers = {}  # task -> (backend, run ids)
         if "torch" in needs:
             for args, run_ids in _torch_batches(todo, sweep.dtype, sweep.batch):
@@ -341,8 +340,7 @@ def run(sweep, out, scheduler="local", workers=None, resume=False, progress=True
         records = {run_id: {} for run_id in runs}
         bar = tqdm(total=len(runs), desc="sweep", unit="run", disable=not progress)
         for task, result, error in executor.completed(list(covers)):
-            if interrupted:
-                raise KeyboardInterrupt
+            interrupts.raise_if_lost()
             backend, run_ids = covers[task]
             for index, run_id in enumerate(run_ids):
                 if run_id not in records:  # already failed through its other backend
@@ -358,30 +356,21 @@ def run(sweep, out, scheduler="local", workers=None, resume=False, progress=True
 
 @contextlib.contextmanager
 def _interruptible():
-    """SIGINT raises KeyboardInterrupt, and is remembered (the list it yields) so that the sweep raises it again
-    between tasks if Python lost it (raised inside a garbage collector's callback, it is ignored). Replaces
-    Brian2's handler, which would stop a Brian2 run early and let it return, for the sweep's duration."""
-    requested = []
-
+    """SIGINT raises KeyboardInterrupt, and one that Python lost (raised inside a garbage collector's callback)
+    is remembered (bridge/app/interrupts.py) for the sweep to raise again between tasks. Replaces Brian2's
+    handler, which would stop a Brian2 run early and let it return, for the sweep's duration."""
     def interrupt(signum, frame):
-        requested.append(signum)
         raise KeyboardInterrupt
 
-    if threading.current_thread() is not threading.main_thread():  # only the main thread receives signals
-        yield requested
-        return
-
-    def lost(unraisable):  # not reported: raised again between tasks
-        if not issubclass(unraisable.exc_type, KeyboardInterrupt):
-            previous_hook(unraisable)
-
-    previous, previous_hook = signal.signal(signal.SIGINT, interrupt), sys.unraisablehook
-    sys.unraisablehook = lost
-    try:
-        yield requested
-    finally:
-        signal.signal(signal.SIGINT, previous)
-        sys.unraisablehook = previous_hook
+    with interrupts.remembered():
+        if threading.current_thread() is not threading.main_thread():  # only the main thread receives signals
+            yield
+            return
+        previous = signal.signal(signal.SIGINT, interrupt)
+        try:
+            yield
+        finally:
+            signal.signal(signal.SIGINT, previous)
 
 
 def _claim(out, sweep, resume):
