@@ -48,6 +48,24 @@ def test_a_tiny_fit_finds_the_hidden_values_and_is_identical_in_brian2(tmp_path,
     assert all((tmp_path / "out" / name).stat().st_size > 0 for name in ("fit.png", "loss.png", "fitted_brian2.py"))
 
 
+def interrupted_and_resumed(path, out, step_number, monkeypatch):
+    """The results of the fit `path` into `out`, interrupted (Ctrl-C) at Adam's `step_number`-th step, then
+    resumed."""
+    calls, step = [0], torch.optim.Adam.step
+
+    def interrupted(self, *args, **kwargs):
+        calls[0] += 1
+        if calls[0] == step_number:
+            raise KeyboardInterrupt
+        return step(self, *args, **kwargs)
+
+    monkeypatch.setattr(torch.optim.Adam, "step", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        fit.run(path, out)
+    monkeypatch.setattr(torch.optim.Adam, "step", step)
+    return fit.run(path, out, resume=True)
+
+
 def test_a_fit_interrupted_and_resumed_ends_with_the_same_numbers(tmp_path, monkeypatch):
     """The fit, interrupted at its 8th step and resumed, ends as the whole run does; both recompute stretches of
     30 steps in their backward passes, and learn what keeping every step's tensors learns (1e-12)."""
@@ -56,19 +74,7 @@ def test_a_fit_interrupted_and_resumed_ends_with_the_same_numbers(tmp_path, monk
     whole = fit.run(path, tmp_path / "whole")
     for key, learned in kept["learned"].items():
         assert whole["learned"][key]["values"] == pytest.approx(learned["values"], rel=1e-12)
-    calls, step = [0], torch.optim.Adam.step
-
-    def interrupted(self, *args, **kwargs):
-        calls[0] += 1
-        if calls[0] == 8:
-            raise KeyboardInterrupt
-        return step(self, *args, **kwargs)
-
-    monkeypatch.setattr(torch.optim.Adam, "step", interrupted)
-    with pytest.raises(KeyboardInterrupt):
-        fit.run(path, tmp_path / "parts")
-    monkeypatch.setattr(torch.optim.Adam, "step", step)
-    resumed = fit.run(path, tmp_path / "parts", resume=True)
+    resumed = interrupted_and_resumed(path, tmp_path / "parts", 8, monkeypatch)
     assert resumed["learned"] == whole["learned"] and resumed["loss"]["curve"] == whole["loss"]["curve"]
     assert len(whole["loss"]["curve"]) == 12
 
@@ -83,19 +89,7 @@ def test_a_later_stage_starts_from_the_best_values_seen_and_resumes_to_the_same_
     curve = np.array(whole["loss"]["curve"])
     assert len(curve) == 11 and whole["stage_starts"] == [6] and np.array_equal(curve[6], curve[:6].min(axis=0))
     assert np.any(curve[5] > curve[:6].min(axis=0))
-    calls, step = [0], torch.optim.Adam.step
-
-    def interrupted(self, *args, **kwargs):
-        calls[0] += 1
-        if calls[0] == 9:
-            raise KeyboardInterrupt
-        return step(self, *args, **kwargs)
-
-    monkeypatch.setattr(torch.optim.Adam, "step", interrupted)
-    with pytest.raises(KeyboardInterrupt):
-        fit.run(path, tmp_path / "parts")
-    monkeypatch.setattr(torch.optim.Adam, "step", step)
-    resumed = fit.run(path, tmp_path / "parts", resume=True)
+    resumed = interrupted_and_resumed(path, tmp_path / "parts", 9, monkeypatch)
     assert resumed["learned"] == whole["learned"] and resumed["loss"]["curve"] == whole["loss"]["curve"]
 
 
