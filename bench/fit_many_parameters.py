@@ -16,27 +16,18 @@ a PNG (loss against wall time and against neuron-seconds) and summary.json.
     python bench/fit_many_parameters.py --out bench/results/fit_many_parameters [--seconds 300] [--samples 30]
 """
 import argparse
-import json
 import time
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
+import torch
 
-for _name, _value in {"NaN": np.nan, "Inf": np.inf, "int": int, "float": float, "object": object}.items():
-    if not hasattr(np, _name):  # numpy 2 removed these aliases; nevergrad 0.3 uses them
-        setattr(np, _name, _value)
-
-import matplotlib  # noqa: E402
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import pandas as pd  # noqa: E402
-import torch  # noqa: E402
-
-import torch_models  # noqa: E402
-from bridge.app import files, fit, fit_losses  # noqa: E402
-from bridge.learn import learned  # noqa: E402
-from experiments import fit_network  # noqa: E402
+from fit_vs_modelfitting import write_comparison  # bench/, beside this script; it restores nevergrad's numpy aliases
+import torch_models
+from bridge.app import fit, fit_losses
+from bridge.learn import learned
+from experiments import fit_network
 
 DELAY_RANGE = (1e-3, 5e-3)  # s: the teacher's delays were drawn within it
 WEIGHT_FACTORS = (0.5, 1.5)  # times the script's weights: the teacher's were drawn within it
@@ -109,25 +100,8 @@ def main():
     out = Path(args.out)
     fit_network.write_files(out, quick=False, seed=0)
     table = pd.DataFrame(gradient_rows(out) + evolution_rows(out, args.seconds, args.samples))
-    with files.atomic(out / "fit_many_parameters.csv") as temporary:
-        table.to_csv(temporary, index=False)
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8), sharey=True)
-    for method, group in table.groupby("method", sort=False):
-        for ax, column in zip(axes, ("seconds", "neuron_seconds")):
-            ax.semilogy(group[column], group["best_loss"], marker=".", ms=3, label=method)
-    axes[0].set_xlabel("wall time (s)")
-    axes[1].set_xlabel("neuron-seconds simulated (forward)")
-    axes[0].set_ylabel("best spike distance to the teacher")
-    axes[0].legend(fontsize=8)
-    fig.suptitle("fit-network: 1236 weights and delays")
-    fig.tight_layout()
-    with files.atomic(out / "fit_many_parameters.png") as temporary:
-        fig.savefig(temporary, dpi=110, format="png")
-    final = table.groupby("method", sort=False).last()
-    print(final.to_string())
-    files.write_json(out / "summary.json", {"final": json.loads(final.reset_index().to_json(orient="records")),
-                                            "first_loss": float(table["best_loss"].iloc[0]),
-                                            "versions": files.versions()})
+    write_comparison(table, out, "fit_many_parameters", "best_loss", "best spike distance to the teacher",
+                     "fit-network: 1236 weights and delays", first_loss=float(table["best_loss"].iloc[0]))
 
 
 if __name__ == "__main__":

@@ -120,24 +120,32 @@ def main():
     out = Path(args.out)
     simulation, spec = problem(out / "problem")
     rows = modelfitting_rows(simulation, spec, args.rounds, args.samples) + spikebridge_rows(spec, args.steps)
-    table = pd.DataFrame(rows)
-    with files.atomic(out / "fit_vs_modelfitting.csv") as temporary:
+    write_comparison(pd.DataFrame(rows), out, "fit_vs_modelfitting", "worst_relative_error",
+                     "largest relative error of gl, g_na, g_kd")
+
+
+def write_comparison(table, out, name, value, label, title="", **summary):
+    """A side-by-side table of rows (method, iteration, seconds, neuron_seconds, `value`): OUT/NAME.csv, OUT/NAME.png
+    (`value` against wall time and against neuron-seconds, log scale) and OUT/summary.json (each method's last
+    row, and `summary`); the last rows printed."""
+    with files.atomic(out / f"{name}.csv") as temporary:
         table.to_csv(temporary, index=False)
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.8), sharey=True)
     for method, group in table.groupby("method", sort=False):
         for ax, column in zip(axes, ("seconds", "neuron_seconds")):
-            ax.semilogy(group[column], group["worst_relative_error"], marker=".", label=method)
+            ax.semilogy(group[column], group[value], marker=".", ms=3, label=method)
     axes[0].set_xlabel("wall time (s)")
     axes[1].set_xlabel("neuron-seconds simulated (forward)")
-    axes[0].set_ylabel("largest relative error of gl, g_na, g_kd")
+    axes[0].set_ylabel(label)
     axes[0].legend(fontsize=8)
+    fig.suptitle(title)
     fig.tight_layout()
-    with files.atomic(out / "fit_vs_modelfitting.png") as temporary:
+    with files.atomic(out / f"{name}.png") as temporary:
         fig.savefig(temporary, dpi=110, format="png")
     final = table.groupby("method", sort=False).last()
     print(final.to_string())
     files.write_json(out / "summary.json", {"final": json.loads(final.reset_index().to_json(orient="records")),
-                                            "versions": files.versions()})
+                                            **summary, "versions": files.versions()})
 
 
 if __name__ == "__main__":
