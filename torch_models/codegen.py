@@ -367,9 +367,14 @@ def _divide(a, b):
     return a / b
 
 
+def _steps(x, dt):
+    """(x + 1e-3*dt)/dt: the number of steps Brian2's timestep truncates."""
+    return (x + 1e-3 * dt) / dt
+
+
 def _timestep(x, dt):
     """Brian2's timestep(x, dt) = int64((x + 1e-3*dt)/dt)."""
-    value = (x + 1e-3 * dt) / dt
+    value = _steps(x, dt)
     return torch.trunc(value) if isinstance(value, torch.Tensor) else int(value)
 
 
@@ -379,7 +384,7 @@ def _timestep_at_least(x, dt, k):
     k <= 0 (trunc rounds towards 0)."""
     if isinstance(k, torch.Tensor) or not float(k).is_integer():
         return _timestep(x, dt) >= k
-    value = (x + 1e-3 * dt) / dt
+    value = _steps(x, dt)
     return value >= k if k >= 1 else value > k - 1
 
 
