@@ -6,6 +6,12 @@ alone (building, and for cpp_standalone compiling, listed apart). Networks are B
 `spikebridge import` (bridge.app.brian2_scripts.from_brian2), so both backends run the same description.
 
     python bench/simulate.py --networks cuba --sizes 1000 4000 --duration 0.2 --out bench/results/simulate
+
+Per-step costs of torch at a given thread count, without the threshold margins, best of several runs after a
+warm-up (e.g. batch 1 against batch 32, issue 31 target 4):
+
+    python bench/simulate.py --networks cuba --sizes 4000 --duration 0.05 --backends torch --dtypes float32 \
+        --batches 1 32 --threads 1 --repeats 3 --no-margins [--compare-with /tmp/head]
 """
 import argparse
 import json
@@ -99,13 +105,17 @@ def simulation(network, size, duration):
         return from_brian2(path)
 
 
-def run_torch(plan, dtype, batch, compiled, device):
+def run_torch(plan, dtype, batch, compiled, device, threads=0, repeats=1, margins=True):
     """`compiled`: each population's state update through torch.compile; its compilation (a first run) is listed
-    with building. On a GPU, the time waits for the device's work to end."""
+    with building. `threads`: torch's CPU threads (0: its default); `repeats` > 1: a warm-up run, then the best of
+    that many; `margins`: whether the run keeps the threshold margins. On a GPU, the time waits for the device's
+    work to end."""
     import torch
     import torch_models
     from step_floor import synchronize  # bench/, beside this script
 
+    if threads:
+        torch.set_num_threads(threads)
     start = time.perf_counter()
     options = {"compile": True} if compiled else {}  # none for --compare-with an older checkout
     module = torch_models.compile(plan, "stepwise", dtype=dtype, device=device, **options)
@@ -114,16 +124,21 @@ def run_torch(plan, dtype, batch, compiled, device):
         population = next(iter(plan.populations.values()))
         name, value = next(iter(population.constants.items()))
         variants = {f"{population.name}.{name}": value * torch.linspace(0.9, 1.1, batch, device=device)}
+    run = lambda: module(batch_size=batch, variants=variants, **({} if margins else {"margins": False}))
     with torch.no_grad():
-        if compiled:
-            module(batch_size=batch, variants=variants)
+        if compiled or repeats > 1:
+            run()
         synchronize(device)
         built = time.perf_counter()
-        result = module(batch_size=batch, variants=variants)
-        synchronize(device)
-        finished = time.perf_counter()
+        times = []
+        for _ in range(repeats):
+            started = time.perf_counter()
+            result = run()
+            synchronize(device)
+            times.append(time.perf_counter() - started)
     spikes = int(sum(s.sum() for s in result.spikes.values()))
-    return {"build_s": built - start, "run_s": finished - built, "spikes": spikes / batch}
+    return {"build_s": built - start, "run_s": min(times), "spikes": spikes / batch,
+            "us_per_step": min(times) / plan.n_steps * 1e6}
 
 
 def run_brian(plan, target):
@@ -148,14 +163,14 @@ def run_brian(plan, target):
     return {"build_s": built - start + (total - run_s), "run_s": run_s, "spikes": spikes}
 
 
-def child(network, size, backend, dtype, batch, duration, device):
+def child(network, size, backend, dtype, batch, duration, device, threads, repeats, margins):
     from bridge.plan import lower
 
     plan = lower(simulation(network, size, duration))
     n_synapses = sum(len(p.i) for p in plan.projections.values())
     on_torch = backend.startswith("torch")
-    result = run_torch(plan, dtype, batch, backend == "torch-compiled", device) if on_torch else \
-        run_brian(plan, backend)
+    result = run_torch(plan, dtype, batch, backend == "torch-compiled", device, threads, repeats, margins) \
+        if on_torch else run_brian(plan, backend)
     print("RESULT " + json.dumps({"network": network, "size": size, "backend": backend, "dtype": dtype,
                                   "batch": batch, "duration_s": duration, "synapses": n_synapses,
                                   "device": device if on_torch else "cpu", **result}))
@@ -164,7 +179,7 @@ def child(network, size, backend, dtype, batch, duration, device):
 def measure(args, network, size, backend, dtype, batch, code=None):
     """One configuration in its own process; `code`: another checkout whose packages it imports."""
     command = ["/usr/bin/time", "-v", sys.executable, __file__, "--child", network, str(size), backend, dtype,
-               str(batch), str(args.duration), args.device]
+               str(batch), str(args.duration), args.device, str(args.threads), str(args.repeats), str(args.margins)]
     env = {**os.environ, "PYTHONUNBUFFERED": "1", **({"PYTHONPATH": str(Path(code).resolve())} if code else {})}
     done = subprocess.run(command, capture_output=True, text=True, env=env)
     lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
@@ -191,12 +206,18 @@ def main():
                         "a clone of an earlier commit), side by side")
     parser.add_argument("--device", default="cpu", help="torch's device (cuda on a GPU machine); Brian2 runs on "
                                                           "the CPU")
+    parser.add_argument("--threads", type=int, default=0, help="torch's CPU threads (default: torch's own)")
+    parser.add_argument("--repeats", type=int, default=1, help="torch: more than 1: a warm-up run, then the best "
+                                                              "of that many")
+    parser.add_argument("--no-margins", dest="margins", action="store_false", help="torch runs keep no threshold "
+                                                                                   "margins")
     parser.add_argument("--out", default="bench/results/simulate")
-    parser.add_argument("--child", nargs=7, help=argparse.SUPPRESS)
+    parser.add_argument("--child", nargs=10, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        network, size, backend, dtype, batch, duration, device = args.child
-        return child(network, int(size), backend, dtype, int(batch), float(duration), device)
+        network, size, backend, dtype, batch, duration, device, threads, repeats, margins = args.child
+        return child(network, int(size), backend, dtype, int(batch), float(duration), device, int(threads),
+                     int(repeats), margins == "True")
     rows = []
     for network in args.networks:
         for size in args.sizes:
