@@ -629,9 +629,7 @@ class RunSettings:
         set_field(self, "record", tuple(self.record))
         set_field(self, "events", tuple(self.events))
         for key in self.record:
-            if not isinstance(key, str) or not record_parts(key)[0]:
-                raise DescriptionError(f"RunSettings.record[{key!r}]", "expected 'owner.variable', optionally "
-                                       "followed by a selection '[0, 5, 10:20]' and a period 'every 1*ms'")
+            check_record_key(key, "RunSettings.record")
         time_value(self.duration, "RunSettings.duration", positive=True)
         check_dtype(self.dtype, "RunSettings.dtype")
         check_integer(self.noise_seed, "RunSettings.noise_seed", 0)
@@ -670,9 +668,9 @@ class RunSettings:
         """The first step of each run segment."""
         return tuple(np.cumsum((0,) + self.segment_lengths[:-1]).tolist())
 
-    def recording(self, key, width):
+    def recording(self, key, width, where="RunSettings.record"):
         """The Recording a record key asks for, of an owner with `width` elements."""
-        where = f"RunSettings.record[{key!r}]"
+        where = f"{where}[{key!r}]"
         owner, variable, selection, period = record_parts(key)
         try:
             indices = selected_indices(selection, width) if selection else None
@@ -698,15 +696,8 @@ class Simulation:
             i, j = (None, None) if proj.dense else proj.synapses(net.width(proj.source), net.width(proj.target))
             for pathway in proj.synapse.pathways():
                 self.run.timing.delay_rule(proj).steps(proj.initial_delays(populations, pathway, i, j))
-        projections = {p.name: p for p in net.projections}
         for key in self.run.record:
-            owner, var = record_key(key)
-            where = f"RunSettings.record[{key!r}]"
-            if owner in projections:
-                checks.check_recordable_synaptic(projections[owner], var, where)
-            else:
-                checks.check_recordable(net._population(owner, f"{where} (a population or projection)"), var, where)
-            self.run.recording(key, net.width(owner))
+            self.recording(key)
         for key in self.run.events:
             population = net._population(record_key(key)[0], f"RunSettings.events[{key!r}]")
             if record_key(key)[1] not in population.model.events:
@@ -732,8 +723,26 @@ class Simulation:
     def dt(self):
         return self.run.timing.dt_seconds
 
+    def recording(self, key, where="RunSettings.record"):
+        """The Recording of a record key, refused unless the network has what it names and can record it."""
+        check_record_key(key, where)
+        owner, var = record_key(key)
+        net, named = self.network, f"{where}[{key!r}]"
+        projections = {p.name: p for p in net.projections}
+        if owner in projections:
+            checks.check_recordable_synaptic(projections[owner], var, named)
+        else:
+            checks.check_recordable(net._population(owner, f"{named} (a population or projection)"), var, named)
+        return self.run.recording(key, net.width(owner), where)
+
     def to_json(self, **kwargs):
         return to_json(self, **kwargs)
+
+
+def check_record_key(key, where):
+    if not isinstance(key, str) or not record_parts(key)[0]:
+        raise DescriptionError(f"{where}[{key!r}]", "expected 'owner.variable', optionally followed by a selection "
+                                                    "'[0, 5, 10:20]' and a period 'every 1*ms'")
 
 
 def check_dtype(dtype, where):

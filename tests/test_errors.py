@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 import torch
 
+import torch_models
 from bridge import library
 
 from bridge.app import files, interrupts
@@ -260,6 +261,19 @@ def test_nan_in_a_report_is_written_as_null_with_a_warning(tmp_path):
 def test_half_precision_is_refused_not_run_under_another_label():
     with pytest.raises(DescriptionError, match=r"dtype: 'float16'; allowed: \['float64', 'float32'\]"):
         paired_run(library.scenario("lif_euler"), dtype="float16")
+
+
+@pytest.mark.parametrize("record, message", [
+    (["lif_euler"], r"record\['lif_euler'\]: expected 'owner.variable'"),
+    ({"lif_euler": ["v"]}, r"record\['lif_euler'\]: expected 'owner.variable'"),
+    (["lif_euler.w"], r"record\['lif_euler.w'\]: unknown variable 'w'; population 'lif_euler' has \['I', 'v'\]"),
+    (["lif.v"], r"record\['lif.v'\] \(a population or projection\): unknown name 'lif'"),
+    (["lif_euler.v[20]"], r"record\['lif_euler.v\[20\]'\]: index 20 is out of range 0 .. 19")])
+def test_a_module_s_record_keys_are_checked_as_the_description_s(record, message):
+    module = torch_models.compile(library.scenario("lif_euler"))
+    with pytest.raises(DescriptionError, match="^" + message):
+        module(record=record)
+    assert module(record=["lif_euler.v[19]"]).traces["lif_euler.v[19]"].shape == (1, module.n_steps, 1)
 
 
 def crosscheck(model, out, **options):

@@ -20,7 +20,6 @@ from bridge.description import check_dtype
 from bridge.errors import DescriptionError
 from bridge.learn import learnable_form, learned
 from bridge.memory import refuse_beyond, system_available_bytes
-from bridge.names import record_key
 from bridge.plan import lower
 from bridge.record import Record
 
@@ -110,7 +109,7 @@ class SimulationModule(nn.Module):
         """{record key: Recording} to record: the description's, or those of the keys `record`."""
         if record is None:
             return self.plan.records
-        return {key: self.plan.simulation.run.recording(key, self.plan.width(record_key(key)[0])) for key in record}
+        return {key: self.plan.simulation.recording(key, "record") for key in record}
 
     def parameter(self, projection, variable):
         """A synaptic variable's nn.Parameter: one value per synapse (row-major (source, target) when dense)."""
