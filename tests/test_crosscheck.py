@@ -39,7 +39,9 @@ def test_library_model_identical_on_numpy(name, paired):
     assert sum(map(brian_record.count, brian_record.spikes)) >= (300 if name in POISSON_DRIVEN else 30)
     for pop in brian_record.spikes:
         assert brian_record.spike_set(pop) == torch_record.spike_set(pop)
-        assert report.van_rossum[pop] < 1e-6  # Elephant's: the square root of sums that cancel to rounding
+        # Elephant's distance: the square root of sums that cancel to rounding (2^-19 for 8192 spikes of 64 neurons
+        # on one CPU); one spike one step away adds 0.14 / n to the mean over n neurons
+        assert report.van_rossum[pop] < 1e-5
     assert report.identical and report.first_divergence is None
     for key, trace in brian_record.traces.items():
         scale = np.abs(trace).max()
