@@ -23,7 +23,6 @@ from dataclasses import dataclass
 
 import brian2
 import numpy as np
-from brian2.utils.stringtools import word_substitute
 
 from bridge import abstract_code, memory
 from bridge.brian_parse import brian_arrays, brian_namespace
@@ -56,7 +55,7 @@ class PopulationPlan:
     constants: dict        # parameter -> SI float
     arrays: dict           # TimedArray parameter -> (values, dt), with the white noise drawn for the run
     initial: dict          # variable -> (n,) SI floats, for the variables given
-    equations: str         # the model's equations, white noise xi replaced by the drawn values
+    noise: dict            # white noise xi of the equations -> the TimedArray of its draws (bridge/program.py)
     threshold: str         # its threshold and reset, rand() / randn() replaced by the drawn values
     reset: str
     links: dict            # linked variable -> (population, variable) it reads
@@ -222,32 +221,26 @@ def _population(population, index, run, n_steps):
     initial = {var: population.initial_array(var) for var in population.initial}
     model, where, dt = population.model, f"Population {population.name!r}.model", run.timing.dt_seconds
     _refuse_random_calls(where, model.equations, *model.events.values(), *model.run_on_event.values())
-    equations, noise = white_noise(population, index, run, n_steps)
-    drawn_arrays = {name: (values, dt) for name, values in noise.items()}
+    noise = white_noise(population, index, run, n_steps)
+    drawn_arrays = {name: (values, dt) for name, values in noise.values()}
     rng, rows = np.random.default_rng([run.noise_seed, 2, index]), (n_steps, population.n)
     threshold, reset = (drawn(code, f"drawn_{part}", rng, rows, dt, drawn_arrays)
                         for part, code in (("threshold", model.threshold), ("reset", model.reset)))
     quantities.update(brian_arrays(drawn_arrays))
     return PopulationPlan(population.name, population.n, model, quantities, si_constants(quantities),
-                          {**arrays, **drawn_arrays}, initial, equations, threshold, reset,
+                          {**arrays, **drawn_arrays}, initial, {xi: name for xi, (name, _) in noise.items()},
+                          threshold, reset,
                           {variable: record_key(link) for variable, link in population.links.items()})
 
 
 def white_noise(population, index, run, n_steps):
-    """(equations, {name: (n_steps, n) draws}): each white noise `xi...` of the equations replaced by standard
-    normal values drawn once per run (numpy's default_rng([noise_seed, population index])), one per step and
-    neuron, divided by sqrt(dt): forward Euler then adds g*sqrt(dt)*N(0, 1) per step, as Brian2's does."""
-    model = population.model
-    stochastic = sorted(brian2.Equations(model.equations).stochastic_variables)
-    if not stochastic:
-        return model.equations, {}
-    if model.method != "euler":
-        raise DescriptionError(f"Population {population.name!r}.model.method", f"{model.method!r} with white noise "
-                               f"{stochastic}; the noise both backends share is integrated with 'euler' only")
+    """{xi: (name, (n_steps, n) draws)}: each white noise `xi...` of the equations as standard normal values drawn
+    once per run (numpy's default_rng([noise_seed, population index])), one per step and neuron, a TimedArray
+    `name` that the state updater reads where Brian2's calls randn() (program.drawn_noise): `xi = dt**.5 *
+    randn()`, the Wiener increment of any of Brian2's stochastic methods (euler, heun, milstein)."""
+    stochastic = sorted(brian2.Equations(population.model.equations).stochastic_variables)
     rng = np.random.default_rng([run.noise_seed, index])
-    noise = {f"drawn_{xi}": rng.standard_normal((n_steps, population.n)) for xi in stochastic}  # not xi_...: noise
-    equations = word_substitute(model.equations, {xi: f"(drawn_{xi}(t, i)/sqrt(dt))" for xi in stochastic})
-    return equations, noise
+    return {xi: (f"drawn_{xi}", rng.standard_normal((n_steps, population.n))) for xi in stochastic}  # not xi_...
 
 
 RANDOM_CALL = re.compile(r"\b(randn|rand)\(\)")

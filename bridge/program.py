@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import brian2
 import numpy as np
-from brian2 import SpikeGeneratorGroup, TimedArray
+from brian2 import SpikeGeneratorGroup, StateUpdateMethod, TimedArray
 from brian2.utils.stringtools import word_substitute
 
 from bridge import brian_parse
@@ -148,17 +148,33 @@ def _namespace(code, values, parameters):
     return code.value(written)
 
 
+def drawn_noise(method, tables):
+    """Brian2's state updater `method` (a name) with the white noise drawn in advance: each noise variable's
+    `xi = dt**.5 * randn()` of its code reads the standard normal of the TimedArray tables[xi] (t, i) instead."""
+    def integrate(equations, variables=None, method_options=None):
+        code = StateUpdateMethod.apply_stateupdater(equations, variables, method)
+        lines = [line.replace("randn()", f"{tables[line.split('=')[0].strip()]}(t, i)") if "randn()" in line
+                 else line for line in code.splitlines()]
+        return "\n".join(lines)
+    integrate.__name__ = f"{method} (white noise drawn in advance)"
+    return integrate
+
+
 def _population(code, population, plan, native):
     model, native_noise = population.model, "noise" in native
     lowered = model if native_noise else population
     namespace = brian_parse.brian_namespace(model.parameters) if native_noise else population.namespace
+    method = repr(model.method)
+    if population.noise and not native_noise:
+        code.helper(drawn_noise)
+        method = f"drawn_noise({method}, {code.value(population.noise)})"
     refractory = brian_parse.refractory(model.refractory)
     refractory = code.value(refractory, model.refractory if isinstance(refractory, brian2.Quantity) else None)
     events = f", events={code.value(dict(model.events))}" if model.events else ""
-    code.add(f"{population.name} = NeuronGroup({population.n}, {code.value(lowered.equations)}, "
+    code.add(f"{population.name} = NeuronGroup({population.n}, {code.value(model.equations)}, "
              f"threshold={code.value(lowered.threshold or None)}, "
              f"reset={code.value(lowered.reset if model.threshold else None)}, refractory={refractory}, "
-             f"method={model.method!r}, namespace={_namespace(code, namespace, model.parameters)}, "
+             f"method={method}, namespace={_namespace(code, namespace, model.parameters)}, "
              f"name={population.name!r}{events}, dt=dt)", creates=population.name)
     for event, statements in model.run_on_event.items():
         code.add(f"{population.name}.run_on_event({event!r}, {code.value(statements)})")

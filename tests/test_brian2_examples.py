@@ -16,7 +16,6 @@ from bridge.app.compare import TRACE_RTOL, compare_statistics, spike_statistics
 from bridge.app.paired import independent_noise_run
 from bridge.record import Record
 from torch_models import run as run_torch
-from bridge.errors import DescriptionError
 from bridge.description import (NeuronModel, Network, PoissonInput, PoissonTrains, Population, Projection, RunSettings,
                                 Simulation, SynapseModel)
 from bridge.plan import lower
@@ -264,11 +263,37 @@ def test_the_stochastic_class_allows_a_difference_small_samples_cannot_resolve(s
     assert report.passed == passes
 
 
-def test_white_noise_under_another_method_is_refused():
-    model = NeuronModel("dv/dt = -v/(10*ms) + xi*(10*ms)**-0.5 : 1", method="heun")
-    simulation = Simulation(Network((Population("cells", model, 2),)), RunSettings("1*ms"))
-    with pytest.raises(DescriptionError, match=r"Population 'cells'.model.method: 'heun' with white noise \['xi'\]"):
-        lower(simulation)
+def _stratonovich_milstein(x, f, g, dW, dt):
+    """Brian2's derivative-free Milstein step (Stratonovich: no -dt in the correction)."""
+    support = x + dt * f(x) + np.sqrt(dt) * g(x)
+    return x + dt * f(x) + g(x) * dW + (g(support) - g(x)) * dW ** 2 / (2 * np.sqrt(dt))
+
+
+def _heun(x, f, g, dW, dt):
+    """Brian2's stochastic Heun step."""
+    return x + dt * f(x) + 0.5 * dW * (g(x) + g(x + g(x) * dW))
+
+
+@pytest.mark.parametrize("method, by_hand", [("milstein", _stratonovich_milstein), ("heun", _heun)])
+def test_multiplicative_white_noise_is_drawn_once_for_both_backends_under_any_method(method, by_hand, paired):
+    """Geometric Brownian motion (Brian2's stochastic_odes example): the increments dW = sqrt(dt) N(0, 1) drawn
+    by spikebridge, N(0, 1) from default_rng([noise_seed, population index]), integrated by Brian2's own formulas
+    in both backends."""
+    model = NeuronModel("dX/dt = mu*X + sigma*X*xi : 1", parameters={"mu": "0.5/second", "sigma": "2/second**0.5"},
+                        method=method)
+    simulation = Simulation(Network((Population("g", model, 3, initial={"X": "1"}),)),
+                            RunSettings("20*ms", record=("g.X",)))
+    brian_record, torch_record, report = paired(simulation)
+    assert report.identical
+    X, dt = brian_record.traces["g.X"], simulation.dt
+    np.testing.assert_array_equal(torch_record.traces["g.X"], X)
+    draws = np.random.default_rng([simulation.run.noise_seed, 0]).standard_normal((200, 3))
+    x, expected = np.ones(3), [np.ones(3)]
+    for k in range(199):
+        x = by_hand(x, lambda x: 0.5 * x, lambda x: 2.0 * x, np.sqrt(dt) * draws[k], dt)
+        expected.append(x)
+    assert np.abs(X - 1).max() > 0.1  # the noise moves X
+    np.testing.assert_allclose(X, expected, rtol=1e-12)
 
 
 @pytest.mark.slow
