@@ -60,7 +60,8 @@ class NeuronCode:
 
 @dataclass(frozen=True)
 class SynapseCode:
-    locations: dict          # name -> (owner, variable in it), owner 'synapse', 'source' or 'target'
+    locations: dict          # name -> (owner, variable in it), owner 'synapse', 'source' or 'target'; a linked
+    #                          variable: ('linked', (population, variable))
     pathways: dict           # pathway name -> Block (on_pre order -1, on_post +1)
     update: object           # Block of the clock-driven equations ('groups' slot), or None
     summed: dict             # (side, neuron variable) -> Block computing `_synaptic_var` ('groups' slot)
@@ -166,11 +167,15 @@ def _synapse_code(proj, syn):
             locations[name] = ("target", name_in(var, syn.target))
         elif index in ("_idx", "0") and getattr(var.owner, "name", None) == syn.name:  # "0": a shared variable,
             locations[name] = ("synapse", name)  # held by torch for every synapse
+        elif name in syn.equations and "linked" in syn.equations[name].flags:  # synapse k reads neuron k of a
+            locations[name] = ("linked", (var.owner.name, name_in(var, var.owner)))  # population, or its one
     event_driven = syn.event_driven
     unset = {*syn.equations.diff_eq_names, *(event_driven.diff_eq_names if event_driven else ()),
              *(["lastupdate"] if "lastupdate" in syn.variables else [])}
+    linked = {name for name, (kind, _) in locations.items() if kind == "linked"}
     return SynapseCode(locations, pathways, update, summed, tuple(sorted(unset - set(proj.values))),
-                       frozenset(syn.equations.parameter_names), constants(proj.constants, names - set(locations)))
+                       frozenset(syn.equations.parameter_names) - linked,
+                       constants(proj.constants, names - set(locations)))
 
 
 def name_in(variable, group):

@@ -131,10 +131,19 @@ def variable_dims(model):
     return {name: eqs[name].dim for name in eqs.names}
 
 
-def linked_variables(model):
-    """The variables a neuron model declares (linked)."""
-    eqs = brian_parse.equations(model.equations)
+def linked_variables(equations):
+    """The variables equations (a neuron or synapse model's) declare (linked)."""
+    eqs = brian_parse.equations(equations)
     return {name for name in eqs.names if "linked" in eqs[name].flags}
+
+
+def check_links(links, equations, given, where):
+    """`links` give each variable `equations` declare (linked) one "population.variable" and `given` (initial
+    values) none of them."""
+    linked = linked_variables(equations)
+    if set(links) != linked or set(given) & linked:
+        raise DescriptionError(where, f"{sorted(links)}; the model declares {sorted(linked)} (linked): give each one "
+                                      "link and no value")
 
 
 def settable_dims(equations):
@@ -185,7 +194,7 @@ def check_current(current, population):
 def check_projection(proj, source, target):
     """Synaptic code checked by Brian2 against the real source and target models."""
     syn_eqs = brian_parse.equations(proj.synapse.model)
-    declared = set(syn_eqs.parameter_names)
+    declared = set(syn_eqs.parameter_names) - linked_variables(proj.synapse.model)
     where = f"Projection {proj.name!r}.values"
     unknown = set(proj.values) - declared - set(syn_eqs.diff_eq_names)  # differential equations: initial values
     if unknown:
@@ -229,7 +238,7 @@ def _check_projection(proj, source, target):
     try:
         syn = brian_parse.synapses(proj.synapse, pre, post, "checked_synapses")
         syn.connect(i=0, j=0)
-        brian_parse.run_checks([pre, post, syn])
+        brian_parse.run_checks([pre, post, syn, *brian_parse.link_to_stand_ins(syn)])
     except BrianObjectException as err:
         part = _field_of(err, (("synapses_pre", "on_pre"), ("synapses_post", "on_post"), ("", "model")))
         raise DescriptionError(f"{where}.{part}", _brian_message(err)) from None

@@ -134,10 +134,7 @@ class Population:
         check_name(self.name, "Population.name")
         check_integer(self.n, f"Population {self.name!r}.n", 1)
         set_field(self, "initial", {k: frozen(v) for k, v in self.initial.items()})
-        linked = checks.linked_variables(self.model)
-        if set(self.links) != linked or set(self.initial) & linked:
-            raise DescriptionError(f"Population {self.name!r}.links", f"{sorted(self.links)}; the model declares "
-                                   f"{sorted(linked)} (linked): give each one link and no initial value")
+        checks.check_links(self.links, self.model.equations, self.initial, f"Population {self.name!r}.links")
         for var, value in self.initial.items():
             where = f"Population {self.name!r}.initial[{var!r}]"
             if isinstance(value, str):
@@ -331,9 +328,11 @@ class Projection:
     delay_mode: str = "static"
     delay_variable: str = ""
     delay_overflow: str = "error"
+    links: dict = field(default_factory=dict)
 
     def __post_init__(self):
         check_name(self.name, "Projection.name")
+        checks.check_links(self.links, self.synapse.model, self.values, f"Projection {self.name!r}.links")
         # a sparse projection's (i, j) as int64 arrays, converted once; the fields hold them as tuples
         set_field(self, "index_arrays", tuple(_whole_numbers(getattr(self, attr), f"Projection {self.name!r}.{attr}")
                                               for attr in ("i", "j")))
@@ -461,9 +460,13 @@ class Network:
         for current in self.currents:
             checks.check_current(current, self._population(current.target, f"CurrentInjection {current.name!r}.target"))
         for population in self.populations:
-            self._check_links(population)
+            self._check_links(population, "Population", checks.variable_dims(population.model), population.n)
         for proj in self.projections:
             self._check_projection(proj)
+            if proj.links:
+                dims = brian_parse.equations(proj.synapse.model)
+                self._check_links(proj, "Projection", {name: dims[name].dim for name in proj.links},
+                                  self.width(proj.name))
         for poisson in self.poisson_inputs:
             poisson.check(self._population(poisson.target, f"PoissonInput {poisson.name!r}.target"))
         for operation in self.operations:
@@ -499,7 +502,7 @@ class Network:
             if name in {p.name for p in self.projections}:
                 raise DescriptionError(where, f"the projection {name!r} is listed after {proj.name!r}; list a "
                                               "projection before those that connect to its synapses")
-            return self._population(name, where, sources_allowed=side == "source")
+            return self._population(name, where, sources_allowed=True)
         triggered = {"source": "pre", "target": "post"}[side]
         pathways = [pathway for pathway, (on, _, _) in proj.synapse.pathways().items() if on == triggered]
         if pathways:
@@ -507,19 +510,20 @@ class Network:
                                           "synapses onto synapses read and write them by code and summed variables")
         return synapses
 
-    def _check_links(self, population):
-        """Each link reads a variable of a population of the same size, in the linked variable's units."""
-        for variable, link in population.links.items():
-            where = f"Population {population.name!r}.links[{variable!r}]"
+    def _check_links(self, element, kind, variable_dims, n):
+        """Each link of a population or projection (`kind`; `n` neurons or synapses, its variables' dimensions
+        `variable_dims`) reads a variable of a population of n neurons (element k reads neuron k) or of one, in
+        the linked variable's units."""
+        for variable, link in element.links.items():
+            where = f"{kind} {element.name!r}.links[{variable!r}]"
             owner, name = record_key(link)
             source = self._population(owner, where)
             dims = checks.variable_dims(source.model)
-            if name not in dims or source.n not in (1, population.n):
-                raise DescriptionError(where, f"{link!r}: give 'population.variable' of a population of "
-                                              f"{population.n} neurons or of one")
-            if dims[name] != checks.variable_dims(population.model)[variable]:
-                raise DescriptionError(where, f"{link!r} is in {dims[name]}; {variable} is in "
-                                              f"{checks.variable_dims(population.model)[variable]}")
+            if name not in dims or source.n not in (1, n):
+                raise DescriptionError(where, f"{link!r}: give 'population.variable' of a population of {n} "
+                                              f"neurons or of one")
+            if dims[name] != variable_dims[variable]:
+                raise DescriptionError(where, f"{link!r} is in {dims[name]}; {variable} is in {variable_dims[variable]}")
 
     def _check_projection(self, proj):
         source, target = self._endpoint(proj, "source"), self._endpoint(proj, "target")

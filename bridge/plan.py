@@ -115,6 +115,7 @@ class ProjectionPlan:
     delay_mode: str
     delay_owner: tuple     # (side, variable) of the delay variable, or None for static delays
     shape: tuple           # the description's layout of per-synapse arrays: (n_source, n_target) when dense
+    links: dict            # linked variable -> (population, variable) it reads
 
     @property
     def dense(self):
@@ -303,4 +304,4 @@ def _projection(proj, timing, populations, sizes):
                                     rule.steps(proj.initial_delays(populations, name, i, j)).astype(np.int64), code)
                   for name, (side, code, event) in proj.synapse.pathways().items()}, rule=rule,
         delay_mode=proj.delay_mode, delay_owner=delay_owner(proj.delay_variable) if proj.delay_variable else None,
-        shape=shape)
+        shape=shape, links={variable: record_key(link) for variable, link in proj.links.items()})

@@ -264,11 +264,12 @@ def _projection(code, proj, plan, native):
 
 
 def _links(code, plan):
-    """The linked variables, once every population exists."""
-    for population in plan.simulation.network.populations:
-        for variable, link in population.links.items():
+    """The linked variables of populations and projections, once every population and synapse exists."""
+    net = plan.simulation.network
+    for element in (*net.populations, *net.projections):
+        for variable, link in element.links.items():
             owner, name = record_key(link)
-            code.add(f"{population.name}.{variable} = linked_var({owner}, {name!r})")
+            code.add(f"{element.name}.{variable} = linked_var({owner}, {name!r})")
 
 
 def _monitors(code, plan):

@@ -169,10 +169,10 @@ UNSUPPORTED = {
                                  "clocks: groups run with different dt"),
     "poisson_rates_expression": ("P = PoissonGroup(2, rates='(1 + t/second)*Hz', name='P')\n",
                                  "'P': rates given by an expression ('(1 + t/second)*Hz'; rates of a TimedArray"),
-    "synapses_linked_variable": ("G = NeuronGroup(2, 'dv/dt = -v/(10*ms) : 1', threshold='v > 1', name='G')\n"
-                                 "H = NeuronGroup(1, 'x : 1', name='H')\n"
-                                 "S = Synapses(G, G, 'x : 1 (linked)', on_pre='v += x', name='S')\nS.connect()\n"
-                                 "S.x = linked_var(H, 'x')\n", "'S': the linked variables ['x'] of synapses"),
+    "link_to_a_subexpression": ("G = NeuronGroup(2, 'dv/dt = -v/(10*ms) : 1', threshold='v > 1', name='G')\n"
+                                "H = NeuronGroup(1, 'x = 2*y : 1\\ny : 1', name='H')\n"
+                                "S = Synapses(G, G, 'x : 1 (linked)', on_pre='v += x', name='S')\nS.connect()\n"
+                                "S.x = linked_var(H, 'x')\n", "'S': the linked variable 'x' read from a subexpression"),
 }
 
 

@@ -139,6 +139,15 @@ CASES = {  # name: (change to the base data, what the message must say)
     "link to an unknown population": (lambda d: (population(d)["model"].__setitem__(
         "equations", population(d)["model"]["equations"] + "\nJ : 1 (linked)"), population(d).__setitem__(
         "links", {"J": "elsewhere.x"})), r"Population 'lif_euler'.links\['J'\]: unknown name 'elsewhere'"),
+    "synaptic link of a variable not declared linked": (set_in(projection, "links", {"w": "lif_euler.v"}),
+                                                        r"Projection 'input_to_lif'.links: \['w'\]; the model "
+                                                        r"declares \[\] \(linked\): give each one link"),
+    "synaptic link to a population of another size": (lambda d: (set_in(lambda d: projection(d)["synapse"], "model",
+                                                                        "w : 1\nM : 1 (linked)")(d),
+                                                                 set_in(projection, "links", {"M": "lif_euler.v"})(d)),
+                                                      r"Projection 'input_to_lif'.links\['M'\]: 'lif_euler.v': give "
+                                                      r"'population.variable' of a population of 1007 neurons or of "
+                                                      r"one"),
     "synapses onto synapses listed after": (lambda d: d["network"]["projections"].insert(0, onto_synapses(
         "w_post += 0.1", "")), r"Projection 'onto_synapses'.target: the projection 'input_to_lif' is listed after "
                                r"'onto_synapses'; list a projection before those that connect to its synapses"),

@@ -502,6 +502,47 @@ def test_a_monitor_added_between_runs_records_from_the_start(tmp_path):
     assert simulation.run.segments == ("0.002*second", "0.003*second") and simulation.run.record == ("G.v[1]",)
 
 
+SYNAPSES_LINKED = """
+from brian2 import *
+modulator = NeuronGroup(N_MODULATOR, 'dm/dt = -m/(20*ms) : 1', method='exact', name='modulator')
+modulator.m = M0
+kick = SpikeGeneratorGroup(1, [0, 0], [2, 9]*ms, name='kick')
+pre = SpikeGeneratorGroup(2, [0, 1, 0, 1], [4, 5, 12, 13]*ms, name='pre')
+post = SpikeGeneratorGroup(2, [1, 0], [6, 14]*ms, name='post')
+to_modulator = Synapses(kick, modulator, on_pre='m_post += 1', name='to_modulator')
+to_modulator.connect()
+gated = Synapses(pre, post, '''w : 1
+                               M : 1 (linked)''', on_pre='w += M', on_post='w -= 0.5*M', name='gated')
+gated.connect(i=[0, 1], j=[0, 1])
+gated.M = linked_var(modulator, 'm')
+W = StateMonitor(gated, ['w', 'M'], record=True)
+run(20*ms)
+"""
+
+
+@pytest.mark.parametrize("m0", [[0.0], [0.0, 0.5]])
+def test_a_linked_variable_of_synapses_reads_a_population_of_one_or_one_neuron_per_synapse(m0, tmp_path, paired):
+    """A modulator read by plastic synapses between spike sources (a source as the target: on_post): synapse k
+    reads the one neuron, or neuron k, of `modulator`, kicked at steps 20 and 90. By hand, m_k at the start of
+    step r: m0_k e^(-r/200) + e^(-(r-1-20)/200) (r > 20) + e^(-(r-1-90)/200) (r > 90); the synapses read it at
+    step s after the step's state update: M_k(s) = m_k(s) e^(-1/200) (s not a kick); w_0 = M_0(40) + M_0(120) -
+    M_0(140)/2, w_1 = M_1(50) - M_1(60)/2 + M_1(130)."""
+    path = _script(tmp_path, SYNAPSES_LINKED.replace("N_MODULATOR", str(len(m0))).replace("M0", repr(m0)))
+    simulation = from_brian2(path)
+    gated = next(p for p in simulation.network.projections if p.name == "gated")
+    assert gated.links == {"M": "modulator.m"} and gated.target == "post"
+    brian_record, torch_record, report = paired(simulation)
+    assert report.identical
+    m0 = np.resize(m0, 2)
+    m = lambda k, r: m0[k] * np.exp(-r / 200) + sum(np.exp(-(r - 1 - kick) / 200) for kick in (20, 90) if r > kick)
+    M = lambda k, s: m(k, s) * np.exp(-1 / 200)
+    np.testing.assert_allclose(brian_record.traces["gated.M"], [[m(0, r), m(1, r)] for r in range(200)], rtol=1e-12)
+    by_hand = [M(0, 40) + M(0, 120) - M(0, 140) / 2, M(1, 50) - M(1, 60) / 2 + M(1, 130)]
+    np.testing.assert_allclose(brian_record.traces["gated.w"][-1], by_hand, rtol=1e-12)
+    for key in ("gated.w", "gated.M"):
+        np.testing.assert_array_equal(torch_record.traces[key], brian_record.traces[key])
+
+
 def test_a_network_changed_beyond_values_between_runs_imports_the_runs_before(tmp_path):
     path = _script(tmp_path, """
         from brian2 import *

@@ -75,12 +75,14 @@ def refusals(simulation):
         if plan.code.populations[population.name].before_start.statements:
             reasons.append(DescriptionError(f"Population {population.name!r}.model.equations", "(constant over dt) "
                                             "subexpressions run step by step; use strategy 'stepwise'"))
-        if population.links:
-            reasons.append(DescriptionError(f"Population {population.name!r}.links", "linked variables read other "
-                                            "populations step by step; use strategy 'stepwise'"))
         if population.model.events:
             reasons.append(DescriptionError(f"Population {population.name!r}.model.events", "the layered torch "
                                             "module knows spikes only; use strategy 'stepwise'"))
+    for kind, element in [*(("Population", p) for p in plan.populations.values()),
+                          *(("Projection", p) for p in plan.projections.values())]:
+        if element.links:
+            reasons.append(DescriptionError(f"{kind} {element.name!r}.links", "linked variables read other "
+                                            "populations step by step; use strategy 'stepwise'"))
     if plan.operations:
         reasons.append(DescriptionError("Network.operations", "the layered torch module runs no operations "
                                                               "(run_regularly); use strategy 'stepwise'"))

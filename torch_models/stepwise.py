@@ -201,7 +201,7 @@ class ProjectionStep(nn.Module):
         pick = (lambda values: values) if chosen is None else (lambda values: values[..., chosen])
         i, j = pick(self.i), pick(self.j)
         owners = {"source": (states.get(self.source), i, populations.get(self.source)),
-                  "target": (states[self.target], j, populations[self.target])}
+                  "target": (states.get(self.target), j, populations.get(self.target))}
         synaptic = {var: pick(syn_state[var]) for kind, var in pathway.location.values() if kind == "synapse"}
         constants = {name: syn_state.get(name, value) for name, value in pathway.constants.items()}  # variants
         temporaries = {}
@@ -210,7 +210,8 @@ class ProjectionStep(nn.Module):
             for name in statement.names:
                 if name in pathway.location:
                     kind, var = pathway.location[name]
-                    scope[name] = synaptic[var] if kind == "synapse" else owners[kind][0][var][:, owners[kind][1]]
+                    scope[name] = synaptic[var] if kind == "synapse" else owners[kind][0][var][:, owners[kind][1]] \
+                        if kind != "linked" else self.linked(var, states, populations, t, dt, pick)
             value = torch.broadcast_to(torch.as_tensor(statement.evaluate(scope),
                                                        dtype=counts.dtype, device=counts.device), counts.shape)
             kind, var = pathway.location.get(statement.target, ("temporary", statement.target))
@@ -225,6 +226,15 @@ class ProjectionStep(nn.Module):
                 allowed = active if receptive is None else active & receptive[:, index]
                 state[var] = _scatter(statement, state[var], index, value, counts, allowed)
         return temporaries
+
+
+    @staticmethod
+    def linked(link, states, populations, t, dt, pick=lambda values: values):
+        """A linked variable's values: (batch, 1) read from a population of one, or (batch, synapses) with
+        synapse k reading neuron k (of those `pick` chooses)."""
+        owner, variable = link
+        value = populations[owner].value(states[owner], variable, t, dt)
+        return value if value.shape[1] == 1 else pick(value)
 
 
 def _put(values, chosen, chosen_values):
@@ -438,7 +448,11 @@ class StepwiseNetwork(SimulationModule):
             if n % recording.every:
                 continue
             owner, variable = recording.owner, recording.variable
-            if owner in self.projections:  # a synaptic variable: (batch, synapses)
+            link = self.plan.projections[owner].links.get(variable) if owner in self.projections else None
+            if link:  # a linked synaptic variable: (batch, synapses)
+                value = self.projections[owner].linked(link, states, self.populations, t, dt)
+                value = value.expand(batch, len(self.plan.projections[owner].i))
+            elif owner in self.projections:  # a synaptic variable: (batch, synapses)
                 value = syn_states[owner][variable].expand(batch, -1)
             else:
                 value = self.populations[owner].value(states[owner], variable, t, dt)

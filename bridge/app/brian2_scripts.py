@@ -558,9 +558,11 @@ class _Importer:
         return Population(group.name, model, len(group), initial, links)
 
     def _link(self, group, name):
-        """The "population.variable" a linked variable reads: neuron k of a group of the same size, or the one
-        neuron of a group of one."""
+        """The "population.variable" a linked variable of a group or synapses reads: neuron k of a group of the
+        same size (element k reads it), or the one neuron of a group of one."""
         variable, owner, index = group.variables[name], group.variables[name].owner, group.variables.indices[name]
+        if isinstance(variable, Subexpression):  # Brian2 copies it into `group`, under other names
+            self.fail(group, f"the linked variable {name!r} read from a subexpression")
         if isinstance(owner, Subgroup) or (index, len(owner)) not in (("_idx", len(group)), ("0", 1)):
             self.fail(group, f"the linked variable {name!r} read through an index or from a group of another size")
         return f"{owner.name}.{name_in(variable, owner)}"
@@ -616,9 +618,7 @@ class _Importer:
         return PoissonTrains(group.name, len(group), one_row)  # a rate per neuron, held for the whole run
 
     def _projection(self, syn):
-        linked = [eq.varname for eq in syn.equations.ordered if "linked" in eq.flags]
-        if linked:
-            self.fail(syn, f"the linked variables {linked} of synapses")
+        links = {eq.varname: self._link(syn, eq.varname) for eq in syn.equations.ordered if "linked" in eq.flags}
         pathways = {pathway.objname: pathway for pathway in syn._pathways}
         updaters = [syn.state_updater] if syn.state_updater is not None else []
         self._check_children(syn, [*syn._pathways, *updaters, *syn.summed_updaters.values()])
@@ -642,7 +642,7 @@ class _Importer:
         dense = len(i) == n_source * n_target and np.array_equal(i * n_target + j, np.arange(len(i)))
         values = {}
         state = [*syn.equations.diff_eq_names, *(eq.varname for eq in event_driven)]
-        for name in [*syn.equations.parameter_names, *state]:
+        for name in [*(name for name in syn.equations.parameter_names if name not in links), *state]:
             array = _values(syn.variables[name], len(i))
             if name in state and not np.any(array):
                 continue  # a differential equation's variable that starts at 0, as Brian2 starts it
@@ -657,7 +657,8 @@ class _Importer:
                                self._method(syn), on_event)
         return Projection(syn.name, source.name, target.name, synapse,
                           i=() if dense else i, j=() if dense else j, values=values,
-                          delays=delays.get("pre", "0*ms") if set(delays) <= {"pre"} else delays, max_delay=max_delay)
+                          delays=delays.get("pre", "0*ms") if set(delays) <= {"pre"} else delays, max_delay=max_delay,
+                          links=links)
     def _whole(self, syn, group, code):
         """The group a synapse connects, a subgroup's whole group (synapse indices address whole groups)."""
         if not isinstance(group, Subgroup):
