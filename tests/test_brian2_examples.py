@@ -263,6 +263,21 @@ def test_the_stochastic_class_allows_a_difference_small_samples_cannot_resolve(s
     assert report.passed == passes
 
 
+def test_white_noise_in_a_subexpression_is_drawn_once_for_both_backends(paired):
+    """`noise = sigma*xi_cells*tau**-0.5` read by dv/dt (Brian2's state updater puts it into the equation; elsewhere it
+    has no value): by hand, v_(n+1) = v_n - dt v_n/tau + sigma tau^-0.5 sqrt(dt) N_n."""
+    model = NeuronModel("dv/dt = -v/tau + noise : 1\nnoise = sigma*xi_cells*tau**-0.5 : second**-1", threshold="v > 3",
+                        reset="v = 0", parameters={"sigma": "0.5", "tau": "10*ms"}, method="euler")
+    simulation = Simulation(Network((Population("cells", model, 3),)), RunSettings("20*ms", record=("cells.v",)))
+    brian_record, torch_record, report = paired(simulation)
+    assert report.identical
+    v, dt = brian_record.traces["cells.v"], simulation.dt
+    draws = np.random.default_rng([simulation.run.noise_seed, 0]).standard_normal((200, 3))
+    by_hand = v[:-1] - dt * v[:-1] / 10e-3 + 0.5 * 10e-3 ** -0.5 * np.sqrt(dt) * draws[:-1]
+    assert np.abs(v).max() > 0.1
+    np.testing.assert_allclose(v[1:], by_hand, rtol=1e-12, atol=1e-15)
+
+
 def _stratonovich_milstein(x, f, g, dW, dt):
     """Brian2's derivative-free Milstein step (Stratonovich: no -dt in the correction)."""
     support = x + dt * f(x) + np.sqrt(dt) * g(x)
