@@ -303,10 +303,12 @@ class Operation:
 @register
 @dataclass(frozen=True)
 class Projection:
-    """Synapses from `source` to `target` (populations, or a projection listed before: synapses onto synapses,
-    whose code reads and writes its synapses' variables as `x_pre` / `x_post`). Sparse: synapse k joins `i[k]` ->
-    `j[k]` and `values` hold one SI value per synapse; dense (i and j empty): all pairs, `values` hold (n_source,
-    n_target) matrices. A quantity string gives every synapse the same value.
+    """Synapses from `source` to `target` (populations or spike sources, or a projection listed before: synapses
+    onto synapses, whose code reads and writes its synapses' variables as `x_pre` / `x_post`). Sparse: synapse k
+    joins `i[k]` -> `j[k]` and `values` hold one SI value per synapse; dense (i and j empty): all pairs, `values`
+    hold (n_source, n_target) matrices. A quantity string gives every synapse the same value. `links`: each
+    variable the synapse model declares (linked) -> "population.variable" (Brian2's linked_var: synapse k reads
+    neuron k of a population with one neuron per synapse, or the one neuron of a population of one).
 
     Delays apply to on_pre. `delay_mode` 'static': `delays` (seconds, one per synapse or a scalar
     quantity), within [0, max_delay]; with several pathways, {pathway: delays} (a pathway not named: 0).
@@ -492,9 +494,9 @@ class Network:
         return self.width(proj.source) * self.width(proj.target) if proj.dense else len(proj.i)
 
     def _endpoint(self, proj, side):
-        """A projection's source or target: a population (a spike source too, as source), or a projection listed
-        before it (synapses onto synapses: its synapses are the elements, read and written by the code of this
-        one, but never emit events)."""
+        """A projection's source or target: a population or a spike source (as target, its spikes trigger
+        on_post), or a projection listed before it (synapses onto synapses: its synapses are the elements, read and
+        written by the code of this one, but never emit events)."""
         name, where = getattr(proj, side), f"Projection {proj.name!r}.{side}"
         earlier = self.projections[:self.projections.index(proj)]
         synapses = next((p for p in earlier if p.name == name), None)
@@ -523,7 +525,8 @@ class Network:
                 raise DescriptionError(where, f"{link!r}: give 'population.variable' of a population of {n} "
                                               f"neurons or of one")
             if dims[name] != variable_dims[variable]:
-                raise DescriptionError(where, f"{link!r} is in {dims[name]}; {variable} is in {variable_dims[variable]}")
+                raise DescriptionError(where, f"{link!r} is in {dims[name]}; {variable} is in "
+                                              f"{variable_dims[variable]}")
 
     def _check_projection(self, proj):
         source, target = self._endpoint(proj, "source"), self._endpoint(proj, "target")

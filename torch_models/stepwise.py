@@ -210,8 +210,12 @@ class ProjectionStep(nn.Module):
             for name in statement.names:
                 if name in pathway.location:
                     kind, var = pathway.location[name]
-                    scope[name] = synaptic[var] if kind == "synapse" else owners[kind][0][var][:, owners[kind][1]] \
-                        if kind != "linked" else self.linked(var, states, populations, t, dt, pick)
+                    if kind == "synapse":
+                        scope[name] = synaptic[var]
+                    elif kind == "linked":
+                        scope[name] = self.linked(var, states, populations, t, dt, pick)
+                    else:
+                        scope[name] = owners[kind][0][var][:, owners[kind][1]]
             value = torch.broadcast_to(torch.as_tensor(statement.evaluate(scope),
                                                        dtype=counts.dtype, device=counts.device), counts.shape)
             kind, var = pathway.location.get(statement.target, ("temporary", statement.target))
@@ -226,7 +230,6 @@ class ProjectionStep(nn.Module):
                 allowed = active if receptive is None else active & receptive[:, index]
                 state[var] = _scatter(statement, state[var], index, value, counts, allowed)
         return temporaries
-
 
     @staticmethod
     def linked(link, states, populations, t, dt, pick=lambda values: values):
