@@ -54,7 +54,7 @@ class NeuronCode:
     events: dict             # custom event -> Block ending in `_cond = condition` ('after_thresholds')
     on_event: dict           # custom event -> Block of its run_on_event code ('after_resets')
     before_start: Block      # the (constant over dt) subexpressions, set once per step
-    subexpressions: tuple    # (name, expression) of every subexpression, in Brian2's order
+    subexpressions: tuple    # (name, expression) of every subexpression without white noise, in Brian2's order
     constants: dict          # name -> SI float of every parameter and unit the code reads
 
 
@@ -127,12 +127,24 @@ def _kind(variable):
     return "integer" if np.issubdtype(variable.dtype, np.integer) else "float"
 
 
+def _without_noise(subexpressions, noise):
+    """The (name, expression) subexpressions that read no white noise, directly or through another: those that do
+    have a value only within the state update (Brian2's state updater puts them into its equations)."""
+    noisy, kept = set(noise), []
+    for name, expression in subexpressions:
+        if noisy & get_identifiers(expression):
+            noisy.add(name)
+        else:
+            kept.append((name, expression))
+    return tuple(kept)
+
+
 def _neuron_code(population, group):
     equations = group.equations
     variables = {name: group.variables[name] for name in equations.names if name not in equations.subexpr_names}
     events = lambda runners, event: statements(runners.get(event))
-    subexpressions = tuple((eq.varname, eq.expr.code) for eq in equations.ordered
-                           if eq.varname in equations.subexpr_names)
+    subexpressions = _without_noise([(eq.varname, eq.expr.code) for eq in equations.ordered
+                                     if eq.varname in equations.subexpr_names], population.noise)
     code = dict(
         variables={name: _kind(var) for name, var in variables.items()},
         conditional=frozenset(name for name, var in variables.items() if var.conditional_write is not None),

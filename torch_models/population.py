@@ -31,18 +31,6 @@ def _margin_expression(threshold):
     return None
 
 
-def _without_noise(subexpressions, noise):
-    """The (name, expression) subexpressions that read no white noise, directly or through another: those that do
-    have a value only within the state update (Brian2's state updater puts them into its equations)."""
-    noisy, kept = set(noise), []
-    for name, expression in subexpressions:
-        if noisy & {node.id for node in ast.walk(ast.parse(expression, mode="eval")) if isinstance(node, ast.Name)}:
-            noisy.add(name)
-        else:
-            kept.append((name, expression))
-    return kept
-
-
 class PopulationStep:
     """One population: its state update, threshold and reset, compiled from Brian2's abstract code."""
 
@@ -69,7 +57,7 @@ class PopulationStep:
         margin = _margin_expression(population.threshold) if population.threshold else None
         self.margin, self.margin_names = compile_expression(margin, where, table) if margin else (None, frozenset())
         self.subexpressions = [(name, *compile_expression(expression, where, table))
-                               for name, expression in _without_noise(code.subexpressions, population.noise)]
+                               for name, expression in code.subexpressions]
         self.constants = code.constants
         self.provided = {*self.constants, *self.variables, *(name for name, _ in code.subexpressions), "t", "dt", "N",
                          "i"}
