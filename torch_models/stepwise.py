@@ -454,7 +454,7 @@ class StepwiseNetwork(SimulationModule):
             link = self.plan.projections[owner].links.get(variable) if owner in self.projections else None
             if link:  # a linked synaptic variable: (batch, synapses)
                 value = self.projections[owner].linked(link, states, self.populations, t, dt)
-                value = value.expand(batch, len(self.plan.projections[owner].i))
+                value = value.expand(batch, self.plan.width(owner))
             elif owner in self.projections:  # a synaptic variable: (batch, synapses)
                 value = syn_states[owner][variable].expand(batch, -1)
             else:
