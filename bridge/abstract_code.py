@@ -15,7 +15,8 @@ import numpy as np
 from brian2 import prefs
 from brian2.codegen.translation import analyse_identifiers, make_statements
 from brian2.core.namespace import DEFAULT_CONSTANTS, DEFAULT_UNITS
-from brian2.core.variables import Subexpression
+from brian2.core.variables import ArrayVariable, Subexpression
+from brian2.parsing.bast import brian_dtype_from_dtype
 from brian2.utils.stringtools import get_identifiers
 
 from bridge.names import neuron_variable
@@ -107,8 +108,31 @@ def statements(runner):
     variables = group.resolve_all(used | unknown, run_namespace={})
     scalar, vector = make_statements(runner.abstract_code, variables, np.float64,
                                      optimise=prefs.codegen.loop_invariant_optimisations)
-    lines = tuple(f"{s.var} {'=' if s.op == ':=' else s.op} {s.expr}" for s in scalar + vector)
+    simplified = not _repeated_indices(vector, group.variables)
+    lines = tuple(_line(statement, simplified) for statement in scalar + vector)
     return Block(lines, runner.name, runner.order)
+
+
+def _line(statement, simplified):
+    """A statement as Brian2's numpy target writes it (NumpyCodeGenerator.translate_statement): where
+    `simplified`, a float expression of one boolean variable whose two forms simplified for that variable's
+    values are together simpler than it becomes `_where(variable, form if true, form if false)`."""
+    expression, booleans = statement.expr, statement.used_boolean_variables or ()
+    if (simplified and len(booleans) == 1 and brian_dtype_from_dtype(statement.dtype) == "float"
+            and statement.complexity_std > sum(statement.complexities.values())):
+        forms = {value: form for ((_, value),), form in statement.boolean_simplified_expressions.items()}
+        expression = f"_where({booleans[0]}, {forms[True]}, {forms[False]})"
+    return f"{statement.var} {'=' if statement.op == ':=' else statement.op} {expression}"
+
+
+def _repeated_indices(vector, variables):
+    """Whether statements write to variables through an index that may repeat (a pre- or postsynaptic
+    neuron's): Brian2's numpy target then evaluates every expression as it is (ufunc.at), without the simplified
+    forms (NumpyCodeGenerator.has_repeated_indices)."""
+    created = {statement.var for statement in vector if statement.op == ":="}
+    written = {statement.var for statement in vector if isinstance(variables.get(statement.var), ArrayVariable)}
+    indices = {variables.indices[name] for name in written - created}
+    return not all(variables[index].unique for index in indices if index not in ("_idx", "0"))
 
 
 def constants(parameters, names):

@@ -111,6 +111,35 @@ def test_a_value_also_read_elsewhere_is_computed_whole(code, held):
     assert "not_refractory" in statements[0].names
 
 
+SIMPLIFIED = "_v = _where(not_refractory, c*v + b, 0.0 + v)\nv = _v"  # Brian2's numpy form (abstract_code._line)
+
+
+def test_the_numpy_form_of_a_held_value_is_its_form_for_a_neuron_that_is_not_refractory():
+    """`_where(not_refractory, a, b)` for a held v: a alone (two operations, no where); v keeps its value where
+    the neuron is refractory."""
+    table = functions(torch.float64, {}, 1e-4, {})
+    statements = compile_block(SIMPLIFIED, "test", table, held=frozenset({"v"}))
+    assert "not_refractory" not in statements[0].names
+    v, not_refractory = torch.tensor([[1.0, 2.0]], dtype=torch.float64), torch.tensor([[True, False]])
+    with CountedOperations() as counted:
+        value = statements[0].evaluate({"v": v, "b": 0.25, "c": 3.0})
+    assert value.tolist() == [[3.25, 6.25]] and counted.count == 2
+    run = Program(statements, frozenset({"v"}), "test").run({"v": v, "b": 0.25, "c": 3.0,
+                                                             "not_refractory": not_refractory})
+    assert run["v"].tolist() == [[3.25, 2.0]]
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_the_numpy_form_not_held_chooses_per_neuron_in_the_tables_type(dtype):
+    """Not held: both forms, chosen per neuron; two numbers give a tensor of the table's float type."""
+    table = functions(dtype, {}, 1e-4, {})
+    statements = compile_block("x = _where(not_refractory, v + 1, 0.5)\ny = _where(not_refractory, 2.0, 0.5)", "test",
+                               table)
+    scope = {"v": torch.tensor([[1.0, 2.0]], dtype=dtype), "not_refractory": torch.tensor([[True, False]])}
+    x, y = (statement.evaluate(scope) for statement in statements)
+    assert x.tolist() == [[2.0, 0.5]] and y.tolist() == [[2.0, 0.5]] and y.dtype == x.dtype == dtype
+
+
 class CountedOperations(TorchDispatchMode):
     """Counts the tensor operations run inside it."""
 

@@ -61,22 +61,28 @@ def arrivals_by_definition(index, delays, events):
 
 @pytest.mark.parametrize("hub", [0, 3000], ids=["padded", "packed"])
 def test_event_lists_match_the_definition_in_both_layouts(hub):
-    """Random synapses, delays and events (counts up to 2) against the definition; `hub` extra synapses of
-    neuron 0 at delay 0 make padding every key to the longest list too costly, so the lists stay packed."""
+    """Random synapses, delays and events (counts up to 2) against the definition, listed in the order of Brian2's
+    spike queue (the longest delay first, then by neuron, then by synapse; per batch row where listed per row);
+    `hub` extra synapses of neuron 0 at delay 0 make padding every key to the longest list too costly, so the
+    lists stay packed."""
     rng = np.random.default_rng(4)
     index = np.concatenate([np.zeros(hub, int), rng.integers(0, 30, 400)])
     delays = np.concatenate([np.zeros(hub, int), rng.integers(0, 5, 400)])
     events = torch.as_tensor(rng.choice([0.0, 0.0, 0.0, 0.0, 1.0, 2.0], size=(12, 3, 30)))
     expected = arrivals_by_definition(index, delays, events)
+    queue_order = lambda synapses: sorted(synapses, key=lambda synapse: (-delays[synapse], index[synapse], synapse))
     for per_row in (False, True):
         delivery = EventLists(torch.as_tensor(index), delays, 30, 5, torch.float64, per_row)
         assert delivery.padded == (hub == 0)
         got = {}
         for step, result in run(delivery, events).items():
             if per_row:
-                pairs = zip(result.rows.tolist(), result.synapses.tolist(), result.counts.tolist())
-                assert (result.rows * len(index) + result.synapses).diff().gt(0).all()  # in (row, synapse) order
+                pairs = list(zip(result.rows.tolist(), result.synapses.tolist(), result.counts.tolist()))
+                for row in range(events.shape[1]):
+                    listed = [synapse for pair_row, synapse, _ in pairs if pair_row == row]
+                    assert listed == queue_order(listed)
             else:
+                assert result.synapses.tolist() == queue_order(result.synapses.tolist())
                 pairs = ((row, int(synapse), count) for k, synapse in enumerate(result.synapses)
                          for row, count in enumerate(result.counts[:, k].tolist()))
             got[step] = {(row, synapse): count for row, synapse, count in pairs if count}

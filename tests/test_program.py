@@ -65,3 +65,35 @@ def test_values_are_written_as_literals_that_read_back_exactly():
                     "'code': '''v = 0\nw += 1''', 'ta': TimedArray(np.array([1e-10, 7e-10]) * amp, dt=0.0001*second)}")
     again = eval(text, {**vars(brian2), "np": np})  # our own literal, to check it reads back
     assert float(again["v"][1]) == 1 / 3 and np.array_equal(again["ta"].values, [1e-10, 7e-10])
+
+
+SIMPLIFIED = """
+from brian2 import *
+G = NeuronGroup(3, '''dv/dt = (1.5 - v)/(10*ms) : 1 (unless refractory)
+                      dx/dt = -x/(5*ms) : 1''', threshold='v > 1', reset='v = 0', refractory=2*ms, method='exact',
+                name='G')
+S = Synapses(G, G, 'w : 1', on_pre='v_post += w*int(not_refractory_post)',
+             on_post='w = clip(w + 0.01*int(not_refractory_pre)*exp(-w), 0, 1)', name='S')
+S.connect()
+run(1*ms)
+"""
+
+
+def test_the_extracted_code_takes_the_simplified_forms_where_brian2s_numpy_target_does(tmp_path):
+    """bridge/abstract_code.py writes an expression as `_where(flag, form if true, form if false)` exactly where
+    the code Brian2's numpy target generates has `_numpy.where`: the state update, the pathway writing to the
+    synapses' own w, not the one adding to v_post (indices that repeat: numpy's ufunc.at evaluates it whole)."""
+    path = tmp_path / "model.py"
+    path.write_text(SIMPLIFIED)
+    plan = lower(from_brian2(path))
+    blocks = {block.name: block.text for block in [plan.code.populations["G"].update,
+                                                   *plan.code.projections["S"].pathways.values()]}
+    brian2.prefs.codegen.target = "numpy"
+    objects, monitors, _ = build(plan, "numpy")
+    network = brian2.Network(*objects.values(), *monitors.values())
+    network.run(0 * brian2.ms)  # generates the code
+    generated = {obj.name: str(obj.codeobj.code) for obj in network.sorted_objects if obj.name in blocks}
+    assert {name: text.count("_numpy.where(") for name, text in generated.items()} == \
+        {"G_stateupdater": 1, "S_pre": 0, "S_post": 1}
+    assert {name: text.count("_where(") for name, text in blocks.items()} == {"G_stateupdater": 1, "S_pre": 0,
+                                                                             "S_post": 1}

@@ -73,3 +73,19 @@ def test_on_pre_runs_before_on_post_in_the_same_step(paired):
     for record in (brian_record, torch_record):
         assert list(record.spikes["post"][1]) == [10]
         assert list(record.traces["post.I"][9:13, 0]) == [0, 0, 62, 62]
+
+
+@pytest.mark.parametrize("code", ["I_post += w", "I_post += w\nc += 1"])  # the per-row and the general delivery
+def test_events_arriving_in_one_step_are_added_in_the_order_they_were_emitted(paired, code):
+    """Brian2's spike queue delivers a step's events in the order they were pushed: the earliest emitted (the
+    longest delay) first, then by source neuron and synapse. Synapse 2 (emitted at step 0, delay 2 steps) adds 1,
+    synapse 1 (step 1, delay 1) 1, synapse 0 (step 2, delay 0) 1e16, all arriving at step 2: 1 + 1 + 1e16 is
+    1e16 + 2 exactly; in synapse order 1e16 + 1 rounds to 1e16 (ties to even), and so does + 1 again."""
+    source = SpikeTrains("inp", 3, indices=[0, 1, 2], times=[0.0, 1e-4, 2e-4])
+    proj = Projection("p", "inp", "post", SynapseModel("w : 1\nc : 1", on_pre=code), i=[2, 1, 0], j=[0, 0, 0],
+                      values={"w": [1e16, 1.0, 1.0], "c": [0.0] * 3}, delays=[0.0, 1e-4, 2e-4])
+    network = Network((Population("post", NeuronModel("I : 1"), 1),), (source,), (), (proj,))
+    brian_record, torch_record, report = paired(Simulation(network, RunSettings("0.5*ms", record=("post.I",))))
+    assert report.identical
+    for record in (brian_record, torch_record):
+        assert list(record.traces["post.I"][:5, 0]) == [0, 0, 0, 1e16 + 2, 1e16 + 2]

@@ -96,17 +96,20 @@ class _SharedSubexpressions(ast.NodeTransformer):
 
 
 class _Awake(ast.NodeTransformer):
-    """`int(not_refractory)` becomes 1: in a statement whose target is held while refractory (Program keeps the
-    old value there), its value matters only where the neuron is not refractory. Brian2's exact integration of
-    `(unless refractory)` equations multiplies by it throughout; with 1, those products are Python numbers, and
-    a product with it is its other factor (x * 1 is x exactly: no operation)."""
+    """In a statement whose target is held while refractory (Program keeps the old value there), its value
+    matters only where the neuron is not refractory: `_where(not_refractory, a, b)` (Brian2's numpy form of an
+    expression simplified for each value of not_refractory, bridge/abstract_code.py) becomes `a`, and
+    `int(not_refractory)` becomes 1 (Brian2's exact integration of `(unless refractory)` equations multiplies by
+    it throughout; a product with it is then its other factor: x * 1 is x exactly, no operation)."""
 
     def visit_Call(self, node):
         self.generic_visit(node)
-        if (isinstance(node.func, ast.Name) and node.func.id == "int" and len(node.args) == 1
-                and isinstance(node.args[0], ast.Name) and node.args[0].id == "not_refractory"):
+        if not (isinstance(node.func, ast.Name) and node.args and isinstance(node.args[0], ast.Name)
+                and node.args[0].id == "not_refractory"):
+            return node
+        if node.func.id == "int" and len(node.args) == 1:
             return _AWAKE
-        return node
+        return node.args[1] if node.func.id == "_where" else node
 
     def visit_BinOp(self, node):
         self.generic_visit(node)
@@ -461,6 +464,12 @@ def functions(dtype, arrays=None, group_dt=None, parameters=None):
         return int(x)
     timed = {name: TimedArrayFunction(values, dt, group_dt, dtype) for name, (values, dt) in (arrays or {}).items()}
     # torch's C code may import lazily, which looks up __import__ in the calling frame's builtins
-    table = {"__builtins__": {"__import__": __import__}, **_MATH, "int": to_int, **timed}
+    def where(condition, if_true, if_false):  # Brian2's numpy form `_where` (bridge/abstract_code.py)
+        if not isinstance(condition, torch.Tensor):
+            return if_true if condition else if_false
+        if not isinstance(if_true, torch.Tensor):
+            if_true = torch.as_tensor(if_true, dtype=dtype, device=condition.device)
+        return torch.where(condition, if_true, if_false)
+    table = {"__builtins__": {"__import__": __import__}, **_MATH, "int": to_int, "_where": where, **timed}
     return {**table, **{name: user_function(value, table, f"function {name!r}")
                         for name, value in (parameters or {}).items() if isinstance(value, UserFunction)}}

@@ -5,7 +5,9 @@ another kernel (dense products, CSR, a GPU kernel) is another class:
     delivery.arrivals(buffer, events, step, delays)     -> Arrived, ArrivedPerRow, or None when nothing arrives
 
 `events` (batch, neurons): this step's events of the pathway's side; `delays` (changing delays only): every
-synapse's delay in steps in force now. `may_repeat`: whether one synapse can receive several events in one step
+synapse's delay in steps in force now. Events arriving in one step are listed in the order Brian2's spike queue
+delivers them (that of their emission, then by neuron, then by synapse): code adding to one neuron variable adds
+them in that order. `may_repeat`: whether one synapse can receive several events in one step
 (they are then delivered one after the other, as Brian2's queue delivers them); `reads_delays`: whether it
 takes the delays in force (delays that change during the run).
 """
@@ -21,12 +23,12 @@ from torch_models.delays import _split
 @dataclass
 class Arrived:
     counts: torch.Tensor     # (batch, synapses listed): events arriving at each
-    synapses: object         # (k,) synapse indices, sorted; None: all synapses
+    synapses: object         # (k,) synapse indices in the order Brian2's spike queue delivers them; None: all
 
 
 @dataclass
 class ArrivedPerRow:
-    rows: torch.Tensor       # one entry per (batch row, synapse) reached, sorted by both
+    rows: torch.Tensor       # one entry per (batch row, synapse) reached, in the spike queue's order in a row
     synapses: torch.Tensor
     counts: torch.Tensor
 
@@ -50,7 +52,8 @@ class EventLists(nn.Module):
         self.n_side, self.slots, self.dtype, self.per_row = n_side, slots, dtype, per_row
         self.register_buffer("index", index)
         self.register_buffer("delay_steps", torch.as_tensor(delay_steps))
-        delays, delay_index = np.unique(delay_steps, return_inverse=True)  # the delays synapses have
+        delays, delay_index = np.unique(-np.asarray(delay_steps), return_inverse=True)  # the delays synapses
+        delays = -delays  # have, longest first: events then arrive in the order they were emitted
         self.n_synapses, self.n_delays = len(index), len(delays)  # as numbers: len() of a tensor is slow
         self.register_buffer("delays", torch.as_tensor(delays))
         keys = index.numpy() * len(delays) + delay_index  # k = neuron*len(delays) + its delay's index
@@ -90,7 +93,7 @@ class EventLists(nn.Module):
         reached = self._synapses_of(delay_index, neurons)
         if reached is None:
             return None
-        chosen = torch.sort(reached[1]).values
+        chosen = reached[1]
         return Arrived(history[(step - self.delay_steps[chosen]) % self.slots, :, self.index[chosen]].T, chosen)
 
     def _reached_per_row(self, due):
@@ -100,10 +103,6 @@ class EventLists(nn.Module):
             return None
         event, synapses = reached
         rows = rows_of_events.index_select(0, event)
-        position = synapses if due.shape[1] == 1 else rows * self.n_synapses + synapses
-        if position.shape[0] > 1 and not bool((position[1:] > position[:-1]).all()):  # usually in order already
-            order = torch.argsort(position)
-            event, synapses, rows = event[order], synapses[order], rows[order]
         return ArrivedPerRow(rows, synapses, due[delay_index, rows_of_events, neurons].index_select(0, event))
 
     def _synapses_of(self, delay_index, neurons):

@@ -149,7 +149,8 @@ class ProjectionStep(nn.Module):
 
     def add(self, code, rows, synapses, counts, syn_state, states, populations, t, dt):
         """An additive pathway's code for each (batch row, synapse) reached: its increments added to the neuron
-        variable in synapse order within each row, as Brian2 adds them; none to a neuron held by refractoriness."""
+        variable in the order the events arrived (delivery.py), as Brian2 adds them; none to a neuron held by
+        refractoriness."""
         scope = {"t": t, "dt": dt}
         for name, value in code.constants.items():  # a synaptic parameter's variants are (batch, 1)
             value = syn_state.get(name, value)
@@ -247,7 +248,7 @@ def _put(values, chosen, chosen_values):
 
 
 def _scatter(statement, old, index, value, counts, allowed):
-    """Apply a synaptic write `x_post op value` for every allowed synapse, in synapse order."""
+    """Apply a synaptic write `x_post op value` for every allowed synapse, in the order `index` lists them."""
     if statement.op in ("+=", "-="):
         increment = torch.where(allowed, value * counts, torch.zeros_like(value))
         return old.index_add(1, index, increment if statement.op == "+=" else -increment)
