@@ -55,7 +55,7 @@ class NeuronCode:
     events: dict             # custom event -> Block ending in `_cond = condition` ('after_thresholds')
     on_event: dict           # custom event -> Block of its run_on_event code ('after_resets')
     before_start: Block      # the (constant over dt) subexpressions, set once per step
-    subexpressions: tuple    # (name, expression) of every subexpression without white noise, in Brian2's order
+    subexpressions: dict     # name -> Block computing `_value`, the value of a subexpression without white noise
     constants: dict          # name -> SI float of every parameter and unit the code reads
 
 
@@ -103,14 +103,16 @@ def statements(runner):
     if runner is None:
         return EMPTY
     runner.update_abstract_code(run_namespace={})
-    group = runner.group
-    _, used, unknown = analyse_identifiers(runner.abstract_code, group.variables, recursive=True)
+    return _block(runner.abstract_code, runner.group, runner.name, runner.order)
+
+
+def _block(code, group, name="", order=0):
+    """The Block Brian2's numpy target executes for abstract `code` on `group`."""
+    _, used, unknown = analyse_identifiers(code, group.variables, recursive=True)
     variables = group.resolve_all(used | unknown, run_namespace={})
-    scalar, vector = make_statements(runner.abstract_code, variables, np.float64,
-                                     optimise=prefs.codegen.loop_invariant_optimisations)
+    scalar, vector = make_statements(code, variables, np.float64, optimise=prefs.codegen.loop_invariant_optimisations)
     simplified = not _repeated_indices(vector, group.variables)
-    lines = tuple(_line(statement, simplified) for statement in scalar + vector)
-    return Block(lines, runner.name, runner.order)
+    return Block(tuple(_line(statement, simplified) for statement in scalar + vector), name, order)
 
 
 def _line(statement, simplified):
@@ -151,24 +153,26 @@ def _kind(variable):
     return "integer" if np.issubdtype(variable.dtype, np.integer) else "float"
 
 
-def _without_noise(subexpressions, noise):
-    """The (name, expression) subexpressions that read no white noise, directly or through another: those that do
-    have a value only within the state update (Brian2's state updater puts them into its equations)."""
+def _without_noise(equations, noise):
+    """The subexpressions that read no white noise, directly or through another, in Brian2's order: those that
+    do have a value only within the state update (Brian2's state updater puts them into its equations)."""
     noisy, kept = set(noise), []
-    for name, expression in subexpressions:
-        if noisy & get_identifiers(expression):
-            noisy.add(name)
+    for equation in equations.ordered:
+        if equation.varname not in equations.subexpr_names:
+            continue
+        if noisy & get_identifiers(equation.expr.code):
+            noisy.add(equation.varname)
         else:
-            kept.append((name, expression))
-    return tuple(kept)
+            kept.append(equation.varname)
+    return kept
 
 
 def _neuron_code(population, group):
     equations = group.equations
     variables = {name: group.variables[name] for name in equations.names if name not in equations.subexpr_names}
     events = lambda runners, event: statements(runners.get(event))
-    subexpressions = _without_noise([(eq.varname, eq.expr.code) for eq in equations.ordered
-                                     if eq.varname in equations.subexpr_names], population.noise)
+    subexpressions = {name: _block(f"_value = {name}", group)  # computed as a StateMonitor computes them
+                      for name in _without_noise(equations, population.noise)}
     code = dict(
         variables={name: _kind(var) for name, var in variables.items()},
         conditional=frozenset(name for name, var in variables.items() if var.conditional_write is not None),
@@ -180,10 +184,8 @@ def _neuron_code(population, group):
         before_start=statements(getattr(group, "subexpression_updater", None)),
         subexpressions=subexpressions)
     blocks = [code["update"], code["threshold"], code["reset"], code["before_start"], *code["events"].values(),
-              *code["on_event"].values()]
-    names = set().union(*[block.names for block in blocks], *[get_identifiers(expression)
-                                                              for _, expression in subexpressions],
-                        get_identifiers(population.threshold or ""))
+              *code["on_event"].values(), *subexpressions.values()]
+    names = set().union(*[block.names for block in blocks], get_identifiers(population.threshold or ""))
     return NeuronCode(**code, constants=constants(population.constants, names))
 
 

@@ -1,6 +1,6 @@
 """Models written from Brian2's examples (tests/brian2_examples, shortened): each imported from its script by
-one call and cross-checked (identical spikes, traces within 1e-9 relative, float64), and each pinned by a
-number computed here independently of both backends."""
+one call and cross-checked (identical spikes, equal traces, float64), and each pinned by a number computed here
+independently of both backends."""
 import dataclasses
 from pathlib import Path
 
@@ -12,7 +12,7 @@ from scipy.special import exprel
 import torch_models
 from bridge.app.brian2_scripts import from_brian2
 from bridge.app.export import to_brian2
-from bridge.app.compare import TRACE_RTOL, compare_statistics, spike_statistics
+from bridge.app.compare import compare_statistics, spike_statistics
 from bridge.app.paired import independent_noise_run
 from bridge.record import Record
 from torch_models import run as run_torch
@@ -24,13 +24,13 @@ EXAMPLES = Path(__file__).parent / "brian2_examples"
 
 
 def _identical(paired, name):
-    """(simulation, Brian2's record, torch's) of an example imported and run by both: identical spikes, every
-    trace within the exact class."""
+    """(simulation, Brian2's record, torch's) of an example imported and run by both: identical spikes, equal
+    traces (the exact class against Brian2's numpy target)."""
     simulation = from_brian2(EXAMPLES / f"{name}.py")
     brian_record, torch_record, report = paired(simulation)
     assert report.identical and report.passed, report.text()
     for key, trace in brian_record.traces.items():
-        assert np.abs(trace - torch_record.traces[key]).max() <= TRACE_RTOL * np.abs(trace).max(), key
+        assert np.array_equal(trace, torch_record.traces[key]), key
     return simulation, brian_record, torch_record
 
 

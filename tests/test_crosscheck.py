@@ -103,6 +103,19 @@ def test_float32_class_fails_on_one_unexplained_divergence():
                    eps=np.finfo(np.float32).eps).passed
 
 
+def test_exact_class_traces_against_a_reference_of_zeros():
+    """A trace of zeros: another of zeros passes; one of 1e-12 does not (infinitely far, relatively)."""
+    from bridge.app.compare import compare
+    from bridge.record import Record
+
+    spikes = {"pop": (np.zeros(0, int), np.zeros(0, int))}
+    zeros = Record("brian2", 1e-4, 10, spikes, {"pop.v": np.zeros((10, 2))})
+    for value, passes in ((0.0, True), (1e-12, False)):
+        candidate = Record("torch", 1e-4, 10, spikes, {"pop.v": np.full((10, 2), value)})
+        report = compare(zeros, candidate, {"pop": 2})
+        assert report.identical and report.passed == passes
+
+
 def test_exact_class_names_the_first_divergence():
     """A deliberately different weight in one backend is found and located."""
     from bridge.app.compare import compare

@@ -56,13 +56,13 @@ class PopulationStep:
         self.before_start = program(code.before_start)
         margin = _margin_expression(population.threshold) if population.threshold else None
         self.margin, self.margin_names = compile_expression(margin, where, table) if margin else (None, frozenset())
-        self.subexpressions = [(name, *compile_expression(expression, where, table))
-                               for name, expression in code.subexpressions]
+        # each subexpression's value (`_value`), computed where it is read (records, links); the blocks above, and
+        # the margin on the threshold's scope, compute those they read themselves, as Brian2's code does
+        self.subexpressions = {name: program(block) for name, block in code.subexpressions.items()}
         self.constants = code.constants
-        self.provided = {*self.constants, *self.variables, *(name for name, _ in code.subexpressions), "t", "dt", "N",
-                         "i"}
+        self.provided = {*self.constants, *self.variables, "t", "dt", "N", "i"}
         for statements in (self.update, self.threshold, self.reset, self.before_start, *self.events.values(),
-                           *self.on_event.values()):
+                           *self.on_event.values(), *self.subexpressions.values()):
             check_resolved(statements, self.provided, where)
         self.index = None  # the neuron index i, on the device of the state
         self.surrogate = superspike  # spike function with a surrogate gradient (torch_models/surrogate.py)
@@ -83,8 +83,8 @@ class PopulationStep:
         return state
 
     def _scope(self, state, t, dt, neurons=None):
-        """The names code can read: constants, state, t, dt, N, i, and the subexpressions (in Brian2's order);
-        on the neurons of the slice `neurons` only (i and N then count within it, as in a Brian2 subgroup)."""
+        """The names code can read: constants, state, t, dt, N, i; on the neurons of the slice `neurons` only (i and
+        N then count within it, as in a Brian2 subgroup)."""
         device = next(iter(state.values())).device if state else self.index.device  # no state: initial_state's
         if self.index is None or self.index.device != device:  # built once, not three times per step
             self.index = torch.arange(self.n, device=device, dtype=self.dtype)
@@ -92,16 +92,13 @@ class PopulationStep:
         if neurons is not None:
             state = {name: value[:, neurons] if self.per_neuron(value) else value for name, value in state.items()}
             index = index[neurons] - neurons.start
-        scope = {**self.constants, **state, "t": t, "dt": dt, "N": len(index), "i": index}
-        for name, evaluate, _ in self.subexpressions:
-            scope[name] = evaluate(scope)
-        return scope
+        return {**self.constants, **state, "t": t, "dt": dt, "N": len(index), "i": index}
 
     def value(self, state, variable, t, dt):
         """A state variable, or a subexpression evaluated on `state` at time t, (batch, n)."""
         if variable in state:
             return state[variable]
-        value = self._scope(state, t, dt)[variable]
+        value = self.subexpressions[variable].run(self._scope(state, t, dt))["_value"]
         shape = state[next(iter(self.variables))].shape
         return torch.as_tensor(value, dtype=self.dtype, device=self.index.device).expand(*shape)
 

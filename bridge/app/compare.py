@@ -9,6 +9,7 @@
   say that, a difference that the two-sample t-test over seeds does not find at significance STOCHASTIC_P
   (`compare_statistics`).
 The report names the first divergence: step, neuron, how far torch's state was from threshold."""
+import math
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 
@@ -169,7 +170,8 @@ def compare(reference, candidate, sizes, tolerance_class="exact", k=1, eps=np.fi
     for key, ref in reference.traces.items():
         delta = np.abs(ref - candidate.traces[key])
         scale = np.abs(ref).max()
-        traces[key] = {"max_abs": float(delta.max()), "max_rel": float(delta.max() / scale) if scale else 0.0}
+        largest = float(delta.max())  # relative to a reference of zeros: 0 where equal, else inf
+        traces[key] = {"max_abs": largest, "max_rel": largest / scale if scale else math.inf if largest else 0.0}
     divergences.sort(key=lambda d: d.step)
     return Report(tolerance_class, k, counts, identical, matched, distances, traces,
                   divergences[0] if divergences else None, divergences)
