@@ -147,15 +147,15 @@ class PopulationStep:
         return value.shape[1] == self.n
 
     def threshold_crossings(self, state, t, dt, batch):
-        """(spikes as float with a surrogate gradient, margin past threshold, {custom event: (batch, n) bool});
-        marks spiking neurons refractory as Brian2's thresholder does. Custom events are checked after that
-        (Brian2's 'after_thresholds' slot)."""
+        """(spikes as float with a surrogate gradient, margin past threshold, the spikes as (batch, n) bool,
+        {custom event: (batch, n) bool}); marks spiking neurons refractory as Brian2's thresholder does. Custom
+        events are checked after that (Brian2's 'after_thresholds' slot)."""
         if not self.threshold:
             zeros = torch.zeros(batch, self.n, dtype=self.dtype, device=self.index.device)
-            spikes, margin = zeros, zeros
+            spikes, margin, crossed = zeros, zeros, zeros.bool()
         else:
-            spikes, margin = self._spikes(state, t, dt, batch)
-        return spikes, margin, {event: self._event(event, state, t, dt, batch) for event in self.events}
+            spikes, margin, crossed = self._spikes(state, t, dt, batch)
+        return spikes, margin, crossed, {event: self._event(event, state, t, dt, batch) for event in self.events}
 
     def _event(self, event, state, t, dt, batch):
         condition = execute_block(self.events[event], self._scope(state, t, dt))["_cond"]
@@ -169,7 +169,7 @@ class PopulationStep:
         if "lastspike" in state:
             state["lastspike"] = torch.where(condition, t, state["lastspike"])
             state["not_refractory"] = state["not_refractory"] & ~condition
-        return self.surrogate(condition, margin, self.margin_scale), margin
+        return self.surrogate(condition, margin, self.margin_scale), margin, condition
 
     def set_margin_scale(self, state, t, dt):
         """The surrogate's unit of margin: how far the reset puts a neuron from its threshold (mean over the
@@ -258,17 +258,17 @@ def step(populations, states, t, dt, batch, synapses, groups=None):
     states = linked(populations, states)
     crossings = {name: population.threshold_crossings(states[name], t, dt, batch)
                  for name, population in populations.items()}
-    spikes = {name: spiked for name, (spiked, _, _) in crossings.items()}
-    custom = {name: happened for name, (_, _, happened) in crossings.items()}
+    spikes = {name: spiked for name, (spiked, *_) in crossings.items()}
+    custom = {name: happened for name, (*_, happened) in crossings.items()}
     events = {**spikes, **{(name, event): happened for name, of_population in custom.items()
                            for event, happened in of_population.items()}}
     synapses(events, states)
     states = linked(populations, states)
-    states = {name: population.apply_reset(states[name], t, dt, spikes[name] > 0)
+    states = {name: population.apply_reset(states[name], t, dt, crossings[name][2])
               for name, population in populations.items()}
     states = {name: population.after_resets(states[name], custom[name], t, dt)
               for name, population in populations.items()}
-    return states, events, {name: margin for name, (_, margin, _) in crossings.items()}
+    return states, events, {name: margin for name, (_, margin, *_) in crossings.items()}
 
 
 def compile_populations(plan, dtype):
