@@ -462,14 +462,15 @@ def functions(dtype, arrays=None, group_dt=None, parameters=None):
         if isinstance(x, torch.Tensor):
             return x.to(dtype) if x.dtype == torch.bool else torch.trunc(x)
         return int(x)
-    timed = {name: TimedArrayFunction(values, dt, group_dt, dtype) for name, (values, dt) in (arrays or {}).items()}
-    # torch's C code may import lazily, which looks up __import__ in the calling frame's builtins
+
     def where(condition, if_true, if_false):  # Brian2's numpy form `_where` (bridge/abstract_code.py)
         if not isinstance(condition, torch.Tensor):
             return if_true if condition else if_false
         if not isinstance(if_true, torch.Tensor):
             if_true = torch.as_tensor(if_true, dtype=dtype, device=condition.device)
         return torch.where(condition, if_true, if_false)
+    timed = {name: TimedArrayFunction(values, dt, group_dt, dtype) for name, (values, dt) in (arrays or {}).items()}
+    # torch's C code may import lazily, which looks up __import__ in the calling frame's builtins
     table = {"__builtins__": {"__import__": __import__}, **_MATH, "int": to_int, "_where": where, **timed}
     return {**table, **{name: user_function(value, table, f"function {name!r}")
                         for name, value in (parameters or {}).items() if isinstance(value, UserFunction)}}

@@ -258,17 +258,16 @@ def step(populations, states, t, dt, batch, synapses, groups=None):
     states = linked(populations, states)
     crossings = {name: population.threshold_crossings(states[name], t, dt, batch)
                  for name, population in populations.items()}
-    spikes = {name: spiked for name, (spiked, *_) in crossings.items()}
-    custom = {name: happened for name, (*_, happened) in crossings.items()}
+    spikes, margins, crossed, custom = ({name: parts[k] for name, parts in crossings.items()} for k in range(4))
     events = {**spikes, **{(name, event): happened for name, of_population in custom.items()
                            for event, happened in of_population.items()}}
     synapses(events, states)
     states = linked(populations, states)
-    states = {name: population.apply_reset(states[name], t, dt, crossings[name][2])
+    states = {name: population.apply_reset(states[name], t, dt, crossed[name])
               for name, population in populations.items()}
     states = {name: population.after_resets(states[name], custom[name], t, dt)
               for name, population in populations.items()}
-    return states, events, {name: margin for name, (_, margin, *_) in crossings.items()}
+    return states, events, margins
 
 
 def compile_populations(plan, dtype):
