@@ -9,6 +9,17 @@ INDEX = torch.tensor([0, 0, 1, 2])  # the source neuron of each of 4 synapses
 DELAYS = [2, 0, 1, 2]               # in steps
 
 
+def by_synapse(index):
+    """`written` for EventLists: each synapse writes to a neuron of its own number."""
+    return torch.arange(len(index))
+
+
+def real(arrived):
+    """The (row, synapse, count) entries of an ArrivedPerRow that are not padding."""
+    entries = zip(arrived.rows.tolist(), arrived.synapses.tolist(), arrived.written.tolist(), arrived.counts.tolist())
+    return [(row, synapse, count) for row, synapse, written, count in entries if written == synapse]
+
+
 def run(delivery, events, delays=None):
     """{step: arrivals} over the steps of `events` (steps, batch, neurons)."""
     buffer, arrived = delivery.buffer(events.shape[1], "cpu"), {}
@@ -24,14 +35,13 @@ def test_event_lists_deliver_each_event_after_its_synapses_delay():
     synapse 0 (delay 2) at step 2 in row 0; synapse 3 (delay 2) at step 3 in row 1; nothing else."""
     events = torch.zeros(5, 2, 3, dtype=torch.float64)
     events[0, 0, 0] = events[1, 1, 2] = 1
-    arrived = run(EventLists(INDEX, torch.tensor(DELAYS).numpy(), 3, 3, torch.float64, per_row=False), events)
+    arrived = run(EventLists(INDEX, torch.tensor(DELAYS).numpy(), 3, torch.float64), events)
     assert sorted(arrived) == [0, 2, 3]
     assert arrived[0].synapses.tolist() == [1] and arrived[0].counts.tolist() == [[1.0], [0.0]]
     assert arrived[2].synapses.tolist() == [0] and arrived[2].counts.tolist() == [[1.0], [0.0]]
     assert arrived[3].synapses.tolist() == [3] and arrived[3].counts.tolist() == [[0.0], [1.0]]
-    per_row = run(EventLists(INDEX, torch.tensor(DELAYS).numpy(), 3, 3, torch.float64, per_row=True), events)
-    assert isinstance(per_row[3], ArrivedPerRow) and (per_row[3].rows.tolist(), per_row[3].synapses.tolist()) == \
-        ([1], [3])
+    per_row = run(EventLists(INDEX, torch.tensor(DELAYS).numpy(), 3, torch.float64, by_synapse(INDEX)), events)
+    assert isinstance(per_row[3], ArrivedPerRow) and real(per_row[3]) == [(1, 3, 1.0)]
 
 
 def test_ring_buffer_keeps_the_delay_in_force_at_emission():
@@ -63,21 +73,21 @@ def arrivals_by_definition(index, delays, events):
 def test_event_lists_match_the_definition_in_both_layouts(hub):
     """Random synapses, delays and events (counts up to 2) against the definition, listed in the order of Brian2's
     spike queue (the longest delay first, then by neuron, then by synapse; per batch row where listed per row);
-    `hub` extra synapses of neuron 0 at delay 0 make padding every key to the longest list too costly, so the
-    lists stay packed."""
+    `hub` extra synapses of neuron 5 at delay 0 make padding every key to the longest list too costly, so the
+    lists stay packed. Neurons 0-4 have no synapses (events of a group that only a subgroup's synapses leave)."""
     rng = np.random.default_rng(4)
-    index = np.concatenate([np.zeros(hub, int), rng.integers(0, 30, 400)])
+    index = np.concatenate([np.full(hub, 5), rng.integers(5, 30, 400)])
     delays = np.concatenate([np.zeros(hub, int), rng.integers(0, 5, 400)])
     events = torch.as_tensor(rng.choice([0.0, 0.0, 0.0, 0.0, 1.0, 2.0], size=(12, 3, 30)))
     expected = arrivals_by_definition(index, delays, events)
     queue_order = lambda synapses: sorted(synapses, key=lambda synapse: (-delays[synapse], index[synapse], synapse))
     for per_row in (False, True):
-        delivery = EventLists(torch.as_tensor(index), delays, 30, 5, torch.float64, per_row)
+        delivery = EventLists(torch.as_tensor(index), delays, 5, torch.float64, by_synapse(index) if per_row else None)
         assert delivery.padded == (hub == 0)
         got = {}
         for step, result in run(delivery, events).items():
             if per_row:
-                pairs = list(zip(result.rows.tolist(), result.synapses.tolist(), result.counts.tolist()))
+                pairs = real(result)
                 for row in range(events.shape[1]):
                     listed = [synapse for pair_row, synapse, _ in pairs if pair_row == row]
                     assert listed == queue_order(listed)
@@ -94,4 +104,5 @@ def test_event_lists_without_synapses_deliver_nothing(slots):
     events = torch.ones(2, 1, 3, dtype=torch.float64)
     for per_row in (False, True):
         empty = torch.zeros(0, dtype=torch.int64)
-        assert run(EventLists(empty, empty.numpy(), 3, slots, torch.float64, per_row), events) == {}
+        written = by_synapse(empty) if per_row else None
+        assert run(EventLists(empty, empty.numpy(), slots, torch.float64, written), events) == {}

@@ -12,6 +12,7 @@ them in that order. `may_repeat`: whether one synapse can receive several events
 takes the delays in force (delays that change during the run).
 """
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import torch
@@ -26,30 +27,59 @@ class Arrived:
     synapses: object         # (k,) synapse indices in the order Brian2's spike queue delivers them; None: all
 
 
-@dataclass
 class ArrivedPerRow:
-    rows: torch.Tensor       # one entry per (batch row, synapse) reached, in the spike queue's order in a row
-    synapses: torch.Tensor
-    counts: torch.Tensor
+    """Arrivals listed one entry per (event, synapse it reaches), each (k,): `rows` (batch row), `counts`,
+    `written` (the neuron of the side the code writes) and `synapses`, in the order Brian2's spike queue delivers
+    them within a batch row. Events whose synapses are a padded table's row have `width` entries each; those of
+    padding reach synapse 0 and written neuron PADDING (past any neuron: ProjectionStep.add sends them to a
+    spare element)."""
+    PADDING = 2 ** 62
+
+    def __init__(self, rows, counts, written, synapses, width=1):
+        """`rows`, `counts`: per event, each repeated for its `width` entries; `synapses`: a tensor, or a function
+        computing it (where the code reads synaptic values)."""
+        self._rows, self._counts, self.written, self._synapses, self.width = rows, counts, written, synapses, width
+
+    def _per_entry(self, values):
+        return values if self.width == 1 else values[:, None].expand(-1, self.width).reshape(-1)
+
+    @cached_property
+    def rows(self):
+        return self._per_entry(self._rows)
+
+    @cached_property
+    def counts(self):
+        return self._per_entry(self._counts)
+
+    @cached_property
+    def synapses(self):
+        return self._synapses() if callable(self._synapses) else self._synapses
 
 
 class EventLists(nn.Module):
     """Fixed delays, event-driven: the events of the last `slots` steps are kept per neuron (slots x batch x
     neurons); the synapses reached now are looked up by (neuron, delay) for the events due now: those of
-    the neurons with an event d steps ago, for each delay d that synapses have. `per_row`: arrivals listed per
-    batch row (for code that adds per row, ProjectionStep.add).
+    the neurons with an event d steps ago, for each delay d that synapses have. `written`: for code that adds
+    per batch row (ProjectionStep.add), the neuron each synapse writes to: arrivals are then listed per batch row
+    (ArrivedPerRow).
 
-    The synapses of each (neuron, delay) key with synapses are a row of a table padded with -1 to the longest
-    list, so that a lookup is a few operations whatever the number of events; where padding would more than
-    quadruple the synapses (a few keys with many more synapses than the rest), the lists stay packed (CSR) and
-    a lookup expands them, in more operations."""
+    The synapses of each (neuron, delay) key with synapses are a row of a table padded to the longest list, so
+    that a lookup is a few operations whatever the number of events; where padding would more than quadruple
+    the synapses (a few keys with many more synapses than the rest), the lists stay packed (CSR) and a lookup
+    expands them, in more operations. Listed per row, a padded table's rows are delivered whole, padding
+    included (no operation sorts it out, but each entry of padding then costs what a synapse costs: padding
+    may at most double them); otherwise padding is -1 and dropped."""
     may_repeat = reads_delays = False
-    PADDING_LIMIT = 4
+    PADDING_LIMIT, PADDING_LIMIT_PER_ROW = 4, 2
 
-    def __init__(self, index, delay_steps, n_side, slots, dtype, per_row):
-        """`index`: the neuron of the pathway's side (of `n_side`) at each synapse; `delay_steps`: its delays."""
+    def __init__(self, index, delay_steps, slots, dtype, written=None):
+        """`index`: the neuron of the pathway's side at each synapse; `delay_steps`: its delays.
+        Only the events of the neurons from the first to the last with synapses are kept (a subgroup's)."""
         super().__init__()
-        self.n_side, self.slots, self.dtype, self.per_row = n_side, slots, dtype, per_row
+        self.slots, self.dtype, self.per_row = slots, dtype, written is not None
+        self.first = int(index.min()) if len(index) else 0
+        self.n_side = int(index.max()) + 1 - self.first if len(index) else 0
+        index = index - self.first
         self.register_buffer("index", index)
         self.register_buffer("delay_steps", torch.as_tensor(delay_steps))
         delays, delay_index = np.unique(-np.asarray(delay_steps), return_inverse=True)  # the delays synapses
@@ -58,22 +88,29 @@ class EventLists(nn.Module):
         self.register_buffer("delays", torch.as_tensor(delays))
         keys = index.numpy() * len(delays) + delay_index  # k = neuron*len(delays) + its delay's index
         order = np.argsort(keys, kind="stable")  # the synapses by key, in synapse order within one
-        offsets = np.searchsorted(keys[order], np.arange(n_side * len(delays) + 1))
+        offsets = np.searchsorted(keys[order], np.arange(self.n_side * len(delays) + 1))
         lengths = np.diff(offsets)
         used = np.flatnonzero(lengths)
         self.longest = longest = int(lengths.max(initial=0))
-        self.padded = len(used) * longest <= self.PADDING_LIMIT * len(order) + 1024
-        if self.padded:  # key -> its row of `table` (the last row, all -1, for keys without synapses)
+        limit = self.PADDING_LIMIT_PER_ROW if self.per_row else self.PADDING_LIMIT
+        self.padded = len(used) * longest <= limit * len(order) + 1024
+        if self.padded:  # key -> its row of `table` (the last row, all padding, for keys without synapses)
             row_of_key = np.full(len(lengths), len(used))
             row_of_key[used] = np.arange(len(used))
             table = np.full((len(used) + 1, longest), -1)
             rows = np.repeat(np.arange(len(used)), lengths[used])
             table[rows, np.arange(len(order)) - np.repeat(offsets[used], lengths[used])] = order
             self.register_buffer("row_of_key", torch.as_tensor(row_of_key))
+            if self.per_row:
+                self.register_buffer("written_table", torch.as_tensor(
+                    np.where(table >= 0, np.asarray(written)[np.maximum(table, 0)], ArrivedPerRow.PADDING)))
+                table = np.maximum(table, 0)
             self.register_buffer("table", torch.as_tensor(table))
         else:  # the synapses of key k: by_key[offsets[k]:offsets[k + 1]]
             self.register_buffer("by_key", torch.as_tensor(order))
             self.register_buffer("offsets", torch.as_tensor(offsets))
+            if self.per_row:
+                self.register_buffer("index_written", written)
 
     def buffer(self, batch, device):
         """(past events per neuron,); () when every delay is 0 (events arrive at once)."""
@@ -81,6 +118,7 @@ class EventLists(nn.Module):
                                                        device=device),)
 
     def arrivals(self, buffer, events, step, delays=None):
+        events = events[:, self.first:self.first + self.n_side]
         if not buffer:
             history = due = events[None]
         else:
@@ -90,35 +128,42 @@ class EventLists(nn.Module):
         if self.per_row:
             return self._reached_per_row(due)
         delay_index, neurons = torch.nonzero(due.any(1), as_tuple=True)  # an event in any batch row
-        reached = self._synapses_of(delay_index, neurons)
-        if reached is None:
+        if not neurons.shape[0] or not self.n_synapses:
             return None
-        chosen = reached[1]
+        keys = self._keys(delay_index, neurons)
+        if self.padded:
+            reached = self.table.index_select(0, self.row_of_key.index_select(0, keys)).reshape(-1)
+            chosen = reached.index_select(0, torch.nonzero(reached >= 0).squeeze(1))
+        else:
+            chosen = self._packed(keys)[1]
+        if not chosen.shape[0]:
+            return None
         return Arrived(history[(step - self.delay_steps[chosen]) % self.slots, :, self.index[chosen]].T, chosen)
 
     def _reached_per_row(self, due):
-        delay_index, rows_of_events, neurons = torch.nonzero(due, as_tuple=True)
-        reached = self._synapses_of(delay_index, neurons)
-        if reached is None:
-            return None
-        event, synapses = reached
-        rows = rows_of_events.index_select(0, event)
-        return ArrivedPerRow(rows, synapses, due[delay_index, rows_of_events, neurons].index_select(0, event))
-
-    def _synapses_of(self, delay_index, neurons):
-        """(event, synapse) for every synapse an event due now reaches: the events of `neurons`, each due for
-        the synapses of its neuron with the delay `delays[delay_index]`; None when none."""
+        delay_index, rows, neurons = torch.nonzero(due, as_tuple=True)
         if not neurons.shape[0] or not self.n_synapses:
             return None
-        keys = neurons * self.n_delays + delay_index if self.n_delays > 1 else neurons
+        keys, counts = self._keys(delay_index, neurons), due[delay_index, rows, neurons]
         if self.padded:
-            reached = self.table.index_select(0, self.row_of_key.index_select(0, keys)).reshape(-1)
-            found = torch.nonzero(reached >= 0).squeeze(1)  # (event, column) as event * longest + column
-            return (found // self.longest, reached.index_select(0, found)) if found.shape[0] else None
+            table_rows = self.row_of_key.index_select(0, keys)
+            return ArrivedPerRow(rows, counts, self.written_table.index_select(0, table_rows).reshape(-1),
+                                 lambda: self.table.index_select(0, table_rows).reshape(-1), self.longest)
+        event, synapses = self._packed(keys)
+        if not synapses.shape[0]:
+            return None
+        return ArrivedPerRow(rows.index_select(0, event), counts.index_select(0, event),
+                             self.index_written.index_select(0, synapses), synapses)
+
+    def _keys(self, delay_index, neurons):
+        """The (neuron, delay) keys of events of `neurons`, each due for the synapses of its neuron with the
+        delay `delays[delay_index]`."""
+        return neurons * self.n_delays + delay_index if self.n_delays > 1 else neurons
+
+    def _packed(self, keys):
+        """(event, synapse) for every synapse the events of `keys` reach, from the packed lists."""
         starts, lengths = self.offsets[keys], self.offsets[keys + 1] - self.offsets[keys]
         total = int(lengths.sum())
-        if not total:
-            return None
         event = torch.repeat_interleave(torch.arange(len(keys), device=keys.device), lengths, output_size=total)
         position = torch.arange(total, device=keys.device) - (lengths.cumsum(0) - lengths)[event]
         return event, self.by_key[starts[event] + position]

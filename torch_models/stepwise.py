@@ -52,6 +52,11 @@ class SynapticCode:
                 and self.location.get(write.target, ("",))[0] in ("source", "target")
                 and all(self.location[name][0] == "synapse" for name in reads))
 
+    @property
+    def written_side(self):
+        """The side ('source' or 'target') whose neuron variable additive code adds to."""
+        return self.location[self.statements[-1].target][0]
+
 
 class PathwayStep(nn.Module):
     """One pathway of a projection: the events that trigger it (the spikes, or a custom event, of the source's
@@ -99,7 +104,7 @@ class ProjectionStep(nn.Module):
         synaptic = lambda block, field_name: SynapticCode(block, code, f"{where}.{field_name}", self.functions)
         self.pathways = nn.ModuleDict()
         for name, pathway in proj.pathways.items():
-            index, n_side = (self.i, proj.n_source) if pathway.side == "source" else (self.j, proj.n_target)
+            index = self.i if pathway.side == "source" else self.j
             pathway_code = synaptic(code.pathways[name], f"pathway {name!r}")
             if name == "pre" and delay_gradient:
                 if not pathway_code.additive:
@@ -110,8 +115,9 @@ class ProjectionStep(nn.Module):
             elif proj.changing(name):
                 delivery = RingBuffer(index, proj.slots(name), dtype)
             else:
-                delivery = EventLists(index, pathway.delay_steps, n_side, proj.slots(name), dtype,
-                                      pathway_code.additive and not arrays_learn)
+                written = pathway_code.written_side if pathway_code.additive and not arrays_learn else None
+                delivery = EventLists(index, pathway.delay_steps, proj.slots(name), dtype,
+                                      written and (self.j if written == "target" else self.i))
             self.pathways[name] = PathwayStep(pathway, pathway_code, delivery)
         # the 'groups' slot: clock-driven equations; (summed) variables, written to the source or target neuron
         self.update = synaptic(code.update, "model") if code.update is not None else None
@@ -136,8 +142,7 @@ class ProjectionStep(nn.Module):
         """A pathway's code for the events arrived (its delivery's arrivals). Changing delays can bring two
         spikes of one synapse in one step; they are delivered one after the other, as Brian2's queue does."""
         if isinstance(arrived, ArrivedPerRow):
-            return self.add(pathway.code, arrived.rows, arrived.synapses, arrived.counts, syn_state, states,
-                            populations, t, dt)
+            return self.add(pathway.code, arrived, syn_state, states, populations, t, dt)
         counts, chosen, repeats = arrived.counts, arrived.synapses, pathway.delivery.may_repeat
         while True:
             once = counts.clamp(max=1) if repeats else counts
@@ -147,32 +152,35 @@ class ProjectionStep(nn.Module):
             if not repeats or not bool((counts > 0).any()):
                 return
 
-    def add(self, code, rows, synapses, counts, syn_state, states, populations, t, dt):
-        """An additive pathway's code for each (batch row, synapse) reached: its increments added to the neuron
-        variable in the order the events arrived (delivery.py), as Brian2 adds them; none to a neuron held by
-        refractoriness."""
+    def add(self, code, arrived, syn_state, states, populations, t, dt):
+        """An additive pathway's code for each entry of `arrived` (ArrivedPerRow): its increments added to the
+        neuron variable in the order the events arrived (delivery.py), as Brian2 adds them; none to a neuron held
+        by refractoriness. Padding entries add to a spare element after the variable's."""
         scope = {"t": t, "dt": dt}
         for name, value in code.constants.items():  # a synaptic parameter's variants are (batch, 1)
             value = syn_state.get(name, value)
-            scope[name] = value[rows, 0] if isinstance(value, torch.Tensor) else value
+            scope[name] = value[arrived.rows, 0] if isinstance(value, torch.Tensor) else value
         for name, (kind, var) in code.location.items():
             if kind == "synapse":
-                values = syn_state[var]
-                scope[name] = values.index_select(0, synapses) if values.dim() == 1 else read_at(values, rows, synapses)
+                values, synapses = syn_state[var], arrived.synapses
+                scope[name] = values.index_select(0, synapses) if values.dim() == 1 else \
+                    read_at(values, arrived.rows, synapses)
         *temporaries, write = code.statements
         for statement in temporaries:
             scope[statement.target] = statement.evaluate(scope)
-        increment = counts * write.evaluate(scope)
+        increment = arrived.counts * write.evaluate(scope)
         side, var = code.location[write.target]
-        columns = (self.j if side == "target" else self.i).index_select(0, synapses)
         owner = getattr(self, side)
         state, receptive = states[owner], populations[owner].receptive(states[owner], var)
         old = state[var]
-        flat = columns if old.shape[0] == 1 else rows * old.shape[1] + columns  # (row, neuron) in (batch * n)
+        batch, n = old.shape
+        flat = arrived.written if batch == 1 else arrived.rows * n + arrived.written  # (row, neuron)
+        flat = flat.clamp(max=batch * n)
         if receptive is not None:
-            increment = torch.where(receptive.reshape(-1).index_select(0, flat), increment, torch.zeros_like(increment))
+            allowed = _with_spare(receptive).index_select(0, flat)
+            increment = torch.where(allowed, increment, torch.zeros_like(increment))
         signed = -increment if write.op == "-=" else increment
-        state[var] = old.reshape(-1).index_add(0, flat, signed.to(counts.dtype)).reshape(old.shape)
+        state[var] = _with_spare(old).index_add_(0, flat, signed.to(old.dtype))[:-1].reshape(batch, n)
 
     def groups_slot(self, summed, syn_state, states, populations, t, dt, batch):
         """The projection's part of the 'groups' slot: its clock-driven update (summed None), or the sum over
@@ -239,6 +247,11 @@ class ProjectionStep(nn.Module):
         owner, variable = link
         value = populations[owner].value(states[owner], variable, t, dt)
         return value if value.shape[1] == 1 else pick(value)
+
+
+def _with_spare(values):
+    """(batch, n) values as one dimension, and a spare element 0 (False) after them."""
+    return torch.cat((values.reshape(-1), values.new_zeros(1)))
 
 
 def _put(values, chosen, chosen_values):
