@@ -31,9 +31,7 @@ class ArrivedPerRow:
     """Arrivals listed one entry per (event, synapse it reaches), each (k,): `rows` (batch row), `counts`,
     `written` (the neuron of the side the code writes) and `synapses`, in the order Brian2's spike queue delivers
     them within a batch row. Events whose synapses are a padded table's row have `width` entries each; those of
-    padding reach synapse 0 and written neuron PADDING (past any neuron: ProjectionStep.add sends them to a
-    spare element)."""
-    PADDING = 2 ** 62
+    padding reach synapse 0 and written neuron n, one past the last (ProjectionStep.add adds a column for them)."""
 
     def __init__(self, rows, counts, written, synapses, width=1):
         """`rows`, `counts`: per event, each repeated for its `width` entries; `synapses`: a tensor, or a function
@@ -60,8 +58,8 @@ class EventLists(nn.Module):
     """Fixed delays, event-driven: the events of the last `slots` steps are kept per neuron (slots x batch x
     neurons); the synapses reached now are looked up by (neuron, delay) for the events due now: those of
     the neurons with an event d steps ago, for each delay d that synapses have. `written`: for code that adds
-    per batch row (ProjectionStep.add), the neuron each synapse writes to: arrivals are then listed per batch row
-    (ArrivedPerRow).
+    per batch row (ProjectionStep.add), (the neuron each synapse writes to, the number n of those neurons):
+    arrivals are then listed per batch row (ArrivedPerRow).
 
     The synapses of each (neuron, delay) key with synapses are a row of a table padded to the longest list, so
     that a lookup is a few operations whatever the number of events; where padding would more than quadruple
@@ -102,15 +100,16 @@ class EventLists(nn.Module):
             table[rows, np.arange(len(order)) - np.repeat(offsets[used], lengths[used])] = order
             self.register_buffer("row_of_key", torch.as_tensor(row_of_key))
             if self.per_row:
+                index_written, n_written = written
                 self.register_buffer("written_table", torch.as_tensor(
-                    np.where(table >= 0, np.asarray(written)[np.maximum(table, 0)], ArrivedPerRow.PADDING)))
+                    np.where(table >= 0, np.asarray(index_written)[np.maximum(table, 0)], n_written)))
                 table = np.maximum(table, 0)
             self.register_buffer("table", torch.as_tensor(table))
         else:  # the synapses of key k: by_key[offsets[k]:offsets[k + 1]]
             self.register_buffer("by_key", torch.as_tensor(order))
             self.register_buffer("offsets", torch.as_tensor(offsets))
             if self.per_row:
-                self.register_buffer("index_written", written)
+                self.register_buffer("index_written", written[0])
 
     def buffer(self, batch, device):
         """(past events per neuron,); () when every delay is 0 (events arrive at once)."""

@@ -116,8 +116,8 @@ class ProjectionStep(nn.Module):
                 delivery = RingBuffer(index, proj.slots(name), dtype)
             else:
                 written = pathway_code.written_side if pathway_code.additive and not arrays_learn else None
-                delivery = EventLists(index, pathway.delay_steps, proj.slots(name), dtype,
-                                      written and (self.j if written == "target" else self.i))
+                delivery = EventLists(index, pathway.delay_steps, proj.slots(name), dtype, written and (
+                    (self.j, proj.n_target) if written == "target" else (self.i, proj.n_source)))
             self.pathways[name] = PathwayStep(pathway, pathway_code, delivery)
         # the 'groups' slot: clock-driven equations; (summed) variables, written to the source or target neuron
         self.update = synaptic(code.update, "model") if code.update is not None else None
@@ -155,7 +155,7 @@ class ProjectionStep(nn.Module):
     def add(self, code, arrived, syn_state, states, populations, t, dt):
         """An additive pathway's code for each entry of `arrived` (ArrivedPerRow): its increments added to the
         neuron variable in the order the events arrived (delivery.py), as Brian2 adds them; none to a neuron held
-        by refractoriness. Padding entries add to a spare element after the variable's."""
+        by refractoriness. The variable has a column n more while adding, where padding entries add."""
         scope = {"t": t, "dt": dt}
         for name, value in code.constants.items():  # a synaptic parameter's variants are (batch, 1)
             value = syn_state.get(name, value)
@@ -174,13 +174,12 @@ class ProjectionStep(nn.Module):
         state, receptive = states[owner], populations[owner].receptive(states[owner], var)
         old = state[var]
         batch, n = old.shape
-        flat = arrived.written if batch == 1 else arrived.rows * n + arrived.written  # (row, neuron)
-        flat = flat.clamp(max=batch * n)
-        if receptive is not None:
-            allowed = _with_spare(receptive).index_select(0, flat)
-            increment = torch.where(allowed, increment, torch.zeros_like(increment))
+        flat = arrived.written if batch == 1 else arrived.rows * (n + 1) + arrived.written  # in (batch, n + 1)
         signed = -increment if write.op == "-=" else increment
-        state[var] = _with_spare(old).index_add_(0, flat, signed.to(old.dtype))[:-1].reshape(batch, n)
+        with_column = torch.cat((old, old.new_zeros(batch, 1)), 1)
+        added = with_column.reshape(-1).index_add_(0, flat, signed.to(old.dtype)).reshape(batch, n + 1)[:, :n]
+        state[var] = torch.where(receptive, added, old) if receptive is not None else \
+            added.clone(memory_format=torch.contiguous_format)  # (1, n) as a copy has strides (n, 1)
 
     def groups_slot(self, summed, syn_state, states, populations, t, dt, batch):
         """The projection's part of the 'groups' slot: its clock-driven update (summed None), or the sum over
@@ -247,11 +246,6 @@ class ProjectionStep(nn.Module):
         owner, variable = link
         value = populations[owner].value(states[owner], variable, t, dt)
         return value if value.shape[1] == 1 else pick(value)
-
-
-def _with_spare(values):
-    """(batch, n) values as one dimension, and a spare element 0 (False) after them."""
-    return torch.cat((values.reshape(-1), values.new_zeros(1)))
 
 
 def _put(values, chosen, chosen_values):
