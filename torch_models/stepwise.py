@@ -176,10 +176,9 @@ class ProjectionStep(nn.Module):
         batch, n = old.shape
         flat = arrived.written if batch == 1 else arrived.rows * (n + 1) + arrived.written  # in (batch, n + 1)
         signed = -increment if write.op == "-=" else increment
-        with_column = torch.cat((old, old.new_zeros(batch, 1)), 1)
-        added = with_column.reshape(-1).index_add_(0, flat, signed.to(old.dtype)).reshape(batch, n + 1)[:, :n]
-        state[var] = torch.where(receptive, added, old) if receptive is not None else \
-            added.clone(memory_format=torch.contiguous_format)  # (1, n) as a copy has strides (n, 1)
+        added = torch.cat((old, old.new_zeros(batch, 1)), 1).view(-1).index_add_(0, flat, signed.to(old.dtype))
+        added = added[:n].view(1, n) if batch == 1 else added.view(batch, n + 1)[:, :n]  # without the column
+        state[var] = torch.where(receptive, added, old) if receptive is not None else added.contiguous()
 
     def groups_slot(self, summed, syn_state, states, populations, t, dt, batch):
         """The projection's part of the 'groups' slot: its clock-driven update (summed None), or the sum over
