@@ -83,7 +83,7 @@ class EventLists(nn.Module):
         delays, delay_index = np.unique(-np.asarray(delay_steps), return_inverse=True)  # the delays synapses
         delays = -delays  # have, longest first: events then arrive in the order they were emitted
         self.n_synapses, self.n_delays = len(index), len(delays)  # as numbers: len() of a tensor is slow
-        self.register_buffer("delays", torch.as_tensor(delays))
+        self.delays = delays.tolist()
         keys = index.numpy() * len(delays) + delay_index  # k = neuron*len(delays) + its delay's index
         order = np.argsort(keys, kind="stable")  # the synapses by key, in synapse order within one
         offsets = np.searchsorted(keys[order], np.arange(self.n_side * len(delays) + 1))
@@ -117,17 +117,20 @@ class EventLists(nn.Module):
                                                        device=device),)
 
     def arrivals(self, buffer, events, step, delays=None):
+        if not self.n_synapses:
+            return None
         events = events[:, self.first:self.first + self.n_side]
         if not buffer:
             history = due = events[None]
         else:
             (history,) = buffer
             history[step % self.slots] = events
-            due = history[(step - self.delays) % self.slots]  # (delays, batch, neurons)
+            due_slots = [(step - delay) % self.slots for delay in self.delays]
+            due = history[due_slots] if self.n_delays > 1 else history[due_slots[0]][None]  # (delays, batch, neurons)
         if self.per_row:
             return self._reached_per_row(due)
         delay_index, neurons = torch.nonzero(due.any(1), as_tuple=True)  # an event in any batch row
-        if not neurons.shape[0] or not self.n_synapses:
+        if not neurons.shape[0]:
             return None
         keys = self._keys(delay_index, neurons)
         if self.padded:
@@ -141,7 +144,7 @@ class EventLists(nn.Module):
 
     def _reached_per_row(self, due):
         delay_index, rows, neurons = torch.nonzero(due, as_tuple=True)
-        if not neurons.shape[0] or not self.n_synapses:
+        if not neurons.shape[0]:
             return None
         keys, counts = self._keys(delay_index, neurons), due[delay_index, rows, neurons]
         if self.padded:
