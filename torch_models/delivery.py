@@ -53,6 +53,14 @@ class ArrivedPerRow:
     def synapses(self):
         return self._synapses() if callable(self._synapses) else self._synapses
 
+    def flat(self, batch, n):
+        """Each entry's (row, written neuron) in (batch, n) values as one dimension, row * n + neuron; padding
+        to the element after them, batch * n."""
+        if batch == 1:
+            return self.written
+        written = self.written.view(-1, self.width)
+        return torch.where(written < n, self._rows[:, None] * n + written, batch * n).view(-1)
+
 
 class EventLists(nn.Module):
     """Fixed delays, event-driven: the events of the last `slots` steps are kept per neuron (slots x batch x

@@ -155,7 +155,7 @@ class ProjectionStep(nn.Module):
     def add(self, code, arrived, syn_state, states, populations, t, dt):
         """An additive pathway's code for each entry of `arrived` (ArrivedPerRow): its increments added to the
         neuron variable in the order the events arrived (delivery.py), as Brian2 adds them; none to a neuron held
-        by refractoriness. The variable has a column n more while adding, where padding entries add."""
+        by refractoriness."""
         scope = {"t": t, "dt": dt}
         for name, value in code.constants.items():  # a synaptic parameter's variants are (batch, 1)
             value = syn_state.get(name, value)
@@ -174,11 +174,13 @@ class ProjectionStep(nn.Module):
         state, receptive = states[owner], populations[owner].receptive(states[owner], var)
         old = state[var]
         batch, n = old.shape
-        flat = arrived.written if batch == 1 else arrived.rows * (n + 1) + arrived.written  # in (batch, n + 1)
+        flat = arrived.flat(batch, n)  # as one dimension, a spare element after: padding entries add there
+        if receptive is not None and flat.shape[0] < old.numel():  # fewer entries than neurons: those reaching
+            flat = torch.where(_with_spare(receptive).index_select(0, flat), flat, batch * n)  # held ones to the spare
+            receptive = None
         signed = -increment if write.op == "-=" else increment
-        added = torch.cat((old, old.new_zeros(batch, 1)), 1).view(-1).index_add_(0, flat, signed.to(old.dtype))
-        added = added[:n].view(1, n) if batch == 1 else added.view(batch, n + 1)[:, :n]  # without the column
-        state[var] = torch.where(receptive, added, old) if receptive is not None else added.contiguous()
+        added = _with_spare(old).index_add_(0, flat, signed.to(old.dtype))[:-1].view(batch, n)
+        state[var] = added if receptive is None else torch.where(receptive, added, old)  # held: as they were
 
     def groups_slot(self, summed, syn_state, states, populations, t, dt, batch):
         """The projection's part of the 'groups' slot: its clock-driven update (summed None), or the sum over
@@ -245,6 +247,11 @@ class ProjectionStep(nn.Module):
         owner, variable = link
         value = populations[owner].value(states[owner], variable, t, dt)
         return value if value.shape[1] == 1 else pick(value)
+
+
+def _with_spare(values):
+    """(batch, n) values as one dimension, then a spare element 0 (False), which padding entries reach."""
+    return torch.cat((values.reshape(-1), values.new_zeros(1)))
 
 
 def _put(values, chosen, chosen_values):
