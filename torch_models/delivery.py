@@ -31,7 +31,7 @@ class ArrivedPerRow:
     """Arrivals listed one entry per (event, synapse it reaches), each (k,): `rows` (batch row), `counts`,
     `written` (the neuron of the side the code writes) and `synapses`, in the order Brian2's spike queue delivers
     them within a batch row. Events whose synapses are a padded table's row have `width` entries each; those of
-    padding reach synapse 0 and written neuron n, one past the last (ProjectionStep.add adds a column for them)."""
+    padding reach synapse 0 and written neuron n, one past the last (`flat` maps them to a spare element)."""
 
     def __init__(self, rows, counts, written, synapses, width=1):
         """`rows`, `counts`: per event, each repeated for its `width` entries; `synapses`: a tensor, or a function
