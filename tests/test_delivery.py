@@ -69,34 +69,68 @@ def arrivals_by_definition(index, delays, events):
     return expected
 
 
-@pytest.mark.parametrize("hub", [0, 3000], ids=["padded", "packed"])
-def test_event_lists_match_the_definition_in_both_layouts(hub):
-    """Random synapses, delays and events (counts up to 2) against the definition, listed in the order of Brian2's
-    spike queue (the longest delay first, then by neuron, then by synapse; per batch row where listed per row);
-    `hub` extra synapses of neuron 5 at delay 0 make padding every key to the longest list too costly, so the
-    lists stay packed. Neurons 0-4 have no synapses (events of a group that only a subgroup's synapses leave)."""
+def random_network(hub=0):
+    """400 random synapses of neurons 5-29 (0-4 have none: events of a group that only a subgroup's synapses
+    leave) with delays 0-4 steps, `hub` more of neuron 5 at delay 0; events of 12 steps, 3 batch rows, counts up
+    to 2: (index, delays, events)."""
     rng = np.random.default_rng(4)
     index = np.concatenate([np.full(hub, 5), rng.integers(5, 30, 400)])
     delays = np.concatenate([np.zeros(hub, int), rng.integers(0, 5, 400)])
-    events = torch.as_tensor(rng.choice([0.0, 0.0, 0.0, 0.0, 1.0, 2.0], size=(12, 3, 30)))
-    expected = arrivals_by_definition(index, delays, events)
+    return index, delays, torch.as_tensor(rng.choice([0.0, 0.0, 0.0, 0.0, 1.0, 2.0], size=(12, 3, 30)))
+
+
+def delivered(arrived, index, delays, per_row):
+    """{step: {(row, synapse): count}} of the arrivals at each step; asserts they are listed in the order of
+    Brian2's spike queue (the longest delay first, then by neuron, then by synapse; per batch row where listed
+    per row)."""
     queue_order = lambda synapses: sorted(synapses, key=lambda synapse: (-delays[synapse], index[synapse], synapse))
+    got = {}
+    for step, result in arrived.items():
+        if per_row:
+            pairs = real(result)
+            for row in {row for row, _, _ in pairs}:
+                listed = [synapse for pair_row, synapse, _ in pairs if pair_row == row]
+                assert listed == queue_order(listed)
+        else:
+            assert result.synapses.tolist() == queue_order(result.synapses.tolist())
+            pairs = ((row, int(synapse), count) for k, synapse in enumerate(result.synapses)
+                     for row, count in enumerate(result.counts[:, k].tolist()))
+        got[step] = {(row, synapse): count for row, synapse, count in pairs if count}
+    return {step: pairs for step, pairs in got.items() if pairs}
+
+
+@pytest.mark.parametrize("hub", [0, 3000], ids=["padded", "packed"])
+def test_event_lists_match_the_definition_in_both_layouts(hub):
+    """Random synapses, delays and events against the definition, in the order of Brian2's spike queue; `hub`
+    extra synapses of one neuron make padding every key to the longest list too costly: the lists stay packed."""
+    index, delays, events = random_network(hub)
     for per_row in (False, True):
         delivery = EventLists(torch.as_tensor(index), delays, 5, torch.float64, by_synapse(index) if per_row else None)
         assert delivery.padded == (hub == 0)
-        got = {}
-        for step, result in run(delivery, events).items():
-            if per_row:
-                pairs = real(result)
-                for row in range(events.shape[1]):
-                    listed = [synapse for pair_row, synapse, _ in pairs if pair_row == row]
-                    assert listed == queue_order(listed)
-            else:
-                assert result.synapses.tolist() == queue_order(result.synapses.tolist())
-                pairs = ((row, int(synapse), count) for k, synapse in enumerate(result.synapses)
-                         for row, count in enumerate(result.counts[:, k].tolist()))
-            got[step] = {(row, synapse): count for row, synapse, count in pairs if count}
-        assert {step: pairs for step, pairs in got.items() if pairs} == expected
+        assert delivered(run(delivery, events), index, delays, per_row) == arrivals_by_definition(index, delays, events)
+
+
+def test_event_lists_in_fixed_shapes_match_the_definition_once_their_capacity_holds_every_event():
+    """Fixed shapes (a compiled step's; steps as tensors): every step lists `capacity` events. The first run's
+    capacity, 16, is below the events due in most steps (up to 131 here): those past it are not delivered, and
+    `grown` says so, raising the capacity to the next power of two, 256; the run again delivers what the
+    definition says, and `grown` is then False."""
+    index, delays, events = random_network()
+    due = [sum(int(torch.count_nonzero(events[step - delay, :, 5:])) for delay in set(delays) if step >= delay)
+           for step in range(len(events))]
+    delivery = EventLists(torch.as_tensor(index), delays, 5, torch.float64, by_synapse(index))
+    delivery.fix_shapes()
+    runs = []
+    for _ in range(2):
+        buffer = delivery.buffer(3, "cpu")
+        arrived = {step: delivery.arrivals(buffer, now, torch.tensor(step)) for step, now in enumerate(events)}
+        assert all(result.written.shape == (capacity * delivery.longest,) for result in arrived.values()
+                   for capacity in [runs[0][2] if runs else 16])
+        runs.append((delivered(arrived, index, delays, True), delivery.grown(buffer, 3), delivery.capacities[3]))
+    expected = arrivals_by_definition(index, delays, events)
+    (first, grew, capacity), (second, grew_again, same_capacity) = runs
+    assert max(due) == 131 and grew and capacity == same_capacity == 256 and first != expected
+    assert not grew_again and second == expected
 
 
 @pytest.mark.parametrize("slots", [1, 3])

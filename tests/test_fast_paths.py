@@ -146,31 +146,48 @@ def test_a_failing_compilation_falls_back_to_eager_with_a_warning():
         assert_same_run(run, LayeredNetwork(simulation, learn_delays=False)({"input": spikes}), simulation)
 
 
+def lif_with_delays(compile, duration="100*ms"):
+    """lif_euler's scenario (199 delays; its pathway adds per batch row: fixed shapes where compiled), float64,
+    two batch rows of different time constants: (module, its run's arguments)."""
+    module = StepwiseNetwork(library.scenario("lif_euler", seed=3, duration=duration), compile=compile)
+    return module, {"batch_size": 2, "variants": {"lif_euler.tau_mem": torch.tensor([0.01, 0.008])}}
+
+
+@pytest.mark.slow
 @pytest.mark.cython
-def test_compiled_state_update_equals_eager_bitwise_and_compiles_once():
-    """StepwiseNetwork(compile=True): each population's state update through torch.compile gives the eager
-    module's spikes, margins and traces bit for bit (float64; lif: exact integration, refractoriness), compiled
-    once for the run, not again every step (t reaches it as a tensor, not as a constant)."""
-    simulation = library.scenario("lif", seed=3, duration="100*ms")
-    eager, compiled = (StepwiseNetwork(simulation, compile=flag) for flag in (False, True))
+def test_the_compiled_step_is_one_graph_compiled_once_and_equals_the_eager_step_bitwise():
+    """StepwiseNetwork(compile=True): the step from the state updates to the resets as one graph, compiled once
+    for the run (n and t reach it as tensors), giving the eager module's spikes, margins and traces bit for bit;
+    with its capacity cut to 1 event a step, the run is repeated with one that holds every step's events."""
+    (compiled, arguments), (eager, _) = lif_with_delays(True), lif_with_delays(False)
+    torch._dynamo.utils.counters.clear()
     with torch._dynamo.config.patch(error_on_recompile=True), torch.no_grad():
-        run, other = compiled(), eager()
-    assert not compiled.populations["lif"].compiled.fell_back
-    assert other.spikes["lif"].sum() >= 50  # seen 104
-    assert_same_run(run, other, simulation)
+        run, other = compiled(**arguments), eager(**arguments)
+    assert torch._dynamo.utils.counters["stats"]["unique_graphs"] == 1 and not compiled.compiled_step.fell_back
+    assert other.spikes["lif_euler"].sum() >= 400  # seen 520
+    assert_same_run(run, other, compiled.simulation)
+    delivery = compiled.deliveries[("input_to_lif", "pre")]
+    first, delivery.capacities[2] = delivery.capacities[2], 1
+    with torch.no_grad():
+        assert_same_run(compiled(**arguments), other, compiled.simulation)
+    assert 1 < delivery.capacities[2] <= first
 
 
-def test_a_failing_population_compilation_falls_back_to_eager_with_a_warning():
-    simulation = library.scenario("lif", seed=3, duration="20*ms")
-    module = StepwiseNetwork(simulation)
-    population = module.populations["lif"]
-    population.compile(backend="eager")  # dynamo's tracing without code generation
+def test_a_failing_compilation_of_the_step_runs_it_eagerly_in_fixed_shapes_with_a_warning():
+    """Where torch.compile fails, the step runs eagerly after one warning, its pathway still in fixed shapes:
+    the event-driven module's numbers bit for bit, a run with more events due in a step than the capacity (cut
+    to 1) repeated with more."""
+    (module, arguments), (eager, _) = lif_with_delays(True, "30*ms"), lif_with_delays(False, "30*ms")
 
     def broken(*args):
         raise RuntimeError("no C++ compiler")
-    population.compiled.current = broken
-    with torch.no_grad(), pytest.warns(UserWarning, match="population 'lif'.*running it eagerly.*no C\\+\\+ compiler"):
-        run = module()
-    assert population.compiled.fell_back
+    module.compiled_step.current = broken
+    delivery = module.deliveries[("input_to_lif", "pre")]
+    delivery.capacities[2] = 1
+    with torch.no_grad(), pytest.warns(UserWarning, match="the step.*running it eagerly.*no C\\+\\+ compiler"):
+        run = module(**arguments)
+    assert module.compiled_step.fell_back and delivery.capacities[2] > 1
     with torch.no_grad():
-        assert_same_run(run, StepwiseNetwork(simulation)(), simulation)
+        other = eager(**arguments)
+    assert other.spikes["lif_euler"].sum() >= 60  # seen 81
+    assert_same_run(run, other, module.simulation)

@@ -9,10 +9,10 @@ synapse's delay in steps in force now. Events arriving in one step are listed in
 delivers them (that of their emission, then by neuron, then by synapse): code adding to one neuron variable adds
 them in that order. `may_repeat`: whether one synapse can receive several events in one step
 (they are then delivered one after the other, as Brian2's queue delivers them); `reads_delays`: whether it
-takes the delays in force (delays that change during the run).
+takes the delays in force (delays that change during the run). `step` is a Python int, or a 0-d tensor where
+the step goes through torch.compile (its value then is no constant of the compiled code).
 """
 from dataclasses import dataclass
-from functools import cached_property
 
 import numpy as np
 import torch
@@ -37,21 +37,21 @@ class ArrivedPerRow:
         """`rows`, `counts`: per event, each repeated for its `width` entries; `synapses`: a tensor, or a function
         computing it (where the code reads synaptic values)."""
         self._rows, self._counts, self.written, self._synapses, self.width = rows, counts, written, synapses, width
+        self._computed = {}
 
     def _per_entry(self, values):
         return values if self.width == 1 else values[:, None].expand(-1, self.width).reshape(-1)
 
-    @cached_property
-    def rows(self):
-        return self._per_entry(self._rows)
+    # computed where read, once (functools.cached_property takes a lock, which torch.compile cannot trace)
+    rows = property(lambda self: self._once("rows", lambda: self._per_entry(self._rows)))
+    counts = property(lambda self: self._once("counts", lambda: self._per_entry(self._counts)))
+    synapses = property(lambda self: self._once("synapses", self._synapses if callable(self._synapses)
+                                                else lambda: self._synapses))
 
-    @cached_property
-    def counts(self):
-        return self._per_entry(self._counts)
-
-    @cached_property
-    def synapses(self):
-        return self._synapses() if callable(self._synapses) else self._synapses
+    def _once(self, name, compute):
+        if name not in self._computed:
+            self._computed[name] = compute()
+        return self._computed[name]
 
     def flat(self, batch, n):
         """Each entry's (row, written neuron) in (batch, n) values as one dimension, row * n + neuron; padding
@@ -74,9 +74,16 @@ class EventLists(nn.Module):
     the synapses (a few keys with many more synapses than the rest), the lists stay packed (CSR) and a lookup
     expands them, in more operations. Listed per row, a padded table's rows are delivered whole, padding
     included (no operation sorts it out, but each entry of padding then costs what a synapse costs: padding
-    may at most double them); otherwise padding is -1 and dropped."""
+    may at most double them); otherwise padding is -1 and dropped.
+
+    With fixed shapes (`fix_shapes`, for a step through torch.compile; padded tables listed per row only), each
+    step lists a fixed number, the capacity, of the events due (torch.nonzero_static; the places left empty
+    reach the table's row of padding), whatever the number due. The buffer then keeps the most events due in
+    one step; `grown` tells after a run whether that exceeded the capacity (the run then is to be repeated:
+    events past the capacity were not delivered) and raises the capacity to it."""
     may_repeat = reads_delays = False
     PADDING_LIMIT, PADDING_LIMIT_PER_ROW = 4, 2
+    capacities = None  # with fixed shapes: {batch size: the events listed per step}
 
     def __init__(self, index, delay_steps, slots, dtype, written=None):
         """`index`: the neuron of the pathway's side at each synapse; `delay_steps`: its delays.
@@ -92,6 +99,7 @@ class EventLists(nn.Module):
         delays = -delays  # have, longest first: events then arrive in the order they were emitted
         self.n_synapses, self.n_delays = len(index), len(delays)  # as numbers: len() of a tensor is slow
         self.delays = delays.tolist()
+        self.register_buffer("listed_delays", torch.as_tensor(self.delays, dtype=torch.int64))
         keys = index.numpy() * len(delays) + delay_index  # k = neuron*len(delays) + its delay's index
         order = np.argsort(keys, kind="stable")  # the synapses by key, in synapse order within one
         offsets = np.searchsorted(keys[order], np.arange(self.n_side * len(delays) + 1))
@@ -119,22 +127,51 @@ class EventLists(nn.Module):
             if self.per_row:
                 self.register_buffer("index_written", written[0])
 
+    @property
+    def can_fix_shapes(self):
+        return self.per_row and self.padded and self.n_synapses > 0
+
+    def fix_shapes(self):
+        """List a fixed number of events per step from now on (the class's docstring)."""
+        self.capacities, self._lookups = {}, {}
+
     def buffer(self, batch, device):
-        """(past events per neuron,); () when every delay is 0 (events arrive at once)."""
-        return () if self.slots == 1 else (torch.zeros(self.slots, batch, self.n_side, dtype=self.dtype,
-                                                       device=device),)
+        """(past events per neuron,); () when every delay is 0 (events arrive at once); with fixed shapes, then
+        the most events due in one step, a 0-d tensor."""
+        history = () if self.slots == 1 else (torch.zeros(self.slots, batch, self.n_side, dtype=self.dtype,
+                                                          device=device),)
+        if self.capacities is None:
+            return history
+        possible = self.n_delays * batch * self.n_side
+        self.capacities.setdefault(batch, min(possible, max(16, _power_of_two(possible // 64))))
+        key = (batch, torch.device(device))
+        if key not in self._lookups:
+            self._lookups[key] = self._lookup(batch, device)
+        return history + (torch.zeros((), dtype=torch.int64, device=device),)
+
+    def grown(self, buffer, batch):
+        """After a run with fixed shapes: whether more events were due in one step than the capacity listed
+        (then raised to the next power of two at least that many)."""
+        if int(buffer[-1]) <= self.capacities[batch]:
+            return False
+        self.capacities[batch] = _power_of_two(int(buffer[-1]))
+        return True
+
+    def _lookup(self, batch, device):
+        """For each place of the events due (delays, batch, neurons) as one dimension, and one past them (the
+        fill of empty places): (its table row, its batch row)."""
+        place = torch.arange(self.n_delays * batch * self.n_side, device=device)
+        delay_index, rows, neurons = place // (batch * self.n_side), place // self.n_side % batch, place % self.n_side
+        padding = torch.tensor([len(self.table) - 1], device=device)
+        return (torch.cat((self.row_of_key.index_select(0, self._keys(delay_index, neurons)), padding)),
+                torch.cat((rows, torch.zeros_like(padding))))
 
     def arrivals(self, buffer, events, step, delays=None):
         if not self.n_synapses:
             return None
-        events = events[:, self.first:self.first + self.n_side]
-        if not buffer:
-            history = due = events[None]
-        else:
-            (history,) = buffer
-            history[step % self.slots] = events
-            due_slots = [(step - delay) % self.slots for delay in self.delays]
-            due = history[due_slots] if self.n_delays > 1 else history[due_slots[0]][None]  # (delays, batch, neurons)
+        history, due = self._history_and_due(buffer, events[:, self.first:self.first + self.n_side], step)
+        if self.capacities is not None:
+            return self._reached_fixed(due, buffer[-1])
         if self.per_row:
             return self._reached_per_row(due)
         delay_index, neurons = torch.nonzero(due.any(1), as_tuple=True)  # an event in any batch row
@@ -150,20 +187,45 @@ class EventLists(nn.Module):
             return None
         return Arrived(history[(step - self.delay_steps[chosen]) % self.slots, :, self.index[chosen]].T, chosen)
 
+    def _history_and_due(self, buffer, events, step):
+        """(the events of the last `slots` steps, this step's among them; the events due now (delays, batch,
+        neurons))."""
+        if self.slots == 1:
+            return events[None], events[None]
+        history = buffer[0]
+        if isinstance(step, torch.Tensor):  # slots as tensors: torch.compile traces no Python index from them
+            history.index_copy_(0, (step % self.slots)[None], events[None])
+            return history, history.index_select(0, (step - self.listed_delays) % self.slots)
+        history[step % self.slots] = events
+        due_slots = [(step - delay) % self.slots for delay in self.delays]
+        return history, history[due_slots] if self.n_delays > 1 else history[due_slots[0]][None]
+
     def _reached_per_row(self, due):
         delay_index, rows, neurons = torch.nonzero(due, as_tuple=True)
         if not neurons.shape[0]:
             return None
         keys, counts = self._keys(delay_index, neurons), due[delay_index, rows, neurons]
         if self.padded:
-            table_rows = self.row_of_key.index_select(0, keys)
-            return ArrivedPerRow(rows, counts, self.written_table.index_select(0, table_rows).reshape(-1),
-                                 lambda: self.table.index_select(0, table_rows).reshape(-1), self.longest)
+            return self._table_rows(self.row_of_key.index_select(0, keys), rows, counts)
         event, synapses = self._packed(keys)
         if not synapses.shape[0]:
             return None
         return ArrivedPerRow(rows.index_select(0, event), counts.index_select(0, event),
                              self.index_written.index_select(0, synapses), synapses)
+
+    def _reached_fixed(self, due, most):
+        """_reached_per_row in fixed shapes: the first `capacity` events due, then places of padding."""
+        batch, due = due.shape[1], due.reshape(-1)
+        most.copy_(torch.maximum(most, due.count_nonzero()))
+        listed = torch.nonzero_static(due, size=self.capacities[batch], fill_value=due.shape[0]).squeeze(1)
+        table_rows, rows = self._lookups[(batch, due.device)]
+        return self._table_rows(table_rows.index_select(0, listed), rows.index_select(0, listed),
+                                torch.cat((due, due.new_zeros(1))).index_select(0, listed))
+
+    def _table_rows(self, table_rows, rows, counts):
+        """Arrivals per row: the synapses of the padded table's rows `table_rows`, each event's whole row."""
+        return ArrivedPerRow(rows, counts, self.written_table.index_select(0, table_rows).reshape(-1),
+                             lambda: self.table.index_select(0, table_rows).reshape(-1), self.longest)
 
     def _keys(self, delay_index, neurons):
         """The (neuron, delay) keys of events of `neurons`, each due for the synapses of its neuron with the
@@ -251,6 +313,11 @@ class LearnedDelays(nn.Module):
         weights[slot] = 0
         reached[slot] = False
         return ArrivedWeighted(arrived, None, active) if bool(active.any()) else None
+
+
+def _power_of_two(n):
+    """The least power of two at least n (>= 1)."""
+    return 1 << max(int(n) - 1, 0).bit_length()
 
 
 def _grid(cache, values):

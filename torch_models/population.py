@@ -12,7 +12,7 @@ import math
 
 import torch
 
-from torch_models.codegen import (Compiled, Program, apply_op, check_resolved, compile_block, compile_expression,
+from torch_models.codegen import (Program, apply_op, check_resolved, compile_block, compile_expression,
                                   execute_block, functions)
 from torch_models.surrogate import superspike
 
@@ -107,13 +107,6 @@ class PopulationStep:
         (unless refractory) is held exactly while its neuron is refractory, in the state update and against
         synaptic writes (Brian2's rule)."""
         return state["not_refractory"] if variable in self.conditional else None
-
-    def compile(self, backend="inductor"):
-        """Run the state update through torch.compile (codegen.Compiled): its operations fused into a few kernels.
-        t reaches it as a 0-d float64 tensor: as a Python float it would be a constant of the compiled code,
-        compiled again every step. Threshold and reset stay eager: compiled, they measured slower."""
-        self.compiled = Compiled(self.integrate, f"population {self.name!r}", backend)
-        self.integrate = lambda state, t, dt: self.compiled(state, torch.as_tensor(t, dtype=torch.float64), dt)
 
     def integrate(self, state, t, dt):
         """The state update ('groups')."""

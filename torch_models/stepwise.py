@@ -19,7 +19,7 @@ from bridge.errors import DescriptionError
 from bridge.learn import start_values, written_back
 from bridge.memory import torch_run_bytes
 from bridge.names import record_key
-from torch_models.codegen import apply_op, check_resolved, compile_block, functions
+from torch_models.codegen import Compiled, apply_op, check_resolved, compile_block, functions
 from torch_models.delivery import ArrivedPerRow, EventLists, LearnedDelays, RingBuffer
 from torch_models.delays import _split
 from torch_models.learning import Learning, read_at, summing_reads
@@ -285,11 +285,14 @@ class SynapsesAsGroup:
 
 @dataclass(frozen=True)
 class RunInputs:
-    """What one forward pass is given: spike inputs and currents (batch, steps, n), records, the batch size."""
+    """What one forward pass is given: spike inputs and currents (batch, steps, n), records, the batch size, the
+    device, how it steps."""
     inputs: dict
     currents: dict
     records: dict
     batch: int
+    device: torch.device
+    compiled: bool  # whether the steps go through the compiled step
 
 
 class StepLog:
@@ -319,18 +322,19 @@ class StepwiseNetwork(SimulationModule):
 
     def __init__(self, simulation, dtype=None, device=None, compile=False, learn=None, delay_gradient="integer",
                  starts=None):
-        """`compile`: each population's state update through torch.compile (PopulationStep.compile; the
-        synapses stay eager: which synapses the events reach changes shape every step); the first step then
-        takes the compilation's seconds. `learn`: what learns (bridge/learn.py); the module's parameters that
-        learn are then those of `learning` (torch_models/learning.py) alone, and it runs the description's
-        learnable form. Delays that learn run as torch_models/delivery.LearnedDelays in mode `delay_gradient`
-        (torch_models/delays.py: 'integer' runs whole steps, 'fractional' interpolates). `starts`: {key: values
-        per start} where several starts learn at once (bridge/learn.start_values), a batch of one row each."""
+        """`compile`: the step from the state updates to the resets through torch.compile, as one graph where
+        shapes allow it: pathways whose events are looked up in padded tables and added per batch row list a fixed
+        number of events per step (EventLists.fix_shapes; a run in which more were due is run again with more),
+        other pathways' events break the graph; the first step then takes the compilation's seconds; a run with
+        gradients of synaptic values steps eagerly. `learn`: what learns (bridge/learn.py); the module's
+        parameters that learn are then those of `learning` (torch_models/learning.py) alone, and it runs the
+        description's learnable form. Delays that learn run as torch_models/delivery.LearnedDelays in mode
+        `delay_gradient` (torch_models/delays.py: 'integer' runs whole steps, 'fractional' interpolates).
+        `starts`: {key: values per start} where several starts learn at once (bridge/learn.start_values), a batch
+        of one row each."""
         super().__init__(simulation, dtype, learn)
         plan = self.plan
         self.populations = compile_populations(plan, self.dtype)
-        for population in self.populations.values() if compile else ():
-            population.compile()
         self.learned_delays = {item.owner: item.key for item in self.learned if item.what == "delay"}
         self.delay_gradient = delay_gradient
         arrays_learn = {item.owner for item in self.learned if item.what == "timed_array"}
@@ -339,6 +343,13 @@ class StepwiseNetwork(SimulationModule):
                                                                delay_gradient if name in self.learned_delays else None,
                                                                name in arrays_learn)
                                           for name in sorted(plan.projections)})
+        self.deliveries = {(name, pathway.name): pathway.delivery for name, proj in self.projections.items()
+                           for pathway in proj.pathways.values()}
+        self.fixed_shapes = [key for key, delivery in self.deliveries.items()
+                             if compile and isinstance(delivery, EventLists) and delivery.can_fix_shapes]
+        for key in self.fixed_shapes:
+            self.deliveries[key].fix_shapes()
+        self.compiled_step = Compiled(self._from_updates_to_resets, "the step") if compile else None
         self.learning = Learning(self.learned, self.dtype, start_values(self.learned, starts)) if self.learned \
             else None
         if self.learned:  # only what learns is a parameter
@@ -379,20 +390,23 @@ class StepwiseNetwork(SimulationModule):
         syn_states = {name: {**p.values, **{var: getattr(p, f"start_{var}") for var in p.unset}, "i": p.i,
                              "j": p.j} for name, p in self.projections.items()}  # i, j: read by synaptic code
         self.set_variants(variants or {}, states, syn_states, batch)
-        for item in self.learned:  # per-synapse values that learn: their gradients summed in place, step by step
-            if item.owner in self.projections and item.name in syn_states[item.owner] and torch.is_grad_enabled():
-                syn_states[item.owner][item.name] = summing_reads(syn_states[item.owner][item.name])
+        if self.compiled_step:  # laid out as the steps leave them, so that the compiled step fits every step
+            states = {name: {var: value.contiguous() for var, value in state.items()} for name, state in states.items()}
+        summed = [item for item in self.learned if item.owner in self.projections
+                  and item.name in syn_states[item.owner] and torch.is_grad_enabled()]
+        for item in summed:  # per-synapse values that learn: their gradients summed in place, step by step
+            syn_states[item.owner][item.name] = summing_reads(syn_states[item.owner][item.name])
         for name, population in self.populations.items():
             population.set_margin_scale(states[name], 0.0, dt)
         for name in self.synapse_groups:  # variables other projections write per batch row
             syn_states[name].update({var: value.expand(batch, -1) for var, value in syn_states[name].items()
                                      if var not in ("i", "j")})
-        buffers = {(name, pathway.name): pathway.delivery.buffer(batch, device)
-                   for name, p in self.projections.items() for pathway in p.pathways.values()}
+        buffers = {key: delivery.buffer(batch, device) for key, delivery in self.deliveries.items()}
         # delays in steps: 'between_runs' delays in force, read at each segment's start; delays that learn
         delays = {name: self.learning.value(key) / dt for name, key in self.learned_delays.items()}
         self.set_learned_arrays()
-        given = RunInputs(inputs, currents, records, batch)
+        # summed reads add gradients in place in the backward pass, which torch.compile does not trace
+        given = RunInputs(inputs, currents, records, batch, device, self.compiled_step is not None and not summed)
         carried = (states, syn_states, buffers, delays)
         spike_log, margin_log = StepLog(self.n_steps), StepLog(self.n_steps)
         trace_log = StepLog(self.n_steps, {key: recording.rows(self.n_steps) for key, recording in records.items()})
@@ -416,6 +430,8 @@ class StepwiseNetwork(SimulationModule):
                         trace_log.add(key, n // records[key].every, value)
                 backward.done(last)
                 bar.update(last - first)
+        if any([self.deliveries[key].grown(buffers[key], batch) for key in self.fixed_shapes]):  # events left out
+            return self(inputs, currents, batch_size, record, progress, variants, recompute_every, margins)
         return TorchRun(spike_log.stacked(), trace_log.stacked(), margin_log.stacked(), dt)
 
     def set_learned_arrays(self):
@@ -477,12 +493,22 @@ class StepwiseNetwork(SimulationModule):
         for name, current in self.plan.currents.items():
             states[current.target][current.variable] = given.currents[name][:, n]
         arriving = {name: spikes[:, n] for name, spikes in given.inputs.items()}
+        if given.compiled:  # n and t as tensors: as Python numbers they may become constants of the compiled code
+            now = torch.tensor(n, device=given.device), torch.tensor(t, dtype=torch.float64, device=given.device)
+            states, events, margins = self.compiled_step(*now, batch, states, syn_states, buffers, delays, arriving)
+        else:
+            states, events, margins = self._from_updates_to_resets(n, t, batch, states, syn_states, buffers, delays,
+                                                                   arriving)
+        states = self.run_operations("end", states, n, t)
+        return states, (events, margins, traces)
+
+    def _from_updates_to_resets(self, n, t, batch, states, syn_states, buffers, delays, arriving):
+        """Step n's part from the state updates to the resets (population.step, with this module's synapses
+        and 'groups' slots): (states, events, margins)."""
         synapses = lambda spikes, states: self.synapses_slot(n, t, {**arriving, **spikes}, states, syn_states,
                                                              buffers, delays)
         groups = self.groups_order and (lambda states: self.groups_slot(t, states, syn_states, batch))
-        states, events, margins = step(self.populations, states, t, dt, batch, synapses, groups)
-        states = self.run_operations("end", states, n, t)
-        return states, (events, margins, traces)
+        return step(self.populations, states, t, self.dt, batch, synapses, groups)
 
     def to_simulation(self, start=0):
         """The description with this module's synaptic values and what `learning` learned (in the start `start`,
