@@ -106,8 +106,8 @@ def simulation(network, size, duration):
 
 
 def run_torch(plan, dtype, batch, compiled, device, threads=0, repeats=1, margins=True):
-    """`compiled`: each population's state update through torch.compile; its compilation (a first run) is listed
-    with building. `threads`: torch's CPU threads (0: its default); `repeats` > 1: a warm-up run, then the best of
+    """`compiled`: StepwiseNetwork(compile=True), the step through torch.compile; its compilation (and a re-run
+    with room for more events, if any) in a first run, listed with building. `threads`: torch's CPU threads (0: its default); `repeats` > 1: a warm-up run, then the best of
     that many; `margins`: whether the run keeps the threshold margins. On a GPU, the time waits for the device's
     work to end."""
     import torch

@@ -83,6 +83,7 @@ class EventLists(nn.Module):
     events past the capacity were not delivered) and raises the capacity to it."""
     may_repeat = reads_delays = False
     PADDING_LIMIT, PADDING_LIMIT_PER_ROW = 4, 2
+    FIRST_CAPACITY = 16  # a capacity only grows: events listed cost as much as the events due
     capacities = None  # with fixed shapes: {batch size: the events listed per step}
 
     def __init__(self, index, delay_steps, slots, dtype, written=None):
@@ -142,8 +143,7 @@ class EventLists(nn.Module):
                                                           device=device),)
         if self.capacities is None:
             return history
-        possible = self.n_delays * batch * self.n_side
-        self.capacities.setdefault(batch, min(possible, max(16, _power_of_two(possible // 64))))
+        self.capacities.setdefault(batch, self.FIRST_CAPACITY)
         key = (batch, torch.device(device))
         if key not in self._lookups:
             self._lookups[key] = self._lookup(batch, device)
