@@ -249,6 +249,12 @@ class ProjectionStep(nn.Module):
         return value if value.shape[1] == 1 else pick(value)
 
 
+def _clock(n_steps, dt, device):
+    """Every step's n and t = n * dt (float64, the number Python computes) as tensors on the device."""
+    steps = torch.arange(n_steps, device=device)
+    return steps, steps.double() * dt
+
+
 def _with_spare(values):
     """(batch, n) values as one dimension, then a spare element 0 (False), which padding entries reach."""
     return torch.cat((values.reshape(-1), values.new_zeros(1)))
@@ -285,14 +291,14 @@ class SynapsesAsGroup:
 
 @dataclass(frozen=True)
 class RunInputs:
-    """What one forward pass is given: spike inputs and currents (batch, steps, n), records, the batch size, the
-    device, how it steps."""
+    """What one forward pass is given: spike inputs and currents (batch, steps, n), records, the batch size, and
+    where the steps go through the compiled step, every step's n and t as tensors on the device (`clock`; as
+    Python numbers they may become constants of the compiled code, compiled again every step)."""
     inputs: dict
     currents: dict
     records: dict
     batch: int
-    device: torch.device
-    compiled: bool  # whether the steps go through the compiled step
+    clock: tuple = None
 
 
 class StepLog:
@@ -406,7 +412,8 @@ class StepwiseNetwork(SimulationModule):
         delays = {name: self.learning.value(key) / dt for name, key in self.learned_delays.items()}
         self.set_learned_arrays()
         # summed reads add gradients in place in the backward pass, which torch.compile does not trace
-        given = RunInputs(inputs, currents, records, batch, device, self.compiled_step is not None and not summed)
+        clock = _clock(self.n_steps, dt, device) if self.compiled_step and not summed else None
+        given = RunInputs(inputs, currents, records, batch, clock)
         carried = (states, syn_states, buffers, delays)
         spike_log, margin_log = StepLog(self.n_steps), StepLog(self.n_steps)
         trace_log = StepLog(self.n_steps, {key: recording.rows(self.n_steps) for key, recording in records.items()})
@@ -493,8 +500,8 @@ class StepwiseNetwork(SimulationModule):
         for name, current in self.plan.currents.items():
             states[current.target][current.variable] = given.currents[name][:, n]
         arriving = {name: spikes[:, n] for name, spikes in given.inputs.items()}
-        if given.compiled:  # n and t as tensors: as Python numbers they may become constants of the compiled code
-            now = torch.tensor(n, device=given.device), torch.tensor(t, dtype=torch.float64, device=given.device)
+        if given.clock:
+            now = given.clock[0][n], given.clock[1][n]
             states, events, margins = self.compiled_step(*now, batch, states, syn_states, buffers, delays, arriving)
         else:
             states, events, margins = self._from_updates_to_resets(n, t, batch, states, syn_states, buffers, delays,
