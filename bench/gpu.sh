@@ -27,6 +27,9 @@ run python bench/step_floor.py --neurons 4000 --steps 1000 --device "$DEVICE" | 
 # target 1 and the GPU goal: CUBA 1000 and 4000 against Brian2's numpy target and cpp_standalone; 32 variants
 run python bench/simulate.py --networks cuba --sizes 1000 4000 --duration "$DURATION" --dtypes float32 \
     --backends torch numpy cpp_standalone --batches 1 32 --device "$DEVICE" --out "$OUT/simulate_cuba"
+# target 2: the step through torch.compile as one graph (fixed shapes), beside the eager step's rows above
+run python bench/simulate.py --networks cuba --sizes 1000 4000 --duration "$DURATION" --dtypes float32 \
+    --backends torch-compiled --batches 1 32 --device "$DEVICE" --out "$OUT/simulate_cuba_compiled"
 run python bench/simulate.py --networks cobahh --sizes 4000 --duration "$DURATION" --dtypes float32 \
     --backends torch numpy --batches 1 32 --device "$DEVICE" --out "$OUT/simulate_cobahh"
 run python bench/simulate.py --networks brunel --sizes 10000 --duration "$DURATION" --dtypes float32 \

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from bridge import batch, library
+from bridge.description import Network, NeuronModel, PoissonInput, Population, RunSettings, Simulation
 from brian_models import network as brian_network
 from torch_models.events import event_product
 from torch_models.layered import LayeredNetwork
@@ -192,3 +193,17 @@ def test_a_failing_compilation_of_the_step_runs_it_eagerly_in_fixed_shapes_with_
         other = eager(**arguments)
     assert other.spikes["lif_euler"].sum() >= 60  # seen 81
     assert_same_run(run, other, module.simulation)
+
+
+def test_the_compiled_step_reads_a_poisson_input_s_counts_of_step_n_given_as_a_tensor():
+    """The compiled step's function run eagerly with its tensor n (as after a failed compilation): a
+    PoissonInput's counts are those of step n, the numbers of a step given n as a Python int."""
+    drive = PoissonInput("drive", "cells", "v", 50, "20*Hz", "0.5*mV", seed=3)
+    simulation = Simulation(Network((Population("cells", NeuronModel("v : volt"), 4),), poisson_inputs=(drive,)),
+                            RunSettings("30*ms", record=("cells.v",)))
+    module = StepwiseNetwork(simulation, compile=True)
+    module.compiled_step.current = module.compiled_step.eager
+    with torch.no_grad():
+        run, other = module(), StepwiseNetwork(simulation)()
+    assert len(torch.unique(run.traces["cells.v"])) > 10  # seen 21 values
+    assert_same_run(run, other, simulation)

@@ -624,4 +624,6 @@ class StepwiseNetwork(SimulationModule):
         poisson = self.plan.poisson_inputs[name]
         state = states[poisson.target]
         receptive = self.populations[poisson.target].receptive(state, poisson.variable)
-        state[poisson.variable] = poisson.add(state[poisson.variable], getattr(self, f"poisson_{name}")[n], receptive)
+        counts = getattr(self, f"poisson_{name}")
+        now = counts[n] if isinstance(n, int) else counts.index_select(0, n[None])[0]  # n a tensor: compiled, no item()
+        state[poisson.variable] = poisson.add(state[poisson.variable], now, receptive)
