@@ -175,6 +175,24 @@ def test_the_compiled_step_is_one_graph_compiled_once_and_equals_the_eager_step_
     assert delivery.capacities[2] == 128
 
 
+@pytest.mark.slow
+@pytest.mark.cython
+def test_the_compiled_step_gives_the_eager_step_s_gradients():
+    """Gradients through the compiled step (its backward pass compiled too; the synaptic additions to I a custom
+    operation with its own backward, which d/d tau_syn passes through): of a loss of spike times and margins,
+    d/d tau_syn per neuron, equal to the eager module's to rounding (float64)."""
+    simulation = library.scenario("lif_euler", seed=3, duration="50*ms")
+    gradients = []
+    for compile in (False, True):
+        module = StepwiseNetwork(simulation, compile=compile, learn={"lif_euler.tau_syn": "per_element"})
+        run = module(batch_size=2)
+        steps = torch.arange(run.spikes["lif_euler"].shape[1], dtype=torch.float64)[None, :, None]
+        ((run.spikes["lif_euler"] * steps).sum() + run.margins["lif_euler"].pow(2).sum()).backward()
+        gradients.append(next(p.grad for p in module.parameters() if p.grad is not None))
+    eager, compiled = gradients
+    assert eager.abs().min() > 0 and torch.allclose(compiled, eager, rtol=1e-12, atol=0)
+
+
 def test_a_failing_compilation_of_the_step_runs_it_eagerly_in_fixed_shapes_with_a_warning():
     """Where torch.compile fails, the step runs eagerly after one warning, its pathway still in fixed shapes:
     the event-driven module's numbers bit for bit, a run with more events due in a step than the capacity (cut
