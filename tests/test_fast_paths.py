@@ -148,9 +148,14 @@ def test_a_failing_compilation_falls_back_to_eager_with_a_warning():
 
 
 def lif_with_delays(compile, duration="100*ms"):
-    """lif_euler's scenario (199 delays; its pathway adds per batch row: fixed shapes where compiled), float64,
-    two batch rows of different time constants: (module, its run's arguments)."""
-    module = StepwiseNetwork(library.scenario("lif_euler", seed=3, duration=duration), compile=compile)
+    """lif_euler's scenario (199 delays; its pathway adds per batch row: fixed shapes where compiled) with a
+    refractory period of 2 ms (a boolean state, not_refractory), float64, two batch rows of different time
+    constants: (module, its run's arguments)."""
+    simulation = library.scenario("lif_euler", seed=3, duration=duration)
+    (population,) = simulation.network.populations
+    held = dataclasses.replace(population, model=dataclasses.replace(population.model, refractory="2*ms"))
+    module = StepwiseNetwork(dataclasses.replace(simulation, network=dataclasses.replace(
+        simulation.network, populations=(held,))), compile=compile)
     return module, {"batch_size": 2, "variants": {"lif_euler.tau_mem": torch.tensor([0.01, 0.008])}}
 
 
