@@ -378,7 +378,7 @@ class StepwiseNetwork(SimulationModule):
                              if compile and isinstance(delivery, EventLists) and delivery.can_fix_shapes]
         for key in self.fixed_shapes:
             self.deliveries[key].fix_shapes()
-        self.compiled_step = Compiled(self._booleans_as_bytes, "the step") if compile else None
+        self.compiled_step = Compiled(self._booleans_as_floats, "the step") if compile else None
         self.learning = Learning(self.learned, self.dtype, start_values(self.learned, starts)) if self.learned \
             else None
         if self.learned:  # only what learns is a parameter
@@ -533,9 +533,9 @@ class StepwiseNetwork(SimulationModule):
         states = self.run_operations("end", states, n, t)
         return states, (events, margins, traces)
 
-    def _booleans_as_bytes(self, *args):
-        """_from_updates_to_resets with boolean states and events returned as float: inductor's vectorised
-        stores of booleans took 10x eager torch's time on a CPU (1.3 ms for (32, 4000)), floats' 1x."""
+    def _booleans_as_floats(self, *args):
+        """_from_updates_to_resets with boolean states and events returned as floats: inductor's vectorised
+        stores of booleans took 10x eager torch's time on a CPU (1.3 ms for (32, 4000)), of floats about eager's."""
         states, events, margins = self._from_updates_to_resets(*args)
         floats = lambda values: {key: value.to(self.dtype) if value.dtype == torch.bool else value
                                  for key, value in values.items()}
