@@ -183,8 +183,8 @@ def test_the_compiled_step_is_one_graph_compiled_once_and_equals_the_eager_step_
 @pytest.mark.slow
 @pytest.mark.cython
 def test_the_compiled_step_gives_the_eager_step_s_gradients():
-    """Gradients through the compiled step (its backward pass compiled too; the synaptic additions to I a custom
-    operation with its own backward, which d/d tau_syn passes through): of a loss of spike times and margins,
+    """Gradients through the compiled step (its backward pass compiled too; the synaptic additions to I aten's
+    index_add, whose backward d/d tau_syn passes through): of a loss of spike times and margins,
     d/d tau_syn per neuron, equal to the eager module's to rounding (float64)."""
     simulation = library.scenario("lif_euler", seed=3, duration="50*ms")
     gradients = []

@@ -19,7 +19,7 @@ from bridge.errors import DescriptionError
 from bridge.learn import start_values, written_back
 from bridge.memory import torch_run_bytes
 from bridge.names import record_key
-from torch_models.codegen import Compiled, apply_op, check_resolved, compile_block, functions
+from torch_models.codegen import Compiled, apply_op, check_resolved, compile_block, functions, step_backend
 from torch_models.delivery import ArrivedPerRow, EventLists, LearnedDelays, RingBuffer
 from torch_models.delays import _split
 from torch_models.learning import Learning, read_at, summing_reads
@@ -179,7 +179,7 @@ class ProjectionStep(nn.Module):
             flat = torch.where(_with_spare(receptive).index_select(0, flat), flat, batch * n)  # held ones to the spare
             receptive = None
         signed = -increment if write.op == "-=" else increment
-        added = _index_add(_with_spare(old), flat, signed.to(old.dtype))[:-1].view(batch, n)
+        added = _with_spare(old).index_add_(0, flat, signed.to(old.dtype))[:-1].view(batch, n)
         state[var] = added if receptive is None else torch.where(receptive, added, old)  # held: as they were
 
     def groups_slot(self, summed, syn_state, states, populations, t, dt, batch):
@@ -258,29 +258,6 @@ def _clock(n_steps, dt, device):
 def _with_spare(values):
     """(batch, n) values as one dimension, then a spare element 0 (False), which padding entries reach."""
     return torch.cat((values.reshape(-1), values.new_zeros(1)))
-
-
-def _index_add(values, index, added):
-    """values.index_add_(0, index, added); through torch.compile as aten's kernel (`_compiled_index_add`)."""
-    return _compiled_index_add(values, index, added) if torch.compiler.is_compiling() else \
-        values.index_add_(0, index, added)
-
-
-@torch.library.custom_op("spikebridge::index_add", mutates_args=())
-def _compiled_index_add(values: torch.Tensor, index: torch.Tensor, added: torch.Tensor) -> torch.Tensor:
-    """index_add as one operation torch.compile does not look into: inductor's own code for it, with atomic adds,
-    took 7-10x aten's time on a CPU (700 k entries); called eagerly, the custom operation costs 18 us."""
-    return values.index_add(0, index, added)
-
-
-@_compiled_index_add.register_fake
-def _(values, index, added):
-    return torch.empty_like(values)
-
-
-_compiled_index_add.register_autograd(
-    lambda ctx, grad: (grad, None, grad.index_select(0, ctx.saved_tensors[0])),
-    setup_context=lambda ctx, inputs, output: ctx.save_for_backward(inputs[1]))
 
 
 def _put(values, chosen, chosen_values):
@@ -378,7 +355,7 @@ class StepwiseNetwork(SimulationModule):
                              if compile and isinstance(delivery, EventLists) and delivery.can_fix_shapes]
         for key in self.fixed_shapes:
             self.deliveries[key].fix_shapes()
-        self.compiled_step = Compiled(self._booleans_as_floats, "the step") if compile else None
+        self.compiled_step = Compiled(self._booleans_as_floats, "the step", step_backend) if compile else None
         self.learning = Learning(self.learned, self.dtype, start_values(self.learned, starts)) if self.learned \
             else None
         if self.learned:  # only what learns is a parameter
