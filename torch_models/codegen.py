@@ -5,6 +5,7 @@ Each statement `target op expression` becomes a compiled Python expression that 
 so no user text is ever executed as arbitrary Python.
 """
 import ast
+import logging
 import math
 import numbers
 import operator
@@ -298,6 +299,10 @@ def step_backend(graph, example_inputs):
 
     decompositions = {op: rule for op, rule in select_decomp_table().items() if op.name() != "aten::index_add"}
     return compile_fx(graph, example_inputs, config_patches={"cpp_wrapper": True}, decompositions=decompositions)
+
+
+# inductor's C++ wrapper calls aten's index_add back through Python and logs a warning saying so at every compilation
+logging.getLogger("torch._inductor.ir").addFilter(lambda record: "index_add" not in record.getMessage())
 
 
 class Compiled:
