@@ -12,7 +12,7 @@ from bridge.description import Network, NeuronModel, PoissonInput, Population, R
 from brian_models import network as brian_network
 from torch_models.events import event_product
 from torch_models.layered import LayeredNetwork
-from torch_models.stepwise import StepLog, StepwiseNetwork
+from torch_models.stepwise import StepwiseNetwork
 
 SIZES = (40, 12, 3)
 
@@ -230,17 +230,3 @@ def test_the_compiled_step_reads_a_poisson_input_s_counts_of_step_n_given_as_a_t
         run, other = module(), StepwiseNetwork(simulation)()
     assert len(torch.unique(run.traces["cells.v"])) > 10  # seen 21 values
     assert_same_run(run, other, simulation)
-
-
-def test_the_step_log_writes_each_step_s_values_to_its_row_in_chunks():
-    """StepLog without gradients writes 16 steps at a time: 37 steps (two chunks and 5 left at the end) and a key
-    logged every third step (13 rows) come back with step k's values at row k (and 3 r at row r)."""
-    log = StepLog(37, {"sparse": 13})
-    with torch.no_grad():
-        for n in range(37):
-            log.add("every", n, torch.full((2, 3), float(n)))
-            if n % 3 == 0:
-                log.add("sparse", n // 3, torch.full((2,), float(n)))
-        values = log.stacked()
-    assert torch.equal(values["every"], torch.arange(37.0)[None, :, None].expand(2, 37, 3))
-    assert torch.equal(values["sparse"], 3 * torch.arange(13.0).expand(2, 13))

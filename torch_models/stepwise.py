@@ -303,34 +303,22 @@ class RunInputs:
 
 class StepLog:
     """Values of every step by key, as (batch, steps, ...) tensors. Without gradients each key's tensor is
-    allocated at its first step and written `chunk` steps at a time (a write per step cost 15 us on a CPU; no copy
-    of the whole at the end); with gradients the steps are stacked at the end (writing into one tensor would make
-    its backward pass copy it per step). Rows are added in order, one after the other."""
-    chunk = 16
+    allocated at its first step and written step by step (no list of steps, no copy at the end); with gradients
+    the steps are stacked at the end (writing into one tensor would make its backward pass copy it per step)."""
 
     def __init__(self, n_steps, rows=None):
         """`rows`: {key: rows} for keys logged at fewer rows than n_steps."""
-        self.n_steps, self.rows, self.values, self.waiting = n_steps, rows or {}, {}, {}
+        self.n_steps, self.rows, self.values = n_steps, rows or {}, {}
 
-    def add(self, key, row, value):
+    def add(self, key, n, value):
         if torch.is_grad_enabled():
             self.values.setdefault(key, []).append(value)
             return
         if key not in self.values:
             self.values[key] = value.new_empty(value.shape[0], self.rows.get(key, self.n_steps), *value.shape[1:])
-        first, waiting = self.waiting.setdefault(key, (row, []))
-        waiting.append(value)
-        if len(waiting) == self.chunk:
-            self._write(key)
-
-    def _write(self, key):
-        """The rows waiting for `key` into its tensor."""
-        first, waiting = self.waiting.pop(key)
-        self.values[key][:, first:first + len(waiting)] = torch.stack(waiting, dim=1)
+        self.values[key][:, n] = value
 
     def stacked(self):
-        for key in list(self.waiting):
-            self._write(key)
         return {key: torch.stack(v, dim=1) if isinstance(v, list) else v for key, v in self.values.items()}
 
 
