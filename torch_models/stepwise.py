@@ -250,9 +250,9 @@ class ProjectionStep(nn.Module):
 
 
 def _clock(n_steps, dt, device):
-    """Every step's (n, t = n * dt) (float64, the number Python computes) as tensors on the device, listed."""
+    """Every step's n and t = n * dt (float64, the number Python computes) as tensors on the device."""
     steps = torch.arange(n_steps, device=device)
-    return list(zip(steps.unbind(), (steps.double() * dt).unbind()))
+    return steps, steps.double() * dt
 
 
 def _with_spare(values):
@@ -298,7 +298,7 @@ class RunInputs:
     currents: dict
     records: dict
     batch: int
-    clock: list = None
+    clock: tuple = None
 
 
 class StepLog:
@@ -501,8 +501,9 @@ class StepwiseNetwork(SimulationModule):
             states[current.target][current.variable] = given.currents[name][:, n]
         arriving = {name: spikes[:, n] for name, spikes in given.inputs.items()}
         if given.clock:
-            states, events, margins = self._as_booleans(*self.compiled_step(*given.clock[n], batch, states, syn_states,
-                                                                            buffers, delays, arriving))
+            now = given.clock[0][n], given.clock[1][n]
+            states, events, margins = self._as_booleans(*self.compiled_step(*now, batch, states, syn_states, buffers,
+                                                                            delays, arriving))
         else:
             states, events, margins = self._from_updates_to_resets(n, t, batch, states, syn_states, buffers, delays,
                                                                    arriving)
