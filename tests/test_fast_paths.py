@@ -9,7 +9,9 @@ import pytest
 import torch
 
 from bridge import batch, library
-from bridge.description import Network, NeuronModel, PoissonInput, Population, RunSettings, Simulation
+from bridge.constructs.run_changes import Change
+from bridge.description import (Network, NeuronModel, Operation, PoissonInput, Population, RunSettings,
+                                Simulation)
 from brian_models import network as brian_network
 from torch_models.events import event_product
 from torch_models.layered import LayeredNetwork
@@ -148,25 +150,34 @@ def test_a_failing_compilation_falls_back_to_eager_with_a_warning():
         assert_same_run(run, LayeredNetwork(simulation, learn_delays=False)({"input": spikes}), simulation)
 
 
-def lif_with_delays(compile, duration="100*ms"):
+def lif_with_delays(compile, duration_ms=100):
     """lif_euler's scenario (199 delays; its pathway adds per batch row: fixed shapes where compiled) with a
     refractory period of 2 ms (a boolean state, not_refractory), float64, two batch rows of different time
-    constants: (module, its run's arguments)."""
-    simulation = library.scenario("lif_euler", seed=3, duration=duration)
+    constants, and what makes steps fit no call of the compiled steps (StepwiseNetwork._fits_a_call): two run
+    segments of 146 steps and the rest (v set between them, then a call starts), an operation every 13 steps; an
+    operation with rand() every step, which runs within calls; v recorded every step, I of 3 neurons every 3 steps.
+    (module, its run's arguments)."""
+    simulation = library.scenario("lif_euler", seed=3, duration=f"{duration_ms}*ms")
     (population,) = simulation.network.populations
     held = dataclasses.replace(population, model=dataclasses.replace(population.model, refractory="2*ms"))
+    operations = (Operation("kick", "lif_euler", "v += 0.05", dt="1.3*ms"),
+                  Operation("jitter", "lif_euler", "I += 0.01 * rand()", when="end"))
+    run = dataclasses.replace(simulation.run, record=("lif_euler.v", "lif_euler.I[0:3] every 0.3*ms"),
+                              segments=("14.6*ms", f"{duration_ms - 14.6:.1f}*ms"),
+                              changes=(Change(1, "lif_euler.v", "0.3"),))
     module = StepwiseNetwork(dataclasses.replace(simulation, network=dataclasses.replace(
-        simulation.network, populations=(held,))), compile=compile)
+        simulation.network, populations=(held,), operations=operations), run=run), compile=compile)
     return module, {"batch_size": 2, "variants": {"lif_euler.tau_mem": torch.tensor([0.01, 0.008])}}
 
 
 @pytest.mark.slow
 @pytest.mark.cython
-def test_the_compiled_step_is_one_graph_compiled_once_and_equals_the_eager_step_bitwise(caplog):
-    """StepwiseNetwork(compile=True): the step from the state updates to the resets as one graph, compiled once
-    for the run (n and t reach it as tensors), giving the eager module's spikes, margins and traces bit for bit,
-    and no warning from inductor; with its capacity cut to 1 event a step, the run is repeated with one that holds
-    every step's events."""
+def test_the_compiled_steps_are_one_graph_compiled_once_and_equal_the_eager_steps_bitwise(caplog):
+    """StepwiseNetwork(compile=True): STEPS_PER_CALL steps from the state updates to the resets as one graph,
+    compiled once for the run (n and t reach it as tensors), the steps that fit no call run eagerly between them
+    (lif_with_delays), giving the eager module's spikes, margins and traces bit for bit, and no warning from
+    inductor; with its capacity cut to 1 event a step, the run is repeated with one that holds every step's
+    events."""
     (compiled, arguments), (eager, _) = lif_with_delays(True), lif_with_delays(False)
     delivery = compiled.deliveries[("input_to_lif", "pre")]
     delivery.capacities[2] = 256  # room for every step's events (65 to 128 here): no re-run
@@ -177,7 +188,7 @@ def test_the_compiled_step_is_one_graph_compiled_once_and_equals_the_eager_step_
         run, other = compiled(**arguments), eager(**arguments)
     inductor.removeHandler(caplog.handler)
     assert not [record.getMessage() for record in caplog.records if record.levelno >= logging.WARNING]
-    assert torch._dynamo.utils.counters["stats"]["unique_graphs"] == 1 and not compiled.compiled_step.fell_back
+    assert torch._dynamo.utils.counters["stats"]["unique_graphs"] == 1 and not compiled.compiled_steps.fell_back
     assert other.spikes["lif_euler"].sum() >= 400  # seen 520
     assert_same_run(run, other, compiled.simulation)
     delivery.capacities[2] = 1
@@ -208,16 +219,16 @@ def test_a_failing_compilation_of_the_step_runs_it_eagerly_in_fixed_shapes_with_
     """Where torch.compile fails, the step runs eagerly after one warning, its pathway still in fixed shapes:
     the event-driven module's numbers bit for bit, a run with more events due in a step than the capacity (cut
     to 1) repeated with more."""
-    (module, arguments), (eager, _) = lif_with_delays(True, "30*ms"), lif_with_delays(False, "30*ms")
+    (module, arguments), (eager, _) = lif_with_delays(True, 30), lif_with_delays(False, 30)
 
     def broken(*args):
         raise RuntimeError("no C++ compiler")
-    module.compiled_step.current = broken
+    module.compiled_steps.current = broken
     delivery = module.deliveries[("input_to_lif", "pre")]
     delivery.capacities[2] = 1
     with torch.no_grad(), pytest.warns(UserWarning, match="the step.*running it eagerly.*no C\\+\\+ compiler"):
         run = module(**arguments)
-    assert module.compiled_step.fell_back and delivery.capacities[2] > 1
+    assert module.compiled_steps.fell_back and delivery.capacities[2] > 1
     with torch.no_grad():
         other = eager(**arguments)
     assert other.spikes["lif_euler"].sum() >= 60  # seen 81
@@ -231,7 +242,7 @@ def test_the_compiled_step_reads_a_poisson_input_s_counts_of_step_n_given_as_a_t
     simulation = Simulation(Network((Population("cells", NeuronModel("v : volt"), 4),), poisson_inputs=(drive,)),
                             RunSettings("30*ms", record=("cells.v",)))
     module = StepwiseNetwork(simulation, compile=True)
-    module.compiled_step.current = module.compiled_step.eager
+    module.compiled_steps.current = module.compiled_steps.eager
     with torch.no_grad():
         run, other = module(), StepwiseNetwork(simulation)()
     assert len(torch.unique(run.traces["cells.v"])) > 10  # seen 21 values

@@ -361,6 +361,22 @@ def test_a_backward_pass_that_recomputes_stretches_gives_the_same_gradients_in_l
             module(recompute_every=wrong)
 
 
+def test_stretches_end_where_parts_run_at_once_end():
+    """BackwardMemory.stretches over parts of 8 steps (calls of the compiled steps) and single steps: with
+    gradients, the probe's 4 steps one by one, then each part; with recompute_every=10, parts gathered until a
+    stretch holds at least 10 steps, none cut."""
+    from torch_models.module import BackwardMemory
+
+    parts = lambda first: [(first, 8), (first + 8, 1), (first + 9, 8), (first + 17, 8), (first + 25, 1)]
+    probe = [(0, 1, False), (1, 2, False), (2, 3, False), (3, 4, False)]
+    assert BackwardMemory(30, "cpu").stretches(parts) == probe + [(4, 12, False), (12, 13, False), (13, 21, False),
+                                                                  (21, 29, False), (29, 30, False)]
+    assert BackwardMemory(30, "cpu", 10).stretches(parts) == probe + [(4, 21, True), (21, 30, True)]
+    with torch.no_grad():
+        assert BackwardMemory(26, "cpu", 10).stretches(parts) == [(0, 8, False), (8, 9, False), (9, 17, False),
+                                                                  (17, 25, False), (25, 26, False)]
+
+
 def test_delays_written_back_in_whole_steps_raise_max_delay_to_hold_them():
     """max_delay 4.96 ms holds 50 whole steps (4.96/0.1 rounds to 50): a delay learned to 4.96 ms runs as 5 ms,
     and the description written back says max_delay 5 ms, so that it stays valid and runs so in Brian2."""

@@ -450,17 +450,21 @@ class TimedArrayFunction:
 
     def __call__(self, t, i=None):
         table, last = self.table, len(self.table) - 1
-        if isinstance(t, torch.Tensor) and t.dim():  # a time per neuron (e.g. `t - d`): a row per neuron
+        if isinstance(t, torch.Tensor):  # the rows picked by torch: of t per neuron (e.g. `t - d`), or of one t
             steps = torch.clamp(torch.trunc(torch.round(t / self.epsilon) / self.upsampling), 0, last).long()
-            if self.learned is not None:
-                rows = torch.arange(len(self.learned), device=t.device)[:, None]
-                return self.learned[rows, steps, 0 if i is None else i.long()]
-            return table.to(t.device)[steps] if i is None else table.to(t.device)[steps, i.long()]
-        step = int(np.clip(np.int_(np.round(t / self.epsilon) / self.upsampling), 0, last))
+            if t.dim():  # a row per neuron
+                if self.learned is not None:
+                    rows = torch.arange(len(self.learned), device=t.device)[:, None]
+                    return self.learned[rows, steps, 0 if i is None else i.long()]
+                return table.to(t.device)[steps] if i is None else table.to(t.device)[steps, i.long()]
+            step = steps[None]  # t of the compiled steps, a 0-d tensor: no Python number from it
+            row = self.learned.index_select(1, step)[:, 0] if self.learned is not None else \
+                table.to(t.device).index_select(0, step)[0]
+        else:
+            step = int(np.clip(np.int_(np.round(t / self.epsilon) / self.upsampling), 0, last))
+            row = self.learned[:, step] if self.learned is not None else table[step]  # learned: (batch, 1 or n)
         if self.learned is not None:
-            row = self.learned[:, step]  # (batch, 1 or n)
             return row if i is None else row[:, i.long()] if isinstance(i, torch.Tensor) else row[:, int(i), None]
-        row = table[step]
         if i is None:
             return row
         return row.to(i.device)[i.long()] if isinstance(i, torch.Tensor) else row[int(i)]

@@ -186,14 +186,18 @@ class BackwardMemory:
             self.saved_bytes += storage.nbytes()
         return tensor
 
-    def stretches(self):
-        """(first step, last step + 1, recomputed) of the run: single steps, and with recompute_every, after the
-        probe's steps, stretches of that many recomputed in the backward pass."""
-        if not self.every:
-            return [(n, n + 1, False) for n in range(self.n_steps)]
-        probe = min(self.PROBE_STEPS, self.n_steps)
-        return [(n, n + 1, False) for n in range(probe)] + \
-            [(first, min(first + self.every, self.n_steps), True) for first in range(probe, self.n_steps, self.every)]
+    def stretches(self, parts):
+        """(first step, last step + 1, recomputed) of the run: with gradients, the probe's steps one by one first;
+        then each of the `parts(first)` ((first step, steps) of what runs at once, from step `first` on), or with
+        recompute_every, the parts gathered into stretches of at least that many steps, recomputed in the backward
+        pass."""
+        stretches = [(n, n + 1, False) for n in range(min(self.PROBE_STEPS, self.n_steps) if self.hooks else 0)]
+        for first, steps in parts(len(stretches)):
+            if self.every and stretches and stretches[-1][2] and stretches[-1][1] - stretches[-1][0] < self.every:
+                stretches[-1] = (stretches[-1][0], first + steps, True)
+            else:
+                stretches.append((first, first + steps, bool(self.every)))
+        return stretches
 
     def done(self, steps):
         """After the first `steps` steps: the check, once the probe's steps are done."""

@@ -214,10 +214,12 @@ class OperationStep:
         self.constants = code.constants
         check_resolved(self.statements, population.provided | set(self.constants), where)
 
-    def run(self, states, n, t, dt):
-        """The states after this operation at step n."""
-        if n % self.period:
-            return states
+    def due(self, n):
+        """Whether the operation runs at step n."""
+        return not n % self.period
+
+    def run(self, states, t, dt):
+        """The states after this operation at time t."""
         state = self.population.execute(self.statements, states[self.target], t, dt, self.neurons, self.constants)
         return {**states, self.target: state}
 

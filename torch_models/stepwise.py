@@ -292,7 +292,7 @@ class SynapsesAsGroup:
 @dataclass(frozen=True)
 class RunInputs:
     """What one forward pass is given: spike inputs and currents (batch, steps, n), records, the batch size, and
-    where the steps go through the compiled step, every step's n and t as tensors on the device (`clock`; as
+    where steps go through the compiled steps, every step's n and t as tensors on the device (`clock`; as
     Python numbers they may become constants of the compiled code, compiled again every step)."""
     inputs: dict
     currents: dict
@@ -325,14 +325,18 @@ class StepLog:
 class StepwiseNetwork(SimulationModule):
     """The torch form of any Simulation, run step by step (the interface: torch_models/module.py)."""
     strategy = "stepwise"
+    # steps per call of the compiled steps: a call's own cost (guards, wrappers: ~300 us on a 2-core CPU) shared;
+    # CUBA 1000, float32, 2 cores: 400 us a step at 1, 100 at 4, 70 at 8, 55-80 at 32 (compiled in 15, 35, 110 s)
+    STEPS_PER_CALL = 8
 
     def __init__(self, simulation, dtype=None, device=None, compile=False, learn=None, delay_gradient="integer",
                  starts=None):
-        """`compile`: the step from the state updates to the resets through torch.compile, as one graph where
-        shapes allow it: pathways whose events are looked up in padded tables and added per batch row list a fixed
-        number of events per step (EventLists.fix_shapes; a run in which more were due is run again with more),
-        other pathways' events break the graph; the first step then takes the compilation's seconds; a run with
-        gradients of synaptic values steps eagerly. `learn`: what learns (bridge/learn.py); the module's
+        """`compile`: STEPS_PER_CALL steps at a time through torch.compile, as one graph where shapes allow it:
+        pathways whose events are looked up in padded tables and added per batch row list a fixed number of events
+        per step (EventLists.fix_shapes; a run in which more were due is run again with more), other pathways'
+        events break the graph; the first call takes the compilation's seconds. Steps that fit no call (the last
+        of a run segment, those of operations that run less often than every step: _fits_a_call) step eagerly,
+        as does a run with gradients of synaptic values. `learn`: what learns (bridge/learn.py); the module's
         parameters that learn are then those of `learning` (torch_models/learning.py) alone, and it runs the
         description's learnable form. Delays that learn run as torch_models/delivery.LearnedDelays in mode
         `delay_gradient` (torch_models/delays.py: 'integer' runs whole steps, 'fractional' interpolates).
@@ -355,7 +359,7 @@ class StepwiseNetwork(SimulationModule):
                              if compile and isinstance(delivery, EventLists) and delivery.can_fix_shapes]
         for key in self.fixed_shapes:
             self.deliveries[key].fix_shapes()
-        self.compiled_step = Compiled(self._booleans_as_floats, "the step", step_backend) if compile else None
+        self.compiled_steps = Compiled(self._steps_as_floats, "the steps", step_backend) if compile else None
         self.learning = Learning(self.learned, self.dtype, start_values(self.learned, starts)) if self.learned \
             else None
         if self.learned:  # only what learns is a parameter
@@ -396,7 +400,7 @@ class StepwiseNetwork(SimulationModule):
         syn_states = {name: {**p.values, **{var: getattr(p, f"start_{var}") for var in p.unset}, "i": p.i,
                              "j": p.j} for name, p in self.projections.items()}  # i, j: read by synaptic code
         self.set_variants(variants or {}, states, syn_states, batch)
-        if self.compiled_step:  # laid out as the steps leave them, so that the compiled step fits every step
+        if self.compiled_steps:  # laid out as the steps leave them, so that the compiled steps fit every call
             states = {name: {var: value.contiguous() for var, value in state.items()} for name, state in states.items()}
         summed = [item for item in self.learned if item.owner in self.projections
                   and item.name in syn_states[item.owner] and torch.is_grad_enabled()]
@@ -412,7 +416,7 @@ class StepwiseNetwork(SimulationModule):
         delays = {name: self.learning.value(key) / dt for name, key in self.learned_delays.items()}
         self.set_learned_arrays()
         # summed reads add gradients in place in the backward pass, which torch.compile does not trace
-        clock = _clock(self.n_steps, dt, device) if self.compiled_step and not summed else None
+        clock = _clock(self.n_steps, dt, device) if self.compiled_steps and not summed else None
         given = RunInputs(inputs, currents, records, batch, clock)
         carried = (states, syn_states, buffers, delays)
         spike_log, margin_log = StepLog(self.n_steps), StepLog(self.n_steps)
@@ -420,7 +424,8 @@ class StepwiseNetwork(SimulationModule):
         copied = sum(part.nbytes for buffer in buffers.values() for part in buffer)
         with BackwardMemory(self.n_steps, device, recompute_every, copied) as backward, \
                 tqdm(total=self.n_steps, desc="torch", unit="step", disable=not progress, mininterval=1) as bar:
-            for first, last, recomputed in backward.stretches():
+            parts = lambda first: self._parts(first, self.n_steps, clock)
+            for first, last, recomputed in backward.stretches(parts):
                 if recomputed:
                     carried, logged = checkpoint(self._recomputed_steps, first, last, given, *carried,
                                                  use_reentrant=False)
@@ -458,73 +463,120 @@ class StepwiseNetwork(SimulationModule):
                            {name: dict(state) for name, state in syn_states.items()}, buffers, dict(delays))
 
     def _steps(self, first, last, given, states, syn_states, buffers, delays):
-        """Steps first to last - 1; returns ((states, syn_states, buffers, delays) after them, [(events,
+        """Steps first to last - 1 (_parts); returns ((states, syn_states, buffers, delays) after them, [(events,
         margins, traces recorded) of each step])."""
         logged = []
-        for n in range(first, last):
-            states, step_logged = self._step(n, given, states, syn_states, buffers, delays)
-            logged.append(step_logged)
+        for n, steps in self._parts(first, last, given.clock):
+            run = self._compiled_call if steps > 1 else self._step
+            states, steps_logged = run(n, given, states, syn_states, buffers, delays)
+            logged += steps_logged
         return (states, syn_states, buffers, delays), logged
 
+    def _parts(self, first, last, clock):
+        """(first step, steps) of what runs at once, of steps first to last - 1: where `clock` is given,
+        STEPS_PER_CALL steps in one call of the compiled steps where they fit one (_fits_a_call); single steps,
+        eagerly, elsewhere."""
+        n = first
+        while n < last:
+            steps = self.STEPS_PER_CALL if clock and self._fits_a_call(n, last) else 1
+            yield n, steps
+            n += steps
+
+    def _fits_a_call(self, n, last):
+        """Whether steps n to n + STEPS_PER_CALL - 1 can run in one call of the compiled steps: all before
+        `last`, none but the first starting a run segment, no operation due in any unless it runs every step."""
+        steps = range(n, n + self.STEPS_PER_CALL)
+        return (steps[-1] < last and not any(m in self.plan.segment_starts for m in steps[1:])
+                and not any(operation.due(m) for operation in self.operations if operation.period > 1 for m in steps))
+
     def _step(self, n, given, states, syn_states, buffers, delays):
-        """Step n; returns (states, (events, margins, {record key: value at the step's start} for the records
-        due))."""
-        t, dt, batch = n * self.dt, self.dt, given.batch
-        for change in self.plan.changes.get(n, []):  # values set between runs
+        """Step n, eagerly; returns (states, [(events, margins, {record key: value at the step's start} for the
+        records due)])."""
+        self._set_between_runs(n, states, syn_states, delays)
+        records = {key: recording for key, recording in given.records.items() if not n % recording.every}
+        operations = [operation for operation in self.operations if operation.due(n)]
+        arriving = {name: spikes[:, n] for name, spikes in given.inputs.items()}
+        currents = {name: values[:, n] for name, values in given.currents.items()}
+        states, logged = self._after_changes(n, n * self.dt, given.batch, operations, records, arriving, currents,
+                                             states, syn_states, buffers, delays)
+        return states, [logged]
+
+    def _compiled_call(self, n, given, states, syn_states, buffers, delays):
+        """Steps n to n + STEPS_PER_CALL - 1 in one call of the compiled steps; returns (states, [(events,
+        margins, traces recorded) of each step])."""
+        self._set_between_runs(n, states, syn_states, delays)
+        steps = slice(n, n + self.STEPS_PER_CALL)
+        sliced = lambda values: {name: tensor[:, steps] for name, tensor in values.items()}
+        states, logged = self.compiled_steps(given.clock[0][steps], given.clock[1][steps], given.batch, given.records,
+                                             sliced(given.inputs), sliced(given.currents), states, syn_states,
+                                             buffers, delays)
+        booleans = lambda values: {key: value.bool() if isinstance(key, tuple) else value for key, value in
+                                   values.items()}  # custom events
+        logged = [(booleans(events), margins, {key: value for key, value in traces.items()
+                                               if not m % given.records[key].every})
+                  for m, (events, margins, traces) in enumerate(logged, n)]
+        states = {name: {var: value.bool() if self.populations[name].variables.get(var) == "boolean" else value
+                         for var, value in state.items()} for name, state in states.items()}
+        return states, logged
+
+    def _steps_as_floats(self, steps, times, batch, records, inputs, currents, states, syn_states, buffers, delays):
+        """What the compiled steps run: the steps of step numbers `steps` and times `times` (tensors), every
+        record's value at each, the operations that run every step; the booleans of the states after them and
+        of the custom events returned as floats (inductor's vectorised stores of booleans took 10x eager torch's
+        time on a CPU, 1.3 ms for (32, 4000); of floats about eager's)."""
+        operations = [operation for operation in self.operations if operation.period == 1]
+        logged = []
+        for k in range(len(steps)):
+            at = lambda values: {name: tensor[:, k] for name, tensor in values.items()}
+            states, step_logged = self._after_changes(steps[k], times[k], batch, operations, records, at(inputs),
+                                                      at(currents), states, syn_states, buffers, delays)
+            logged.append(step_logged)
+        floats = lambda values: {key: value.to(self.dtype) if value.dtype == torch.bool else value
+                                 for key, value in values.items()}
+        return ({name: floats(state) for name, state in states.items()},
+                [(floats(events), margins, traces) for events, margins, traces in logged])
+
+    def _set_between_runs(self, n, states, syn_states, delays):
+        """At a run segment's first step n: the values set between runs, and 'between_runs' delays re-read."""
+        for change in self.plan.changes.get(n, []):
             if change.owner in self.projections:
                 syn_states[change.owner] = change.torch(syn_states[change.owner])
             else:
                 states[change.owner] = change.torch(states[change.owner])
-        if n in self.plan.segment_starts:  # a new run segment: between_runs delays re-read
+        if n in self.plan.segment_starts:
             for name, proj in self.projections.items():
                 if proj.delay_mode == "between_runs":
                     delays[name] = proj.delays_now(states, syn_states[name])
+
+    def _after_changes(self, n, t, batch, operations, records, arriving, currents, states, syn_states, buffers,
+                       delays):
+        """Step n at time t (numbers, or tensors where compiled) after _set_between_runs, with the `operations`
+        due, `records` {key: Recording} due, the spikes `arriving` from inputs and the injected `currents` now;
+        returns (states, (events, margins, {record key: value at the step's start}))."""
+        dt = self.dt
         states = linked(self.populations, states)
         states = {name: population.set_constant_over_dt(states[name], t, dt)
                   for name, population in self.populations.items()}  # 'before_start'
-        states = self.run_operations("start", states, n, t)
-        traces = {}
-        for key, recording in given.records.items():  # 'start': state as left by the previous step
-            if n % recording.every:
-                continue
-            owner, variable = recording.owner, recording.variable
-            link = self.plan.projections[owner].links.get(variable) if owner in self.projections else None
-            if link:  # a linked synaptic variable: (batch, synapses)
-                value = self.projections[owner].linked(link, states, self.populations, t, dt)
-                value = value.expand(batch, self.plan.width(owner))
-            elif owner in self.projections:  # a synaptic variable: (batch, synapses)
-                value = syn_states[owner][variable].expand(batch, -1)
-            else:
-                value = self.populations[owner].value(states[owner], variable, t, dt)
-            traces[key] = recorded(value, recording)
+        states = self.run_operations("start", operations, states, t)
+        traces = {key: recorded(self._recorded_value(recording, states, syn_states, t, batch), recording)
+                  for key, recording in records.items()}  # 'start': state as left by the previous step
         for name, current in self.plan.currents.items():
-            states[current.target][current.variable] = given.currents[name][:, n]
-        arriving = {name: spikes[:, n] for name, spikes in given.inputs.items()}
-        if given.clock:
-            now = given.clock[0][n], given.clock[1][n]
-            states, events, margins = self._as_booleans(*self.compiled_step(*now, batch, states, syn_states, buffers,
-                                                                            delays, arriving))
-        else:
-            states, events, margins = self._from_updates_to_resets(n, t, batch, states, syn_states, buffers, delays,
-                                                                   arriving)
-        states = self.run_operations("end", states, n, t)
+            states[current.target][current.variable] = currents[name]
+        states, events, margins = self._from_updates_to_resets(n, t, batch, states, syn_states, buffers, delays,
+                                                               arriving)
+        states = self.run_operations("end", operations, states, t)
         return states, (events, margins, traces)
 
-    def _booleans_as_floats(self, *args):
-        """_from_updates_to_resets with boolean states and events returned as floats: inductor's vectorised
-        stores of booleans took 10x eager torch's time on a CPU (1.3 ms for (32, 4000)), of floats about eager's."""
-        states, events, margins = self._from_updates_to_resets(*args)
-        floats = lambda values: {key: value.to(self.dtype) if value.dtype == torch.bool else value
-                                 for key, value in values.items()}
-        return {name: floats(state) for name, state in states.items()}, floats(events), margins
-
-    def _as_booleans(self, states, events, margins):
-        """The compiled step's results with the booleans it returned as floats booleans again: boolean state
-        variables, custom events."""
-        states = {name: {var: value.bool() if self.populations[name].variables.get(var) == "boolean" else value
-                         for var, value in state.items()} for name, state in states.items()}
-        return states, {key: value.bool() if isinstance(key, tuple) else value for key, value in events.items()}, \
-            margins
+    def _recorded_value(self, recording, states, syn_states, t, batch):
+        """The value of a recorded variable now: (batch, n), or (batch, synapses) for a synaptic one."""
+        owner, variable = recording.owner, recording.variable
+        link = self.plan.projections[owner].links.get(variable) if owner in self.projections else None
+        if link:  # a linked synaptic variable
+            value = self.projections[owner].linked(link, states, self.populations, t, self.dt)
+            return value.expand(batch, self.plan.width(owner))
+        if owner in self.projections:
+            return syn_states[owner][variable].expand(batch, -1)
+        return self.populations[owner].value(states[owner], variable, t, self.dt)
 
     def _from_updates_to_resets(self, n, t, batch, states, syn_states, buffers, delays, arriving):
         """Step n's part from the state updates to the resets (population.step, with this module's synapses
@@ -589,11 +641,11 @@ class StepwiseNetwork(SimulationModule):
             else:  # a parameter: (batch, 1) keeps loop-invariant work per batch element, not per neuron
                 states[owner][name] = values
 
-    def run_operations(self, when, states, n, t):
-        """The operations of the slot `when` ('start' or 'end'), in name order."""
-        for operation in self.operations:
+    def run_operations(self, when, operations, states, t):
+        """Those of `operations` (due now, in name order) that run in the slot `when` ('start' or 'end')."""
+        for operation in operations:
             if operation.when == when:
-                states = operation.run(states, n, t, self.dt)
+                states = operation.run(states, t, self.dt)
         return states
 
     def connected(self, states, syn_states):

@@ -88,9 +88,10 @@ class ChangePlan:
         return f"{self.owner}.{self.variable}_ = np.array({self.values.tolist()!r})"
 
     def torch(self, state):
-        """torch, as the step starts: `state` (the owner's {variable: tensor}) with the values set."""
+        """torch, as the step starts: `state` (the owner's {variable: tensor}) with the values set, laid out as the
+        steps leave a state (contiguous), which the compiled steps were compiled for."""
         old = state[self.variable]
-        return {**state, self.variable: old.new_tensor(self.values).expand_as(old)}
+        return {**state, self.variable: old.new_tensor(self.values).expand_as(old).contiguous()}
 
 
 def changes_between(before, after, segment, written, where):
