@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from torch_models.codegen import Program, compile_block, compile_expression, functions
+from torch_models.codegen import Program, TimedArrayFunction, compile_block, compile_expression, functions
 
 
 def test_repeated_operations_are_computed_once_with_the_same_value():
@@ -199,3 +199,18 @@ def test_loop_invariants_of_tensors_are_computed_every_time_and_carry_gradients(
     assert first.tolist() == [[1.0, 1.0]] and second.tolist() == [[2.0, 2.0]] and len(calls) == 2
     second.sum().backward()
     assert tau.grad.item() == 8.0  # d(2 v tau/dt)/dtau summed over two neurons
+
+
+def test_a_timed_array_picks_the_row_of_a_time_given_as_a_number_or_a_0_d_tensor():
+    """Brian2's rule for a TimedArray of dt 1 ms read at a group dt of 0.1 ms (K = 128): t = 2.5 ms is row 2, also
+    as the 0-d tensor t of the compiled steps (its row then picked by torch, no Python number taken from it), with
+    the table's values and with learned values (batch, steps, n)."""
+    function = TimedArrayFunction(np.arange(12.0).reshape(4, 3), 1e-3, 1e-4, torch.float64)
+    neurons = torch.tensor([0, 2])
+    for t in (2.5e-3, torch.tensor(2.5e-3, dtype=torch.float64)):
+        assert function(t).tolist() == [6.0, 7.0, 8.0] and function(t, neurons).tolist() == [6.0, 8.0]
+    assert function(torch.tensor(9e-3, dtype=torch.float64)).tolist() == [9.0, 10.0, 11.0]  # past the end: the last
+    function.learned = torch.arange(24.0, dtype=torch.float64).reshape(2, 4, 3)
+    for t in (2.5e-3, torch.tensor(2.5e-3, dtype=torch.float64)):
+        assert function(t).tolist() == [[6.0, 7.0, 8.0], [18.0, 19.0, 20.0]]
+        assert function(t, neurons).tolist() == [[6.0, 8.0], [18.0, 20.0]]
