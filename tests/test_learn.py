@@ -361,17 +361,26 @@ def test_a_backward_pass_that_recomputes_stretches_gives_the_same_gradients_in_l
             module(recompute_every=wrong)
 
 
-def test_stretches_end_where_parts_run_at_once_end():
+def test_stretches_end_where_parts_run_at_once_end(monkeypatch):
     """BackwardMemory.stretches over parts of 8 steps (calls of the compiled steps) and single steps: with
     gradients, the probe's 4 steps one by one, then each part; with recompute_every=10, parts gathered until a
-    stretch holds at least 10 steps, none cut."""
+    stretch holds at least 10 steps, none cut; the memory check then counts the longest stretch's steps (17) and
+    one per stretch (2): 100 bytes a step, 1900 bytes."""
+    from torch_models import module as module_interface
     from torch_models.module import BackwardMemory
 
     parts = lambda first: [(first, 8), (first + 8, 1), (first + 9, 8), (first + 17, 8), (first + 25, 1)]
     probe = [(0, 1, False), (1, 2, False), (2, 3, False), (3, 4, False)]
     assert BackwardMemory(30, "cpu").stretches(parts) == probe + [(4, 12, False), (12, 13, False), (13, 21, False),
                                                                   (21, 29, False), (29, 30, False)]
-    assert BackwardMemory(30, "cpu", 10).stretches(parts) == probe + [(4, 21, True), (21, 30, True)]
+    memory = BackwardMemory(30, "cpu", 10)
+    assert memory.stretches(parts) == probe + [(4, 21, True), (21, 30, True)]
+    memory.saved_bytes = 400  # the probe's 4 steps
+    monkeypatch.setattr(module_interface, "available_bytes", lambda device: 1900)
+    memory.done(4)
+    monkeypatch.setattr(module_interface, "available_bytes", lambda device: 1899)
+    with pytest.raises(DescriptionError, match=r"needs about 1,900 bytes"):
+        memory.done(4)
     with torch.no_grad():
         assert BackwardMemory(26, "cpu", 10).stretches(parts) == [(0, 8, False), (8, 9, False), (9, 17, False),
                                                                   (17, 25, False), (25, 26, False)]

@@ -156,8 +156,8 @@ class BackwardMemory:
     distinct storages, `saved_bytes`); after its first PROBE_STEPS steps, the run is refused when those bytes,
     extrapolated to the steps whose tensors the backward pass keeps, will not fit (so a long run fails in
     seconds, with the bytes it needs). With `recompute_every` = k, the steps after the probe's run in stretches
-    of k recomputed in the backward pass: it keeps about k steps' tensors, and per stretch one step's and a copy of
-    the state the steps write in place (`copied_bytes`: the deliveries' buffers)."""
+    of at least k recomputed in the backward pass: it keeps the longest stretch's tensors, and per stretch one
+    step's and a copy of the state the steps write in place (`copied_bytes`: the deliveries' buffers)."""
     PROBE_STEPS = 4
 
     def __init__(self, n_steps, device, recompute_every=None, copied_bytes=0):
@@ -197,6 +197,7 @@ class BackwardMemory:
                 stretches[-1] = (stretches[-1][0], first + steps, True)
             else:
                 stretches.append((first, first + steps, bool(self.every)))
+        self.recomputed = [last - first for first, last, recomputed in stretches if recomputed]  # their lengths
         return stretches
 
     def done(self, steps):
@@ -206,7 +207,7 @@ class BackwardMemory:
         if not self.every:
             needed = {"the backward pass (tensors saved at every step)": self.saved_bytes * self.n_steps // steps}
         else:
-            stretches = -(-self.n_steps // self.every)
+            stretches, longest = len(self.recomputed), max(self.recomputed, default=0)
             needed = {f"the backward pass (recomputing stretches of {self.every} steps)":
-                      self.saved_bytes * (self.every + stretches) // steps + self.copied_bytes * stretches}
+                      self.saved_bytes * (longest + stretches) // steps + self.copied_bytes * stretches}
         check_memory(needed, self.device)

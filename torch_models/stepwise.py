@@ -386,8 +386,9 @@ class StepwiseNetwork(SimulationModule):
         """`variants`: {"population.name" or "projection.name": values per batch element}: a model parameter
         or a state variable's initial value, (batch,) or (batch, n), replacing the description's; so that the
         batch runs that many variants of the network at once. `recompute_every`: with gradients, the steps after
-        the first few run in stretches of that many whose tensors the backward pass recomputes instead of keeping
-        (torch.utils.checkpoint): the memory of about that many steps, for the time of one more forward pass.
+        the first few run in stretches of that many (a few more where a call of the compiled steps would be cut)
+        whose tensors the backward pass recomputes instead of keeping (torch.utils.checkpoint): the memory of
+        about that many steps, for the time of one more forward pass.
         `margins`: whether to keep every step's threshold margins (spike times' gradients and the explanations
         of paired runs read them); without, the run holds one number per neuron and step less."""
         batch, inputs, currents = self.given(inputs, currents, batch_size or (self.learning and
