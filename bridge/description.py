@@ -607,6 +607,10 @@ class Recording(NamedTuple):
     def rows(self, n_steps):
         return -(-n_steps // self.every)
 
+    def due(self, n):
+        """Whether step n is recorded."""
+        return not n % self.every
+
     def width(self, n):
         return n if self.indices is None else len(self.indices)
 

@@ -370,6 +370,8 @@ class StepwiseNetwork(SimulationModule):
         self.groups = {**self.populations, **self.synapse_groups}  # what projections connect
         self.operations = [OperationStep(operation, plan.code.operations[name], self.populations[operation.target],
                                          self.dtype, self.dt) for name, operation in plan.operations.items()]
+        # operations run at every step of a call of the compiled steps; others' steps fit no call (_fits_a_call)
+        self.in_every_call = [operation for operation in self.operations if operation.period == 1]
         # the synapses slot in Brian2's order (order, then name): pathways, and PoissonInputs at order 0
         self.synapses_order = sorted([entry for proj in self.projections.values() for entry in proj.pathway_entries] +
                                      [(poisson.order, name, None, name)
@@ -488,13 +490,14 @@ class StepwiseNetwork(SimulationModule):
         `last`, none but the first starting a run segment, no operation due in any unless it runs every step."""
         steps = range(n, n + self.STEPS_PER_CALL)
         return (steps[-1] < last and not any(m in self.plan.segment_starts for m in steps[1:])
-                and not any(operation.due(m) for operation in self.operations if operation.period > 1 for m in steps))
+                and not any(operation.due(m) for operation in self.operations if operation not in self.in_every_call
+                            for m in steps))
 
     def _step(self, n, given, states, syn_states, buffers, delays):
         """Step n, eagerly; returns (states, [(events, margins, {record key: value at the step's start} for the
         records due)])."""
         self._set_between_runs(n, states, syn_states, delays)
-        records = {key: recording for key, recording in given.records.items() if not n % recording.every}
+        records = {key: recording for key, recording in given.records.items() if recording.due(n)}
         operations = [operation for operation in self.operations if operation.due(n)]
         arriving = {name: spikes[:, n] for name, spikes in given.inputs.items()}
         currents = {name: values[:, n] for name, values in given.currents.items()}
@@ -514,7 +517,7 @@ class StepwiseNetwork(SimulationModule):
         booleans = lambda values: {key: value.bool() if isinstance(key, tuple) else value for key, value in
                                    values.items()}  # custom events
         logged = [(booleans(events), margins, {key: value for key, value in traces.items()
-                                               if not m % given.records[key].every})
+                                               if given.records[key].due(m)})
                   for m, (events, margins, traces) in enumerate(logged, n)]
         states = {name: {var: value.bool() if self.populations[name].variables.get(var) == "boolean" else value
                          for var, value in state.items()} for name, state in states.items()}
@@ -525,12 +528,11 @@ class StepwiseNetwork(SimulationModule):
         record's value at each, the operations that run every step; the booleans of the states after them and
         of the custom events returned as floats (inductor's vectorised stores of booleans took 10x eager torch's
         time on a CPU, 1.3 ms for (32, 4000); of floats about eager's)."""
-        operations = [operation for operation in self.operations if operation.period == 1]
         logged = []
         for k in range(len(steps)):
             at = lambda values: {name: tensor[:, k] for name, tensor in values.items()}
-            states, step_logged = self._after_changes(steps[k], times[k], batch, operations, records, at(inputs),
-                                                      at(currents), states, syn_states, buffers, delays)
+            states, step_logged = self._after_changes(steps[k], times[k], batch, self.in_every_call, records,
+                                                      at(inputs), at(currents), states, syn_states, buffers, delays)
             logged.append(step_logged)
         floats = lambda values: {key: value.to(self.dtype) if value.dtype == torch.bool else value
                                  for key, value in values.items()}
