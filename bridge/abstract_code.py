@@ -140,10 +140,11 @@ def _repeated_indices(vector, variables):
 def constants(parameters, names):
     """{name: SI float} of the parameters (the plan's SI constants), then the units and Brian2's default
     constants (pi, e, inf) among `names`, as Brian2 resolves them."""
+    names = sorted(names)  # sets of names: in one order in every process (the compiled steps' cache reads it)
     values = {name: parameters[name] for name in names if name in parameters}
-    values.update({name: float(DEFAULT_UNITS[name]) for name in set(names) - set(values) if name in DEFAULT_UNITS})
-    values.update({name: float(DEFAULT_CONSTANTS[name].value) for name in set(names) - set(values)
-                   if name in DEFAULT_CONSTANTS})
+    values.update({name: float(DEFAULT_UNITS[name]) for name in names if name not in values and name in DEFAULT_UNITS})
+    values.update({name: float(DEFAULT_CONSTANTS[name].value) for name in names
+                   if name not in values and name in DEFAULT_CONSTANTS})
     return values
 
 
@@ -169,7 +170,7 @@ def _without_noise(equations, noise):
 
 def _neuron_code(population, group):
     equations = group.equations
-    variables = {name: group.variables[name] for name in equations.names if name not in equations.subexpr_names}
+    variables = {name: group.variables[name] for name in sorted(equations.names) if name not in equations.subexpr_names}
     events = lambda runners, event: statements(runners.get(event))
     subexpressions = {name: _block(f"_value = {name}", group)  # computed as a StateMonitor computes them
                       for name in _without_noise(equations, population.noise)}
@@ -195,7 +196,7 @@ def _synapse_code(proj, syn):
     summed = {neuron_variable(name): statements(runner) for name, runner in syn.summed_updaters.items()}
     names = set().union(*[block.names for block in [*pathways.values(), *summed.values(), update or EMPTY]])
     locations = {}
-    for name in (names & set(syn.variables)) - set(syn.equations.subexpr_names):
+    for name in sorted((names & set(syn.variables)) - set(syn.equations.subexpr_names)):
         var, index = syn.variables[name], syn.variables.indices[name]
         if isinstance(var, Subexpression):  # a neuron's subexpression (`F_pre`): a statement of the block
             continue

@@ -13,6 +13,8 @@ from bridge.constructs.run_changes import Change
 from bridge.description import (Network, NeuronModel, Operation, PoissonInput, Population, RunSettings,
                                 Simulation)
 from brian_models import network as brian_network
+from torch._inductor.decomposition import select_decomp_table
+from torch_models.codegen import step_backend
 from torch_models.events import event_product
 from torch_models.layered import LayeredNetwork
 from torch_models.stepwise import StepwiseNetwork
@@ -213,6 +215,25 @@ def test_the_compiled_step_gives_the_eager_step_s_gradients():
         gradients.append(next(p.grad for p in module.parameters() if p.grad is not None))
     eager, compiled = gradients
     assert eager.abs().min() > 0 and torch.allclose(compiled, eager, rtol=1e-12, atol=0)
+
+
+@pytest.mark.slow
+@pytest.mark.cython
+def test_the_step_backend_keeps_aten_s_index_add_and_inductor_s_cache(monkeypatch, tmp_path):
+    """step_backend compiles index_add as aten's kernel (an extern call; inductor's decomposition adds atomically,
+    in its own kernel) without a table of decompositions of its own (inductor caches nothing compiled with one),
+    and leaves inductor's table as it was. In a cache of its own: inductor's key does not tell the two
+    decompositions apart."""
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path))
+    torch._dynamo.utils.counters.clear()
+    added = torch.compile(lambda x, index, y: x.index_add(0, index, y) * 2, backend=step_backend, dynamic=False)
+    result = added(torch.zeros(5, dtype=torch.float64), torch.tensor([1, 1, 3]),
+                   torch.tensor([1.0, 2.0, 0.5], dtype=torch.float64))
+    assert result.tolist() == [0.0, 6.0, 0.0, 1.0, 0.0]
+    counters = torch._dynamo.utils.counters["inductor"]
+    assert counters["extern_calls"] >= 1 and counters["fxgraph_cache_bypass"] == 0
+    assert counters["fxgraph_cache_miss"] + counters["fxgraph_cache_hit"] == 1
+    assert torch.ops.aten.index_add.default in select_decomp_table()
 
 
 def test_a_failing_compilation_of_the_step_runs_it_eagerly_in_fixed_shapes_with_a_warning():

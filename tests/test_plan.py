@@ -1,5 +1,7 @@
 """The plan (bridge/plan.py): a description lowered to numbers once, pinned by hand-computed values; no
 backend parses quantities inside its time loop."""
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -7,6 +9,7 @@ import torch
 import bridge.quantities
 import torch_models
 from bridge import library
+from bridge.app.brian2_scripts import from_brian2
 from bridge.description import (NeuronModel, Network, Population, Projection, RunSettings, Simulation, SpikeTrains,
                                 SynapseModel)
 from bridge.errors import DescriptionError
@@ -140,3 +143,14 @@ def test_brian2_default_constants_in_code_are_known_to_both_backends(paired):
             v = 0.0
     assert len(spikes) >= 3 and brian_record.spikes["cells"][1].tolist() == spikes
     np.testing.assert_allclose(torch_record.traces["cells.v"][:, 0], trace, rtol=0, atol=1e-12)
+
+
+def test_the_abstract_code_names_things_in_one_order_in_every_process():
+    """Names come from sets (Brian2's Equations.names, the identifiers code reads), whose order changes from one
+    process to the next (string hashes); the code lists them sorted, so that the compiled steps' graph, and the
+    key of inductor's cache of it, are the same in every process."""
+    code = lower(from_brian2(Path(__file__).parent / "brian2_examples" / "cobahh.py")).code
+    neurons = code.populations["neurons"]
+    assert list(neurons.variables) == ["ge", "gi", "h", "lastspike", "m", "n", "not_refractory", "v"]
+    assert list(neurons.constants) == ["Cm", "EK", "ENa", "Ee", "Ei", "El", "VT", "g_kd", "g_na", "gl", "taue",
+                                       "taui", "mV", "ms"]  # the parameters, then the units
