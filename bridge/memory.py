@@ -63,14 +63,17 @@ def lowering_bytes(simulation):
     return parts
 
 
-def torch_run_bytes(plan, batch, element_bytes, records, margins=True):
+def torch_run_bytes(plan, batch, element_bytes, records, margins=True, gradients=False):
     """{part: bytes} a torch forward pass of `batch` holds: per population its state and the spikes (and, where
     `margins`, the threshold margins) of every step (and the custom events recorded); per projection its event
     buffers (past events per neuron, or a per-synapse ring where delays change) and per-synapse values; the traces
-    of `records` {key: Recording} (gradients' saved tensors come on top)."""
-    size, n_steps, logs = element_bytes, plan.n_steps, 2 if margins else 1
-    parts = {f"Population {name!r}": batch * p.n * (len(plan.code.populations[name].variables) + logs * n_steps) * size
-             for name, p in plan.populations.items()}
+    of `records` {key: Recording} (gradients' saved tensors come on top). Spikes and events take a byte each,
+    floats where the run records `gradients`."""
+    size, n_steps = element_bytes, plan.n_steps
+    spike = size if gradients else 1  # bytes per neuron and step of spikes and events
+    per_step = spike + (size if margins else 0)
+    parts = {f"Population {name!r}": batch * p.n * (len(plan.code.populations[name].variables) * size +
+                                                    n_steps * per_step) for name, p in plan.populations.items()}
     for name, proj in plan.projections.items():
         n_syn, sides = len(proj.i), {"source": proj.n_source, "target": proj.n_target}
         buffers = sum(proj.slots(pathway) * (n_syn if proj.changing(pathway) else sides[pathway_plan.side])
@@ -80,5 +83,5 @@ def torch_run_bytes(plan, batch, element_bytes, records, margins=True):
     for key, recording in records.items():
         parts.update(record_part(key, recording, n_steps, plan.width(recording.owner), batch, size))
     for key in plan.simulation.run.events:  # custom events logged as spikes are
-        parts[f"RunSettings.events[{key!r}]"] = batch * plan.width(record_key(key)[0]) * n_steps * size
+        parts[f"RunSettings.events[{key!r}]"] = batch * plan.width(record_key(key)[0]) * n_steps * spike
     return parts

@@ -197,7 +197,11 @@ def test_a_run_that_will_not_fit_is_refused_before_it_starts(monkeypatch):
         **{key: value for key, value in parts.items() if "record" not in key},
         f"RunSettings.record[{selected!r}]": 100 * 4 * 4 * 8}
     without_margins = torch_run_bytes(module.plan, 4, 8, module.records(None), margins=False)
-    assert parts["Population 'lif'"] - without_margins["Population 'lif'"] == 4 * plan.n_steps * 40 * 8  # by hand
+    with_gradients = torch_run_bytes(module.plan, 4, 8, module.records(None), gradients=True)
+    # by hand: 4 rows x 40 neurons, 4 variables (v, I_syn, lastspike, not_refractory) of 8 bytes, and per step of
+    # 1000 a spike (1 byte; 8 with gradients) and a margin (8 bytes)
+    assert (parts["Population 'lif'"], without_margins["Population 'lif'"], with_gradients["Population 'lif'"]) == \
+           (160 * (32 + 1000 * 9), 160 * (32 + 1000), 160 * (32 + 1000 * 16))
     with torch.no_grad():
         spikes = module(batch_size=4).spikes["lif"]
     monkeypatch.setattr(torch_models.module, "available_bytes", lambda device: sum(parts.values()) - 1)

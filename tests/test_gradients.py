@@ -100,3 +100,24 @@ def test_variants_in_one_batch_equal_separate_runs():
         StepwiseNetwork(simulation())(batch_size=3, variants={"cells.nope": taus})
     with pytest.raises(DescriptionError, match=r"variants\['drive.gain'\]: shape \(3, 20\); give \(3,\) or \(3, 1\)"):
         StepwiseNetwork(simulation())(batch_size=3, variants={"drive.gain": starts})
+
+
+def test_spikes_carry_the_surrogate_s_gradient_as_floats_and_are_booleans_without_gradients():
+    """Recorded without gradients, a run's spikes are booleans, logged as such step by step (a byte each, not a
+    float); with gradients the same spikes are floats whose gradient reaches the weights."""
+    from torch_models.stepwise import StepLog
+
+    module = StepwiseNetwork(library.scenario("lif", seed=0, duration="100*ms"))
+    with torch.no_grad():
+        plain = module().spikes["lif"]
+    differentiable = module().spikes["lif"]
+    assert plain.dtype == torch.bool and differentiable.dtype == torch.float64
+    assert torch.equal(differentiable.detach(), plain.double()) and int(plain.sum()) > 20
+    differentiable.sum().backward()
+    assert module.parameter("input_to_lif", "w").grad.abs().sum() > 0
+    log = StepLog(3, dtype=torch.bool)
+    with torch.no_grad():
+        for n, values in enumerate(([0.0, 1.0], [1.0, 0.0], [0.0, 0.0])):
+            log.add("lif", n, torch.tensor([values], dtype=torch.float64))
+    assert log.values["lif"].dtype == torch.bool and log.values["lif"].tolist() == [[[False, True], [True, False],
+                                                                                     [False, False]]]

@@ -35,6 +35,7 @@ def test_lif_scenario_equals_the_step_by_step_module():
         step_by_step, layered = StepwiseNetwork(simulation)(batch_size=2), LayeredNetwork(simulation)(batch_size=2)
     assert step_by_step.spikes["lif"].sum() > 20
     assert torch.equal(step_by_step.spikes["lif"], layered.spikes["lif"])
+    assert layered.spikes["lif"].dtype == step_by_step.spikes["lif"].dtype == torch.bool  # no gradients recorded
     for key in simulation.run.record:
         scale = step_by_step.traces[key].abs().max()
         assert torch.allclose(step_by_step.traces[key], layered.traces[key], rtol=0, atol=1e-12 * scale)

@@ -26,11 +26,15 @@ from bridge.record import Record
 
 @dataclass
 class TorchRun:
-    """Outputs of one forward pass: tensors (batch, steps, neurons)."""
+    """Outputs of one forward pass: tensors (batch, steps, neurons). Spikes (and custom events recorded) are
+    floats where they carry a gradient (the surrogate's), booleans otherwise: a quarter of float32's memory."""
     spikes: dict
     traces: dict
     margins: dict
     dt: float
+
+    def __post_init__(self):
+        self.spikes = {name: spikes if spikes.requires_grad else spikes.bool() for name, spikes in self.spikes.items()}
 
     def record(self, batch_index=0):
         """The common record of one batch element (SI units)."""

@@ -303,19 +303,21 @@ class RunInputs:
 
 class StepLog:
     """Values of every step by key, as (batch, steps, ...) tensors. Without gradients each key's tensor is
-    allocated at its first step and written step by step (no list of steps, no copy at the end); with gradients
-    the steps are stacked at the end (writing into one tensor would make its backward pass copy it per step)."""
+    allocated at its first step and written step by step (no list of steps, no copy at the end), as `dtype` where
+    given (the copy converts); with gradients the steps are stacked at the end (writing into one tensor would make
+    its backward pass copy it per step)."""
 
-    def __init__(self, n_steps, rows=None):
+    def __init__(self, n_steps, rows=None, dtype=None):
         """`rows`: {key: rows} for keys logged at fewer rows than n_steps."""
-        self.n_steps, self.rows, self.values = n_steps, rows or {}, {}
+        self.n_steps, self.rows, self.dtype, self.values = n_steps, rows or {}, dtype, {}
 
     def add(self, key, n, value):
         if torch.is_grad_enabled():
             self.values.setdefault(key, []).append(value)
             return
         if key not in self.values:
-            self.values[key] = value.new_empty(value.shape[0], self.rows.get(key, self.n_steps), *value.shape[1:])
+            self.values[key] = value.new_empty(value.shape[0], self.rows.get(key, self.n_steps), *value.shape[1:],
+                                               dtype=self.dtype or value.dtype)
         self.values[key][:, n] = value
 
     def stacked(self):
@@ -398,7 +400,8 @@ class StepwiseNetwork(SimulationModule):
         records, device, dt = self.records(record), self.device, self.dt
         if self.learning is not None:
             variants = {**self.learning.variants(batch), **(variants or {})}
-        check_memory(torch_run_bytes(self.plan, batch, self.element_bytes, records, margins), device)
+        check_memory(torch_run_bytes(self.plan, batch, self.element_bytes, records, margins,
+                                     torch.is_grad_enabled()), device)
         states = {name: population.initial_state(batch, device) for name, population in self.populations.items()}
         syn_states = {name: {**p.values, **{var: getattr(p, f"start_{var}") for var in p.unset}, "i": p.i,
                              "j": p.j} for name, p in self.projections.items()}  # i, j: read by synaptic code
@@ -422,7 +425,7 @@ class StepwiseNetwork(SimulationModule):
         clock = _clock(self.n_steps, dt, device) if self.compiled_steps and not summed else None
         given = RunInputs(inputs, currents, records, batch, clock)
         carried = (states, syn_states, buffers, delays)
-        spike_log, margin_log = StepLog(self.n_steps), StepLog(self.n_steps)
+        spike_log, margin_log = StepLog(self.n_steps, dtype=torch.bool), StepLog(self.n_steps)  # TorchRun's rule
         trace_log = StepLog(self.n_steps, {key: recording.rows(self.n_steps) for key, recording in records.items()})
         copied = sum(part.nbytes for buffer in buffers.values() for part in buffer)
         with BackwardMemory(self.n_steps, device, recompute_every, copied) as backward, \
@@ -440,7 +443,7 @@ class StepwiseNetwork(SimulationModule):
                         if margins:
                             margin_log.add(name, n, margins_now[name])
                     for key in self.simulation.run.events:  # custom events recorded, as spikes are
-                        spike_log.add(key, n, events[record_key(key)].to(self.dtype))
+                        spike_log.add(key, n, events[record_key(key)])
                     for key, value in traces.items():
                         trace_log.add(key, n // records[key].every, value)
                 backward.done(last)
